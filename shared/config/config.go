@@ -1,0 +1,328 @@
+// Package config turns the process environment into a typed, validated
+// Config. It is parsed once at start; a bad value is an error naming the
+// variable and the values it accepts, never a panic later.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultAdminPassword is the development admin password. Production refuses it.
+const DefaultAdminPassword = "admin-change-me"
+
+// Environment names the deployment flavour that picks feature-flag defaults.
+type Environment string
+
+// The accepted APP_ENV values.
+const (
+	Development Environment = "development"
+	Production  Environment = "production"
+)
+
+// Config is every setting of the contract, typed.
+type Config struct {
+	AppEnv Environment
+
+	// Feature flags; their defaults depend on AppEnv.
+	SeedDemoData    bool
+	EnableTargetDB  bool
+	AutoTrainChroma bool
+
+	// Where things listen and write.
+	APIAddr    string
+	NATSListen string
+	DataDir    string
+
+	// NATS.
+	NATSURL      string // empty: start an embedded server
+	NATSReplicas int
+	NATSCreds    string
+
+	// Stores.
+	DatabaseURL       string // empty: SQLite under DataDir
+	TargetDatabaseURL string
+	TargetDBSource    string
+	TargetDBPath      string
+	ChromaURL         string
+	EmbeddingProvider string
+
+	// Auth.
+	InitAdminUsername string
+	InitAdminPassword string
+	JWTSecret         string
+	JWTTTL            time.Duration
+
+	// Backups.
+	BackupStore          string
+	BackupDir            string
+	BackupRetentionCount int
+	BackupCompression    string
+
+	// Retention on the bus.
+	AuditRetention time.Duration
+	JobRetention   time.Duration
+
+	// Job runtime.
+	WorkerID          string
+	WorkerConcurrency int
+	JobMaxAttempts    int
+	JobAckWait        time.Duration
+	ShutdownTimeout   time.Duration
+
+	LogLevel string
+}
+
+// Var documents one environment variable: its name, default and meaning.
+// Vars is the single list the README table is checked against.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+}
+
+// Vars lists every variable Load reads, in README order.
+var Vars = []Var{
+	{"APP_ENV", "development", "development|production: picks the defaults of the three feature flags below"},
+	{"SEED_DEMO_DATA", "true (dev) / false (prod)", "init seeds demo rows into accounting_transactions"},
+	{"ENABLE_TARGET_DB", "false (dev) / true (prod)", "a missing target DB source fails init instead of warning"},
+	{"AUTO_TRAIN_CHROMA", "false (dev) / true (prod)", "init publishes a jobs.chroma.train job when it is done"},
+	{"API_ADDR", ":8000", "HTTP listen address of the API"},
+	{"NATS_LISTEN", "127.0.0.1:4223", "client address of the embedded NATS server (only when NATS_URL is empty)"},
+	{"DATA_DIR", "./data", "everything the embedded defaults write: JetStream store, SQLite system DB, runtime target copy, backups"},
+	{"NATS_URL", "(empty)", "NATS server(s) to connect to, comma separated; empty starts an embedded server"},
+	{"NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a cluster)"},
+	{"NATS_CREDS", "(empty)", "path of a NATS .creds file"},
+	{"DATABASE_URL", "(empty)", "PostgreSQL URL of the System DB; empty uses SQLite at DATA_DIR/system.db"},
+	{"TARGET_DATABASE_URL", "(empty)", "external target DB URL (postgres://… or a sqlite file path); empty uses the golden copy"},
+	{"TARGET_DB_SOURCE", "assets/databases/vanna_db.db", "golden source of the target DB, never modified"},
+	{"TARGET_DB_PATH", "DATA_DIR/target/vanna_db.db", "runtime copy of the golden source, opened read-only"},
+	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store"},
+	{"EMBEDDING_PROVIDER", "local", "local|openai|ollama"},
+	{"INIT_ADMIN_USERNAME", "admin@example.com", "e-mail of the admin user init creates once"},
+	{"INIT_ADMIN_PASSWORD", DefaultAdminPassword, "its password; production refuses the default"},
+	{"JWT_SECRET", "(random, kept in DATA_DIR in development)", "HMAC key of the API's tokens; required in production"},
+	{"JWT_TTL", "1h", "lifetime of a login token"},
+	{"BACKUP_STORE", "local", "local|nats: BACKUP_DIR or the JetStream Object Store bucket BACKUPS"},
+	{"BACKUP_DIR", "DATA_DIR/backups", "archive directory when BACKUP_STORE=local"},
+	{"BACKUP_RETENTION_COUNT", "7", "archives kept by retention"},
+	{"BACKUP_COMPRESSION", "gzip", "gzip|zstd"},
+	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream"},
+	{"JOB_RETENTION", "7d", "TTL of job records in JOB_PROGRESS"},
+	{"WORKER_ID", "<hostname>-<pid>", "this worker instance's name in WORKERS and job records"},
+	{"WORKER_CONCURRENCY", "2", "jobs one worker replica runs at once"},
+	{"JOB_MAX_ATTEMPTS", "5", "deliveries before a job is failed and copied to JOBS_DLQ"},
+	{"JOB_ACK_WAIT", "30s", "redelivery timeout of a job whose worker vanished (heartbeats keep live jobs)"},
+	{"SHUTDOWN_TIMEOUT", "30s", "how long a stopping worker lets in-flight jobs finish before releasing them"},
+	{"LOG_LEVEL", "info", "debug|info|warn|error"},
+}
+
+// Load reads the configuration from getenv (os.Getenv in production code).
+// Every problem found is reported, joined, each naming its variable.
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	var c Config
+
+	switch env := p.str("APP_ENV", "development"); env {
+	case "development", "dev":
+		c.AppEnv = Development
+	case "production", "prod":
+		c.AppEnv = Production
+	default:
+		p.fail("APP_ENV", env, "development, production")
+		c.AppEnv = Development
+	}
+	prod := c.AppEnv == Production
+	c.SeedDemoData = p.boolean("SEED_DEMO_DATA", !prod)
+	c.EnableTargetDB = p.boolean("ENABLE_TARGET_DB", prod)
+	c.AutoTrainChroma = p.boolean("AUTO_TRAIN_CHROMA", prod)
+
+	c.APIAddr = p.addr("API_ADDR", ":8000")
+	c.NATSListen = p.addr("NATS_LISTEN", "127.0.0.1:4223")
+	c.DataDir = p.str("DATA_DIR", "./data")
+
+	c.NATSURL = p.str("NATS_URL", "")
+	c.NATSReplicas = p.intRange("NATS_REPLICAS", 1, 1, 5)
+	c.NATSCreds = p.str("NATS_CREDS", "")
+	if c.NATSCreds != "" {
+		if _, err := os.Stat(c.NATSCreds); err != nil {
+			p.errs = append(p.errs, fmt.Errorf("NATS_CREDS=%q: %w", c.NATSCreds, err))
+		}
+	}
+	if c.NATSURL == "" && c.NATSReplicas != 1 {
+		p.errs = append(p.errs, fmt.Errorf("NATS_REPLICAS=%d needs NATS_URL (the embedded server is a single node)", c.NATSReplicas))
+	}
+
+	c.DatabaseURL = p.str("DATABASE_URL", "")
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			p.errs = append(p.errs, fmt.Errorf("DATABASE_URL: accepted values: a postgres:// or postgresql:// URL (empty for SQLite under DATA_DIR)"))
+		}
+	}
+	c.TargetDatabaseURL = p.str("TARGET_DATABASE_URL", "")
+	c.TargetDBSource = p.str("TARGET_DB_SOURCE", "assets/databases/vanna_db.db")
+	c.TargetDBPath = p.str("TARGET_DB_PATH", filepath.Join(c.DataDir, "target", "vanna_db.db"))
+	c.ChromaURL = p.str("CHROMA_URL", "")
+	if c.ChromaURL != "" {
+		if u, err := url.Parse(c.ChromaURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.errs = append(p.errs, fmt.Errorf("CHROMA_URL=%q: accepted values: an http:// or https:// URL", c.ChromaURL))
+		}
+	}
+	c.EmbeddingProvider = p.oneOf("EMBEDDING_PROVIDER", "local", "local", "openai", "ollama")
+
+	c.InitAdminUsername = p.str("INIT_ADMIN_USERNAME", "admin@example.com")
+	c.InitAdminPassword = p.str("INIT_ADMIN_PASSWORD", DefaultAdminPassword)
+	c.JWTSecret = p.str("JWT_SECRET", "")
+	c.JWTTTL = p.duration("JWT_TTL", time.Hour)
+	if len(c.InitAdminPassword) < 8 {
+		p.errs = append(p.errs, errors.New("INIT_ADMIN_PASSWORD: must be at least 8 characters"))
+	}
+	if prod {
+		if c.InitAdminPassword == DefaultAdminPassword {
+			p.errs = append(p.errs, errors.New("INIT_ADMIN_PASSWORD: production refuses the default admin password; set your own"))
+		}
+		if c.JWTSecret == "" {
+			p.errs = append(p.errs, errors.New("JWT_SECRET: production requires a secret (at least 32 characters)"))
+		}
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		p.errs = append(p.errs, errors.New("JWT_SECRET: must be at least 32 characters"))
+	}
+
+	c.BackupStore = p.oneOf("BACKUP_STORE", "local", "local", "nats")
+	c.BackupDir = p.str("BACKUP_DIR", filepath.Join(c.DataDir, "backups"))
+	c.BackupRetentionCount = p.intRange("BACKUP_RETENTION_COUNT", 7, 1, 10000)
+	c.BackupCompression = p.oneOf("BACKUP_COMPRESSION", "gzip", "gzip", "zstd")
+
+	c.AuditRetention = p.duration("AUDIT_RETENTION", 400*24*time.Hour)
+	c.JobRetention = p.duration("JOB_RETENTION", 7*24*time.Hour)
+
+	c.WorkerID = p.str("WORKER_ID", defaultWorkerID())
+	c.WorkerConcurrency = p.intRange("WORKER_CONCURRENCY", 2, 1, 256)
+	c.JobMaxAttempts = p.intRange("JOB_MAX_ATTEMPTS", 5, 1, 100)
+	c.JobAckWait = p.duration("JOB_ACK_WAIT", 30*time.Second)
+	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 30*time.Second)
+	if c.JobAckWait < time.Second {
+		p.errs = append(p.errs, fmt.Errorf("JOB_ACK_WAIT=%s: must be at least 1s", c.JobAckWait))
+	}
+	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
+
+	if len(p.errs) > 0 {
+		return c, fmt.Errorf("configuration: %w", errors.Join(p.errs...))
+	}
+	return c, nil
+}
+
+// Embedded reports whether the process starts its own NATS server.
+func (c Config) Embedded() bool { return c.NATSURL == "" }
+
+// SQLitePath is the System DB file used when DATABASE_URL is empty.
+func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "system.db") }
+
+func defaultWorkerID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "worker"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) fail(name, got, accepted string) {
+	p.errs = append(p.errs, fmt.Errorf("%s=%q: accepted values: %s", name, got, accepted))
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	p.fail(name, v, "true, false, 1, 0, yes, no, on, off")
+	return def
+}
+
+func (p *parser) intRange(name string, def, lo, hi int) int {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, v, fmt.Sprintf("an integer from %d to %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+func (p *parser) oneOf(name, def string, accepted ...string) string {
+	v := strings.ToLower(strings.TrimSpace(p.getenv(name)))
+	if v == "" {
+		return def
+	}
+	for _, a := range accepted {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, v, strings.Join(accepted, ", "))
+	return def
+}
+
+// duration accepts Go durations ("90s", "36h") and whole days ("400d").
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, v, `a positive duration such as "30s", "12h" or "400d"`)
+		return def
+	}
+	return d
+}
+
+func (p *parser) addr(name, def string) string {
+	v := p.str(name, def)
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		p.fail(name, v, `host:port or :port, e.g. ":8000" or "127.0.0.1:4223"`)
+		return def
+	}
+	return v
+}
+
+// ParseDuration parses a Go duration or a whole number of days ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+		if err != nil {
+			return 0, fmt.Errorf("parse %q: %w", s, err)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}

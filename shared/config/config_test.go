@@ -1,0 +1,109 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFeatureFlagDefaultsFollowAppEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		vars                  map[string]string
+		seed, target, autoTrn bool
+	}{
+		{"development", map[string]string{}, true, false, false},
+		{"production", map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32), "INIT_ADMIN_PASSWORD": "a-real-password"}, false, true, true},
+		{"explicit overrides", map[string]string{"SEED_DEMO_DATA": "false", "ENABLE_TARGET_DB": "1", "AUTO_TRAIN_CHROMA": "yes"}, false, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(tc.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.SeedDemoData != tc.seed || c.EnableTargetDB != tc.target || c.AutoTrainChroma != tc.autoTrn {
+				t.Fatalf("flags seed=%v target=%v train=%v", c.SeedDemoData, c.EnableTargetDB, c.AutoTrainChroma)
+			}
+		})
+	}
+}
+
+func TestDefaultsMatchTheContract(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIAddr != ":8000" || c.NATSListen != "127.0.0.1:4223" || c.DataDir != "./data" || c.BackupRetentionCount != 7 ||
+		c.BackupCompression != "gzip" || c.BackupStore != "local" || c.AuditRetention != 400*24*time.Hour || c.JobRetention != 7*24*time.Hour ||
+		c.TargetDBSource != "assets/databases/vanna_db.db" || c.NATSReplicas != 1 || !c.Embedded() {
+		t.Fatalf("defaults %+v", c)
+	}
+	if c.TargetDBPath != "data/target/vanna_db.db" || c.BackupDir != "data/backups" {
+		t.Fatalf("paths under DATA_DIR: %s %s", c.TargetDBPath, c.BackupDir)
+	}
+}
+
+func TestBadValuesNameTheVariableAndAcceptedValues(t *testing.T) {
+	for _, tc := range []struct {
+		name, val string
+		want      string
+	}{
+		{"APP_ENV", "staging", "APP_ENV=\"staging\": accepted values: development, production"},
+		{"SEED_DEMO_DATA", "maybe", "SEED_DEMO_DATA=\"maybe\": accepted values: true, false"},
+		{"NATS_REPLICAS", "0", "NATS_REPLICAS=\"0\": accepted values: an integer from 1 to 5"},
+		{"BACKUP_COMPRESSION", "lz4", "BACKUP_COMPRESSION=\"lz4\": accepted values: gzip, zstd"},
+		{"BACKUP_STORE", "s3", "BACKUP_STORE=\"s3\": accepted values: local, nats"},
+		{"BACKUP_RETENTION_COUNT", "-1", "BACKUP_RETENTION_COUNT=\"-1\""},
+		{"AUDIT_RETENTION", "forever", "AUDIT_RETENTION=\"forever\": accepted values: a positive duration"},
+		{"API_ADDR", "8000", "API_ADDR=\"8000\": accepted values: host:port"},
+		{"EMBEDDING_PROVIDER", "magic", "EMBEDDING_PROVIDER=\"magic\": accepted values: local, openai, ollama"},
+		{"DATABASE_URL", "mysql://x", "DATABASE_URL: accepted values: a postgres://"},
+		{"CHROMA_URL", "localhost:8001", "CHROMA_URL=\"localhost:8001\": accepted values: an http://"},
+		{"JWT_SECRET", "short", "JWT_SECRET: must be at least 32 characters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(env(map[string]string{tc.name: tc.val}))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestProductionRefusesDefaultPasswordAndEmptySecret(t *testing.T) {
+	_, err := Load(env(map[string]string{"APP_ENV": "production"}))
+	if err == nil {
+		t.Fatal("production started with defaults")
+	}
+	for _, want := range []string{"INIT_ADMIN_PASSWORD: production refuses the default", "JWT_SECRET: production requires a secret"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestEveryVariableIsDocumented(t *testing.T) {
+	read := map[string]bool{}
+	_, _ = Load(func(k string) string { read[k] = true; return "" })
+	documented := map[string]bool{}
+	for _, v := range Vars {
+		documented[v.Name] = true
+		if !read[v.Name] {
+			t.Errorf("%s is documented but never read", v.Name)
+		}
+	}
+	for k := range read {
+		if !documented[k] {
+			t.Errorf("%s is read but not in Vars (the README table)", k)
+		}
+	}
+}
+
+func TestDurationsAcceptDays(t *testing.T) {
+	c, err := Load(env(map[string]string{"AUDIT_RETENTION": "30d", "JOB_RETENTION": "36h"}))
+	if err != nil || c.AuditRetention != 30*24*time.Hour || c.JobRetention != 36*time.Hour {
+		t.Fatalf("%v %v %v", c.AuditRetention, c.JobRetention, err)
+	}
+}

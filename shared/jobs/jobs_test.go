@@ -1,0 +1,184 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/testkit"
+)
+
+func TestStateMachineOnlyMovesForward(t *testing.T) {
+	all := []jobs.State{jobs.Queued, jobs.Running, jobs.Succeeded, jobs.Failed, jobs.Cancelled}
+	allowed := map[[2]jobs.State]bool{
+		{jobs.Queued, jobs.Queued}: true, {jobs.Queued, jobs.Running}: true, {jobs.Queued, jobs.Cancelled}: true, {jobs.Queued, jobs.Failed}: true,
+		{jobs.Running, jobs.Running}: true, {jobs.Running, jobs.Succeeded}: true, {jobs.Running, jobs.Failed}: true, {jobs.Running, jobs.Cancelled}: true,
+	}
+	for _, from := range all {
+		for _, to := range all {
+			if got, want := jobs.CanTransition(from, to), allowed[[2]jobs.State{from, to}]; got != want {
+				t.Errorf("CanTransition(%s, %s) = %v, want %v", from, to, got, want)
+			}
+		}
+	}
+}
+
+func TestAuditActionDropsGenericVerbs(t *testing.T) {
+	for _, tc := range []struct{ kind, phase, want string }{
+		{jobs.KindBackupCreate, "requested", "backup.requested"},
+		{jobs.KindInit, "succeeded", "init.succeeded"},
+		{jobs.KindBackupVerify, "started", "backup.verify.started"},
+		{jobs.KindChromaClear, "failed", "chroma.clear.failed"},
+	} {
+		if got := jobs.AuditAction(tc.kind, tc.phase); got != tc.want {
+			t.Errorf("AuditAction(%s, %s) = %s, want %s", tc.kind, tc.phase, got, tc.want)
+		}
+	}
+}
+
+func TestConcurrentUpdatesLoseNothing(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	store := jobs.NewStore(b.Jobs)
+	p := jobs.NewPublisher(b.JS, store, 3)
+	rec, _, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := store.Update(context.Background(), rec.ID, func(r *jobs.Record) error { r.Progress++; return nil }); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, _, err := store.Get(context.Background(), rec.ID)
+	if err != nil || got.Progress != 40 {
+		t.Fatalf("progress %d after 40 concurrent increments (err %v)", got.Progress, err)
+	}
+}
+
+func TestFinalRecordRefusesChange(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	store := jobs.NewStore(b.Jobs)
+	rec, _, err := jobs.NewPublisher(b.JS, store, 3).Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Cancel(context.Background(), rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.Update(context.Background(), rec.ID, func(r *jobs.Record) error { r.State = jobs.Running; return nil })
+	if !errors.Is(err, jobs.ErrTransition) {
+		t.Fatalf("cancelled → running: %v, want ErrTransition", err)
+	}
+}
+
+func TestIdempotencyKeyGivesOneJobEvenUnderRace(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	store := jobs.NewStore(b.Jobs)
+	p := jobs.NewPublisher(b.JS, store, 3)
+	ids := make(chan string, 20)
+	created := make(chan bool, 20)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec, c, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit, SubmittedBy: "a@example.com", IdempotencyKey: "k-1"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- rec.ID
+			created <- c
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	close(created)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	n := 0
+	for c := range created {
+		if c {
+			n++
+		}
+	}
+	if len(seen) != 1 || n != 1 {
+		t.Fatalf("%d distinct jobs, %d created, want 1 and 1", len(seen), n)
+	}
+	// Another submitter, or another kind, with the same key is another job.
+	other, c, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit, SubmittedBy: "b@example.com", IdempotencyKey: "k-1"})
+	if err != nil || !c || seen[other.ID] {
+		t.Fatalf("other submitter got %s created=%v err=%v", other.ID, c, err)
+	}
+	s, _ := b.JS.Stream(context.Background(), "JOBS")
+	info, _ := s.Info(context.Background())
+	if info.State.Msgs != 2 {
+		t.Fatalf("JOBS holds %d commands, want 2", info.State.Msgs)
+	}
+	list, err := store.List(context.Background(), jobs.Filter{Kind: jobs.KindInit})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("List = %d records (%v), want 2 (idempotency keys are not jobs)", len(list), err)
+	}
+}
+
+func TestListFiltersNewestFirst(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	store := jobs.NewStore(b.Jobs)
+	p := jobs.NewPublisher(b.JS, store, 3)
+	var ids []string
+	for _, k := range []string{jobs.KindInit, jobs.KindBackupCreate, jobs.KindInit} {
+		r, _, err := p.Submit(context.Background(), jobs.Submission{Kind: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	if _, err := store.Cancel(context.Background(), ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		f    jobs.Filter
+		want []string
+	}{
+		{"all", jobs.Filter{}, []string{ids[2], ids[1], ids[0]}},
+		{"by kind", jobs.Filter{Kind: jobs.KindInit}, []string{ids[2], ids[0]}},
+		{"by state", jobs.Filter{State: jobs.Queued}, []string{ids[1], ids[0]}},
+		{"limit", jobs.Filter{Limit: 1}, []string{ids[2]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := store.List(context.Background(), tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d records, want %d", len(got), len(tc.want))
+			}
+			for i := range got {
+				if got[i].ID != tc.want[i] {
+					t.Fatalf("record %d = %s, want %s", i, got[i].ID, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestGetRejectsInvalidIDs(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	store := jobs.NewStore(b.Jobs)
+	for _, id := range []string{"", "../etc", "idem.abc", "01JD", "*", ">"} {
+		if _, _, err := store.Get(context.Background(), id); !errors.Is(err, jobs.ErrNotFound) {
+			t.Errorf("Get(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrUnavailable wraps failures to reach the bus, so callers can answer 503.
+var ErrUnavailable = errors.New("job bus unavailable")
+
+// Submission is a request for work.
+type Submission struct {
+	Kind           string
+	Params         any // marshalled to JSON; nil for none
+	SubmittedBy    string
+	IdempotencyKey string
+}
+
+// Publisher writes a job's queued record and publishes its command.
+type Publisher struct {
+	js          jetstream.JetStream
+	store       *Store
+	maxAttempts int
+	now         func() time.Time
+}
+
+// NewPublisher returns a publisher whose jobs allow maxAttempts deliveries.
+func NewPublisher(js jetstream.JetStream, store *Store, maxAttempts int) *Publisher {
+	if maxAttempts < 1 {
+		maxAttempts = 5
+	}
+	return &Publisher{js: js, store: store, maxAttempts: maxAttempts, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Submit writes the queued record, then publishes the command with the job
+// id as Nats-Msg-Id. With an idempotency key, a retried submission (same
+// submitter, kind and key) returns the first job with created=false; the
+// key is claimed with a KV Create, so two racing submissions agree on one
+// job, and a submitter that crashed between claiming and publishing is
+// completed by its retry (the Nats-Msg-Id keeps the command single).
+func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, error) {
+	params, err := marshalParams(sub.Params)
+	if err != nil {
+		return Record{}, false, err
+	}
+	id := NewID()
+	created := true
+	if sub.IdempotencyKey != "" {
+		key := idempotencyKey(sub.SubmittedBy, sub.Kind, sub.IdempotencyKey)
+		if _, err := p.store.kv.Create(ctx, key, []byte(id)); err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				return Record{}, false, fmt.Errorf("%w: claim idempotency key: %v", ErrUnavailable, err)
+			}
+			e, gerr := p.store.kv.Get(ctx, key)
+			if gerr != nil {
+				return Record{}, false, fmt.Errorf("%w: read idempotency key: %v", ErrUnavailable, gerr)
+			}
+			id, created = string(e.Value()), false
+			if rec, _, err := p.store.Get(ctx, id); err == nil {
+				return rec, false, nil
+			}
+			// The first submitter claimed the key but did not get to write
+			// its record: finish the submission under the same id.
+		}
+	}
+	now := p.now()
+	rec := Record{
+		ID: id, Kind: sub.Kind, State: Queued, Params: params,
+		MaxAttempts: p.maxAttempts, SubmittedBy: sub.SubmittedBy, IdempotencyKey: sub.IdempotencyKey,
+		CreatedAt: now, UpdatedAt: now, Step: "queued",
+	}
+	if _, err := p.store.Create(ctx, rec); err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return Record{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if existing, _, gerr := p.store.Get(ctx, id); gerr == nil {
+			rec = existing
+		}
+	}
+	if err := p.publish(ctx, rec); err != nil {
+		// Nothing will run this job: record why, best effort.
+		_, _ = p.store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
+			if r.State != Queued {
+				return ErrTransition
+			}
+			t := p.now()
+			r.State, r.FinishedAt = Failed, &t
+			r.Error = &Error{Code: "dispatch_failed", Message: "the command could not be published: " + err.Error()}
+			return nil
+		})
+		return rec, created, err
+	}
+	return rec, created, nil
+}
+
+// Republish publishes the command of an existing record again (its
+// Nats-Msg-Id deduplicates within the window).
+func (p *Publisher) publish(ctx context.Context, rec Record) error {
+	body, err := json.Marshal(Command{ID: rec.ID, Kind: rec.Kind, Params: rec.Params})
+	if err != nil {
+		return fmt.Errorf("encode command: %w", err)
+	}
+	msg := nats.NewMsg(Subject(rec.Kind))
+	msg.Data = body
+	msg.Header.Set(jetstream.MsgIDHeader, rec.ID)
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("%w: publish %s: %v", ErrUnavailable, Subject(rec.Kind), err)
+	}
+	return nil
+}
+
+func marshalParams(v any) (json.RawMessage, error) {
+	switch t := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		return t, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode params: %w", err)
+	}
+	if string(b) == "null" {
+		return nil, nil
+	}
+	return b, nil
+}
+
+func idempotencyKey(submitter, kind, key string) string {
+	h := sha256.Sum256([]byte(submitter + "\x00" + kind + "\x00" + key))
+	return "idem." + hex.EncodeToString(h[:16])
+}

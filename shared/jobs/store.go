@@ -1,0 +1,206 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNotFound means no record exists under that id.
+var ErrNotFound = errors.New("job not found")
+
+// ErrTransition means an update tried to move a record backwards or out of
+// a final state.
+var ErrTransition = errors.New("invalid job state transition")
+
+// Store reads and writes job records in the JOB_PROGRESS bucket. Every
+// write is a compare-and-set on the key's revision.
+type Store struct {
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
+
+// NewStore wraps the JOB_PROGRESS bucket.
+func NewStore(kv jetstream.KeyValue) *Store {
+	return &Store{kv: kv, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Get returns the record and its revision.
+func (s *Store) Get(ctx context.Context, id string) (Record, uint64, error) {
+	if !ValidID(id) {
+		return Record{}, 0, ErrNotFound
+	}
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return Record{}, 0, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, 0, fmt.Errorf("get job %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Record{}, 0, fmt.Errorf("decode job %s: %w", id, err)
+	}
+	return r, e.Revision(), nil
+}
+
+// Create writes a new record; it fails with jetstream.ErrKeyExists if the
+// id is taken.
+func (s *Store) Create(ctx context.Context, r Record) (uint64, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return 0, fmt.Errorf("encode job %s: %w", r.ID, err)
+	}
+	rev, err := s.kv.Create(ctx, r.ID, data)
+	if err != nil {
+		return 0, fmt.Errorf("create job %s: %w", r.ID, err)
+	}
+	return rev, nil
+}
+
+// Update applies fn to the current record and writes the result with a
+// compare-and-set on the revision read, retrying when another writer got
+// there first. fn may return an error to abort; a transition the state
+// machine forbids aborts with ErrTransition.
+func (s *Store) Update(ctx context.Context, id string, fn func(*Record) error) (Record, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return Record{}, err
+		}
+		cur, rev, err := s.Get(ctx, id)
+		if err != nil {
+			return Record{}, err
+		}
+		next := cur
+		if err := fn(&next); err != nil {
+			return cur, err
+		}
+		if !CanTransition(cur.State, next.State) {
+			return cur, fmt.Errorf("job %s %s → %s: %w", id, cur.State, next.State, ErrTransition)
+		}
+		next.UpdatedAt = s.now()
+		data, err := json.Marshal(next)
+		if err != nil {
+			return cur, fmt.Errorf("encode job %s: %w", id, err)
+		}
+		if _, err := s.kv.Update(ctx, id, data, rev); err != nil {
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue // lost the race; read again
+			}
+			return cur, fmt.Errorf("update job %s: %w", id, err)
+		}
+		return next, nil
+	}
+}
+
+// Filter selects records for List.
+type Filter struct {
+	Kind  string
+	State State
+	Limit int // default 50
+}
+
+// List returns the newest records matching f, newest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	// Job ids are single-token keys; "idem.*" keys are not matched by "*".
+	w, err := s.kv.Watch(ctx, "*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []Record
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("list jobs: watcher closed")
+			}
+			if e == nil { // initial values delivered
+				sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+				if len(out) > f.Limit {
+					out = out[:f.Limit]
+				}
+				return out, nil
+			}
+			var r Record
+			if json.Unmarshal(e.Value(), &r) != nil {
+				continue
+			}
+			if (f.Kind == "" || r.Kind == f.Kind) && (f.State == "" || r.State == f.State) {
+				out = append(out, r)
+			}
+		}
+	}
+}
+
+// Watch sends the record's current value and every change after it,
+// closing the channel once the record is final or ctx ends.
+func (s *Store) Watch(ctx context.Context, id string) (<-chan Record, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	w, err := s.kv.Watch(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("watch job %s: %w", id, err)
+	}
+	out := make(chan Record, 8)
+	go func() {
+		defer close(out)
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil || e.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				var r Record
+				if json.Unmarshal(e.Value(), &r) != nil {
+					continue
+				}
+				select {
+				case out <- r:
+				case <-ctx.Done():
+					return
+				}
+				if r.State.Final() {
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Cancel asks for a job to stop. A queued job becomes cancelled at once;
+// a running one gets its cancel flag set, which its worker checks between
+// steps. A final job is returned unchanged with ErrTransition.
+func (s *Store) Cancel(ctx context.Context, id string) (Record, error) {
+	return s.Update(ctx, id, func(r *Record) error {
+		switch {
+		case r.State.Final():
+			return fmt.Errorf("job %s is already %s: %w", id, r.State, ErrTransition)
+		case r.State == Queued:
+			now := s.now()
+			r.State, r.FinishedAt, r.CancelRequested = Cancelled, &now, true
+			r.Error = &Error{Code: "cancelled", Message: "cancelled before it started"}
+		default:
+			r.CancelRequested = true
+		}
+		return nil
+	})
+}

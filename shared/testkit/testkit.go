@@ -1,0 +1,143 @@
+// Package testkit starts the real services insightops tests run against:
+// an embedded nats-server (single node or a 3-node cluster), a fresh
+// PostgreSQL database per test, and reports an unreachable service as a
+// skip outside CI and a failure when CI is set.
+package testkit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/insightops/insightops/shared/bus"
+)
+
+// Unavailable stops the test because a service it needs cannot be reached:
+// a skip with the reason outside CI, a failure when the CI variable is set,
+// so a green CI always means every test ran.
+func Unavailable(t testing.TB, service string, err error) {
+	t.Helper()
+	msg := fmt.Sprintf("%s unavailable: %v", service, err)
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s (CI is set, so this is a failure, not a skip)", msg)
+	}
+	t.Skip(msg)
+}
+
+// Logger returns a JSON slog logger writing to the test log when -v, or
+// discarding otherwise.
+func Logger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewJSONHandler(io.Discard, nil))
+}
+
+// NATS starts an embedded JetStream server on a free loopback port with its
+// store in a temp dir, stopped when the test ends.
+func NATS(t testing.TB) *server.Server {
+	t.Helper()
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), ServerName: "test-" + RandomSuffix()})
+	if err != nil {
+		t.Fatalf("embedded nats: %v", err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// Connect opens a client connection to ns, closed when the test ends.
+func Connect(t testing.TB, ns *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Bus starts an embedded server and returns a provisioned Bus on it.
+func Bus(t testing.TB) (*bus.Bus, *server.Server) {
+	t.Helper()
+	ns := NATS(t)
+	nc := Connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bus.Attach(ctx, nc, bus.Settings{Replicas: 1}, true, Logger(t))
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	return b, ns
+}
+
+// PostgresBaseURL is the maintenance database tests connect to in order to
+// create their own; TEST_DATABASE_URL overrides it.
+func PostgresBaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// Postgres creates a fresh database for this test and returns its URL; the
+// database is dropped when the test ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	base := PostgresBaseURL()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		Unavailable(t, "PostgreSQL at "+redact(base), err)
+		return ""
+	}
+	name := "insightops_test_" + RandomSuffix()
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	conn.Close(ctx)
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", redact(base), err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Logf("drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+}
+
+// RandomSuffix returns 8 random hex characters.
+func RandomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func redact(u string) string {
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+}

@@ -1,0 +1,70 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+
+	"github.com/insightops/insightops/shared/jobs"
+)
+
+// Job is the running job handed to a Handler.
+type Job struct {
+	mu     sync.Mutex
+	Record jobs.Record
+	store  *jobs.Store
+	log    *slog.Logger
+}
+
+// ID is the job id.
+func (j *Job) ID() string { return j.Record.ID }
+
+// Attempt is this delivery's attempt number (1 for the first).
+func (j *Job) Attempt() int { return j.Record.Attempt }
+
+// Logger logs with job_id, kind and attempt on every line.
+func (j *Job) Logger() *slog.Logger { return j.log }
+
+// Decode unmarshals the job's params into v, rejecting unknown fields; a
+// failure is permanent (bad input is never retried).
+func (j *Job) Decode(v any) error {
+	if len(j.Record.Params) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(j.Record.Params))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jobs.Invalid("decode %s params: %v", j.Record.Kind, err)
+	}
+	return nil
+}
+
+// Step records progress (0–100, never going backwards) and the step now
+// running. It is the cancellation point: when cancellation was requested
+// it writes nothing and returns jobs.ErrCancelled, which the handler
+// returns to end the job as cancelled.
+func (j *Job) Step(ctx context.Context, progress int, step string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rec, err := j.store.Update(ctx, j.Record.ID, func(r *jobs.Record) error {
+		if r.CancelRequested {
+			return jobs.ErrCancelled
+		}
+		if progress > r.Progress {
+			r.Progress = min(progress, 99) // 100 is written with the final state
+		}
+		r.Step = step
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	j.Record = rec
+	j.log.Info("job step", "step", step, "progress", rec.Progress)
+	return nil
+}

@@ -1,0 +1,479 @@
+// Package worker is the runtime every insightops worker binary runs: one
+// durable pull consumer per worker kind shared by all replicas, bounded
+// concurrency, InProgress heartbeats, retries with exponential backoff,
+// dead-lettering after max_attempts, cancellation between steps, presence
+// in WORKERS and a graceful drain on shutdown.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/insightops/insightops/shared/audit"
+	"github.com/insightops/insightops/shared/bus"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/presence"
+)
+
+// Handler does one job. It reports progress through job.Step, which also
+// returns jobs.ErrCancelled when cancellation was requested. The result is
+// stored in the record on success. A handler must be idempotent: a
+// redelivered job runs it again.
+type Handler func(ctx context.Context, job *Job) (result any, err error)
+
+// Options configure a worker replica.
+type Options struct {
+	// Kind is the worker kind and durable consumer name: init, backup, restore, chroma.
+	Kind string
+	// Handlers by job kind ("backup.create", …). A job of another kind fails permanently.
+	Handlers map[string]Handler
+	// WorkerID names this replica in records and WORKERS.
+	WorkerID string
+	// Concurrency is the number of jobs run at once by this replica.
+	Concurrency int
+	// AckWait is how long a job may go without a heartbeat before it is
+	// redelivered to another replica (a crashed worker's jobs come back
+	// after this). Heartbeats are sent every AckWait/3.
+	AckWait time.Duration
+	// ShutdownTimeout is how long a stopping replica lets running jobs
+	// finish before cancelling them and releasing their messages.
+	ShutdownTimeout time.Duration
+	// Backoff gives the delay before delivery attempt+1 after a failed
+	// attempt; nil uses an exponential backoff from 1s up to 1m.
+	Backoff func(attempt int) time.Duration
+	// PresenceEvery is the presence refresh interval (default 5s).
+	PresenceEvery time.Duration
+	// FetchWait bounds one pull request (default 2s); also bounds how long
+	// a stop waits for the fetch loop.
+	FetchWait time.Duration
+	// Audit, when set, receives a started/succeeded/failed/cancelled event
+	// per job.
+	Audit *audit.Publisher
+	Log   *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Kind == "" {
+		return errors.New("worker: Kind is required")
+	}
+	if len(o.Handlers) == 0 {
+		return errors.New("worker: no handlers")
+	}
+	if o.WorkerID == "" {
+		o.WorkerID = o.Kind
+	}
+	if o.Concurrency < 1 {
+		o.Concurrency = 1
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Backoff == nil {
+		o.Backoff = ExponentialBackoff
+	}
+	if o.PresenceEvery <= 0 {
+		o.PresenceEvery = 5 * time.Second
+	}
+	if o.FetchWait <= 0 {
+		o.FetchWait = 2 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return nil
+}
+
+// ExponentialBackoff is the default retry delay: 1s, 2s, 4s … capped at
+// one minute, with ±20% jitter so replicas do not retry in lockstep.
+func ExponentialBackoff(attempt int) time.Duration {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = time.Second
+	b.Multiplier = 2
+	b.RandomizationFactor = 0.2
+	b.MaxInterval = time.Minute
+	b.MaxElapsedTime = 0
+	b.Reset()
+	d := b.NextBackOff()
+	for i := 1; i < attempt; i++ {
+		d = b.NextBackOff()
+	}
+	return d
+}
+
+// ConsumerConfig is the durable consumer shared by every replica of kind.
+// MaxDeliver is unlimited on the server: the runtime counts attempts
+// itself so that a job whose worker crashed on its last attempt is still
+// marked failed and dead-lettered rather than silently parked.
+func ConsumerConfig(kind string, ackWait time.Duration) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       kind,
+		Description:   "insightops " + kind + " workers",
+		FilterSubject: "jobs." + kind + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 10000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// Run consumes jobs until ctx ends, then drains: it stops fetching, lets
+// running jobs finish for up to ShutdownTimeout, then cancels them and
+// releases their messages for another replica. It returns nil after a
+// clean drain.
+func Run(ctx context.Context, b *bus.Bus, opts Options) error {
+	if err := opts.defaults(); err != nil {
+		return err
+	}
+	cons, err := b.JS.CreateOrUpdateConsumer(ctx, bus.StreamJobs, ConsumerConfig(opts.Kind, opts.AckWait))
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", opts.Kind, err)
+	}
+	w := &runner{
+		opts:  opts,
+		store: jobs.NewStore(b.Jobs),
+		js:    b.JS,
+		log:   opts.Log.With("worker", opts.WorkerID, "worker_kind", opts.Kind),
+		pres:  presence.NewAnnouncer(b.Workers, opts.Kind, opts.WorkerID, opts.Concurrency, opts.PresenceEvery, opts.Log),
+	}
+	// Handlers run under their own context: a stop does not cancel them
+	// until the drain timeout has passed.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	w.handlerCtx = hctx
+
+	presCtx, presCancel := context.WithCancel(context.WithoutCancel(ctx))
+	presDone := make(chan struct{})
+	go func() { defer close(presDone); w.pres.Run(presCtx) }()
+
+	w.log.Info("worker started", "concurrency", opts.Concurrency, "ack_wait", opts.AckWait.String())
+	w.fetchLoop(ctx, cons)
+
+	// Drain.
+	w.log.Info("worker draining", "timeout", opts.ShutdownTimeout.String())
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(opts.ShutdownTimeout):
+		w.log.Warn("drain timeout: cancelling running jobs, releasing them to other replicas")
+		hcancel()
+		<-done
+	}
+	presCancel()
+	<-presDone
+	w.log.Info("worker stopped")
+	return nil
+}
+
+type runner struct {
+	opts       Options
+	store      *jobs.Store
+	js         jetstream.JetStream
+	log        *slog.Logger
+	pres       *presence.Announcer
+	handlerCtx context.Context
+	wg         sync.WaitGroup
+}
+
+// fetchLoop pulls at most as many messages as there are free slots, so no
+// message waits in a local buffer while its ack timer runs.
+func (w *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
+	slots := make(chan struct{}, w.opts.Concurrency)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	fill:
+		for n < w.opts.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break fill
+			}
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.opts.FetchWait))
+		if err != nil {
+			for i := 0; i < n; i++ {
+				<-slots
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Warn("fetch failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			if ctx.Err() != nil {
+				// Stopping: hand the message straight back.
+				_ = msg.Nak()
+				<-slots
+				continue
+			}
+			w.wg.Add(1)
+			go func() {
+				defer w.wg.Done()
+				defer func() { <-slots }()
+				w.process(msg)
+			}()
+		}
+		for i := got; i < n; i++ {
+			<-slots
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			w.log.Debug("fetch ended", "err", err)
+		}
+	}
+}
+
+func (w *runner) process(msg jetstream.Msg) {
+	ctx := w.handlerCtx
+	md, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("message without metadata: terminating it", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	attempt := int(md.NumDelivered)
+	var cmd jobs.Command
+	if err := json.Unmarshal(msg.Data(), &cmd); err != nil || !jobs.ValidID(cmd.ID) {
+		w.log.Error("malformed job command: terminating it", "subject", msg.Subject(), "stream_seq", md.Sequence.Stream)
+		_ = msg.TermWithReason("malformed command")
+		return
+	}
+	log := w.log.With("job_id", cmd.ID, "kind", cmd.Kind, "attempt", attempt)
+
+	rec, _, err := w.store.Get(ctx, cmd.ID)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		log.Error("job record missing (expired or never written): terminating the command")
+		_ = msg.TermWithReason("job record missing")
+		return
+	case err != nil:
+		log.Warn("read job record failed; will retry", "err", err)
+		_ = msg.NakWithDelay(w.opts.Backoff(1))
+		return
+	case rec.State.Final():
+		// Already done (a redelivery after the final write) or cancelled while queued.
+		log.Info("job already final; acknowledging", "state", rec.State)
+		_ = msg.Ack()
+		return
+	}
+	if rec.CancelRequested {
+		w.finish(ctx, msg, log, rec, jobs.Cancelled, nil, jobs.ErrCancelled, false)
+		return
+	}
+	if rec.MaxAttempts > 0 && attempt > rec.MaxAttempts {
+		// Earlier deliveries vanished without an answer (worker crashes).
+		err := fmt.Errorf("no attempt finished after %d deliveries (workers stopped answering)", attempt-1)
+		w.finish(ctx, msg, log, rec, jobs.Failed, nil, jobs.Retryable("attempts_exhausted", err), true)
+		return
+	}
+	handler, ok := w.opts.Handlers[cmd.Kind]
+	if !ok {
+		w.finish(ctx, msg, log, rec, jobs.Failed, nil, jobs.Permanent("unknown_kind", fmt.Errorf("no handler for job kind %q in worker %s", cmd.Kind, w.opts.Kind)), false)
+		return
+	}
+
+	rec, err = w.store.Update(ctx, cmd.ID, func(r *jobs.Record) error {
+		now := time.Now().UTC()
+		r.State, r.Attempt, r.Worker = jobs.Running, attempt, w.opts.WorkerID
+		if r.StartedAt == nil {
+			r.StartedAt = &now
+		}
+		r.Step = "started"
+		if attempt > 1 {
+			r.Step = "retrying (attempt " + strconv.Itoa(attempt) + ")"
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, jobs.ErrTransition) {
+			log.Info("job became final before it started; acknowledging")
+			_ = msg.Ack()
+			return
+		}
+		log.Warn("mark running failed; will retry", "err", err)
+		_ = msg.NakWithDelay(w.opts.Backoff(1))
+		return
+	}
+	log.Info("job started")
+	w.audit(ctx, rec, "started", audit.Success, map[string]any{"attempt": attempt, "worker": w.opts.WorkerID})
+
+	w.pres.AddInFlight(1)
+	defer w.pres.AddInFlight(-1)
+	jctx, jcancel := context.WithCancel(ctx)
+	defer jcancel()
+	hbDone := make(chan struct{})
+	go w.heartbeat(jctx, msg, hbDone)
+	job := &Job{Record: rec, store: w.store, log: log}
+	started := time.Now()
+	result, herr := call(jctx, handler, job)
+	jcancel()
+	<-hbDone
+	log = log.With("duration_ms", time.Since(started).Milliseconds())
+
+	switch {
+	case herr == nil:
+		w.finish(ctx, msg, log, job.Record, jobs.Succeeded, result, nil, false)
+	case errors.Is(herr, jobs.ErrCancelled):
+		w.finish(ctx, msg, log, job.Record, jobs.Cancelled, result, herr, false)
+	case w.handlerCtx.Err() != nil:
+		// Shutdown past the drain timeout: release for another replica now.
+		log.Warn("job interrupted by shutdown; released for redelivery", "err", herr)
+		_ = msg.Nak()
+	case jobs.IsPermanent(herr):
+		w.finish(ctx, msg, log, job.Record, jobs.Failed, result, herr, false)
+	case attempt >= rec.MaxAttempts:
+		w.finish(ctx, msg, log, job.Record, jobs.Failed, result, herr, true)
+	default:
+		delay := w.opts.Backoff(attempt)
+		if _, err := w.store.Update(ctx, rec.ID, func(r *jobs.Record) error {
+			r.Error = jobs.ErrorOf(herr)
+			r.Step = "attempt " + strconv.Itoa(attempt) + " failed; retrying in " + delay.Round(time.Millisecond).String()
+			return nil
+		}); err != nil {
+			log.Warn("record retry failed", "err", err)
+		}
+		log.Warn("job attempt failed; retrying", "err", herr, "retry_in", delay.String())
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// finish writes the final state, dead-letters when asked, acknowledges the
+// message (Term for failures, so the server never redelivers) and audits.
+// The final write comes first: if it fails, the message is released and
+// the (idempotent) job runs again rather than being lost.
+func (w *runner) finish(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec jobs.Record, state jobs.State, result any, herr error, deadLetter bool) {
+	var resultJSON json.RawMessage
+	if result != nil {
+		b, err := json.Marshal(result)
+		if err != nil {
+			log.Error("encode job result", "err", err)
+		} else {
+			resultJSON = b
+		}
+	}
+	if deadLetter {
+		if err := w.deadLetter(ctx, msg, rec, herr); err != nil {
+			log.Error("dead-letter failed; will retry", "err", err)
+			_ = msg.NakWithDelay(w.opts.Backoff(1))
+			return
+		}
+	}
+	final, err := w.store.Update(ctx, rec.ID, func(r *jobs.Record) error {
+		now := time.Now().UTC()
+		r.State, r.FinishedAt = state, &now
+		if resultJSON != nil {
+			r.Result = resultJSON
+		}
+		if state == jobs.Succeeded {
+			r.Progress, r.Step, r.Error = 100, "done", nil
+		} else {
+			r.Error = jobs.ErrorOf(herr)
+			r.Step = string(state)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, jobs.ErrTransition) {
+		log.Error("write final state failed; releasing for retry", "state", state, "err", err)
+		_ = msg.NakWithDelay(w.opts.Backoff(1))
+		return
+	}
+	if state == jobs.Succeeded || state == jobs.Cancelled {
+		_ = msg.Ack()
+	} else {
+		_ = msg.TermWithReason(string(state))
+	}
+	outcome := audit.Success
+	detail := map[string]any{"attempt": final.Attempt, "worker": w.opts.WorkerID}
+	if state == jobs.Failed {
+		outcome = audit.Failure
+		detail["error_code"] = jobs.ErrorOf(herr).Code
+		log.Error("job failed", "err", herr, "dead_lettered", deadLetter)
+	} else {
+		log.Info("job finished", "state", state)
+	}
+	w.audit(ctx, final, string(state), outcome, detail)
+}
+
+func (w *runner) deadLetter(ctx context.Context, msg jetstream.Msg, rec jobs.Record, herr error) error {
+	dl := nats.NewMsg(jobs.DLQSubject(rec.Kind))
+	dl.Data = msg.Data()
+	dl.Header.Set(jetstream.MsgIDHeader, "dlq-"+rec.ID)
+	dl.Header.Set("Insightops-Job-Id", rec.ID)
+	dl.Header.Set("Insightops-Error", jobs.ErrorOf(herr).Message)
+	if md, err := msg.Metadata(); err == nil {
+		dl.Header.Set("Insightops-Deliveries", strconv.FormatUint(md.NumDelivered, 10))
+		dl.Header.Set("Insightops-Stream-Seq", strconv.FormatUint(md.Sequence.Stream, 10))
+	}
+	if _, err := w.js.PublishMsg(ctx, dl); err != nil {
+		return fmt.Errorf("publish %s: %w", dl.Subject, err)
+	}
+	return nil
+}
+
+func (w *runner) heartbeat(ctx context.Context, msg jetstream.Msg, done chan<- struct{}) {
+	defer close(done)
+	every := w.opts.AckWait / 3
+	if every < 50*time.Millisecond {
+		every = 50 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+func (w *runner) audit(ctx context.Context, rec jobs.Record, phase, outcome string, detail map[string]any) {
+	if w.opts.Audit == nil {
+		return
+	}
+	w.opts.Audit.Record(ctx, audit.Event{
+		Actor: rec.SubmittedBy, Action: jobs.AuditAction(rec.Kind, phase), Resource: jobs.WorkerKind(rec.Kind),
+		JobID: rec.ID, Outcome: outcome, Detail: detail,
+	})
+}
+
+// call runs h, turning a panic into a permanent error so one bad job
+// cannot take the replica down.
+func call(ctx context.Context, h Handler, job *Job) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			job.log.Error("handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = jobs.Permanent("panic", fmt.Errorf("handler panicked: %v", p))
+		}
+	}()
+	return h(ctx, job)
+}
