@@ -77,15 +77,16 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 		MaxAttempts: p.maxAttempts, SubmittedBy: sub.SubmittedBy, IdempotencyKey: sub.IdempotencyKey,
 		CreatedAt: now, UpdatedAt: now, Step: "queued",
 	}
-	if _, err := p.store.Create(ctx, rec); err != nil {
+	rev, err := p.store.Create(ctx, rec)
+	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return Record{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		if existing, _, gerr := p.store.Get(ctx, id); gerr == nil {
-			rec = existing
+		if existing, r, gerr := p.store.Get(ctx, id); gerr == nil {
+			rec, rev = existing, r
 		}
 	}
-	if err := p.publish(ctx, rec); err != nil {
+	if err := p.publish(ctx, rec, rev); err != nil {
 		// Nothing will run this job: record why, best effort.
 		_, _ = p.store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
 			if r.State != Queued {
@@ -101,10 +102,14 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 	return rec, created, nil
 }
 
-// Republish publishes the command of an existing record again (its
-// Nats-Msg-Id deduplicates within the window).
-func (p *Publisher) publish(ctx context.Context, rec Record) error {
-	body, err := json.Marshal(Command{ID: rec.ID, Kind: rec.Kind, Params: rec.Params})
+// publish sends the command of rec (at revision rev) with its id as
+// Nats-Msg-Id, so a republish within the window is stored once.
+func (p *Publisher) publish(ctx context.Context, rec Record, rev uint64) error {
+	cmd := Command{ID: rec.ID, Kind: rec.Kind, Params: rec.Params}
+	if rec.State == Queued && rev > 0 {
+		cmd.Queued, cmd.Rev = &rec, rev
+	}
+	body, err := json.Marshal(cmd)
 	if err != nil {
 		return fmt.Errorf("encode command: %w", err)
 	}

@@ -125,6 +125,12 @@ type Command struct {
 	ID     string          `json:"id"`
 	Kind   string          `json:"kind"`
 	Params json.RawMessage `json:"params,omitempty"`
+	// Queued is the record as the publisher wrote it, at revision Rev. A
+	// worker's first delivery writes "running" over it with a
+	// compare-and-set on Rev and so skips a read; if anything changed the
+	// record meanwhile the write fails and the worker reads it afresh.
+	Queued *Record `json:"queued,omitempty"`
+	Rev    uint64  `json:"rev,omitempty"`
 }
 
 // CodedError carries an error code for the job record and whether retrying

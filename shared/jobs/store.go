@@ -68,33 +68,48 @@ func (s *Store) Create(ctx context.Context, r Record) (uint64, error) {
 // there first. fn may return an error to abort; a transition the state
 // machine forbids aborts with ErrTransition.
 func (s *Store) Update(ctx context.Context, id string, fn func(*Record) error) (Record, error) {
+	r, _, err := s.UpdateFrom(ctx, Record{ID: id}, 0, fn)
+	return r, err
+}
+
+// UpdateFrom is Update for a caller that already holds the record at
+// revision rev (a worker between its own writes): the first
+// compare-and-set uses it without reading again, and only a conflict (a
+// concurrent cancel, say) costs a fresh read. rev 0 reads first. It
+// returns the written record and its new revision.
+func (s *Store) UpdateFrom(ctx context.Context, cur Record, rev uint64, fn func(*Record) error) (Record, uint64, error) {
+	id := cur.ID
 	for {
 		if err := ctx.Err(); err != nil {
-			return Record{}, err
+			return Record{}, 0, err
 		}
-		cur, rev, err := s.Get(ctx, id)
-		if err != nil {
-			return Record{}, err
+		if rev == 0 {
+			var err error
+			if cur, rev, err = s.Get(ctx, id); err != nil {
+				return Record{}, 0, err
+			}
 		}
 		next := cur
 		if err := fn(&next); err != nil {
-			return cur, err
+			return cur, rev, err
 		}
 		if !CanTransition(cur.State, next.State) {
-			return cur, fmt.Errorf("job %s %s → %s: %w", id, cur.State, next.State, ErrTransition)
+			return cur, rev, fmt.Errorf("job %s %s → %s: %w", id, cur.State, next.State, ErrTransition)
 		}
 		next.UpdatedAt = s.now()
 		data, err := json.Marshal(next)
 		if err != nil {
-			return cur, fmt.Errorf("encode job %s: %w", id, err)
+			return cur, rev, fmt.Errorf("encode job %s: %w", id, err)
 		}
-		if _, err := s.kv.Update(ctx, id, data, rev); err != nil {
+		newRev, err := s.kv.Update(ctx, id, data, rev)
+		if err != nil {
 			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue // lost the race; read again
+				rev = 0 // lost the race; read again
+				continue
 			}
-			return cur, fmt.Errorf("update job %s: %w", id, err)
+			return cur, rev, fmt.Errorf("update job %s: %w", id, err)
 		}
-		return next, nil
+		return next, newRev, nil
 	}
 }
 

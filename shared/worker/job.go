@@ -14,6 +14,7 @@ import (
 type Job struct {
 	mu     sync.Mutex
 	Record jobs.Record
+	rev    uint64 // revision of Record in JOB_PROGRESS
 	store  *jobs.Store
 	log    *slog.Logger
 }
@@ -51,7 +52,7 @@ func (j *Job) Step(ctx context.Context, progress int, step string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	rec, err := j.store.Update(ctx, j.Record.ID, func(r *jobs.Record) error {
+	rec, rev, err := j.store.UpdateFrom(ctx, j.Record, j.rev, func(r *jobs.Record) error {
 		if r.CancelRequested {
 			return jobs.ErrCancelled
 		}
@@ -64,7 +65,7 @@ func (j *Job) Step(ctx context.Context, progress int, step string) error {
 	if err != nil {
 		return err
 	}
-	j.Record = rec
+	j.Record, j.rev = rec, rev
 	j.log.Info("job step", "step", step, "progress", rec.Progress)
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/presence"
 )
@@ -191,9 +192,13 @@ type runner struct {
 }
 
 // fetchLoop pulls at most as many messages as there are free slots, so no
-// message waits in a local buffer while its ack timer runs.
+// message waits in a local buffer while its ack timer runs. Each pull
+// request is read by its own goroutine, so a slot freed while one request
+// is still open is offered to the server at once in another.
 func (w *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 	slots := make(chan struct{}, w.opts.Concurrency)
+	var readers sync.WaitGroup
+	defer readers.Wait()
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -226,28 +231,39 @@ func (w *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 			}
 			continue
 		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			if ctx.Err() != nil {
-				// Stopping: hand the message straight back.
-				_ = msg.Nak()
-				<-slots
-				continue
-			}
-			w.wg.Add(1)
-			go func() {
-				defer w.wg.Done()
-				defer func() { <-slots }()
-				w.process(msg)
-			}()
-		}
-		for i := got; i < n; i++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			w.dispatch(ctx, batch, n, slots)
+		}()
+	}
+}
+
+// dispatch starts a job per message of one pull request; each holds one of
+// the n slots reserved for the request, and the unused ones are freed
+// when the request ends.
+func (w *runner) dispatch(ctx context.Context, batch jetstream.MessageBatch, n int, slots chan struct{}) {
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		if ctx.Err() != nil {
+			// Stopping: hand the message straight back.
+			_ = msg.Nak()
 			<-slots
+			continue
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			w.log.Debug("fetch ended", "err", err)
-		}
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			defer func() { <-slots }()
+			w.process(msg)
+		}()
+	}
+	for i := got; i < n; i++ {
+		<-slots
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+		w.log.Debug("fetch ended", "err", err)
 	}
 }
 
@@ -268,7 +284,15 @@ func (w *runner) process(msg jetstream.Msg) {
 	}
 	log := w.log.With("job_id", cmd.ID, "kind", cmd.Kind, "attempt", attempt)
 
-	rec, _, err := w.store.Get(ctx, cmd.ID)
+	var (
+		rec jobs.Record
+		rev uint64
+	)
+	if attempt == 1 && cmd.Queued != nil && cmd.Queued.ID == cmd.ID && cmd.Rev > 0 {
+		rec, rev = *cmd.Queued, cmd.Rev // checked by the compare-and-set below
+	} else {
+		rec, rev, err = w.store.Get(ctx, cmd.ID)
+	}
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
 		log.Error("job record missing (expired or never written): terminating the command")
@@ -285,22 +309,22 @@ func (w *runner) process(msg jetstream.Msg) {
 		return
 	}
 	if rec.CancelRequested {
-		w.finish(ctx, msg, log, rec, jobs.Cancelled, nil, jobs.ErrCancelled, false)
+		w.finish(ctx, msg, log, rec, rev, jobs.Cancelled, nil, jobs.ErrCancelled, false)
 		return
 	}
 	if rec.MaxAttempts > 0 && attempt > rec.MaxAttempts {
 		// Earlier deliveries vanished without an answer (worker crashes).
 		err := fmt.Errorf("no attempt finished after %d deliveries (workers stopped answering)", attempt-1)
-		w.finish(ctx, msg, log, rec, jobs.Failed, nil, jobs.Retryable("attempts_exhausted", err), true)
+		w.finish(ctx, msg, log, rec, rev, jobs.Failed, nil, jobs.Retryable("attempts_exhausted", err), true)
 		return
 	}
 	handler, ok := w.opts.Handlers[cmd.Kind]
 	if !ok {
-		w.finish(ctx, msg, log, rec, jobs.Failed, nil, jobs.Permanent("unknown_kind", fmt.Errorf("no handler for job kind %q in worker %s", cmd.Kind, w.opts.Kind)), false)
+		w.finish(ctx, msg, log, rec, rev, jobs.Failed, nil, jobs.Permanent("unknown_kind", fmt.Errorf("no handler for job kind %q in worker %s", cmd.Kind, w.opts.Kind)), false)
 		return
 	}
 
-	rec, err = w.store.Update(ctx, cmd.ID, func(r *jobs.Record) error {
+	rec, rev, err = w.store.UpdateFrom(ctx, rec, rev, func(r *jobs.Record) error {
 		now := time.Now().UTC()
 		r.State, r.Attempt, r.Worker = jobs.Running, attempt, w.opts.WorkerID
 		if r.StartedAt == nil {
@@ -331,7 +355,7 @@ func (w *runner) process(msg jetstream.Msg) {
 	defer jcancel()
 	hbDone := make(chan struct{})
 	go w.heartbeat(jctx, msg, hbDone)
-	job := &Job{Record: rec, store: w.store, log: log}
+	job := &Job{Record: rec, rev: rev, store: w.store, log: log}
 	started := time.Now()
 	result, herr := call(jctx, handler, job)
 	jcancel()
@@ -340,20 +364,20 @@ func (w *runner) process(msg jetstream.Msg) {
 
 	switch {
 	case herr == nil:
-		w.finish(ctx, msg, log, job.Record, jobs.Succeeded, result, nil, false)
+		w.finish(ctx, msg, log, job.Record, job.rev, jobs.Succeeded, result, nil, false)
 	case errors.Is(herr, jobs.ErrCancelled):
-		w.finish(ctx, msg, log, job.Record, jobs.Cancelled, result, herr, false)
+		w.finish(ctx, msg, log, job.Record, job.rev, jobs.Cancelled, result, herr, false)
 	case w.handlerCtx.Err() != nil:
 		// Shutdown past the drain timeout: release for another replica now.
 		log.Warn("job interrupted by shutdown; released for redelivery", "err", herr)
 		_ = msg.Nak()
 	case jobs.IsPermanent(herr):
-		w.finish(ctx, msg, log, job.Record, jobs.Failed, result, herr, false)
+		w.finish(ctx, msg, log, job.Record, job.rev, jobs.Failed, result, herr, false)
 	case attempt >= rec.MaxAttempts:
-		w.finish(ctx, msg, log, job.Record, jobs.Failed, result, herr, true)
+		w.finish(ctx, msg, log, job.Record, job.rev, jobs.Failed, result, herr, true)
 	default:
 		delay := w.opts.Backoff(attempt)
-		if _, err := w.store.Update(ctx, rec.ID, func(r *jobs.Record) error {
+		if _, _, err := w.store.UpdateFrom(ctx, job.Record, job.rev, func(r *jobs.Record) error {
 			r.Error = jobs.ErrorOf(herr)
 			r.Step = "attempt " + strconv.Itoa(attempt) + " failed; retrying in " + delay.Round(time.Millisecond).String()
 			return nil
@@ -369,7 +393,7 @@ func (w *runner) process(msg jetstream.Msg) {
 // message (Term for failures, so the server never redelivers) and audits.
 // The final write comes first: if it fails, the message is released and
 // the (idempotent) job runs again rather than being lost.
-func (w *runner) finish(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec jobs.Record, state jobs.State, result any, herr error, deadLetter bool) {
+func (w *runner) finish(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec jobs.Record, rev uint64, state jobs.State, result any, herr error, deadLetter bool) {
 	var resultJSON json.RawMessage
 	if result != nil {
 		b, err := json.Marshal(result)
@@ -386,7 +410,7 @@ func (w *runner) finish(ctx context.Context, msg jetstream.Msg, log *slog.Logger
 			return
 		}
 	}
-	final, err := w.store.Update(ctx, rec.ID, func(r *jobs.Record) error {
+	final, _, err := w.store.UpdateFrom(ctx, rec, rev, func(r *jobs.Record) error {
 		now := time.Now().UTC()
 		r.State, r.FinishedAt = state, &now
 		if resultJSON != nil {
@@ -476,4 +500,22 @@ func call(ctx context.Context, h Handler, job *Job) (result any, err error) {
 		}
 	}()
 	return h(ctx, job)
+}
+
+// OptionsFrom fills the runtime knobs of a worker from configuration.
+func OptionsFrom(cfg config.Config, kind string, handlers map[string]Handler, pub *audit.Publisher, log *slog.Logger) Options {
+	return Options{
+		Kind: kind, Handlers: handlers, WorkerID: kind + "-" + cfg.WorkerID,
+		Concurrency: cfg.WorkerConcurrency, AckWait: cfg.JobAckWait, ShutdownTimeout: cfg.ShutdownTimeout,
+		Audit: pub, Log: log,
+	}
+}
+
+// NotYetImplemented is the handler of a job kind whose worker exists but
+// whose work lands in a later release: it fails the job at once with a
+// clear, permanent error instead of retrying.
+func NotYetImplemented(kind string) Handler {
+	return func(ctx context.Context, job *Job) (any, error) {
+		return nil, jobs.Permanent("not_implemented", fmt.Errorf("job kind %s is not implemented in this version", kind))
+	}
 }

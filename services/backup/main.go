@@ -1,0 +1,20 @@
+// Command backup runs one replica of the insightops backup worker against
+// NATS_URL (or an embedded server when it is empty).
+package main
+
+import (
+	"github.com/insightops/insightops/services/backup/backupworker"
+	"github.com/insightops/insightops/shared/app"
+)
+
+func main() {
+	ctx, stop := app.SignalContext()
+	defer stop()
+	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-backup"})
+	if err != nil {
+		app.Exit(err)
+	}
+	err = backupworker.Run(ctx, deps)
+	closeAll()
+	app.Exit(err)
+}

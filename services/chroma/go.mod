@@ -1,0 +1,7 @@
+module github.com/insightops/insightops/services/chroma
+
+go 1.26.0
+
+require github.com/insightops/insightops/shared v0.0.0
+
+replace github.com/insightops/insightops/shared => ../../shared

@@ -1,0 +1,20 @@
+// Command restore runs one replica of the insightops restore worker against
+// NATS_URL (or an embedded server when it is empty).
+package main
+
+import (
+	"github.com/insightops/insightops/services/restore/restoreworker"
+	"github.com/insightops/insightops/shared/app"
+)
+
+func main() {
+	ctx, stop := app.SignalContext()
+	defer stop()
+	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-restore"})
+	if err != nil {
+		app.Exit(err)
+	}
+	err = restoreworker.Run(ctx, deps)
+	closeAll()
+	app.Exit(err)
+}

@@ -1,0 +1,95 @@
+// Package app wires a process together the same way in every binary: the
+// configuration, a JSON slog logger, signal handling, the bus and (for the
+// services that need it) the System DB. Each main.go calls it and hands
+// the result to its package's Run, which the all-in-one binary and the
+// tests call directly.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/insightops/insightops/shared/audit"
+	"github.com/insightops/insightops/shared/bus"
+	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/store"
+)
+
+// Deps are what every service's Run receives.
+type Deps struct {
+	Config config.Config
+	Bus    *bus.Bus
+	DB     *store.DB // nil for services that do not use the System DB
+	Audit  *audit.Publisher
+	Log    *slog.Logger
+}
+
+// NewLogger returns a JSON logger at the configured level.
+func NewLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// Options choose what Open prepares.
+type Options struct {
+	// Name is the NATS connection name, e.g. "insightops-backup".
+	Name string
+	// SystemDB opens (and migrates) the System DB.
+	SystemDB bool
+}
+
+// Open loads the configuration from the environment and opens the bus
+// (embedding a server when NATS_URL is empty) and, when asked, the System
+// DB. close releases everything.
+func Open(ctx context.Context, opts Options) (deps Deps, closeAll func(), err error) {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return Deps{}, nil, err
+	}
+	return OpenWith(ctx, cfg, NewLogger(os.Stderr, cfg.LogLevel), opts)
+}
+
+// OpenWith is Open with a configuration and logger already made.
+func OpenWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (deps Deps, closeAll func(), err error) {
+	b, err := bus.Open(ctx, cfg, opts.Name, log)
+	if err != nil {
+		return Deps{}, nil, fmt.Errorf("open bus: %w", err)
+	}
+	deps = Deps{Config: cfg, Bus: b, Audit: audit.NewPublisher(b.JS, log), Log: log}
+	closeAll = b.Close
+	if opts.SystemDB {
+		db, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
+		if err != nil {
+			b.Close()
+			return Deps{}, nil, fmt.Errorf("open system db: %w", err)
+		}
+		if _, err := db.Migrate(ctx); err != nil {
+			_ = db.Close()
+			b.Close()
+			return Deps{}, nil, fmt.Errorf("migrate system db: %w", err)
+		}
+		deps.DB = db
+		closeAll = func() { _ = db.Close(); b.Close() }
+	}
+	return deps, closeAll, nil
+}
+
+// SignalContext is cancelled on SIGINT or SIGTERM.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// Exit logs err (if any) as JSON and exits 1; nil exits 0.
+func Exit(err error) {
+	if err != nil {
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("exit", "err", err.Error())
+		os.Exit(1)
+	}
+	os.Exit(0)
+}

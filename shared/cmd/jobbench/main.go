@@ -1,0 +1,241 @@
+// Command jobbench measures the job round trip (submit → worker →
+// succeeded in JOB_PROGRESS) against a raw JetStream baseline (publish
+// with PubAck → pull consume → ack) on the same embedded server in the
+// same run, and prints both rates and their ratio.
+//
+//	go run ./cmd/jobbench -n 3000 -c 8 -replicas 2 -worker-concurrency 8 -rounds 3
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/insightops/insightops/shared/bus"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/worker"
+)
+
+func main() {
+	if p := os.Getenv("JOBBENCH_CPUPROFILE"); p != "" {
+		f, _ := os.Create(p)
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	n := flag.Int("n", 2000, "messages / jobs per measurement")
+	c := flag.Int("c", 8, "concurrent publishers (raw) and submitters (round trip)")
+	replicas := flag.Int("replicas", 2, "worker replicas in the round trip, each on its own connection")
+	wc := flag.Int("worker-concurrency", 8, "WORKER_CONCURRENCY of each replica")
+	rounds := flag.Int("rounds", 3, "alternating rounds; the median is reported")
+	minRatio := flag.Float64("min-ratio", 0, "exit 1 when round trip / raw falls below this (0: report only)")
+	flag.Parse()
+	if err := run(*n, *c, *replicas, *wc, *rounds, *minRatio); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "jobbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, c, replicas, wc, rounds int, minRatio float64) error {
+	dir, err := os.MkdirTemp("", "jobbench-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:0", StoreDir: dir, ServerName: "jobbench"})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	var raw, trip []float64
+	for r := 1; r <= rounds; r++ {
+		rr, err := rawRound(ns.ClientURL(), n, c, r)
+		if err != nil {
+			return fmt.Errorf("raw round %d: %w", r, err)
+		}
+		tr, err := tripRound(ns.ClientURL(), n, c, replicas, wc, r, log)
+		if err != nil {
+			return fmt.Errorf("round-trip round %d: %w", r, err)
+		}
+		raw, trip = append(raw, rr), append(trip, tr)
+		fmt.Printf("round %d: raw %.0f msg/s, round trip %.0f jobs/s\n", r, rr, tr)
+	}
+	mr, mt := median(raw), median(trip)
+	ratio := mt / mr
+	fmt.Printf("\n%d messages per measurement, %d publishers/submitters, %d worker replicas × concurrency %d\n", n, c, replicas, wc)
+	fmt.Printf("%-44s %10.0f /s\n", "raw JetStream publish+consume+ack (median)", mr)
+	fmt.Printf("%-44s %10.0f /s\n", "job round trip submit→succeeded (median)", mt)
+	fmt.Printf("%-44s %10.2f  (target ≥ 0.33)\n", "ratio round trip / raw", ratio)
+	if minRatio > 0 && ratio < minRatio {
+		return fmt.Errorf("ratio %.2f below %.2f", ratio, minRatio)
+	}
+	return nil
+}
+
+// rawRound: c goroutines publish n messages awaiting each PubAck; one pull
+// consumer with c messages in flight acks them; the clock stops at the
+// last ack.
+func rawRound(url string, n, c, round int) (float64, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	name := fmt.Sprintf("RAW%d", round)
+	subj := fmt.Sprintf("raw%d.x", round)
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subj}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = js.DeleteStream(ctx, name) }()
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return 0, err
+	}
+	var acked atomic.Int64
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if acked.Add(1) == int64(n) {
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(c))
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Stop()
+	body := []byte(`{"id":"01JD0000000000000000000000","kind":"bench.noop"}`)
+	start := time.Now()
+	if err := fanOut(n, c, func(int) error { _, err := js.Publish(ctx, subj, body); return err }); err != nil {
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		return 0, fmt.Errorf("only %d of %d acked", acked.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// tripRound: c goroutines Submit n jobs; `replicas` worker replicas of
+// concurrency wc run a no-op handler; the clock stops when the n-th
+// record reads succeeded through a KV watch.
+func tripRound(url string, n, c, replicas, wc, round int, log *slog.Logger) (float64, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := bus.Attach(ctx, nc, bus.Settings{Replicas: 1}, true, log)
+	if err != nil {
+		return 0, err
+	}
+	kind := fmt.Sprintf("bench%d", round)
+	wctx, wcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { wcancel(); wg.Wait() }()
+	for i := 0; i < replicas; i++ {
+		wnc, err := nats.Connect(url)
+		if err != nil {
+			return 0, err
+		}
+		defer wnc.Close()
+		wb, err := bus.Attach(ctx, wnc, bus.Settings{Replicas: 1}, false, log)
+		if err != nil {
+			return 0, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = worker.Run(wctx, wb, worker.Options{Kind: kind, WorkerID: fmt.Sprintf("bench-%d", i), Concurrency: wc, Log: log,
+				Handlers: map[string]worker.Handler{kind + ".noop": func(context.Context, *worker.Job) (any, error) { return nil, nil }}})
+		}()
+	}
+
+	w, err := b.Jobs.Watch(ctx, "*", jetstream.UpdatesOnly())
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = w.Stop() }()
+	var succeeded atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			var r struct {
+				Kind  string     `json:"kind"`
+				State jobs.State `json:"state"`
+			}
+			if json.Unmarshal(e.Value(), &r) == nil && r.Kind == kind+".noop" && r.State == jobs.Succeeded {
+				if succeeded.Add(1) == int64(n) {
+					close(done)
+					return
+				}
+			}
+		}
+	}()
+	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 3)
+	start := time.Now()
+	if err := fanOut(n, c, func(int) error {
+		_, _, err := p.Submit(ctx, jobs.Submission{Kind: kind + ".noop", SubmittedBy: "bench"})
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		return 0, fmt.Errorf("only %d of %d succeeded", succeeded.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func fanOut(n, c int, f func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, c)
+	for g := 0; g < c; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if err := f(int(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
