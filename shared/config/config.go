@@ -51,6 +51,7 @@ type Config struct {
 	TargetDatabaseURL string
 	TargetDBSource    string
 	TargetDBPath      string
+	AssetsDir         string // ontology/ and training/ live here
 	ChromaURL         string
 	EmbeddingProvider string
 
@@ -104,6 +105,7 @@ var Vars = []Var{
 	{"TARGET_DATABASE_URL", "(empty)", "external target DB URL (postgres://… or a sqlite file path); empty uses the golden copy"},
 	{"TARGET_DB_SOURCE", "assets/databases/vanna_db.db", "golden source of the target DB, never modified"},
 	{"TARGET_DB_PATH", "DATA_DIR/target/vanna_db.db", "runtime copy of the golden source, opened read-only"},
+	{"ASSETS_DIR", "assets", "shipped data: ontology/ (business glossary loaded by init) and training/ (question/SQL pairs)"},
 	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store"},
 	{"EMBEDDING_PROVIDER", "local", "local|openai|ollama"},
 	{"INIT_ADMIN_USERNAME", "admin@example.com", "e-mail of the admin user init creates once"},
@@ -169,6 +171,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.TargetDatabaseURL = p.str("TARGET_DATABASE_URL", "")
 	c.TargetDBSource = p.str("TARGET_DB_SOURCE", "assets/databases/vanna_db.db")
 	c.TargetDBPath = p.str("TARGET_DB_PATH", filepath.Join(c.DataDir, "target", "vanna_db.db"))
+	c.AssetsDir = p.str("ASSETS_DIR", "assets")
 	c.ChromaURL = p.str("CHROMA_URL", "")
 	if c.ChromaURL != "" {
 		if u, err := url.Parse(c.ChromaURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
