@@ -1,0 +1,78 @@
+# insightops — the two commands a fresh machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+MODULES := shared services/api services/init services/backup services/restore services/chroma services/insightops
+SERVICES := api init backup restore chroma insightops
+PKGS := $(addsuffix /...,$(addprefix ./,$(MODULES)))
+BIN := bin
+DATA_DIR ?= ./data
+export DATA_DIR
+CHROMA_DIR := deploy/chroma
+CHROMA_PORT ?= 8001
+TEST_TIMEOUT ?= 15m
+
+.PHONY: run build test test-race bench lint gomod-check chroma-install chroma-run clean demo-db help
+
+help:
+	@echo "make run     build and start the all-in-one (embedded NATS + SQLite + demo target DB)"
+	@echo "make test    run every module's tests (needs PostgreSQL at 127.0.0.1:5432; see README)"
+	@echo "make bench   job round trip vs raw JetStream, as a ratio"
+	@echo "make build   build every binary into $(BIN)/"
+
+## build: every service binary into bin/
+build:
+	@mkdir -p $(BIN)
+	@for s in $(SERVICES); do \
+		echo "build $(BIN)/$$s"; \
+		(cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -o ../../$(BIN)/$$s .) || exit 1; \
+	done
+
+## run: the all-in-one on the embedded defaults; starts a local Chroma when CHROMA_URL is empty and Node.js is there
+run: build
+	@mkdir -p $(DATA_DIR)
+	@if [ -z "$$CHROMA_URL" ]; then \
+		if command -v npm >/dev/null 2>&1; then \
+			$(MAKE) --no-print-directory chroma-install >/dev/null && \
+			( $(CHROMA_DIR)/node_modules/.bin/chroma run --path $(DATA_DIR)/chroma --host 127.0.0.1 --port $(CHROMA_PORT) > $(DATA_DIR)/chroma.log 2>&1 & echo $$! > $(DATA_DIR)/chroma.pid ) && \
+			echo "chroma: starting on http://127.0.0.1:$(CHROMA_PORT) (log $(DATA_DIR)/chroma.log)"; \
+		else \
+			echo "chroma: Node.js/npm not found; running without a vector store (set CHROMA_URL to use one)"; \
+		fi; \
+	fi; \
+	trap '[ -f $(DATA_DIR)/chroma.pid ] && kill $$(cat $(DATA_DIR)/chroma.pid) 2>/dev/null; rm -f $(DATA_DIR)/chroma.pid' EXIT; \
+	if [ -z "$$CHROMA_URL" ] && [ -f $(DATA_DIR)/chroma.pid ]; then export CHROMA_URL=http://127.0.0.1:$(CHROMA_PORT); fi; \
+	$(BIN)/insightops
+
+## test: every module's tests
+test:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+test-race:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## bench: job round trip (submit → worker → succeeded) against a raw JetStream baseline, same run
+bench:
+	cd shared && $(GO) run ./cmd/jobbench -n 3000 -c 8 -replicas 2 -worker-concurrency 8 -rounds 3
+
+## lint: gofmt and go vet on every module
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## gomod-check: every module builds on its own (GOWORK=off), as its image does
+gomod-check:
+	@for m in $(MODULES); do echo "GOWORK=off build $$m"; (cd $$m && GOWORK=off $(GO) build ./...) || exit 1; done
+
+chroma-install:
+	@cd $(CHROMA_DIR) && { [ -x node_modules/.bin/chroma ] || npm ci --no-audit --no-fund; }
+
+## chroma-run: a Chroma server in the foreground on CHROMA_PORT with data under DATA_DIR/chroma
+chroma-run: chroma-install
+	$(CHROMA_DIR)/node_modules/.bin/chroma run --path $(DATA_DIR)/chroma --host 127.0.0.1 --port $(CHROMA_PORT)
+
+## demo-db: rebuild assets/databases/vanna_db.db from its generator
+demo-db:
+	cd shared && $(GO) run ./cmd/gendemo -out ../assets/databases/vanna_db.db
+
+clean:
+	rm -rf $(BIN)
