@@ -3,8 +3,10 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/testkit"
@@ -179,6 +181,54 @@ func TestGetRejectsInvalidIDs(t *testing.T) {
 	for _, id := range []string{"", "../etc", "idem.abc", "01JD", "*", ">"} {
 		if _, _, err := store.Get(context.Background(), id); !errors.Is(err, jobs.ErrNotFound) {
 			t.Errorf("Get(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func TestIdempotencyKeyWithOtherParamsIsAConflict(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 3)
+	first, _, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindBackupCreate, Params: map[string]any{"note": "a"}, IdempotencyKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindBackupCreate, Params: map[string]any{"note": "b"}, IdempotencyKey: "k"})
+	if !errors.Is(err, jobs.ErrIdempotencyConflict) || !strings.Contains(err.Error(), first.ID) {
+		t.Fatalf("reuse with other params: %v", err)
+	}
+}
+
+func TestWatchEndsAtTheFinalState(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	store := jobs.NewStore(b.Jobs)
+	rec, _, err := jobs.NewPublisher(b.JS, store, 3).Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := store.Watch(context.Background(), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Update(context.Background(), rec.ID, func(r *jobs.Record) error { r.State = jobs.Running; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Update(context.Background(), rec.ID, func(r *jobs.Record) error { r.State = jobs.Succeeded; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var states []jobs.State
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case r, ok := <-ch:
+			if !ok {
+				if len(states) != 3 || states[0] != jobs.Queued || states[2] != jobs.Succeeded {
+					t.Fatalf("states %v", states)
+				}
+				return
+			}
+			states = append(states, r.State)
+		case <-timeout:
+			t.Fatalf("watch did not close; saw %v", states)
 		}
 	}
 }

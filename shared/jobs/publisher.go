@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,10 @@ import (
 
 // ErrUnavailable wraps failures to reach the bus, so callers can answer 503.
 var ErrUnavailable = errors.New("job bus unavailable")
+
+// ErrIdempotencyConflict means an idempotency key was reused with other
+// params than the job it first created.
+var ErrIdempotencyConflict = errors.New("idempotency key reused with different params")
 
 // Submission is a request for work.
 type Submission struct {
@@ -45,7 +50,8 @@ func NewPublisher(js jetstream.JetStream, store *Store, maxAttempts int) *Publis
 // submitter, kind and key) returns the first job with created=false; the
 // key is claimed with a KV Create, so two racing submissions agree on one
 // job, and a submitter that crashed between claiming and publishing is
-// completed by its retry (the Nats-Msg-Id keeps the command single).
+// completed by its retry (the Nats-Msg-Id keeps the command single). The
+// same key with other params is ErrIdempotencyConflict.
 func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, error) {
 	params, err := marshalParams(sub.Params)
 	if err != nil {
@@ -65,6 +71,9 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 			}
 			id, created = string(e.Value()), false
 			if rec, _, err := p.store.Get(ctx, id); err == nil {
+				if !bytes.Equal(rec.Params, params) {
+					return rec, false, fmt.Errorf("%w: key %q belongs to job %s", ErrIdempotencyConflict, sub.IdempotencyKey, rec.ID)
+				}
 				return rec, false, nil
 			}
 			// The first submitter claimed the key but did not get to write

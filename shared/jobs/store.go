@@ -159,7 +159,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 }
 
 // Watch sends the record's current value and every change after it,
-// closing the channel once the record is final or ctx ends.
+// closing the channel once the record is final, deleted, or ctx ends.
 func (s *Store) Watch(ctx context.Context, id string) (<-chan Record, error) {
 	if !ValidID(id) {
 		return nil, ErrNotFound
@@ -180,8 +180,11 @@ func (s *Store) Watch(ctx context.Context, id string) (<-chan Record, error) {
 				if !ok {
 					return
 				}
-				if e == nil || e.Operation() != jetstream.KeyValuePut {
+				if e == nil {
 					continue
+				}
+				if e.Operation() != jetstream.KeyValuePut {
+					return // deleted or purged (expired): nothing more will come
 				}
 				var r Record
 				if json.Unmarshal(e.Value(), &r) != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -107,10 +108,11 @@ func Postgres(t testing.TB) string {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	conn.Close(ctx)
-	cfg, err := pgx.ParseConfig(base)
+	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatalf("parse %s: %v", redact(base), err)
 	}
+	u.Path = "/" + name
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -124,7 +126,7 @@ func Postgres(t testing.TB) string {
 			t.Logf("drop database %s: %v", name, err)
 		}
 	})
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	return u.String()
 }
 
 // RandomSuffix returns 8 random hex characters.

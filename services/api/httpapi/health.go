@@ -1,0 +1,160 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+
+	"github.com/insightops/insightops/shared/bus"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/presence"
+)
+
+// Health statuses.
+const (
+	StatusOK       = "ok"
+	StatusDegraded = "degraded"
+	StatusDown     = "down"
+)
+
+// health answers GET /health: the process is alive.
+func (s *Server) health(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": StatusOK})
+}
+
+type readyBody struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+	Error  *errorDetail      `json:"error,omitempty"`
+}
+
+// ready answers GET /ready: 200 when NATS is connected and every stream
+// and bucket of the contract exists, else 503 naming what is missing.
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	if st := s.bus.Conn.Status(); st != nats.CONNECTED {
+		checks["nats"] = "not connected (" + st.String() + ")"
+		ok = false
+	} else {
+		checks["nats"] = StatusOK
+		for _, name := range []string{bus.StreamJobs, bus.StreamDLQ, bus.StreamAudit} {
+			if _, err := s.bus.JS.Stream(ctx, name); err != nil {
+				checks["stream "+name] = "missing or unreachable: " + err.Error()
+				ok = false
+			} else {
+				checks["stream "+name] = StatusOK
+			}
+		}
+		for _, name := range []string{bus.BucketJobs, bus.BucketLocks, bus.BucketWorkers} {
+			if _, err := s.bus.JS.KeyValue(ctx, name); err != nil {
+				checks["bucket "+name] = "missing or unreachable: " + err.Error()
+				ok = false
+			} else {
+				checks["bucket "+name] = StatusOK
+			}
+		}
+	}
+	if ok {
+		return c.JSON(http.StatusOK, readyBody{Status: "ready", Checks: checks})
+	}
+	return c.JSON(http.StatusServiceUnavailable, readyBody{Status: "not_ready", Checks: checks,
+		Error: &errorDetail{Code: CodeUnavailable, Message: "not ready: see checks"}})
+}
+
+// Component is the health of one dependency.
+type Component struct {
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// LatencyMS is how long the check took.
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// HealthReport is the body of GET /admin/db/health.
+type HealthReport struct {
+	Status     string                       `json:"status"`
+	Components map[string]Component         `json:"components"`
+	Workers    map[string][]presence.Worker `json:"workers"`
+	Error      *errorDetail                 `json:"error,omitempty"`
+}
+
+// dbHealth answers GET /admin/db/health: NATS (connected and JetStream
+// answering), the System DB (ping), and the live workers of each kind. A
+// down dependency makes the report "down" (503); a worker kind without
+// any live instance makes it "degraded" (200): the API works but those
+// jobs will wait.
+func (s *Server) dbHealth(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+	defer cancel()
+	rep := HealthReport{Status: StatusOK, Components: map[string]Component{}, Workers: map[string][]presence.Worker{}}
+
+	natsUp := false
+	start := time.Now()
+	switch st := s.bus.Conn.Status(); {
+	case st != nats.CONNECTED:
+		rep.Components["nats"] = Component{Status: StatusDown, Detail: "not connected (" + st.String() + ")"}
+	default:
+		if _, err := s.bus.JS.AccountInfo(ctx); err != nil {
+			rep.Components["nats"] = Component{Status: StatusDown, Detail: "JetStream unreachable: " + err.Error(), LatencyMS: ms(time.Since(start))}
+		} else {
+			natsUp = true
+			rep.Components["nats"] = Component{Status: StatusOK, Detail: s.bus.Conn.ConnectedUrlRedacted(), LatencyMS: ms(time.Since(start))}
+		}
+	}
+
+	start = time.Now()
+	if err := s.db.Ping(ctx); err != nil {
+		s.log.Warn("system db ping failed", "request_id", requestID(c), "err", err)
+		rep.Components["system_db"] = Component{Status: StatusDown, Detail: s.db.Describe() + ": ping failed", LatencyMS: ms(time.Since(start))}
+	} else {
+		rep.Components["system_db"] = Component{Status: StatusOK, Detail: s.db.Describe(), LatencyMS: ms(time.Since(start))}
+	}
+
+	for _, k := range jobs.WorkerKinds {
+		rep.Workers[k] = []presence.Worker{}
+	}
+	if natsUp {
+		start = time.Now()
+		live, err := presence.List(ctx, s.bus.Workers)
+		if err != nil {
+			rep.Components["workers"] = Component{Status: StatusDown, Detail: "cannot list workers: " + err.Error(), LatencyMS: ms(time.Since(start))}
+		} else {
+			var missing []string
+			for kind, ws := range live {
+				rep.Workers[kind] = ws
+			}
+			for _, k := range jobs.WorkerKinds {
+				if len(rep.Workers[k]) == 0 {
+					missing = append(missing, k)
+				}
+			}
+			wc := Component{Status: StatusOK, LatencyMS: ms(time.Since(start))}
+			if len(missing) > 0 {
+				wc.Status, wc.Detail = StatusDegraded, fmt.Sprintf("no live worker of kind %v", missing)
+			}
+			rep.Components["workers"] = wc
+		}
+	}
+
+	for _, comp := range rep.Components {
+		switch {
+		case comp.Status == StatusDown:
+			rep.Status = StatusDown
+		case comp.Status == StatusDegraded && rep.Status == StatusOK:
+			rep.Status = StatusDegraded
+		}
+	}
+	if rep.Status == StatusDown {
+		rep.Error = &errorDetail{Code: CodeUnavailable, Message: "a dependency is down: see components"}
+		return c.JSON(http.StatusServiceUnavailable, rep)
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

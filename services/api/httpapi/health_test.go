@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/presence"
+	"github.com/insightops/insightops/shared/testkit"
+)
+
+func TestHealthAndReady(t *testing.T) {
+	e := newEnv(t)
+	res := e.do(req{method: http.MethodGet, path: "/health"})
+	if res.status != http.StatusOK || decode[map[string]string](t, res)["status"] != StatusOK {
+		t.Fatalf("/health: %d %s", res.status, res.body)
+	}
+	res = e.do(req{method: http.MethodGet, path: "/ready"})
+	if res.status != http.StatusOK {
+		t.Fatalf("/ready: %d %s", res.status, res.body)
+	}
+	rb := decode[readyBody](t, res)
+	if rb.Status != "ready" || len(rb.Checks) != 7 {
+		t.Errorf("/ready body %s", res.body)
+	}
+	for k, v := range rb.Checks {
+		if v != StatusOK {
+			t.Errorf("check %s = %s", k, v)
+		}
+	}
+}
+
+func TestDBHealthListsLiveWorkers(t *testing.T) {
+	e := newEnv(t)
+	viewer := e.token(auth.Viewer)
+	health := func() (int, HealthReport) {
+		res := e.do(req{method: http.MethodGet, path: "/admin/db/health", token: viewer})
+		return res.status, decode[HealthReport](t, res)
+	}
+
+	// No worker at all: degraded, still 200.
+	status, rep := health()
+	if status != http.StatusOK || rep.Status != StatusDegraded {
+		t.Fatalf("no workers: %d %+v", status, rep)
+	}
+	if rep.Components["nats"].Status != StatusOK || rep.Components["system_db"].Status != StatusOK {
+		t.Errorf("components %+v", rep.Components)
+	}
+	for _, k := range jobs.WorkerKinds {
+		if ws, ok := rep.Workers[k]; !ok || ws == nil || len(ws) != 0 {
+			t.Errorf("workers[%s] = %v, want []", k, ws)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		presence.NewAnnouncer(e.bus.Workers, "init", "init-test-1", 2, 200*time.Millisecond, testkit.Logger(t)).Run(ctx)
+	}()
+	eventually(t, 5*time.Second, "the init worker to show", func() bool {
+		_, rep = health()
+		return len(rep.Workers["init"]) == 1
+	})
+	if w := rep.Workers["init"][0]; w.ID != "init-test-1" || w.Kind != "init" || w.Concurrency != 2 {
+		t.Errorf("worker %+v", w)
+	}
+	if rep.Status != StatusDegraded {
+		t.Errorf("status %s with backup/restore/chroma missing", rep.Status)
+	}
+
+	// Every kind live: ok.
+	var others []chan struct{}
+	for _, k := range []string{"backup", "restore", "chroma"} {
+		d := make(chan struct{})
+		others = append(others, d)
+		go func() {
+			defer close(d)
+			presence.NewAnnouncer(e.bus.Workers, k, k+"-test-1", 1, 200*time.Millisecond, testkit.Logger(t)).Run(ctx)
+		}()
+	}
+	eventually(t, 5*time.Second, "every kind live", func() bool {
+		status, rep = health()
+		return rep.Status == StatusOK
+	})
+	if status != http.StatusOK {
+		t.Errorf("ok answered %d", status)
+	}
+
+	// A stopped worker disappears at once (its key is deleted).
+	cancel()
+	<-done
+	for _, d := range others {
+		<-d
+	}
+	eventually(t, 5*time.Second, "the workers to go", func() bool {
+		_, rep = health()
+		return len(rep.Workers["init"]) == 0
+	})
+}
+
+// TestNATSDown shuts the embedded server down under the API: /ready and
+// /admin/db/health answer 503 and a submission fails with 503 within the
+// submit timeout instead of hanging.
+func TestNATSDown(t *testing.T) {
+	e := newEnv(t)
+	admin := e.token(auth.Admin)
+	e.srv.submitTimeout = 2 * time.Second // SubmitTimeout is 5s in production
+	e.srv.readTimeout = 2 * time.Second
+
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	eventually(t, 5*time.Second, "the client to notice", func() bool { return e.bus.Conn.Status() != nats.CONNECTED })
+
+	res := e.do(req{method: http.MethodGet, path: "/ready"})
+	if res.status != http.StatusServiceUnavailable {
+		t.Fatalf("/ready with NATS down: %d %s", res.status, res.body)
+	}
+	if code, _ := errorOf(t, res); code != CodeUnavailable {
+		t.Errorf("/ready code %q", code)
+	}
+	if rb := decode[readyBody](t, res); rb.Status != "not_ready" || rb.Checks["nats"] == StatusOK {
+		t.Errorf("/ready body %s", res.body)
+	}
+
+	// Liveness does not depend on NATS.
+	if res := e.do(req{method: http.MethodGet, path: "/health"}); res.status != http.StatusOK {
+		t.Errorf("/health with NATS down: %d", res.status)
+	}
+
+	start := time.Now()
+	res = e.do(req{method: http.MethodPost, path: "/admin/db/init", token: admin})
+	took := time.Since(start)
+	if res.status != http.StatusServiceUnavailable {
+		t.Fatalf("submit with NATS down: %d %s", res.status, res.body)
+	}
+	if code, _ := errorOf(t, res); code != CodeUnavailable {
+		t.Errorf("submit code %q", code)
+	}
+	// submit timeout + the bounded audit publish, never a hang.
+	if took > e.srv.submitTimeout+AuditTimeout+2*time.Second {
+		t.Errorf("submit took %s", took)
+	}
+
+	res = e.do(req{method: http.MethodGet, path: "/admin/db/tasks/" + jobs.NewID(), token: admin})
+	if res.status != http.StatusServiceUnavailable {
+		t.Errorf("read with NATS down: %d %s", res.status, res.body)
+	}
+	errorOf(t, res)
+
+	res = e.do(req{method: http.MethodGet, path: "/admin/db/health", token: admin})
+	if res.status != http.StatusServiceUnavailable {
+		t.Fatalf("/admin/db/health with NATS down: %d %s", res.status, res.body)
+	}
+	rep := decode[HealthReport](t, res)
+	if rep.Status != StatusDown || rep.Components["nats"].Status != StatusDown || rep.Components["system_db"].Status != StatusOK {
+		t.Errorf("health %s", res.body)
+	}
+}

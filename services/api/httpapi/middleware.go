@@ -1,0 +1,286 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/insightops/insightops/shared/audit"
+	"github.com/insightops/insightops/shared/auth"
+)
+
+const (
+	ctxClaims    = "insightops.claims"
+	ctxRequestID = "insightops.request_id"
+	// maxRequestIDLen bounds a client-supplied X-Request-ID.
+	maxRequestIDLen = 128
+)
+
+// buildEcho creates the echo instance: middleware, error handler, routes.
+func (s *Server) buildEcho() error {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	// Source IPs: X-Forwarded-For is honoured only when the direct peer is
+	// a loopback, link-local or private address (a proxy or ingress);
+	// otherwise the peer address stands, so an internet client cannot
+	// choose its own rate-limit key.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+
+	e.Pre(sanitizeRequestID)
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		RequestIDHandler: func(c echo.Context, id string) { c.Set(ctxRequestID, id) },
+	}))
+	e.Use(s.accessLog())
+	e.Use(s.recoverPanics)
+	e.Use(limitBody(MaxBodyBytes))
+	e.Use(secureHeaders)
+	if err := s.registerRoutes(e); err != nil {
+		return err
+	}
+	s.e = e
+	return nil
+}
+
+// sanitizeRequestID drops a client X-Request-ID that is not a short token
+// of safe characters, so the id logged and audited is always well formed
+// (the RequestID middleware then generates one).
+func sanitizeRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && !validRequestID(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID is the request's id (set by the RequestID middleware).
+func requestID(c echo.Context) string {
+	if id, ok := c.Get(ctxRequestID).(string); ok {
+		return id
+	}
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// accessLog logs one JSON line per request. It calls the error handler
+// itself, so the status logged is the one answered.
+func (s *Server) accessLog() echo.MiddlewareFunc {
+	logger := middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		HandleError:  true,
+		LogLatency:   true,
+		LogMethod:    true,
+		LogRoutePath: true,
+		LogURIPath:   true,
+		LogStatus:    true,
+		LogRemoteIP:  true,
+		LogRequestID: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			lvl := slog.LevelInfo
+			if v.Status >= 500 {
+				lvl = slog.LevelError
+			}
+			route := v.RoutePath
+			if route == "" {
+				route = "(none)"
+			}
+			s.log.LogAttrs(context.Background(), lvl, "http request",
+				slog.String("request_id", v.RequestID),
+				slog.String("method", v.Method),
+				slog.String("route", route),
+				slog.String("path", v.URIPath),
+				slog.Int("status", v.Status),
+				slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
+				slog.String("remote_ip", v.RemoteIP),
+			)
+			return nil
+		},
+	})
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		h := logger(next)
+		return func(c echo.Context) error {
+			if err := h(c); err != nil && !c.Response().Committed {
+				return err
+			}
+			// Already answered by the error handler the logger called.
+			return nil
+		}
+	}
+}
+
+// recoverPanics turns a panic into a logged error (with its stack) and a
+// generic 500 JSON answer without any detail.
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				return
+			}
+			if r == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+				panic(r)
+			}
+			s.log.Error("panic in handler", "request_id", requestID(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+		}()
+		return next(c)
+	}
+}
+
+// limitBody refuses bodies over max bytes: at once from Content-Length,
+// otherwise when the reader passes the limit (decodeJSON maps that to 413).
+func limitBody(max int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.ContentLength > max {
+				return echo.ErrStatusRequestEntityTooLarge
+			}
+			// The raw writer, so net/http closes the connection after a
+			// body past the limit instead of draining it.
+			req.Body = http.MaxBytesReader(c.Response().Writer, req.Body, max)
+			return next(c)
+		}
+	}
+}
+
+// secureHeaders marks every answer as not cacheable (tokens, job records)
+// and not to be content-sniffed.
+func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		return next(c)
+	}
+}
+
+// authenticate requires a valid "Authorization: Bearer <jwt>" and stores
+// its claims in the context. Every refusal is a 401 with
+// WWW-Authenticate: Bearer, and is audited as auth.denied (without the
+// token).
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		scheme, tok, found := strings.Cut(h, " ")
+		tok = strings.TrimSpace(tok)
+		var reason, msg string
+		switch {
+		case h == "":
+			reason, msg = "missing_token", "missing Authorization: Bearer token"
+		case !found || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t"):
+			reason, msg = "malformed_authorization", "malformed Authorization header; want: Bearer <token>"
+		}
+		if reason == "" {
+			claims, err := s.tokens.Verify(tok)
+			if err == nil {
+				c.Set(ctxClaims, claims)
+				return next(c)
+			}
+			reason, msg = "invalid_token", "invalid token"
+			if errors.Is(err, auth.ErrExpired) {
+				reason, msg = "expired_token", "token expired; log in again"
+			}
+		}
+		s.auditAnonymous(c, audit.Event{
+			Action: "auth.denied", Resource: "auth", Outcome: audit.Denied,
+			Detail: map[string]any{"reason": reason, "status": http.StatusUnauthorized, "method": c.Request().Method, "route": c.Path()},
+		})
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="insightops"`)
+		return apiErr(http.StatusUnauthorized, CodeUnauthorized, "%s", msg)
+	}
+}
+
+// requireRole refuses (403, audited) a caller whose role is below need.
+func (s *Server) requireRole(need auth.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			cl, ok := claimsOf(c)
+			if !ok {
+				// authenticate did not run: a wiring bug, never a pass.
+				return apiErr(http.StatusUnauthorized, CodeUnauthorized, "authentication required")
+			}
+			if auth.Allows(cl.Role, need) {
+				return next(c)
+			}
+			s.recordAudit(c, audit.Event{
+				Actor: cl.Subject, Role: string(cl.Role),
+				Action: "auth.denied", Resource: "auth", Outcome: audit.Denied,
+				Detail: map[string]any{"reason": "insufficient_role", "status": http.StatusForbidden, "required_role": string(need), "method": c.Request().Method, "route": c.Path()},
+			})
+			return apiErr(http.StatusForbidden, CodeForbidden, "this route needs the %s role; you are %s", need, cl.Role)
+		}
+	}
+}
+
+// requireConfirm guards destructive routes: the request must carry
+// ?confirm=true. Routes flagged Confirm in the route table get it
+// (after their admin role check); handlers may call it too.
+func requireConfirm(c echo.Context) error {
+	if c.QueryParam("confirm") != "true" {
+		return apiErr(http.StatusBadRequest, CodeConfirmationRequired, "this operation is destructive: repeat it with ?confirm=true")
+	}
+	return nil
+}
+
+func confirmMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := requireConfirm(c); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+// claimsOf returns the authenticated caller's claims.
+func claimsOf(c echo.Context) (auth.Claims, bool) {
+	cl, ok := c.Get(ctxClaims).(auth.Claims)
+	return cl, ok
+}
+
+// recordAudit fills in the request's source and id and publishes e, bounded
+// by AuditTimeout and detached from the request's cancellation; a failure
+// is logged, not returned.
+func (s *Server) recordAudit(c echo.Context, e audit.Event) {
+	e.SourceIP = c.RealIP()
+	e.RequestID = requestID(c)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), AuditTimeout)
+	defer cancel()
+	s.audit.Record(ctx, e)
+}
+
+// auditAnonymous audits an event caused by an unauthenticated caller,
+// at most AnonymousAuditLimit per source IP; beyond it the event is only
+// logged, so anonymous traffic cannot flood the append-only AUDIT stream.
+func (s *Server) auditAnonymous(c echo.Context, e audit.Event) {
+	if e.Actor == "" {
+		e.Actor = "anonymous"
+	}
+	if ok, _ := s.noisyAudit.allow(c.RealIP(), time.Now()); !ok {
+		s.log.Warn("audit suppressed (per-IP limit)", "action", e.Action, "source_ip", c.RealIP(), "request_id", requestID(c), "detail", e.Detail)
+		return
+	}
+	s.recordAudit(c, e)
+}

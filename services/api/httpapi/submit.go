@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/insightops/insightops/shared/audit"
+	"github.com/insightops/insightops/shared/jobs"
+)
+
+// HeaderIdempotencyKey makes a retried POST return the job of the first.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// maxIdempotencyKeyLen bounds an Idempotency-Key header.
+const maxIdempotencyKeyLen = 200
+
+// Accepted is the 202 body of every request that queues a job: the
+// Insight Engine's shape {status, task_id, message, status_url} plus the
+// job record.
+type Accepted struct {
+	Status    string      `json:"status"`
+	TaskID    string      `json:"task_id"`
+	Message   string      `json:"message"`
+	StatusURL string      `json:"status_url"`
+	Job       jobs.Record `json:"job"`
+}
+
+// TaskURL is where a job's record is read.
+func TaskURL(id string) string { return AdminPrefix + "/db/tasks/" + id }
+
+// idempotencyKey returns the request's Idempotency-Key header, which must
+// be at most 200 printable ASCII characters.
+func idempotencyKey(c echo.Context) (string, error) {
+	k := c.Request().Header.Get(HeaderIdempotencyKey)
+	if len(k) > maxIdempotencyKeyLen {
+		return "", badRequest("%s is longer than %d characters", HeaderIdempotencyKey, maxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", badRequest("%s must be printable ASCII", HeaderIdempotencyKey)
+		}
+	}
+	return k, nil
+}
+
+// submit queues a job of kind with params for the authenticated caller and
+// answers 202 with Location: /admin/db/tasks/{id}. With an Idempotency-Key
+// the same caller repeating the same kind and key gets the first job back,
+// still with 202 (the body's status tells the job's state then). Every
+// request is audited as <kind-base>.requested. The submission is bounded by
+// SubmitTimeout: a bus that does not answer gives 503, not a hung request.
+func (s *Server) submit(c echo.Context, kind string, params any, message string) error {
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	cl, ok := claimsOf(c)
+	if !ok {
+		return apiErr(http.StatusUnauthorized, CodeUnauthorized, "authentication required")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.submitTimeout)
+	defer cancel()
+	rec, created, err := s.pub.Submit(ctx, jobs.Submission{Kind: kind, Params: params, SubmittedBy: cl.Subject, IdempotencyKey: key})
+	if err != nil {
+		if errors.Is(err, jobs.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			return unavailable("the job bus", err)
+		}
+		if errors.Is(err, jobs.ErrIdempotencyConflict) {
+			return apiErr(http.StatusUnprocessableEntity, CodeIdempotencyConflict, "%s was already used for job %s with a different request; use a new key", HeaderIdempotencyKey, rec.ID)
+		}
+		return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: fmt.Errorf("submit %s: %w", kind, err)}
+	}
+	detail := map[string]any{"kind": kind, "replayed": !created}
+	if key != "" {
+		detail["idempotency_key"] = key
+	}
+	s.recordAudit(c, audit.Event{
+		Actor: cl.Subject, Role: string(cl.Role),
+		Action: jobs.AuditAction(kind, "requested"), Resource: jobs.WorkerKind(kind),
+		JobID: rec.ID, Outcome: audit.Success, Detail: detail,
+	})
+	if !created {
+		message = "a job with this Idempotency-Key already exists; this is that job"
+	}
+	c.Response().Header().Set(echo.HeaderLocation, TaskURL(rec.ID))
+	return c.JSON(http.StatusAccepted, Accepted{
+		Status: string(rec.State), TaskID: rec.ID, Message: message, StatusURL: TaskURL(rec.ID), Job: rec,
+	})
+}
+
+// initRequest is the (empty) body POST /admin/db/init accepts.
+type initRequest struct{}
+
+// submitInit answers POST /admin/db/init: queue an init job. The body is
+// optional; when present it must be the empty object {}.
+func (s *Server) submitInit(c echo.Context) error {
+	var req initRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return err
+	}
+	return s.submit(c, jobs.KindInit, nil, "init job queued")
+}

@@ -1,0 +1,141 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TokenIssuer is the iss claim of every insightops token.
+const TokenIssuer = "insightops"
+
+// MinSecretBytes is the shortest HMAC key Issuer accepts.
+const MinSecretBytes = 32
+
+// DefaultTTL is a token's lifetime when Issuer.TTL is zero.
+const DefaultTTL = time.Hour
+
+// Leeway is the clock skew tolerated between API replicas on exp, nbf and
+// iat.
+const Leeway = 5 * time.Second
+
+// Errors of Issue and Verify. Verify wraps ErrInvalidToken around every
+// rejection (and ErrExpired as well for an expired token), so callers can
+// answer 401 without caring why.
+var (
+	ErrInvalidToken = errors.New("invalid token")
+	ErrExpired      = errors.New("token expired")
+	ErrWeakSecret   = fmt.Errorf("jwt secret shorter than %d bytes", MinSecretBytes)
+)
+
+// Claims is what a verified token says about its bearer.
+type Claims struct {
+	Subject   string // the user's e-mail
+	Role      Role
+	ExpiresAt time.Time
+}
+
+// tokenClaims is the token's JSON payload.
+type tokenClaims struct {
+	Role string `json:"role"`
+	jwt.RegisteredClaims
+}
+
+// Issuer issues and verifies HS256 tokens with one secret.
+type Issuer struct {
+	Secret []byte
+	TTL    time.Duration // DefaultTTL when zero
+
+	// Now is the clock; time.Now when nil (tests set it).
+	Now func() time.Time
+}
+
+func (i Issuer) now() time.Time {
+	if i.Now != nil {
+		return i.Now()
+	}
+	return time.Now()
+}
+
+func (i Issuer) ttl() time.Duration {
+	if i.TTL > 0 {
+		return i.TTL
+	}
+	return DefaultTTL
+}
+
+// Issue signs a token for email with role, valid for TTL from now.
+func (i Issuer) Issue(email string, role Role) (token string, expiresAt time.Time, err error) {
+	if len(i.Secret) < MinSecretBytes {
+		return "", time.Time{}, ErrWeakSecret
+	}
+	if strings.TrimSpace(email) == "" {
+		return "", time.Time{}, errors.New("issue token: empty subject")
+	}
+	if !role.Valid() {
+		return "", time.Time{}, fmt.Errorf("issue token: %w %q", ErrUnknownRole, role)
+	}
+	now := i.now().UTC().Truncate(time.Second)
+	expiresAt = now.Add(i.ttl())
+	claims := tokenClaims{
+		Role: string(role),
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    TokenIssuer,
+			Subject:   email,
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(expiresAt),
+		},
+	}
+	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(i.Secret)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
+	}
+	return token, expiresAt, nil
+}
+
+// Verify checks the token's signature (HS256 only), issuer, iat, nbf and
+// exp (all required but nbf), and its role, and returns its claims.
+func (i Issuer) Verify(token string) (Claims, error) {
+	if len(i.Secret) < MinSecretBytes {
+		return Claims{}, ErrWeakSecret
+	}
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(TokenIssuer),
+		jwt.WithIssuedAt(),
+		jwt.WithExpirationRequired(),
+		jwt.WithStrictDecoding(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(i.now),
+	)
+	var tc tokenClaims
+	_, err := parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
+		// Belt and braces beside WithValidMethods: only HMAC-SHA256, so a
+		// token cannot choose "none" or an asymmetric algorithm.
+		if m, ok := t.Method.(*jwt.SigningMethodHMAC); !ok || m != jwt.SigningMethodHS256 {
+			return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
+		}
+		return i.Secret, nil
+	})
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrExpired)
+		}
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if tc.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: missing iat", ErrInvalidToken)
+	}
+	if strings.TrimSpace(tc.Subject) == "" {
+		return Claims{}, fmt.Errorf("%w: missing sub", ErrInvalidToken)
+	}
+	role, err := ParseRole(tc.Role)
+	if err != nil || Role(tc.Role) != role {
+		return Claims{}, fmt.Errorf("%w: role %q", ErrInvalidToken, tc.Role)
+	}
+	return Claims{Subject: tc.Subject, Role: role, ExpiresAt: tc.ExpiresAt.Time}, nil
+}
