@@ -205,16 +205,7 @@ func (w *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 		case <-ctx.Done():
 			return
 		}
-		n := 1
-	fill:
-		for n < w.opts.Concurrency {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break fill
-			}
-		}
+		n := w.gather(slots)
 		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.opts.FetchWait))
 		if err != nil {
 			for i := 0; i < n; i++ {
@@ -238,6 +229,40 @@ func (w *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 		}()
 	}
 }
+
+// gather takes more free slots after the first: all that are free now
+// and, while other jobs run, those freed within fetchGather, up to half
+// the concurrency. Under load this turns one pull request per job into
+// one per several jobs; when idle it costs nothing (all slots are free).
+func (w *runner) gather(slots chan struct{}) int {
+	n, want := 1, max(1, w.opts.Concurrency/2)
+	var timer <-chan time.Time
+	for n < w.opts.Concurrency {
+		select {
+		case slots <- struct{}{}:
+			n++
+			continue
+		default:
+		}
+		if n >= want {
+			return n
+		}
+		if timer == nil {
+			timer = time.After(fetchGather)
+		}
+		select {
+		case slots <- struct{}{}:
+			n++
+		case <-timer:
+			return n
+		}
+	}
+	return n
+}
+
+// fetchGather bounds how long a free slot waits for others before its
+// pull request goes out.
+const fetchGather = 2 * time.Millisecond
 
 // dispatch starts a job per message of one pull request; each holds one of
 // the n slots reserved for the request, and the unused ones are freed
