@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,17 @@ func TestDurationsAcceptDays(t *testing.T) {
 	c, err := Load(env(map[string]string{"AUDIT_RETENTION": "30d", "JOB_RETENTION": "36h"}))
 	if err != nil || c.AuditRetention != 30*24*time.Hour || c.JobRetention != 36*time.Hour {
 		t.Fatalf("%v %v %v", c.AuditRetention, c.JobRetention, err)
+	}
+}
+
+func TestReadmeDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("read README: %v", err)
+	}
+	for _, v := range Vars {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README's configuration table lacks %s", v.Name)
+		}
 	}
 }
