@@ -27,7 +27,9 @@ build:
 		(cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -o ../../$(BIN)/$$s .) || exit 1; \
 	done
 
-## run: the all-in-one on the embedded defaults; starts a local Chroma when CHROMA_URL is empty and Node.js is there
+## run: the all-in-one on the embedded defaults, with the shipped demo target DB enabled;
+## starts a local Chroma when CHROMA_URL is empty and Node.js is there
+run: export ENABLE_TARGET_DB ?= true
 run: build
 	@mkdir -p $(DATA_DIR)
 	@if [ -z "$$CHROMA_URL" ]; then \

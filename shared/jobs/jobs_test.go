@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/testkit"
 )
@@ -230,5 +232,53 @@ func TestWatchEndsAtTheFinalState(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("watch did not close; saw %v", states)
 		}
+	}
+}
+
+// TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry fills JOBS so
+// the first publish fails after the record is written; the retry with the
+// same key publishes the very same job.
+func TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	ctx := context.Background()
+	store := jobs.NewStore(b.Jobs)
+	p := jobs.NewPublisher(b.JS, store, 3)
+	s, err := b.JS.Stream(ctx, "JOBS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgs, cfg.Discard = 1, jetstream.DiscardNew
+	if _, err := b.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit}); err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit, IdempotencyKey: "retry-me"})
+	if !errors.Is(err, jobs.ErrUnavailable) {
+		t.Fatalf("publish into a full stream: %v", err)
+	}
+	if r, _, _ := store.Get(ctx, first.ID); r.State != jobs.Queued {
+		t.Fatalf("keyed job after a failed publish is %s, want queued", r.State)
+	}
+	if err := s.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, created, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit, IdempotencyKey: "retry-me"})
+	if err != nil || created || again.ID != first.ID {
+		t.Fatalf("retry: id %s (first %s) created=%v err=%v", again.ID, first.ID, created, err)
+	}
+	info, _ := s.Info(ctx)
+	if info.State.Msgs != 1 {
+		t.Fatalf("JOBS holds %d commands after the retry, want 1", info.State.Msgs)
+	}
+	// An unkeyed submission that cannot be published is failed at once.
+	lost, _, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit})
+	if !errors.Is(err, jobs.ErrUnavailable) {
+		t.Fatalf("unkeyed publish into a full stream: %v", err)
+	}
+	if r, _, _ := store.Get(ctx, lost.ID); r.State != jobs.Failed || r.Error == nil || r.Error.Code != "dispatch_failed" {
+		t.Fatalf("unkeyed undispatched job: %s %+v", r.State, r.Error)
 	}
 }

@@ -50,8 +50,10 @@ func NewPublisher(js jetstream.JetStream, store *Store, maxAttempts int) *Publis
 // submitter, kind and key) returns the first job with created=false; the
 // key is claimed with a KV Create, so two racing submissions agree on one
 // job, and a submitter that crashed between claiming and publishing is
-// completed by its retry (the Nats-Msg-Id keeps the command single). The
-// same key with other params is ErrIdempotencyConflict.
+// completed by its retry (the Nats-Msg-Id keeps the command single). A
+// failed publish leaves a keyed job queued for the retry to publish; an
+// unkeyed one is marked failed (dispatch_failed), since no retry can find
+// it. The same key with other params is ErrIdempotencyConflict.
 func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, error) {
 	params, err := marshalParams(sub.Params)
 	if err != nil {
@@ -70,9 +72,16 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 				return Record{}, false, fmt.Errorf("%w: read idempotency key: %v", ErrUnavailable, gerr)
 			}
 			id, created = string(e.Value()), false
-			if rec, _, err := p.store.Get(ctx, id); err == nil {
+			if rec, rev, err := p.store.Get(ctx, id); err == nil {
 				if !bytes.Equal(rec.Params, params) {
 					return rec, false, fmt.Errorf("%w: key %q belongs to job %s", ErrIdempotencyConflict, sub.IdempotencyKey, rec.ID)
+				}
+				if rec.State == Queued {
+					// The first submission may not have got its command out:
+					// publish again; Nats-Msg-Id drops it if it had.
+					if err := p.publish(ctx, rec, rev); err != nil {
+						return rec, false, err
+					}
 				}
 				return rec, false, nil
 			}
@@ -96,6 +105,11 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 		}
 	}
 	if err := p.publish(ctx, rec, rev); err != nil {
+		if sub.IdempotencyKey != "" {
+			// The caller retries with the same key, which publishes this
+			// queued record's command again (see above).
+			return rec, created, err
+		}
 		// Nothing will run this job: record why, best effort.
 		_, _ = p.store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
 			if r.State != Queued {

@@ -1,0 +1,284 @@
+package initworker_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/insightops/insightops/services/init/initworker"
+	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/audit"
+	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/bus"
+	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/store"
+	"github.com/insightops/insightops/shared/testkit"
+	"github.com/insightops/insightops/shared/worker"
+)
+
+// assetsDir is the repository's assets/ seen from this package's directory.
+const assetsDir = "../../../assets"
+
+func TestMain(m *testing.M) {
+	auth.Cost = bcrypt.MinCost // hashing at the production cost only slows tests
+	os.Exit(m.Run())
+}
+
+// dialects runs a test against SQLite and PostgreSQL: url returns the
+// DATABASE_URL ("" for SQLite under DATA_DIR).
+var dialects = []struct {
+	name string
+	url  func(t *testing.T) string
+}{
+	{"sqlite", func(*testing.T) string { return "" }},
+	{"postgres", func(t *testing.T) string { return testkit.Postgres(t) }},
+}
+
+// goldenSource copies the shipped demo target DB into a temp dir, so the
+// test can check its bytes are never changed.
+func goldenSource(t *testing.T) string {
+	t.Helper()
+	src, err := os.Open(filepath.Join(assetsDir, "databases", "vanna_db.db"))
+	if err != nil {
+		t.Fatalf("open shipped golden source: %v", err)
+	}
+	defer src.Close()
+	path := filepath.Join(t.TempDir(), "golden", "vanna_db.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// newConfig loads a configuration from env over test defaults: a golden
+// source copy, the repository's assets, DATA_DIR in a temp dir, demo data
+// on, target DB required, auto-train off.
+func newConfig(t *testing.T, env map[string]string) config.Config {
+	t.Helper()
+	vars := map[string]string{
+		"APP_ENV":             "development",
+		"DATA_DIR":            t.TempDir(),
+		"ASSETS_DIR":          assetsDir,
+		"INIT_ADMIN_USERNAME": "Admin@Example.com",
+		"INIT_ADMIN_PASSWORD": "first-password-1",
+		"SEED_DEMO_DATA":      "true",
+		"ENABLE_TARGET_DB":    "true",
+		"AUTO_TRAIN_CHROMA":   "false",
+		"JOB_ACK_WAIT":        "2s",
+		"WORKER_ID":           "test",
+	}
+	if _, ok := env["TARGET_DB_SOURCE"]; !ok {
+		vars["TARGET_DB_SOURCE"] = goldenSource(t)
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// openDB opens the System DB the configuration names, closed at the end.
+func openDB(t *testing.T, cfg config.Config) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), cfg.DatabaseURL, cfg.SQLitePath())
+	if err != nil {
+		t.Fatalf("open system db: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func rowCounts(t *testing.T, db *store.DB) map[string]int64 {
+	t.Helper()
+	stats, err := db.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, s := range stats {
+		out[s.Name] = s.Rows
+	}
+	return out
+}
+
+// wireResult is a Result as it reads back from JSON (the job record).
+type wireResult struct {
+	JobID       string `json:"job_id"`
+	Mode        string `json:"mode"`
+	Warnings    int    `json:"warnings"`
+	CompletedAt string `json:"completed_at"`
+	Steps       []struct {
+		Name   string          `json:"name"`
+		Status string          `json:"status"`
+		Detail json.RawMessage `json:"detail"`
+	} `json:"steps"`
+}
+
+func decodeResult(t *testing.T, raw []byte) wireResult {
+	t.Helper()
+	var r wireResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("decode result %s: %v", raw, err)
+	}
+	return r
+}
+
+// wire round-trips a Result through JSON, as the record stores it.
+func wire(t *testing.T, res initworker.Result) wireResult {
+	t.Helper()
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeResult(t, b)
+}
+
+func (r wireResult) names() []string {
+	out := []string{}
+	for _, s := range r.Steps {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func (r wireResult) statuses() map[string]string {
+	out := map[string]string{}
+	for _, s := range r.Steps {
+		out[s.Name] = s.Status
+	}
+	return out
+}
+
+// step returns the status of step name and decodes its detail into T.
+func step[T any](t *testing.T, r wireResult, name string) (string, T) {
+	t.Helper()
+	var d T
+	for _, s := range r.Steps {
+		if s.Name == name {
+			if err := json.Unmarshal(s.Detail, &d); err != nil {
+				t.Fatalf("decode %s detail %s: %v", name, s.Detail, err)
+			}
+			return s.Status, d
+		}
+	}
+	t.Fatalf("no step %s in %v", name, r.names())
+	return "", d
+}
+
+var allSteps = []string{
+	initworker.StepGoldenCopy, initworker.StepMigrations, initworker.StepOntology, initworker.StepAdminUser,
+	initworker.StepDemoData, initworker.StepAutoTrain, initworker.StepMarkComplete,
+}
+
+// busDeps are the dependencies of a worker on a fresh embedded NATS and a
+// SQLite System DB, migrated as app.Open does for the worker binary.
+func busDeps(t *testing.T, cfg config.Config) app.Deps {
+	t.Helper()
+	b, _ := testkit.Bus(t)
+	log := testkit.Logger(t)
+	db := openDB(t, cfg)
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return app.Deps{Config: cfg, Bus: b, DB: db, Audit: audit.NewPublisher(b.JS, log), Log: log}
+}
+
+// startWorker runs a real init worker replica with short timeouts until the
+// test ends.
+func startWorker(t *testing.T, deps app.Deps, handlers map[string]worker.Handler) {
+	t.Helper()
+	opts := worker.OptionsFrom(deps.Config, initworker.Kind, handlers, deps.Audit, deps.Log)
+	opts.AckWait = 2 * time.Second
+	opts.Backoff = func(int) time.Duration { return 100 * time.Millisecond }
+	opts.FetchWait = 500 * time.Millisecond
+	opts.PresenceEvery = 200 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := worker.Run(ctx, deps.Bus, opts); err != nil {
+			t.Errorf("init worker: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Errorf("init worker did not stop")
+		}
+	})
+}
+
+func submitInit(t *testing.T, b *bus.Bus, by string) jobs.Record {
+	t.Helper()
+	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 5)
+	rec, created, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit, SubmittedBy: by})
+	if err != nil || !created {
+		t.Fatalf("submit init: created=%v err=%v", created, err)
+	}
+	return rec
+}
+
+func waitFinal(t *testing.T, b *bus.Bus, id string) jobs.Record {
+	t.Helper()
+	st := jobs.NewStore(b.Jobs)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r, _, err := st.Get(context.Background(), id)
+		if err == nil && r.State.Final() {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s not final: state=%s step=%q err=%v", id, r.State, r.Step, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// messagesOn counts the messages stored on subject in stream.
+func messagesOn(t *testing.T, b *bus.Bus, stream, subject string) uint64 {
+	t.Helper()
+	s, err := b.JS.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[subject]
+}
