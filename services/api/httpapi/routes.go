@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"slices"
 	"net/http"
 	"strings"
 
@@ -32,11 +33,14 @@ type routeDef struct {
 	handler func(*Server, echo.Context) error
 }
 
-// routeTable is THE list of endpoints: later issues add theirs here, with
-// the role they need. New refuses an /admin route without a role, a public
+// routeTable is THE list of endpoints: coreRoutes below plus one slice per
+// feature file (backupRoutes in backup_routes.go, chromaRoutes in
+// chroma_routes.go), each entry with the role it needs. New refuses an /admin route without a role, a public
 // route with one, and a Confirm route that is not admin-only; the route
 // test walks echo's registered routes and fails on any route missing here.
-var routeTable = []routeDef{
+var routeTable = slices.Concat(coreRoutes, backupRoutes, chromaRoutes)
+
+var coreRoutes = []routeDef{
 	{Route{http.MethodGet, "/health", "", false, "liveness"}, (*Server).health},
 	{Route{http.MethodGet, "/ready", "", false, "readiness: NATS connected, streams and buckets present"}, (*Server).ready},
 	{Route{http.MethodPost, "/auth/login", "", false, "log in: {email, password} → {token, expires_at, role}"}, (*Server).login},

@@ -1,0 +1,113 @@
+package locks_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/insightops/insightops/shared/locks"
+	"github.com/insightops/insightops/shared/testkit"
+)
+
+func TestSecondHolderIsRefusedWithTheHolderNamed(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	ctx := context.Background()
+	l, err := locks.Acquire(ctx, b.Locks, locks.System, locks.Holder{Owner: "job-1", Operation: "restore.run"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = locks.Acquire(ctx, b.Locks, locks.System, locks.Holder{Owner: "job-2", Operation: "backup.create"}, time.Second)
+	var he *locks.HeldError
+	if !errors.As(err, &he) || !errors.Is(err, locks.ErrHeld) || he.Holder.Owner != "job-1" || he.Holder.Operation != "restore.run" {
+		t.Fatalf("second acquire: %v", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := locks.Acquire(ctx, b.Locks, locks.System, locks.Holder{Owner: "job-2"}, time.Second)
+	if err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+	_ = l2.Release(ctx)
+}
+
+func TestAcquireAllIsAllOrNothing(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	ctx := context.Background()
+	chroma, err := locks.Acquire(ctx, b.Locks, locks.Chroma, locks.Holder{Owner: "train"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := locks.AcquireAll(ctx, b.Locks, []string{locks.Chroma, locks.System, locks.Target}, locks.Holder{Owner: "restore"}, time.Second); !errors.Is(err, locks.ErrHeld) {
+		t.Fatalf("AcquireAll with chroma held: %v", err)
+	}
+	held, err := locks.Holders(ctx, b.Locks, locks.Order...)
+	if err != nil || len(held) != 1 || held[locks.Chroma].Owner != "train" {
+		t.Fatalf("after a refused AcquireAll the holders are %v (%v), want only chroma", held, err)
+	}
+	_ = chroma.Release(ctx)
+	set, err := locks.AcquireAll(ctx, b.Locks, locks.Order, locks.Holder{Owner: "restore"}, time.Second)
+	if err != nil || len(set) != 3 {
+		t.Fatalf("AcquireAll: %v", err)
+	}
+	if err := set.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashedHolderLeaseExpires: a holder that stops refreshing (crashed)
+// loses the lease after the bucket TTL, and a refreshing one keeps it.
+func TestCrashedHolderLeaseExpiresAndALiveOneIsKept(t *testing.T) {
+	ns := testkit.NATS(t)
+	js, _ := jetstream.New(testkit.Connect(t, ns))
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LOCKS", TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := locks.Acquire(ctx, kv, locks.Target, locks.Holder{Owner: "live"}, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A crashed holder: the key written, nobody refreshing it.
+	if _, err := kv.Create(ctx, locks.System, []byte(`{"owner":"crashed"}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	l, err := locks.Acquire(ctx, kv, locks.System, locks.Holder{Owner: "next"}, 200*time.Millisecond)
+	if err != nil {
+		t.Fatalf("crashed holder's lease still held after its TTL: %v", err)
+	}
+	_ = l.Release(ctx)
+	if _, err := locks.Acquire(ctx, kv, locks.Target, locks.Holder{Owner: "thief"}, time.Second); !errors.Is(err, locks.ErrHeld) {
+		t.Fatalf("a refreshed lease was taken: %v", err)
+	}
+	if live.Err() != nil {
+		t.Fatalf("live lease lost: %v", live.Err())
+	}
+	_ = live.Release(ctx)
+}
+
+func TestReleaseDoesNotDeleteSomeoneElsesLease(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	ctx := context.Background()
+	l, err := locks.Acquire(ctx, b.Locks, locks.Chroma, locks.Holder{Owner: "a"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone force-takes the key (e.g. after an expiry the old holder missed).
+	if err := b.Locks.Delete(ctx, locks.Chroma); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Locks.Create(ctx, locks.Chroma, []byte(`{"owner":"b"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Release(ctx)
+	held, _ := locks.Holders(ctx, b.Locks, locks.Chroma)
+	if held[locks.Chroma].Owner != "b" {
+		t.Fatalf("release removed b's lease: %v", held)
+	}
+}
