@@ -1,0 +1,238 @@
+package allinone_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insightops/insightops/services/insightops/allinone"
+	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/testkit"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type instance struct {
+	base   string
+	banner *bytes.Buffer
+	stop   func() error
+}
+
+func start(t *testing.T, dataDir string) *instance {
+	t.Helper()
+	vars := map[string]string{
+		"DATA_DIR": dataDir, "API_ADDR": freeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
+		"TARGET_DB_SOURCE": "../../../assets/databases/vanna_db.db", "ASSETS_DIR": "../../../assets",
+		"ENABLE_TARGET_DB": "true", "JOB_ACK_WAIT": "5s", "SHUTDOWN_TIMEOUT": "5s",
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	deps, closeAll, err := app.OpenWith(ctx, cfg, testkit.Logger(t), app.Options{Name: "test-allinone", SystemDB: true})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	banner := &bytes.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- allinone.Run(ctx, deps, banner) }()
+	in := &instance{base: "http://" + cfg.APIAddr, banner: banner}
+	stopped := false
+	in.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		defer closeAll()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			return fmt.Errorf("all-in-one did not stop within 20s")
+		}
+	}
+	t.Cleanup(func() { _ = in.stop() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(in.base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return in
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API not healthy: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (in *instance) call(t *testing.T, method, path, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, in.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (in *instance) login(t *testing.T) string {
+	t.Helper()
+	var tok struct{ Token string }
+	if code := in.call(t, "POST", "/auth/login", "", map[string]string{"email": "admin@example.com", "password": config.DefaultAdminPassword}, &tok); code != 200 || tok.Token == "" {
+		t.Fatalf("login: %d", code)
+	}
+	return tok.Token
+}
+
+func (in *instance) waitFinal(t *testing.T, token, id string) jobs.Record {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var rec jobs.Record
+		in.call(t, "GET", "/admin/db/tasks/"+id, token, nil, &rec)
+		if rec.State.Final() {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s (%s)", id, rec.State, rec.Step)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type stepResult struct {
+	Name   string         `json:"name"`
+	Status string         `json:"status"`
+	Detail map[string]any `json:"detail"`
+}
+
+func steps(t *testing.T, rec jobs.Record) map[string]stepResult {
+	t.Helper()
+	var r struct{ Steps []stepResult }
+	if err := json.Unmarshal(rec.Result, &r); err != nil {
+		t.Fatalf("result %s: %v", rec.Result, err)
+	}
+	out := map[string]stepResult{}
+	for _, s := range r.Steps {
+		out[s.Name] = s
+	}
+	return out
+}
+
+// TestFirstStartInitialisesAndServes is `make run` in a test: a fresh
+// DATA_DIR, the all-in-one submits init itself, the admin logs in, a
+// second init is a no-op, every worker kind is alive, and a restart on the
+// same DATA_DIR does not run the first-start init again.
+func TestFirstStartInitialisesAndServes(t *testing.T) {
+	dir := t.TempDir()
+	in := start(t, dir)
+	if !strings.Contains(in.banner.String(), "first start: init job") {
+		t.Fatalf("banner lacks the first-start init job:\n%s", in.banner)
+	}
+	// The admin exists only once init has run: log in when it has.
+	var token string
+	deadline := time.Now().Add(30 * time.Second)
+	for token == "" {
+		var tok struct{ Token string }
+		if in.call(t, "POST", "/auth/login", "", map[string]string{"email": "admin@example.com", "password": config.DefaultAdminPassword}, &tok) == 200 {
+			token = tok.Token
+		} else if time.Now().After(deadline) {
+			t.Fatal("admin cannot log in: first-start init did not create it")
+		} else {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	var list struct{ Tasks []jobs.Record }
+	in.call(t, "GET", "/admin/db/tasks?kind=init.run", token, nil, &list)
+	if len(list.Tasks) != 1 || list.Tasks[0].SubmittedBy != "system" {
+		t.Fatalf("first-start init jobs: %+v", list.Tasks)
+	}
+	first := in.waitFinal(t, token, list.Tasks[0].ID)
+	if first.State != jobs.Succeeded {
+		t.Fatalf("first-start init: %s %+v", first.State, first.Error)
+	}
+	if s := steps(t, first); s["golden_copy"].Status != "ok" || s["demo_data"].Detail["inserted"].(float64) == 0 || s["admin_user"].Detail["created"] != true {
+		t.Fatalf("first init steps: %+v", s)
+	}
+
+	var accepted struct {
+		TaskID string `json:"task_id"`
+	}
+	if code := in.call(t, "POST", "/admin/db/init", token, nil, &accepted); code != http.StatusAccepted {
+		t.Fatalf("POST init: %d", code)
+	}
+	second := in.waitFinal(t, token, accepted.TaskID)
+	s := steps(t, second)
+	if second.State != jobs.Succeeded || s["golden_copy"].Detail["action"] != "unchanged" || s["demo_data"].Detail["inserted"].(float64) != 0 || s["admin_user"].Detail["created"] != false {
+		t.Fatalf("second init is not a no-op: %s %+v", second.State, s)
+	}
+
+	var health struct {
+		Status  string
+		Workers map[string][]map[string]any
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		in.call(t, "GET", "/admin/db/health", token, nil, &health)
+		if len(health.Workers["init"]) == 1 && len(health.Workers["backup"]) == 1 && len(health.Workers["restore"]) == 1 && len(health.Workers["chroma"]) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live workers %+v", health.Workers)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := in.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	again := start(t, dir)
+	if strings.Contains(again.banner.String(), "first start") {
+		t.Fatalf("a restart ran the first-start init again:\n%s", again.banner)
+	}
+	token = again.login(t)
+	again.call(t, "GET", "/admin/db/tasks?kind=init.run", token, nil, &list)
+	if len(list.Tasks) != 2 {
+		t.Fatalf("after restart %d init jobs, want the 2 from before", len(list.Tasks))
+	}
+}
