@@ -55,8 +55,8 @@ type Options struct {
 	Backoff func(attempt int) time.Duration
 	// PresenceEvery is the presence refresh interval (default 5s).
 	PresenceEvery time.Duration
-	// FetchWait bounds one pull request (default 2s); also bounds how long
-	// a stop waits for the fetch loop.
+	// FetchWait is how long one pull request waits for messages before
+	// it expires and is sent again (default 2s).
 	FetchWait time.Duration
 	// Audit, when set, receives a started/succeeded/failed/cancelled event
 	// per job.
@@ -140,8 +140,7 @@ func Run(ctx context.Context, b *bus.Bus, opts Options) error {
 	if err := opts.defaults(); err != nil {
 		return err
 	}
-	cons, err := b.JS.CreateOrUpdateConsumer(ctx, bus.StreamJobs, ConsumerConfig(opts.Kind, opts.AckWait))
-	if err != nil {
+	if _, err := b.JS.CreateOrUpdateConsumer(ctx, bus.StreamJobs, ConsumerConfig(opts.Kind, opts.AckWait)); err != nil {
 		return fmt.Errorf("consumer %s: %w", opts.Kind, err)
 	}
 	w := &runner{
@@ -162,7 +161,11 @@ func Run(ctx context.Context, b *bus.Bus, opts Options) error {
 	go func() { defer close(presDone); w.pres.Run(presCtx) }()
 
 	w.log.Info("worker started", "concurrency", opts.Concurrency, "ack_wait", opts.AckWait.String())
-	w.fetchLoop(ctx, cons)
+	if err := w.pullLoop(ctx, b.Conn, bus.StreamJobs); err != nil {
+		presCancel()
+		<-presDone
+		return err
+	}
 
 	// Drain.
 	w.log.Info("worker draining", "timeout", opts.ShutdownTimeout.String())
@@ -189,45 +192,6 @@ type runner struct {
 	pres       *presence.Announcer
 	handlerCtx context.Context
 	wg         sync.WaitGroup
-}
-
-// fetchLoop pulls at most as many messages as there are free slots, so no
-// message waits in a local buffer while its ack timer runs. Each pull
-// request is read by its own goroutine, so a slot freed while one request
-// is still open is offered to the server at once in another.
-func (w *runner) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
-	slots := make(chan struct{}, w.opts.Concurrency)
-	var readers sync.WaitGroup
-	defer readers.Wait()
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		n := w.gather(slots)
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.opts.FetchWait))
-		if err != nil {
-			for i := 0; i < n; i++ {
-				<-slots
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			w.log.Warn("fetch failed", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			w.dispatch(ctx, batch, n, slots)
-		}()
-	}
 }
 
 // gather takes more free slots after the first: all that are free now
@@ -264,47 +228,19 @@ func (w *runner) gather(slots chan struct{}) int {
 // pull request goes out.
 const fetchGather = 2 * time.Millisecond
 
-// dispatch starts a job per message of one pull request; each holds one of
-// the n slots reserved for the request, and the unused ones are freed
-// when the request ends.
-func (w *runner) dispatch(ctx context.Context, batch jetstream.MessageBatch, n int, slots chan struct{}) {
-	got := 0
-	for msg := range batch.Messages() {
-		got++
-		if ctx.Err() != nil {
-			// Stopping: hand the message straight back.
-			_ = msg.Nak()
-			<-slots
-			continue
-		}
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			defer func() { <-slots }()
-			w.process(msg)
-		}()
-	}
-	for i := got; i < n; i++ {
-		<-slots
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-		w.log.Debug("fetch ended", "err", err)
-	}
-}
-
-func (w *runner) process(msg jetstream.Msg) {
+func (w *runner) process(msg *nats.Msg) {
 	ctx := w.handlerCtx
 	md, err := msg.Metadata()
 	if err != nil {
-		w.log.Error("message without metadata: terminating it", "subject", msg.Subject(), "err", err)
+		w.log.Error("message without metadata: terminating it", "subject", msg.Subject, "err", err)
 		_ = msg.Term()
 		return
 	}
 	attempt := int(md.NumDelivered)
 	var cmd jobs.Command
-	if err := json.Unmarshal(msg.Data(), &cmd); err != nil || !jobs.ValidID(cmd.ID) {
-		w.log.Error("malformed job command: terminating it", "subject", msg.Subject(), "stream_seq", md.Sequence.Stream)
-		_ = msg.TermWithReason("malformed command")
+	if err := json.Unmarshal(msg.Data, &cmd); err != nil || !jobs.ValidID(cmd.ID) {
+		w.log.Error("malformed job command: terminating it", "subject", msg.Subject, "stream_seq", md.Sequence.Stream)
+		_ = msg.Term()
 		return
 	}
 	log := w.log.With("job_id", cmd.ID, "kind", cmd.Kind, "attempt", attempt)
@@ -321,7 +257,7 @@ func (w *runner) process(msg jetstream.Msg) {
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
 		log.Error("job record missing (expired or never written): terminating the command")
-		_ = msg.TermWithReason("job record missing")
+		_ = msg.Term()
 		return
 	case err != nil:
 		log.Warn("read job record failed; will retry", "err", err)
@@ -418,7 +354,7 @@ func (w *runner) process(msg jetstream.Msg) {
 // message (Term for failures, so the server never redelivers) and audits.
 // The final write comes first: if it fails, the message is released and
 // the (idempotent) job runs again rather than being lost.
-func (w *runner) finish(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec jobs.Record, rev uint64, state jobs.State, result any, herr error, deadLetter bool) {
+func (w *runner) finish(ctx context.Context, msg *nats.Msg, log *slog.Logger, rec jobs.Record, rev uint64, state jobs.State, result any, herr error, deadLetter bool) {
 	var resultJSON json.RawMessage
 	if result != nil {
 		b, err := json.Marshal(result)
@@ -457,7 +393,7 @@ func (w *runner) finish(ctx context.Context, msg jetstream.Msg, log *slog.Logger
 	if state == jobs.Succeeded || state == jobs.Cancelled {
 		_ = msg.Ack()
 	} else {
-		_ = msg.TermWithReason(string(state))
+		_ = msg.Term()
 	}
 	outcome := audit.Success
 	detail := map[string]any{"attempt": final.Attempt, "worker": w.opts.WorkerID}
@@ -471,9 +407,9 @@ func (w *runner) finish(ctx context.Context, msg jetstream.Msg, log *slog.Logger
 	w.audit(ctx, final, string(state), outcome, detail)
 }
 
-func (w *runner) deadLetter(ctx context.Context, msg jetstream.Msg, rec jobs.Record, herr error) error {
+func (w *runner) deadLetter(ctx context.Context, msg *nats.Msg, rec jobs.Record, herr error) error {
 	dl := nats.NewMsg(jobs.DLQSubject(rec.Kind))
-	dl.Data = msg.Data()
+	dl.Data = msg.Data
 	dl.Header.Set(jetstream.MsgIDHeader, "dlq-"+rec.ID)
 	dl.Header.Set("Insightops-Job-Id", rec.ID)
 	dl.Header.Set("Insightops-Error", jobs.ErrorOf(herr).Message)
@@ -487,7 +423,7 @@ func (w *runner) deadLetter(ctx context.Context, msg jetstream.Msg, rec jobs.Rec
 	return nil
 }
 
-func (w *runner) heartbeat(ctx context.Context, msg jetstream.Msg, done chan<- struct{}) {
+func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, done chan<- struct{}) {
 	defer close(done)
 	every := w.opts.AckWait / 3
 	if every < 50*time.Millisecond {
