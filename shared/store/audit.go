@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,10 +71,15 @@ func (db *DB) InsertAuditLog(ctx context.Context, e AuditLog) (inserted bool, er
 
 // AuditFilter selects audit log rows; zero fields do not filter.
 type AuditFilter struct {
-	Actor  string    // exact actor
-	Action string    // exact action
-	Since  time.Time // At >= Since
-	Limit  int       // at most this many rows; 0 means 100, capped at 10000
+	Actor    string    // exact actor
+	Action   string    // exact action
+	Outcome  string    // exact outcome
+	Resource string    // exact resource
+	JobID    string    // exact job id
+	Since    time.Time // At >= Since
+	Until    time.Time // At < Until
+	Limit    int       // at most this many rows; 0 means 100, capped at 10000
+	Offset   int       // rows to skip, for paging
 }
 
 // AuditLogs returns the audit rows matching f, newest first.
@@ -90,17 +96,27 @@ func (db *DB) AuditLogs(ctx context.Context, f AuditFilter) ([]AuditLog, error) 
 		q += ` AND action = ?`
 		args = append(args, f.Action)
 	}
+	for _, c := range []struct{ col, v string }{{"outcome", f.Outcome}, {"resource", f.Resource}, {"job_id", f.JobID}} {
+		if c.v != "" {
+			q += ` AND ` + c.col + ` = ?`
+			args = append(args, c.v)
+		}
+	}
 	if !f.Since.IsZero() {
 		q += ` AND at >= ?`
 		args = append(args, db.timeArg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q += ` AND at < ?`
+		args = append(args, db.timeArg(f.Until))
 	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	limit = min(limit, 10000)
-	q += ` ORDER BY at DESC, id DESC LIMIT ?`
-	args = append(args, limit)
+	q += ` ORDER BY at DESC, id DESC LIMIT ? OFFSET ?`
+	args = append(args, limit, max(f.Offset, 0))
 
 	rows, err := db.SQL.QueryContext(ctx, db.Rebind(q), args...)
 	if err != nil {
@@ -109,18 +125,9 @@ func (db *DB) AuditLogs(ctx context.Context, f AuditFilter) ([]AuditLog, error) 
 	defer rows.Close()
 	out := []AuditLog{}
 	for rows.Next() {
-		var (
-			e      AuditLog
-			seq    int64
-			detail []byte
-		)
-		if err := rows.Scan(&e.ID, &e.EventID, &seq, scanTime{&e.At}, &e.Actor, &e.Role, &e.Action,
-			&e.Resource, &e.JobID, &e.Outcome, &detail, &e.SourceIP, &e.RequestID, &e.PrevHash, &e.Hash); err != nil {
-			return nil, fmt.Errorf("store: list audit logs: %w", err)
-		}
-		e.StreamSeq = uint64(seq)
-		if len(detail) > 0 {
-			e.Detail = json.RawMessage(detail)
+		e, err := scanAuditLog(rows)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, e)
 	}
@@ -128,4 +135,67 @@ func (db *DB) AuditLogs(ctx context.Context, f AuditFilter) ([]AuditLog, error) 
 		return nil, fmt.Errorf("store: list audit logs: %w", err)
 	}
 	return out, nil
+}
+
+// AuditEventExists reports whether an event id is stored.
+func (db *DB) AuditEventExists(ctx context.Context, eventID string) (bool, error) {
+	var n int
+	err := db.SQL.QueryRowContext(ctx, db.Rebind(`SELECT COUNT(*) FROM audit_logs WHERE event_id = ?`), eventID).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store: audit event %s: %w", eventID, err)
+	}
+	return n > 0, nil
+}
+
+// LastAuditHash is the hash of the row with the highest stream sequence,
+// or "" when the table is empty.
+func (db *DB) LastAuditHash(ctx context.Context) (string, error) {
+	var h string
+	err := db.SQL.QueryRowContext(ctx, `SELECT hash FROM audit_logs ORDER BY stream_seq DESC, id DESC LIMIT 1`).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: last audit hash: %w", err)
+	}
+	return h, nil
+}
+
+// EachAuditLog calls fn for every row in stream order; an error from fn
+// stops the walk and is returned.
+func (db *DB) EachAuditLog(ctx context.Context, fn func(AuditLog) error) error {
+	rows, err := db.SQL.QueryContext(ctx, `SELECT id, event_id, stream_seq, at, actor, role, action, resource, job_id, outcome,
+	             detail, source_ip, request_id, prev_hash, hash
+	      FROM audit_logs ORDER BY stream_seq, id`)
+	if err != nil {
+		return fmt.Errorf("store: walk audit logs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanAuditLog(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func scanAuditLog(rows *sql.Rows) (AuditLog, error) {
+	var (
+		e      AuditLog
+		seq    int64
+		detail []byte
+	)
+	if err := rows.Scan(&e.ID, &e.EventID, &seq, scanTime{&e.At}, &e.Actor, &e.Role, &e.Action,
+		&e.Resource, &e.JobID, &e.Outcome, &detail, &e.SourceIP, &e.RequestID, &e.PrevHash, &e.Hash); err != nil {
+		return e, fmt.Errorf("store: read audit log: %w", err)
+	}
+	e.StreamSeq = uint64(seq)
+	if len(detail) > 0 {
+		e.Detail = json.RawMessage(detail)
+	}
+	return e, nil
 }

@@ -42,7 +42,7 @@ func Run(ctx context.Context, deps app.Deps, banner io.Writer) error {
 	}
 	services := []service{
 		{"api", func(ctx context.Context) error {
-			return httpapi.Run(ctx, httpapi.Deps{Config: cfg, Bus: deps.Bus, DB: deps.DB, Log: deps.Log.With("service", "api")})
+			return httpapi.RunWithAuditSink(ctx, httpapi.Deps{Config: cfg, Bus: deps.Bus, DB: deps.DB, Log: deps.Log.With("service", "api")})
 		}},
 		{"init", func(ctx context.Context) error { return initworker.Run(ctx, withService(deps, "init")) }},
 		{"backup", func(ctx context.Context) error { return backupworker.Run(ctx, withService(deps, "backup")) }},

@@ -222,6 +222,19 @@ func TestFirstStartInitialisesAndServes(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The audit sink runs in the all-in-one: the logins are in audit_logs.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var page struct{ Count int }
+		in.call(t, "GET", "/admin/db/audit?action=auth.login&outcome=success", token, nil, &page)
+		if page.Count >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no auth.login row in audit_logs: the audit sink is not running")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err := in.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
