@@ -38,6 +38,7 @@ func main() {
 	if err != nil {
 		app.Exit(err)
 	}
+	app.StartMetrics(ctx, deps)
 	err = initworker.Run(ctx, deps)
 	closeAll()
 	app.Exit(err)

@@ -14,6 +14,7 @@ func main() {
 	if err != nil {
 		app.Exit(err)
 	}
+	app.StartMetrics(ctx, deps)
 	err = restoreworker.Run(ctx, deps)
 	closeAll()
 	app.Exit(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/store"
 )
 
@@ -78,6 +79,19 @@ func OpenWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opt
 		closeAll = func() { _ = db.Close(); b.Close() }
 	}
 	return deps, closeAll, nil
+}
+
+// StartMetrics serves /metrics on METRICS_ADDR in the background until ctx
+// ends; it does nothing when the variable is empty.
+func StartMetrics(ctx context.Context, deps Deps) {
+	if deps.Config.MetricsAddr == "" {
+		return
+	}
+	go func() {
+		if err := metrics.Serve(ctx, deps.Config.MetricsAddr, deps.Log); err != nil {
+			deps.Log.Error("metrics server", "err", err)
+		}
+	}()
 }
 
 // SignalContext is cancelled on SIGINT or SIGTERM.

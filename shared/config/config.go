@@ -78,7 +78,8 @@ type Config struct {
 	JobAckWait        time.Duration
 	ShutdownTimeout   time.Duration
 
-	LogLevel string
+	LogLevel    string
+	MetricsAddr string
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -124,6 +125,7 @@ var Vars = []Var{
 	{"JOB_ACK_WAIT", "30s", "redelivery timeout of a job whose worker vanished (heartbeats keep live jobs)"},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long a stopping worker lets in-flight jobs finish before releasing them"},
 	{"LOG_LEVEL", "info", "debug|info|warn|error"},
+	{"METRICS_ADDR", "(empty)", "worker binaries: serve Prometheus /metrics on this address (the API serves /metrics on API_ADDR)"},
 }
 
 // Load reads the configuration from getenv (os.Getenv in production code).
@@ -216,6 +218,9 @@ func Load(getenv func(string) string) (Config, error) {
 		p.errs = append(p.errs, fmt.Errorf("JOB_ACK_WAIT=%s: must be at least 1s", c.JobAckWait))
 	}
 	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	if v := p.str("METRICS_ADDR", ""); v != "" {
+		c.MetricsAddr = p.addr("METRICS_ADDR", "")
+	}
 
 	if len(p.errs) > 0 {
 		return c, fmt.Errorf("configuration: %w", errors.Join(p.errs...))

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/presence"
 )
 
@@ -160,6 +162,13 @@ func Run(ctx context.Context, b *bus.Bus, opts Options) error {
 	presDone := make(chan struct{})
 	go func() { defer close(presDone); w.pres.Run(presCtx) }()
 
+	consumers := jobs.WorkerKinds
+	if !slices.Contains(consumers, opts.Kind) {
+		consumers = append(slices.Clone(consumers), opts.Kind)
+	}
+	if err := metrics.RegisterQueueDepth(b.JS, bus.StreamJobs, consumers); err != nil {
+		w.log.Warn("queue depth metrics", "err", err)
+	}
 	w.log.Info("worker started", "concurrency", opts.Concurrency, "ack_wait", opts.AckWait.String())
 	if err := w.pullLoop(ctx, b.Conn, bus.StreamJobs); err != nil {
 		presCancel()
@@ -307,6 +316,7 @@ func (w *runner) process(msg *nats.Msg) {
 		_ = msg.NakWithDelay(w.opts.Backoff(1))
 		return
 	}
+	metrics.JobAttempts.WithLabelValues(w.metricKind(cmd.Kind)).Inc()
 	log.Info("job started")
 	w.audit(ctx, rec, "started", audit.Success, map[string]any{"attempt": attempt, "worker": w.opts.WorkerID})
 
@@ -321,7 +331,19 @@ func (w *runner) process(msg *nats.Msg) {
 	result, herr := call(jctx, handler, job)
 	jcancel()
 	<-hbDone
-	log = log.With("duration_ms", time.Since(started).Milliseconds())
+	elapsed := time.Since(started)
+	log = log.With("duration_ms", elapsed.Milliseconds())
+	outcome := map[bool]string{true: "succeeded", false: "failed"}[herr == nil]
+	switch {
+	case errors.Is(herr, jobs.ErrCancelled):
+		outcome = "cancelled"
+	case herr != nil && w.handlerCtx.Err() != nil:
+		outcome = "released"
+	case herr != nil && !jobs.IsPermanent(herr) && attempt < rec.MaxAttempts:
+		outcome = "retried"
+		metrics.JobRetries.WithLabelValues(w.metricKind(cmd.Kind)).Inc()
+	}
+	metrics.JobDuration.WithLabelValues(w.metricKind(cmd.Kind), outcome).Observe(elapsed.Seconds())
 
 	switch {
 	case herr == nil:
@@ -370,6 +392,7 @@ func (w *runner) finish(ctx context.Context, msg *nats.Msg, log *slog.Logger, re
 			_ = msg.NakWithDelay(w.opts.Backoff(1))
 			return
 		}
+		metrics.JobsDeadLettered.WithLabelValues(w.metricKind(rec.Kind)).Inc()
 	}
 	final, _, err := w.store.UpdateFrom(ctx, rec, rev, func(r *jobs.Record) error {
 		now := time.Now().UTC()
@@ -394,6 +417,9 @@ func (w *runner) finish(ctx context.Context, msg *nats.Msg, log *slog.Logger, re
 		_ = msg.Ack()
 	} else {
 		_ = msg.Term()
+	}
+	if err == nil {
+		metrics.JobsFinished.WithLabelValues(w.metricKind(rec.Kind), string(state)).Inc()
 	}
 	outcome := audit.Success
 	detail := map[string]any{"attempt": final.Attempt, "worker": w.opts.WorkerID}
@@ -421,6 +447,14 @@ func (w *runner) deadLetter(ctx context.Context, msg *nats.Msg, rec jobs.Record,
 		return fmt.Errorf("publish %s: %w", dl.Subject, err)
 	}
 	return nil
+}
+
+// metricKind bounds the kind label to the kinds this worker handles.
+func (w *runner) metricKind(kind string) string {
+	if _, ok := w.opts.Handlers[kind]; ok {
+		return kind
+	}
+	return "unknown"
 }
 
 func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, done chan<- struct{}) {

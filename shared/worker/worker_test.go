@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/presence"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/worker"
@@ -425,5 +427,31 @@ func assertJobsStreamEmptyWithin(t *testing.T, b *bus.Bus, within time.Duration)
 			t.Fatalf("JOBS still holds %d messages: not acknowledged or terminated", info.State.Msgs)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestMetricsCountFinishedRetriedAndDeadLetteredJobs(t *testing.T) {
+	b, ns := testkit.Bus(t)
+	before := testutil.ToFloat64(metrics.JobsDeadLettered.WithLabelValues("test.metrics"))
+	retriedBefore := testutil.ToFloat64(metrics.JobRetries.WithLabelValues("test.metrics"))
+	failedBefore := testutil.ToFloat64(metrics.JobsFinished.WithLabelValues("test.metrics", "failed"))
+	startReplica(t, ns.ClientURL(), worker.Options{Kind: "test", WorkerID: "w1", Handlers: map[string]worker.Handler{
+		"test.metrics": func(ctx context.Context, job *worker.Job) (any, error) { return nil, errors.New("no") },
+	}})
+	rec := submit(t, b, "test.metrics", 2)
+	waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second)
+	if d := testutil.ToFloat64(metrics.JobsDeadLettered.WithLabelValues("test.metrics")) - before; d != 1 {
+		t.Errorf("dead-lettered +%v, want +1", d)
+	}
+	if d := testutil.ToFloat64(metrics.JobRetries.WithLabelValues("test.metrics")) - retriedBefore; d != 1 {
+		t.Errorf("retries +%v, want +1", d)
+	}
+	if d := testutil.ToFloat64(metrics.JobsFinished.WithLabelValues("test.metrics", "failed")) - failedBefore; d != 1 {
+		t.Errorf("finished{failed} +%v, want +1", d)
+	}
+	// Queue depth is collected from the consumer at scrape time.
+	n, err := testutil.GatherAndCount(metrics.Registry, "insightops_consumer_pending_messages")
+	if err != nil || n == 0 {
+		t.Errorf("queue depth samples %d (%v)", n, err)
 	}
 }

@@ -85,7 +85,8 @@ type HealthReport struct {
 }
 
 // dbHealth answers GET /admin/db/health: NATS (connected and JetStream
-// answering), the System DB (ping), and the live workers of each kind. A
+// answering), the System DB (ping), the live workers of each kind, and the
+// vector store (Chroma's heartbeat; "disabled" without CHROMA_URL). A
 // down dependency makes the report "down" (503); a worker kind without
 // any live instance makes it "degraded" (200): the API works but those
 // jobs will wait.
@@ -141,6 +142,9 @@ func (s *Server) dbHealth(c echo.Context) error {
 			rep.Components["workers"] = wc
 		}
 	}
+
+	// The vector store: ok, down (with the reason) or disabled (no CHROMA_URL); see chroma_health.go.
+	rep.Components["chroma"] = s.chromaHealth(ctx)
 
 	for _, comp := range rep.Components {
 		switch {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/metrics"
 )
 
 const (
@@ -106,6 +108,8 @@ func (s *Server) accessLog() echo.MiddlewareFunc {
 			if route == "" {
 				route = "(none)"
 			}
+			metrics.HTTPRequests.WithLabelValues(route, v.Method, strconv.Itoa(v.Status)).Inc()
+			metrics.HTTPDuration.WithLabelValues(route, v.Method).Observe(v.Latency.Seconds())
 			s.log.LogAttrs(context.Background(), lvl, "http request",
 				slog.String("request_id", v.RequestID),
 				slog.String("method", v.Method),

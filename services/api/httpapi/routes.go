@@ -43,6 +43,7 @@ var routeTable = slices.Concat(coreRoutes, auditRoutes, backupRoutes, chromaRout
 var coreRoutes = []routeDef{
 	{Route{http.MethodGet, "/health", "", false, "liveness"}, (*Server).health},
 	{Route{http.MethodGet, "/ready", "", false, "readiness: NATS connected, streams and buckets present"}, (*Server).ready},
+	{Route{http.MethodGet, "/metrics", "", false, "Prometheus metrics"}, (*Server).metrics},
 	{Route{http.MethodPost, "/auth/login", "", false, "log in: {email, password} → {token, expires_at, role}"}, (*Server).login},
 
 	{Route{http.MethodGet, "/admin/db/health", auth.Viewer, false, "NATS, System DB and live workers per kind"}, (*Server).dbHealth},
