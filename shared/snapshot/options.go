@@ -1,0 +1,182 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"io"
+	"os"
+)
+
+// Kinds of System DB dump, reported in [SystemDump.Kind] and passed to
+// [CheckSystem].
+const (
+	// KindPgDump is a pg_dump custom-format archive of a PostgreSQL System DB.
+	KindPgDump = "pg_dump"
+	// KindSQLite is a SQLite database file (a consistent online copy).
+	KindSQLite = "sqlite"
+)
+
+// Formats reported in [SystemDump.Format] and [TargetDump.Format].
+const (
+	// FormatCustom is pg_dump's custom format (pg_dump -Fc).
+	FormatCustom = "custom"
+	// FormatSQLite3 is a SQLite 3 database file.
+	FormatSQLite3 = "sqlite3"
+)
+
+// Counts maps a table name to its number of rows.
+type Counts map[string]int64
+
+// Total returns the sum of the counts: the single row count of a dump file,
+// as an archive manifest records it.
+func (c Counts) Total() int64 {
+	var n int64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// CountUnknown is what [SystemCheck.Total] returns when the check did not
+// count rows (pg_restore --list); it equals backupfmt.CountUnknown.
+const CountUnknown int64 = -1
+
+// Option adjusts a dump, check or restore.
+type Option func(*options)
+
+type options struct {
+	pgDump    string
+	pgRestore string
+	// pgDumpCompress is pg_dump's --compress value; empty: pg_dump's default.
+	pgDumpCompress string
+	scratchDir     string
+	progress       func(int64)
+}
+
+// WithPgDump makes the PostgreSQL dump run this pg_dump binary (a path, or a
+// name looked up in PATH) instead of the newest one found in PATH and under
+// /usr/lib/postgresql/*/bin.
+func WithPgDump(path string) Option { return func(o *options) { o.pgDump = path } }
+
+// WithPgRestore makes PostgreSQL checks and restores run this pg_restore
+// binary instead of the newest one found in PATH and under
+// /usr/lib/postgresql/*/bin.
+func WithPgRestore(path string) Option { return func(o *options) { o.pgRestore = path } }
+
+// WithPgDumpCompression passes --compress=spec to pg_dump (for example "0"
+// for none, "6", or "zstd" with pg_dump 16+). The default is pg_dump's own
+// (gzip). When the archive is compressed anyway (gzip or zstd), "0" avoids
+// compressing the dump twice, which is most of the backup's CPU time.
+func WithPgDumpCompression(spec string) Option { return func(o *options) { o.pgDumpCompress = spec } }
+
+// WithScratchDir sets the directory for temporary files: SQLite copies
+// (about the size of the database) and the saved audit rows of a restore.
+// The default is os.TempDir(). Give a directory on a volume with room for a
+// full copy of the largest database (for example under DATA_DIR), not a
+// small tmpfs.
+func WithScratchDir(dir string) Option { return func(o *options) { o.scratchDir = dir } }
+
+// WithProgress registers a callback for restores and checks, called with the
+// cumulative number of bytes read from the input so far (at most about once
+// per MiB, and once at the end). Dumps take their progress callback as a
+// parameter instead.
+func WithProgress(fn func(bytes int64)) Option { return func(o *options) { o.progress = fn } }
+
+func buildOptions(opts []Option) options {
+	var o options
+	for _, fn := range opts {
+		if fn != nil {
+			fn(&o)
+		}
+	}
+	if o.scratchDir == "" {
+		o.scratchDir = os.TempDir()
+	}
+	return o
+}
+
+// progressStep is how many bytes pass between two progress callbacks.
+const progressStep = 1 << 20
+
+// meter counts, hashes and reports the bytes written through it.
+type meter struct {
+	w        io.Writer
+	h        hash.Hash
+	n        int64
+	reported int64
+	fn       func(int64)
+}
+
+func newMeter(w io.Writer, fn func(int64)) *meter {
+	return &meter{w: w, h: sha256.New(), fn: fn, reported: -1}
+}
+
+func (m *meter) Write(p []byte) (int, error) {
+	n, err := m.w.Write(p)
+	m.h.Write(p[:n])
+	m.n += int64(n)
+	if m.fn != nil && m.n-max(m.reported, 0) >= progressStep {
+		m.fn(m.n)
+		m.reported = m.n
+	}
+	return n, err
+}
+
+// finish reports the final count once and returns the size and hex SHA-256.
+func (m *meter) finish() (int64, string) {
+	if m.fn != nil && m.reported != m.n {
+		m.fn(m.n)
+		m.reported = m.n
+	}
+	return m.n, hex.EncodeToString(m.h.Sum(nil))
+}
+
+// countingReader counts and reports the bytes read through it, and stops
+// with the context's error once the context is done.
+type countingReader struct {
+	ctx      context.Context
+	r        io.Reader
+	n        int64
+	reported int64
+	fn       func(int64)
+}
+
+func newCountingReader(ctx context.Context, r io.Reader, fn func(int64)) *countingReader {
+	return &countingReader{ctx: ctx, r: r, fn: fn, reported: -1}
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.fn != nil && c.n-max(c.reported, 0) >= progressStep {
+		c.fn(c.n)
+		c.reported = c.n
+	}
+	return n, err
+}
+
+func (c *countingReader) finish() int64 {
+	if c.fn != nil && c.reported != c.n {
+		c.fn(c.n)
+		c.reported = c.n
+	}
+	return c.n
+}
+
+// ctxReader stops a long copy when its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
