@@ -1,0 +1,236 @@
+package backupstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/bus"
+)
+
+// Object metadata keys.
+const (
+	metaKeyStoredAt = "insightops-stored-at" // RFC 3339: when Put completed, kept by SetMeta
+	metaKeyMeta     = "insightops-meta"      // Meta as JSON
+)
+
+// NATS keeps archives in the JetStream Object Store bucket BACKUPS, visible
+// to every pod. It is safe for concurrent use.
+type NATS struct {
+	obs      jetstream.ObjectStore
+	replicas int
+}
+
+var _ Store = (*NATS)(nil)
+
+// NewNATS opens the bucket BACKUPS (bus.BucketBackups), creating it if
+// missing with file storage and the given replicas. An existing bucket is
+// used as it is (its replicas are not changed).
+func NewNATS(ctx context.Context, js jetstream.JetStream, replicas int) (*NATS, error) {
+	if replicas < 1 {
+		replicas = 1
+	}
+	obs, err := js.ObjectStore(ctx, bus.BucketBackups)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      bus.BucketBackups,
+			Description: "insightops backup archives",
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) { // created by another pod meanwhile
+			obs, err = js.ObjectStore(ctx, bus.BucketBackups)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup store: object store %s: %w", bus.BucketBackups, err)
+	}
+	n := &NATS{obs: obs, replicas: replicas}
+	if st, err := obs.Status(ctx); err == nil {
+		n.replicas = st.Replicas()
+	}
+	return n, nil
+}
+
+// Describe implements Store.
+func (n *NATS) Describe() string {
+	return fmt.Sprintf("NATS object store %s (R%d)", bus.BucketBackups, n.replicas)
+}
+
+// Put implements Store. The chunks are published as r is read and the
+// object's meta message last: until then nothing is listed. When r fails or
+// ctx is cancelled, the object store purges the chunks already sent (with a
+// context that is not cancelled, so the purge itself is not skipped).
+func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) {
+	if _, err := backupfmt.ParseArchiveName(name); err != nil {
+		return Info{}, fmt.Errorf("backup store: put: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
+	}
+	if _, err := n.obs.GetInfo(ctx, name); err == nil {
+		return Info{}, fmt.Errorf("backup store: put %s: %w", name, ErrExists)
+	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
+	}
+	h := sha256.New()
+	src := io.TeeReader(ctxReader{ctx: ctx, r: r}, h)
+	meta := jetstream.ObjectMeta{
+		Name:        name,
+		Description: "insightops backup archive",
+		Metadata:    map[string]string{metaKeyStoredAt: time.Now().UTC().Format(time.RFC3339Nano)},
+	}
+	oi, err := n.obs.Put(context.WithoutCancel(ctx), meta, src)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w (%w)", ctxErr, err)
+		}
+		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
+	}
+	info := n.info(oi)
+	if sum := hex.EncodeToString(h.Sum(nil)); info.SHA256 != sum {
+		_ = n.obs.Delete(context.WithoutCancel(ctx), name)
+		return Info{}, fmt.Errorf("backup store: put %s: object digest %s differs from the bytes sent (%s)", name, info.SHA256, sum)
+	}
+	return info, nil
+}
+
+// info converts object info; the SHA-256 is the object's digest in hex.
+func (n *NATS) info(oi *jetstream.ObjectInfo) Info {
+	m, _ := decodeMeta([]byte(oi.Metadata[metaKeyMeta]))
+	modified := oi.ModTime.UTC()
+	if t, err := time.Parse(time.RFC3339Nano, oi.Metadata[metaKeyStoredAt]); err == nil {
+		modified = t
+	}
+	var sum string
+	if d, err := jetstream.DecodeObjectDigest(oi.Digest); err == nil && len(d) == sha256.Size {
+		sum = hex.EncodeToString(d)
+	}
+	return Info{Name: oi.Name, Size: int64(oi.Size), Modified: modified, SHA256: sum, Created: created(oi.Name, m), Meta: m}
+}
+
+// List implements Store.
+func (n *NATS) List(ctx context.Context) ([]Info, error) {
+	objs, err := n.obs.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return []Info{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup store: list %s: %w", bus.BucketBackups, err)
+	}
+	infos := []Info{}
+	for _, oi := range objs {
+		if oi.Deleted || oi.Opts != nil && oi.Opts.Link != nil {
+			continue
+		}
+		if _, err := backupfmt.ParseArchiveName(oi.Name); err != nil {
+			continue
+		}
+		infos = append(infos, n.info(oi))
+	}
+	sortInfos(infos)
+	return infos, nil
+}
+
+// getInfo returns the object's info, ErrNotFound for invalid and unknown names.
+func (n *NATS) getInfo(ctx context.Context, op, name string) (*jetstream.ObjectInfo, error) {
+	if err := checkName(op, name); err != nil {
+		return nil, err
+	}
+	oi, err := n.obs.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("backup store: %s %s: %w", op, name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup store: %s %s: %w", op, name, err)
+	}
+	if oi.Opts != nil && oi.Opts.Link != nil {
+		return nil, fmt.Errorf("backup store: %s %s: %w (a link, not an archive)", op, name, ErrNotFound)
+	}
+	return oi, nil
+}
+
+// Open implements Store. The reader checks the object's digest at its end:
+// a mismatch is an error instead of EOF. Close it to release the consumer.
+func (n *NATS) Open(ctx context.Context, name string) (io.ReadCloser, Info, error) {
+	if _, err := n.getInfo(ctx, "open", name); err != nil {
+		return nil, Info{}, err
+	}
+	res, err := n.obs.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, Info{}, fmt.Errorf("backup store: open %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("backup store: open %s: %w", name, err)
+	}
+	oi, err := res.Info()
+	if err != nil {
+		_ = res.Close()
+		return nil, Info{}, fmt.Errorf("backup store: open %s: %w", name, err)
+	}
+	return res, n.info(oi), nil
+}
+
+// Delete implements Store: a delete marker, then the chunks are purged.
+func (n *NATS) Delete(ctx context.Context, name string) error {
+	if _, err := n.getInfo(ctx, "delete", name); err != nil {
+		return err
+	}
+	if err := n.obs.Delete(ctx, name); err != nil {
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return fmt.Errorf("backup store: delete %s: %w", name, ErrNotFound)
+		}
+		return fmt.Errorf("backup store: delete %s: %w", name, err)
+	}
+	return nil
+}
+
+// SetMeta implements Store: the object's metadata is republished with the
+// new Meta (the chunks are untouched).
+func (n *NATS) SetMeta(ctx context.Context, name string, m Meta) error {
+	oi, err := n.getInfo(ctx, "set meta", name)
+	if err != nil {
+		return err
+	}
+	b, err := encodeMeta(m)
+	if err != nil {
+		return fmt.Errorf("backup store: set meta %s: %w", name, err)
+	}
+	md := maps.Clone(oi.Metadata)
+	if md == nil {
+		md = map[string]string{}
+	}
+	if md[metaKeyStoredAt] == "" {
+		md[metaKeyStoredAt] = oi.ModTime.UTC().Format(time.RFC3339Nano)
+	}
+	md[metaKeyMeta] = string(b)
+	err = n.obs.UpdateMeta(ctx, name, jetstream.ObjectMeta{Name: name, Description: oi.Description, Headers: oi.Headers, Metadata: md})
+	if errors.Is(err, jetstream.ErrUpdateMetaDeleted) || errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("backup store: set meta %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("backup store: set meta %s: %w", name, err)
+	}
+	return nil
+}
+
+// Meta implements Store.
+func (n *NATS) Meta(ctx context.Context, name string) (Meta, error) {
+	oi, err := n.getInfo(ctx, "meta", name)
+	if err != nil {
+		return Meta{}, err
+	}
+	m, err := decodeMeta([]byte(oi.Metadata[metaKeyMeta]))
+	if err != nil {
+		return Meta{}, fmt.Errorf("backup store: meta of %s: %w", name, err)
+	}
+	return m, nil
+}
