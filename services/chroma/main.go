@@ -10,7 +10,7 @@ import (
 func main() {
 	ctx, stop := app.SignalContext()
 	defer stop()
-	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-chroma"})
+	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-chroma", SystemDB: true})
 	if err != nil {
 		app.Exit(err)
 	}

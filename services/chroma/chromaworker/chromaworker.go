@@ -1,32 +1,370 @@
-// Package chromaworker is the chroma worker: it consumes jobs.chroma.* on the
-// shared durable consumer "chroma" and trains and clears the ChromaDB knowledge base.
+// Package chromaworker is the chroma worker: it consumes jobs.chroma.* on
+// the shared durable consumer "chroma" and keeps the Insight Engine's
+// retrieval training data in ChromaDB (Vanna's layout, see shared/vectors).
 //
-// The consumer, presence and drain are in place; the handlers land with
-// their own issue, and until then each job kind fails at once with the
-// permanent error "not_implemented" rather than being retried or lost.
+// jobs.chroma.train turns the target database and the System DB into
+// training entries and synchronises the three collections with them:
+//
+//   - ddl: the CREATE statement of every table, view and index — verbatim
+//     from sqlite_master for a SQLite target (the golden copy at
+//     TARGET_DB_PATH, or a SQLite TARGET_DATABASE_URL), rebuilt from
+//     pg_catalog with columns, types, defaults, primary, unique, foreign key
+//     and check constraints for a PostgreSQL TARGET_DATABASE_URL;
+//   - documentation: one entry per table and view in the spirit of Vanna's
+//     training plan ("The following columns are in the … table in the …
+//     database:" and a column table), and one per business glossary term
+//     (System DB business_ontologies);
+//   - sql: question/SQL pairs from ASSETS_DIR/training/*.json and from the
+//     System DB queries users rated good (positive sum of feedback ratings).
+//
+// Entries are identified by Vanna's deterministic ids, so a second train
+// finds every entry unchanged and writes nothing; entries insightops wrote
+// that are no longer wanted (a dropped table's DDL) are deleted, and
+// entries a Vanna app added itself are left alone. Upserts and deletes go
+// in batches of BatchSize with the job's progress updated after each. The
+// result lists added, unchanged and removed entries per collection.
+//
+// jobs.chroma.clear ({"collection_name": "sql"|"ddl"|"documentation"},
+// or {} for all three) deletes and recreates the collections empty with
+// the metadata they had.
+//
+// # Locking
+//
+// Both jobs hold the LOCKS lease "chroma" (shared/locks) for their whole
+// run and release it on every exit, so a train, a clear and a restore of
+// the vector store never interleave; a lease held by another operation
+// makes the attempt fail with lock_held and retry with backoff. Training
+// does not lock the target: it reads the target schema in one read-only
+// transaction (a consistent snapshot) at the start, and a restore of the
+// target swaps the file (or database) under it atomically, so the
+// snapshot is either the old or the new schema — retrain after restoring
+// a target. A lease left behind by an earlier attempt of the same job
+// (its worker died) is taken over instead of waited for.
+//
+// # Failures
+//
+// Chroma unreachable: a retryable chroma_unavailable error naming the
+// URL (the job is retried with backoff, then failed and dead-lettered).
+// CHROMA_URL empty or a bad embedder setting: permanent (vector store
+// disabled / invalid_config). A collection filled by another embedder:
+// permanent embedder_mismatch, telling the operator to clear it. A
+// missing target: permanent target_missing (run init first).
 package chromaworker
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/locks"
+	"github.com/insightops/insightops/shared/store"
+	"github.com/insightops/insightops/shared/vectors"
 	"github.com/insightops/insightops/shared/worker"
 )
 
 // Kind is the worker kind and durable consumer name.
 const Kind = "chroma"
 
-// Handlers returns the handler of every job kind this worker consumes.
-func Handlers(deps app.Deps) map[string]worker.Handler {
-	h := map[string]worker.Handler{}
-	for _, k := range []string{jobs.KindChromaTrain, jobs.KindChromaClear} {
-		h[k] = worker.NotYetImplemented(k)
-	}
-	return h
+// BatchSize is the number of entries per upsert or delete request.
+const BatchSize = 500
+
+// DefaultLockRefresh is how often the chroma lease is refreshed when the
+// bus's LOCKS TTL is unknown (it is a quarter of the TTL otherwise).
+const DefaultLockRefresh = 15 * time.Second
+
+// Worker runs the chroma jobs. Build it with New.
+type Worker struct {
+	// Config is the process configuration (CHROMA_URL, EMBEDDING_PROVIDER,
+	// the target database, ASSETS_DIR).
+	Config config.Config
+	// DB is the System DB (glossary terms, queries and feedback); without
+	// it those sources are skipped with a warning.
+	DB *store.DB
+	// Locks is the LOCKS bucket; the job handlers need it.
+	Locks jetstream.KeyValue
+	// Vectors is the Chroma client, nil when CHROMA_URL is empty or the
+	// embedder settings are bad (see ConfigError).
+	Vectors *vectors.Client
+	// ConfigError says why Vectors is nil.
+	ConfigError error
+	// BatchSize is the number of entries per request (BatchSize when < 1).
+	BatchSize int
+	// LockRefresh is the lease refresh interval.
+	LockRefresh time.Duration
 }
 
-// Run consumes chroma jobs until ctx ends, then drains.
+// New builds the worker from deps: its configuration, System DB, the
+// LOCKS bucket of its bus, and a Chroma client with the embedder
+// EMBEDDING_PROVIDER names (configured from the environment).
+func New(deps app.Deps) *Worker {
+	w := &Worker{Config: deps.Config, DB: deps.DB, BatchSize: BatchSize, LockRefresh: DefaultLockRefresh}
+	if deps.Bus != nil {
+		w.Locks = deps.Bus.Locks
+		if ttl := deps.Bus.Settings.LockTTL; ttl > 0 {
+			w.LockRefresh = ttl / 4
+		}
+	}
+	w.Vectors, w.ConfigError = NewVectors(deps.Config, os.Getenv)
+	return w
+}
+
+// NewVectors returns the Chroma client of a configuration, or an error
+// saying why there is none: CHROMA_URL empty (errors.Is ErrDisabled) or an
+// unusable EMBEDDING_PROVIDER setting.
+func NewVectors(cfg config.Config, getenv func(string) string) (*vectors.Client, error) {
+	if cfg.ChromaURL == "" {
+		return nil, ErrDisabled
+	}
+	emb, err := vectors.NewEmbedder(cfg.EmbeddingProvider, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return vectors.New(cfg.ChromaURL, emb, vectors.Options{})
+}
+
+// ErrDisabled means CHROMA_URL is empty: there is no vector store.
+var ErrDisabled = errors.New("the vector store is disabled: CHROMA_URL is not set")
+
+// Close releases the Chroma client.
+func (w *Worker) Close() {
+	if w.Vectors != nil {
+		_ = w.Vectors.Close()
+	}
+}
+
+// Handlers returns the handler of every job kind this worker consumes.
+func (w *Worker) Handlers() map[string]worker.Handler {
+	return map[string]worker.Handler{jobs.KindChromaTrain: w.Train, jobs.KindChromaClear: w.Clear}
+}
+
+// Handlers returns the handlers of a worker built from deps.
+func Handlers(deps app.Deps) map[string]worker.Handler { return New(deps).Handlers() }
+
+// Run consumes chroma jobs until ctx ends, then drains. deps needs the bus
+// and the System DB (app.Options{SystemDB: true}).
 func Run(ctx context.Context, deps app.Deps) error {
-	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, Handlers(deps), deps.Audit, deps.Log))
+	if deps.Bus == nil {
+		return errors.New("chromaworker: run: no bus")
+	}
+	if deps.DB == nil {
+		return errors.New("chromaworker: run: no System DB (open it with app.Options{SystemDB: true})")
+	}
+	w := New(deps)
+	defer w.Close()
+	if w.ConfigError != nil {
+		deps.Log.Warn("chroma jobs will fail until the configuration is fixed", "reason", w.ConfigError.Error())
+	} else {
+		deps.Log.Info("chroma worker ready", "chroma", w.Vectors.URL(), "embedding_provider", w.Vectors.Embedder().Provider(), "embedding_model", w.Vectors.Embedder().Model())
+	}
+	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, w.Handlers(), deps.Audit, deps.Log))
+}
+
+// Progress receives a run's progress; *worker.Job implements it, and its
+// Step is the job's cancellation point.
+type Progress interface {
+	Step(ctx context.Context, progress int, step string) error
+}
+
+// TrainParams are the params of jobs.chroma.train: none (unknown fields
+// are refused).
+type TrainParams struct{}
+
+// ClearParams are the params of jobs.chroma.clear.
+type ClearParams struct {
+	// CollectionName is one of sql, ddl, documentation; empty clears all three.
+	CollectionName string `json:"collection_name,omitempty"`
+}
+
+// Validate checks the collection name.
+func (p ClearParams) Validate() error {
+	if p.CollectionName != "" && !vectors.ValidCollection(p.CollectionName) {
+		return fmt.Errorf("collection_name %q: accepted values: %v (or none for all three)", p.CollectionName, vectors.Collections)
+	}
+	return nil
+}
+
+// client returns the Chroma client or the permanent error why there is none.
+func (w *Worker) client() (*vectors.Client, error) {
+	if w.Vectors != nil {
+		return w.Vectors, nil
+	}
+	err := w.ConfigError
+	if err == nil {
+		err = ErrDisabled
+	}
+	if errors.Is(err, ErrDisabled) {
+		return nil, jobs.Permanent("chroma_disabled", err)
+	}
+	return nil, jobs.Permanent("invalid_config", fmt.Errorf("vector store settings: %w", err))
+}
+
+// Train is the handler of jobs.chroma.train: it takes the chroma lease and
+// runs Sync.
+func (w *Worker) Train(ctx context.Context, job *worker.Job) (any, error) {
+	var p TrainParams
+	if err := job.Decode(&p); err != nil {
+		return nil, err
+	}
+	if _, err := w.client(); err != nil {
+		return nil, err
+	}
+	lease, err := w.lock(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	defer w.release(ctx, lease, job.Logger())
+	res, err := w.Sync(ctx, leaseProgress{job, lease}, job.Logger())
+	if err != nil {
+		return nil, w.jobError(err)
+	}
+	return res, nil
+}
+
+// Clear is the handler of jobs.chroma.clear: under the chroma lease it
+// empties one collection or all three, recreating each with its metadata.
+func (w *Worker) Clear(ctx context.Context, job *worker.Job) (any, error) {
+	var p ClearParams
+	if err := job.Decode(&p); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, jobs.Permanent("invalid_params", err)
+	}
+	c, err := w.client()
+	if err != nil {
+		return nil, err
+	}
+	lease, err := w.lock(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	defer w.release(ctx, lease, job.Logger())
+	res, err := w.clear(ctx, c, p, leaseProgress{job, lease}, job.Logger())
+	if err != nil {
+		return nil, w.jobError(err)
+	}
+	return res, nil
+}
+
+// ClearResult is the result of jobs.chroma.clear.
+type ClearResult struct {
+	Chroma      string         `json:"chroma"`
+	Collections []ClearedEntry `json:"collections"`
+}
+
+// ClearedEntry is one cleared collection.
+type ClearedEntry struct {
+	Name     string         `json:"name"`
+	Removed  int            `json:"removed"`
+	Count    int            `json:"count"`
+	Metadata map[string]any `json:"metadata"`
+}
+
+func (w *Worker) clear(ctx context.Context, c *vectors.Client, p ClearParams, prog Progress, log *slog.Logger) (ClearResult, error) {
+	res := ClearResult{Chroma: c.URL(), Collections: []ClearedEntry{}}
+	names := vectors.Collections
+	if p.CollectionName != "" {
+		names = []string{p.CollectionName}
+	}
+	if err := c.Heartbeat(ctx); err != nil {
+		return res, err
+	}
+	for i, name := range names {
+		if err := prog.Step(ctx, 10+80*i/len(names), "clearing "+name); err != nil {
+			return res, err
+		}
+		before, err := c.Count(ctx, name)
+		if err != nil {
+			return res, err
+		}
+		info, err := c.Clear(ctx, name)
+		if err != nil {
+			return res, err
+		}
+		log.Info("chroma collection cleared", "collection", name, "removed", before)
+		res.Collections = append(res.Collections, ClearedEntry{Name: name, Removed: before, Count: info.Count, Metadata: info.Metadata})
+	}
+	return res, nil
+}
+
+// leaseProgress stops the run when the lease was lost, then reports to the job.
+type leaseProgress struct {
+	p     Progress
+	lease *locks.Lease
+}
+
+func (l leaseProgress) Step(ctx context.Context, progress int, step string) error {
+	if err := l.lease.Err(); err != nil {
+		return jobs.Retryable("lock_lost", fmt.Errorf("the chroma lease was lost mid-run; stopping: %w", err))
+	}
+	return l.p.Step(ctx, progress, step)
+}
+
+// lock takes the chroma lease for job. A lease held by an earlier attempt
+// of the same job (whose worker stopped without releasing it) is taken
+// over; one held by another operation is a retryable lock_held error.
+func (w *Worker) lock(ctx context.Context, job *worker.Job) (*locks.Lease, error) {
+	if w.Locks == nil {
+		return nil, errors.New("chromaworker: no LOCKS bucket")
+	}
+	h := locks.Holder{Owner: job.ID(), Operation: job.Record.Kind}
+	every := w.LockRefresh
+	if every <= 0 {
+		every = DefaultLockRefresh
+	}
+	lease, err := locks.Acquire(ctx, w.Locks, locks.Chroma, h, every)
+	var held *locks.HeldError
+	if errors.As(err, &held) && held.Holder.Owner == job.ID() {
+		if e, gerr := w.Locks.Get(ctx, locks.Chroma); gerr == nil {
+			var cur locks.Holder
+			if json.Unmarshal(e.Value(), &cur) == nil && cur.Owner == job.ID() {
+				job.Logger().Warn("taking over the chroma lease of an earlier attempt of this job")
+				_ = w.Locks.Delete(ctx, locks.Chroma, jetstream.LastRevision(e.Revision()))
+			}
+		}
+		lease, err = locks.Acquire(ctx, w.Locks, locks.Chroma, h, every)
+	}
+	if errors.As(err, &held) {
+		return nil, jobs.Retryable("lock_held", fmt.Errorf("the vector store is busy: %w", err))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("take the chroma lease: %w", err)
+	}
+	job.Logger().Info("chroma lease taken")
+	return lease, nil
+}
+
+func (w *Worker) release(ctx context.Context, lease *locks.Lease, log *slog.Logger) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := lease.Release(rctx); err != nil {
+		log.Warn("release the chroma lease (it expires by itself)", "err", err)
+		return
+	}
+	log.Info("chroma lease released")
+}
+
+// jobError gives an error its job error code and retry class.
+func (w *Worker) jobError(err error) error {
+	var ce *jobs.CodedError
+	switch {
+	case errors.As(err, &ce), errors.Is(err, jobs.ErrCancelled), errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, vectors.ErrUnavailable):
+		return jobs.Retryable("chroma_unavailable", fmt.Errorf("the vector store is unreachable: %w", err))
+	case errors.Is(err, vectors.ErrEmbedderMismatch):
+		return jobs.Permanent("embedder_mismatch", err)
+	case errors.Is(err, vectors.ErrInvalid):
+		return jobs.Permanent("invalid_data", err)
+	}
+	return err
 }

@@ -1,32 +1,580 @@
-// Package restoreworker is the restore worker: it consumes jobs.restore.* on the
-// shared durable consumer "restore" and restores an archive into the three stores.
+// Package restoreworker is the restore worker: it consumes jobs.restore.run
+// on the shared durable consumer "restore" and restores a backup archive
+// into the three stores. A job runs these steps, in order, each reported
+// through job.Step:
 //
-// The consumer, presence and drain are in place; the handlers land with
-// their own issue, and until then each job kind fails at once with the
-// permanent error "not_implemented" rather than being retried or lost.
+//  1. Locks: the LOCKS leases of every store it will touch (system,
+//     target, chroma), taken together with locks.AcquireAll and refreshed
+//     while held; they are released on every exit path (a deferred
+//     release), and their TTL frees them if the worker dies. While another
+//     operation (a backup, a training, another restore) holds one, the job
+//     waits: it polls for up to Worker.LockWait, then fails the attempt
+//     with the retryable error lock_held, and the runtime retries it with
+//     backoff. (The API answers 409 up front when a lease is held at
+//     submission; a lease taken after that makes the job wait.) A lease
+//     left behind by an earlier attempt of the same job is taken over.
+//  2. Verify: the whole archive is read once and checked (backupfmt.Verify
+//     with Checkers: every SHA-256, the manifest's counts, pg_restore
+//     --list, SQLite integrity_check, JSONL parsing) and against the
+//     store's own SHA-256 of the archive. Any problem fails the job
+//     permanently (archive_invalid) and nothing has been changed. So do
+//     the preconditions checked next: the System DB dump's dialect must be the
+//     running System DB's, the Target DB's runtime path must not be its
+//     golden source, and Chroma must be configured and reachable when its
+//     component is restored.
+//  3. Safety backup: unless skip_safety_backup, the current state of the
+//     stores about to be overwritten is archived first with
+//     backupworker.CreateArchive (the leases are already held, so it takes
+//     none). The archive carries the restore job's id, so a retried job
+//     finds and reuses it instead of archiving a half-restored state.
+//  4. Restore, streaming the archive once more (backupfmt.Walk with the
+//     verified manifest as Expect, so a byte changed since the
+//     verification fails the stream before a consumer sees its end):
+//     - System DB: snapshot.RestoreSystem (pg_restore --clean --if-exists
+//     --single-transaction on PostgreSQL, a verified copy applied with the
+//     online backup API on SQLite), then store.DB.Migrate, since an older
+//     archive has an older schema. Audit history is never rolled back:
+//     snapshot keeps every audit_logs row present before the restore, and
+//     the audit sink's consumer is paused meanwhile (see AuditSync) so it
+//     cannot write between the rows being saved and re-inserted; then
+//     audit_logs is re-synced from the AUDIT stream (every event after the
+//     highest stored stream sequence) and the sink resumed.
+//     - Target DB: snapshot.RestoreTarget replaces the runtime copy
+//     (TARGET_DB_PATH) atomically; the golden source is never written.
+//     - Chroma: each collection of the archive is recreated with its saved
+//     metadata and its records upserted in batches with their saved
+//     embeddings (vectors.Client.Import); a collection the archive does not
+//     hold, or that did not exist when it was made, is emptied.
+//  5. Check: the restored counts are compared with the manifest's (System
+//     DB tables with snapshot's CheckCounts, audit_logs allowed to hold
+//     more; every Target DB table; every collection) and listed in the
+//     job result. A difference fails the job (count_mismatch) with the
+//     result kept in the record.
+//
+// Once step 4 has begun, a cancellation request (and a lease lost to a long
+// NATS outage) is logged and ignored: a restore stopped between two stores
+// would leave them from different points in time. A failure during step 4
+// (or a worker stopped past its drain timeout) leaves the stores restored
+// so far restored and the others untouched, and fails the attempt with the
+// retryable restore_failed; every step is idempotent, so the retry (or a
+// restore of the safety backup) converges.
+//
+// The worker runtime audits restore.started/succeeded/failed; this package
+// adds restore.applied with the archive, the components, the safety
+// backup and the count check, never a secret.
 package restoreworker
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/audit"
+	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/snapshot"
+	"github.com/insightops/insightops/shared/vectors"
 	"github.com/insightops/insightops/shared/worker"
 )
 
 // Kind is the worker kind and durable consumer name.
 const Kind = "restore"
 
+// Defaults of a Worker's knobs.
+const (
+	// DefaultLockWait is how long one attempt waits for a held lease
+	// before failing with lock_held (and being retried with backoff).
+	DefaultLockWait = 5 * time.Minute
+	// DefaultLockPoll is how often a waiting attempt tries the leases again.
+	DefaultLockPoll = time.Second
+	// DefaultLockRefresh is the lease refresh interval when the bus does
+	// not say its lock TTL (a quarter of the TTL otherwise).
+	DefaultLockRefresh = 15 * time.Second
+)
+
+// Error codes of a failed restore job (the record's error.code).
+const (
+	CodeArchiveNotFound = "archive_not_found"
+	CodeArchiveInvalid  = "archive_invalid"
+	CodeLockHeld        = "lock_held"
+	CodeLockLost        = "lock_lost"
+	CodePrecondition    = "precondition_failed"
+	CodeSafetyBackup    = "safety_backup_failed"
+	CodeRestoreFailed   = "restore_failed"
+	CodeCountMismatch   = "count_mismatch"
+	CodeUnavailable     = "store_unavailable"
+)
+
+// Params are the params of a jobs.restore.run job, as the API submits them
+// (POST /admin/db/backup/restore/{name}).
+type Params struct {
+	// Archive is the archive's name in the backup store.
+	Archive string `json:"archive"`
+	// Components to restore; empty means every component the archive includes.
+	Components []string `json:"components,omitempty"`
+	// SkipSafetyBackup skips the backup of the current state.
+	SkipSafetyBackup bool `json:"skip_safety_backup,omitempty"`
+}
+
+// Validate checks the params without looking at the store: a valid archive
+// name, known components. Its errors are permanent (invalid_params).
+func (p *Params) Validate() error {
+	if _, err := backupfmt.ParseArchiveName(p.Archive); err != nil {
+		return jobs.Invalid("restore: %v", err)
+	}
+	var out []string
+	for _, c := range p.Components {
+		if !slices.Contains(backupfmt.Components, c) {
+			return jobs.Invalid("restore: component %q: accepted values: system, target, chroma", c)
+		}
+	}
+	for _, c := range backupfmt.Components {
+		if slices.Contains(p.Components, c) {
+			out = append(out, c)
+		}
+	}
+	p.Components = out
+	return nil
+}
+
+// Result is the job result of a restore.
+type Result struct {
+	// Archive is the archive restored.
+	Archive string `json:"archive"`
+	// ArchiveSHA256 is the SHA-256 of the archive as verified.
+	ArchiveSHA256 string `json:"archive_sha256"`
+	// CreatedAt is the archive's creation time (manifest).
+	CreatedAt time.Time `json:"created_at"`
+	// Components are the components restored, in archive order.
+	Components []string `json:"components"`
+	// Skipped are the components not restored, with the reason.
+	Skipped map[string]string `json:"skipped,omitempty"`
+	// SafetyBackup is the pre-restore archive; nil when skipped, with
+	// the reason in SafetyBackupSkipped.
+	SafetyBackup        *SafetyBackup `json:"safety_backup,omitempty"`
+	SafetyBackupSkipped string        `json:"safety_backup_skipped,omitempty"`
+	// System, Target and Chroma describe each restored component.
+	System *SystemResult `json:"system,omitempty"`
+	Target *TargetResult `json:"target,omitempty"`
+	Chroma *ChromaResult `json:"chroma,omitempty"`
+	// CountsOK is true when every restored count matches the manifest.
+	CountsOK bool `json:"counts_ok"`
+	// CountProblems lists the differences found, if any.
+	CountProblems []string `json:"count_problems,omitempty"`
+}
+
+// SafetyBackup is the archive of the state before the restore.
+type SafetyBackup struct {
+	Archive string `json:"archive"`
+	SHA256  string `json:"sha256,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	// Reused is true when an earlier attempt of the same job had taken it.
+	Reused bool `json:"reused,omitempty"`
+}
+
+// SystemResult describes the System DB restore.
+type SystemResult struct {
+	Kind string `json:"kind"` // pg_dump or sqlite
+	// Rows after the restore; Expected from the manifest.
+	Rows     snapshot.Counts `json:"rows"`
+	Expected snapshot.Counts `json:"expected,omitempty"`
+	// AuditReinserted counts audit rows newer than the archive put back.
+	AuditReinserted int64 `json:"audit_reinserted"`
+	// AuditResynced counts events copied from the AUDIT stream afterwards.
+	AuditResynced int `json:"audit_resynced"`
+	// Migrations applied after the restore (an older archive's schema).
+	Migrations    []int64 `json:"migrations,omitempty"`
+	SchemaVersion int64   `json:"schema_version"`
+}
+
+// TargetResult describes the Target DB restore.
+type TargetResult struct {
+	Path     string          `json:"path"`
+	Tables   snapshot.Counts `json:"tables"`
+	Expected snapshot.Counts `json:"expected,omitempty"`
+	SHA256   string          `json:"sha256"`
+	Bytes    int64           `json:"bytes"`
+}
+
+// ChromaResult describes the vector store restore.
+type ChromaResult struct {
+	URL         string             `json:"url"`
+	Collections []CollectionResult `json:"collections"`
+}
+
+// CollectionResult is one restored collection.
+type CollectionResult struct {
+	Name     string `json:"name"`
+	Imported int    `json:"imported"`
+	Count    int    `json:"count"`    // counted after the restore
+	Expected int64  `json:"expected"` // the manifest's record count
+	// Cleared is true for a collection the archive does not hold, emptied.
+	Cleared bool `json:"cleared,omitempty"`
+}
+
+// SafetyBackupFunc takes the pre-restore backup of components; progress
+// receives 0–100. jobID names the archive (the restore job's id).
+type SafetyBackupFunc func(ctx context.Context, components []string, note string, progress func(pct int, step string) error, jobID string) (SafetyBackup, error)
+
+// Worker restores archives. Build it with New; the exported fields are
+// knobs tests and the all-in-one binary may adjust before Handlers.
+type Worker struct {
+	Deps app.Deps
+	// Store holds the archives; nil opens the one the configuration names.
+	Store backupstore.Store
+	// Vectors returns the Chroma client (nil: from CHROMA_URL and
+	// EMBEDDING_PROVIDER).
+	Vectors func() (*vectors.Client, error)
+	// SafetyBackup takes the pre-restore backup (backupworker.CreateArchive).
+	SafetyBackup SafetyBackupFunc
+	// LockWait, LockPoll, LockRefresh: see the package documentation.
+	LockWait    time.Duration
+	LockPoll    time.Duration
+	LockRefresh time.Duration
+	// ScratchDir holds temporary copies (SQLite files, saved audit rows);
+	// default DATA_DIR/scratch (as the backup worker).
+	ScratchDir string
+	// BatchSize is the number of Chroma records per upsert.
+	BatchSize int
+	// Audit re-sync and sink pause settings.
+	AuditSync AuditSync
+
+	mu sync.Mutex // guards Store once jobs run
+}
+
+// New returns the worker of deps with its defaults.
+func New(deps app.Deps) *Worker {
+	w := &Worker{
+		Deps:        deps,
+		LockWait:    DefaultLockWait,
+		LockPoll:    DefaultLockPoll,
+		LockRefresh: DefaultLockRefresh,
+		ScratchDir:  filepath.Join(deps.Config.DataDir, "scratch"),
+		BatchSize:   vectors.DefaultBatchSize,
+		AuditSync:   DefaultAuditSync(),
+	}
+	if deps.Bus != nil && deps.Bus.Settings.LockTTL > 0 {
+		w.LockRefresh = deps.Bus.Settings.LockTTL / 4
+	}
+	w.SafetyBackup = backupworkerSafety(deps)
+	return w
+}
+
 // Handlers returns the handler of every job kind this worker consumes.
 func Handlers(deps app.Deps) map[string]worker.Handler {
-	h := map[string]worker.Handler{}
-	for _, k := range []string{jobs.KindRestore} {
-		h[k] = worker.NotYetImplemented(k)
-	}
-	return h
+	return New(deps).Handlers()
+}
+
+// Handlers returns w's handler of every job kind this worker consumes.
+func (w *Worker) Handlers() map[string]worker.Handler {
+	return map[string]worker.Handler{jobs.KindRestore: w.Restore}
 }
 
 // Run consumes restore jobs until ctx ends, then drains.
 func Run(ctx context.Context, deps app.Deps) error {
 	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, Handlers(deps), deps.Audit, deps.Log))
+}
+
+// progress bands of the job: 0–5 locks, 5–30 verify, 30–55 safety backup,
+// 55–95 restore, 95–99 count check.
+const (
+	pctLocks   = 0
+	pctVerify  = 5
+	pctSafety  = 30
+	pctRestore = 55
+	pctCheck   = 95
+)
+
+// Restore is the handler of jobs.restore.run.
+func (w *Worker) Restore(ctx context.Context, job *worker.Job) (any, error) {
+	log := job.Logger()
+	var p Params
+	if err := job.Decode(&p); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := w.store(ctx)
+	if err != nil {
+		return nil, jobs.Retryable(CodeUnavailable, fmt.Errorf("open the backup store: %w", err))
+	}
+	meta, err := st.Meta(ctx, p.Archive)
+	if errors.Is(err, backupstore.ErrNotFound) {
+		return nil, jobs.Permanent(CodeArchiveNotFound, fmt.Errorf("restore: no archive %s in %s", p.Archive, st.Describe()))
+	}
+	if err != nil {
+		return nil, jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: read the summary of %s: %w", p.Archive, err))
+	}
+
+	// 1. Locks.
+	lockNames := p.Components
+	if len(lockNames) == 0 {
+		lockNames = meta.Components
+	}
+	if len(lockNames) == 0 {
+		lockNames = backupfmt.Components
+	}
+	leases, err := w.acquire(ctx, job, lockNames)
+	if err != nil {
+		return nil, err
+	}
+	defer w.release(ctx, leases, log)
+
+	// 2. Verify, then check every precondition: nothing is changed yet.
+	if err := job.Step(ctx, pctVerify, "verifying "+p.Archive); err != nil {
+		return nil, err
+	}
+	v, err := w.verify(ctx, st, p.Archive, func(pct int) {
+		_ = job.Step(ctx, pctVerify+pct*(pctSafety-pctVerify)/100, "verifying "+p.Archive)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Archive: p.Archive, ArchiveSHA256: v.sha256, CreatedAt: v.manifest.CreatedAt}
+	plan, err := w.plan(ctx, p, v.manifest, lockNames)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.close()
+	res.Components, res.Skipped = plan.components, plan.skipped
+	if len(plan.components) == 0 {
+		return nil, jobs.Permanent(CodePrecondition, fmt.Errorf("restore: nothing to restore from %s: %s", p.Archive, describeSkipped(plan.skipped)))
+	}
+	log.Info("archive verified", "archive", p.Archive, "sha256", v.sha256, "components", plan.components, "skipped", plan.skipped)
+
+	// 3. Safety backup.
+	if !p.SkipSafetyBackup {
+		sb, err := w.safetyBackup(ctx, job, st, p, plan.components)
+		if err != nil {
+			return nil, err
+		}
+		res.SafetyBackup = sb
+		if sb == nil {
+			res.SafetyBackupSkipped = "none of the stores to restore holds anything yet"
+		}
+	} else {
+		res.SafetyBackupSkipped = "skip_safety_backup was requested"
+		log.Warn("safety backup skipped at the caller's request")
+	}
+	if err := leases.Err(); err != nil {
+		return nil, jobs.Retryable(CodeLockLost, fmt.Errorf("restore: a lease was lost before anything was changed: %w", err))
+	}
+	if err := job.Step(ctx, pctRestore, "restoring "+strings.Join(plan.components, ", ")); err != nil {
+		return nil, err
+	}
+
+	// 4. Restore. From here on cancellation is not honoured.
+	applyErr := w.apply(ctx, job, st, p.Archive, v.manifest, plan, leases, res)
+
+	// 5. Counts.
+	if applyErr == nil {
+		_ = w.step(ctx, job, pctCheck, "checking counts against the manifest")
+		res.CountProblems = w.checkCounts(ctx, plan, v.manifest, res)
+		res.CountsOK = len(res.CountProblems) == 0
+	}
+	w.auditApplied(ctx, job, res, applyErr)
+	if applyErr != nil {
+		return res, applyErr
+	}
+	if !res.CountsOK {
+		return res, jobs.Permanent(CodeCountMismatch, fmt.Errorf("restore: restored counts differ from the manifest: %s", strings.Join(res.CountProblems, "; ")))
+	}
+	log.Info("restore done", "archive", p.Archive, "components", res.Components)
+	return res, nil
+}
+
+// step reports progress during the restore proper, where a cancellation
+// request is logged and ignored (see the package documentation).
+func (w *Worker) step(ctx context.Context, job *worker.Job, pct int, step string) error {
+	err := job.Step(ctx, pct, step)
+	if errors.Is(err, jobs.ErrCancelled) {
+		job.Logger().Warn("cancellation requested while restoring: finishing the restore so the stores stay consistent", "step", step)
+		return nil
+	}
+	if err != nil && ctx.Err() == nil {
+		job.Logger().Warn("progress not recorded", "step", step, "err", err)
+		return nil
+	}
+	return err
+}
+
+// store returns the backup store.
+func (w *Worker) store(ctx context.Context) (backupstore.Store, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.Store != nil {
+		return w.Store, nil
+	}
+	var js jetstream.JetStream
+	if w.Deps.Bus != nil {
+		js = w.Deps.Bus.JS
+	}
+	st, err := backupstore.FromConfig(ctx, w.Deps.Config, js)
+	if err != nil {
+		return nil, err
+	}
+	w.Store = st
+	return st, nil
+}
+
+// verified is what step 2 established.
+type verified struct {
+	manifest backupfmt.Manifest
+	sha256   string
+}
+
+// verify reads the whole archive through backupfmt.Verify with Checkers
+// and compares its SHA-256 with the one the store recorded. An invalid
+// archive is a permanent error; a read failure is retryable.
+func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, progress func(pct int)) (verified, error) {
+	rc, info, err := st.Open(ctx, name)
+	if errors.Is(err, backupstore.ErrNotFound) {
+		return verified{}, jobs.Permanent(CodeArchiveNotFound, fmt.Errorf("restore: archive %s disappeared from %s", name, st.Describe()))
+	}
+	if err != nil {
+		return verified{}, jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: open %s: %w", name, err))
+	}
+	defer rc.Close()
+	var src io.Reader = rc
+	if progress != nil && info.Size > 0 {
+		src = &progressReader{r: rc, total: info.Size, fn: progress}
+	}
+	if err := os.MkdirAll(w.ScratchDir, 0o750); err != nil {
+		return verified{}, fmt.Errorf("restore: scratch directory: %w", err)
+	}
+	rep, err := backupfmt.Verify(ctx, src, backupfmt.VerifyOptions{
+		ReadOptions: backupfmt.ReadOptions{Name: name},
+		Checkers:    Checkers(w.ScratchDir),
+	})
+	if err != nil {
+		if errors.Is(err, backupfmt.ErrInvalidArchive) {
+			return verified{}, jobs.Permanent(CodeArchiveInvalid, fmt.Errorf("restore: %s failed verification, nothing was changed: %w", name, err))
+		}
+		if ctx.Err() != nil {
+			return verified{}, ctx.Err()
+		}
+		return verified{}, jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: read %s: %w", name, err))
+	}
+	if info.SHA256 != "" && info.SHA256 != rep.ArchiveSHA256 {
+		return verified{}, jobs.Permanent(CodeArchiveInvalid, fmt.Errorf("restore: %s: archive sha256 is %s, the store recorded %s; nothing was changed", name, rep.ArchiveSHA256, info.SHA256))
+	}
+	return verified{manifest: rep.Manifest, sha256: rep.ArchiveSHA256}, nil
+}
+
+// Checkers are the checkers of a restore's verification, by file kind, as
+// the backup worker's verify uses them: pg_restore --list
+// (snapshot.CheckSystem) for a PostgreSQL dump — the restore itself runs
+// pg_restore --single-transaction, so a dump that fails later rolls back —
+// a SQLite copy through PRAGMA integrity_check with every System DB table
+// (snapshot.CheckSystem) or every table counted (snapshot.CheckSQLite),
+// and JSONL parsing (backupfmt.CheckJSONL). Each returns the rows or
+// records counted, compared with the manifest's. scratchDir holds the
+// temporary SQLite copies.
+func Checkers(scratchDir string) map[string]backupfmt.Checker {
+	return map[string]backupfmt.Checker{
+		backupfmt.KindPGDump: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
+			c, err := snapshot.CheckSystem(ctx, snapshot.KindPgDump, r, snapshot.WithScratchDir(scratchDir))
+			if err != nil {
+				return backupfmt.CountUnknown, err
+			}
+			return c.Total(), nil
+		},
+		backupfmt.KindSQLite: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
+			if f.Component() == backupfmt.ComponentSystem {
+				c, err := snapshot.CheckSystem(ctx, snapshot.KindSQLite, r, snapshot.WithScratchDir(scratchDir))
+				if err != nil {
+					return backupfmt.CountUnknown, err
+				}
+				return c.Total(), nil
+			}
+			counts, err := snapshot.CheckSQLite(ctx, r, scratchDir)
+			if err != nil {
+				return backupfmt.CountUnknown, err
+			}
+			return counts.Total(), nil
+		},
+		backupfmt.KindJSONL: backupfmt.CheckJSONL,
+	}
+}
+
+// progressReader reports the share of total read, in percent, when it changes.
+type progressReader struct {
+	r     io.Reader
+	n     int64
+	total int64
+	last  int
+	fn    func(pct int)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if pct := int(min(p.n*100/max(p.total, 1), 100)); pct >= p.last+5 {
+		p.last = pct
+		p.fn(pct)
+	}
+	return n, err
+}
+
+// auditApplied publishes restore.applied: what was restored, from which
+// archive, the safety backup and the count check (never a secret).
+func (w *Worker) auditApplied(ctx context.Context, job *worker.Job, res *Result, applyErr error) {
+	if w.Deps.Audit == nil {
+		return
+	}
+	detail := map[string]any{
+		"archive":        res.Archive,
+		"archive_sha256": res.ArchiveSHA256,
+		"components":     res.Components,
+		"counts_ok":      res.CountsOK,
+	}
+	if len(res.Skipped) > 0 {
+		detail["skipped"] = res.Skipped
+	}
+	if res.SafetyBackup != nil {
+		detail["safety_backup"] = res.SafetyBackup.Archive
+	} else {
+		detail["safety_backup_skipped"] = res.SafetyBackupSkipped
+	}
+	if len(res.CountProblems) > 0 {
+		detail["count_problems"] = res.CountProblems
+	}
+	outcome := audit.Success
+	if applyErr != nil || !res.CountsOK {
+		outcome = audit.Failure
+		if applyErr != nil {
+			detail["error_code"] = jobs.ErrorOf(applyErr).Code
+		}
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	w.Deps.Audit.Record(actx, audit.Event{
+		Actor: job.Record.SubmittedBy, Action: jobs.AuditAction(jobs.KindRestore, "applied"), Resource: Kind,
+		JobID: job.ID(), Outcome: outcome, Detail: detail,
+	})
+}
+
+func describeSkipped(m map[string]string) string {
+	if len(m) == 0 {
+		return "the archive includes no component"
+	}
+	var parts []string
+	for _, c := range backupfmt.Components {
+		if r, ok := m[c]; ok {
+			parts = append(parts, c+": "+r)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

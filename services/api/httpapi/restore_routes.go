@@ -1,0 +1,148 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/jobs"
+)
+
+// restoreRoutes are the restore endpoints.
+var restoreRoutes = []routeDef{
+	{Route{http.MethodPost, "/admin/db/backup/restore/:name", auth.Admin, true,
+		"queue a restore of a listed archive (202), with a pre-restore safety backup; ?confirm=true; body optional {components?, skip_safety_backup?}; 409 while a store is locked"},
+		(*Server).submitRestore},
+}
+
+// restoreRequest is the optional body of POST /admin/db/backup/restore/:name.
+type restoreRequest struct {
+	// Components to restore (system, target, chroma); default: every
+	// component the archive includes.
+	Components []string `json:"components"`
+	// SkipSafetyBackup skips the backup of the current state taken before
+	// anything is overwritten.
+	SkipSafetyBackup bool `json:"skip_safety_backup"`
+}
+
+// restoreParams are the params of a jobs.restore.run job. They mirror
+// restoreworker.Params (services/restore), which decodes them strictly:
+// keep the JSON names in step.
+type restoreParams struct {
+	Archive          string   `json:"archive"`
+	Components       []string `json:"components,omitempty"`
+	SkipSafetyBackup bool     `json:"skip_safety_backup,omitempty"`
+}
+
+// submitRestore answers POST /admin/db/backup/restore/:name?confirm=true.
+// The route table makes it admin-only and confirmed (400 without
+// confirm=true). Then, before anything is queued:
+//
+//   - the name must be exactly an archive name (archiveParam,
+//     backupfmt.ParseArchiveName: no slashes, "..", absolute paths or NUL
+//     bytes), else 400;
+//   - it must be listed in the backup store, else 404;
+//   - components, when given, must be known and included in the archive
+//     (as far as the archive's stored summary tells), else 400;
+//   - no store it would touch may be locked (LOCKS) at this moment, else
+//     409 naming the holder (backupLocksFree). A lock taken after this
+//     check makes the job wait for it instead (see restoreworker).
+//
+// Nothing is read from or written to the archive here: the worker
+// verifies it before it changes anything.
+func (s *Server) submitRestore(c echo.Context) error {
+	name, err := archiveParam(c)
+	if err != nil {
+		return err
+	}
+	var req restoreRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return err
+	}
+	comps, err := normalizeComponents(req.Components)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+	defer cancel()
+	st, err := s.backupStore(ctx)
+	if err != nil {
+		return unavailable("the backup store", err)
+	}
+	meta, err := st.Meta(ctx, name)
+	switch {
+	case errors.Is(err, backupstore.ErrNotFound):
+		return notFound("no backup archive named %s (GET /admin/db/backup/list lists them)", name)
+	case err != nil:
+		return unavailable("the backup store", err)
+	}
+	touched := comps
+	if len(meta.Components) > 0 {
+		for _, comp := range comps {
+			if !slices.Contains(meta.Components, comp) {
+				reason := meta.Skipped[comp]
+				if reason == "" {
+					reason = "not in the archive"
+				}
+				return badRequest("component %s cannot be restored from %s: %s (it includes %s)", comp, name, reason, strings.Join(meta.Components, ", "))
+			}
+		}
+		if len(comps) == 0 {
+			touched = meta.Components
+		}
+	} else if len(comps) == 0 {
+		touched = backupfmt.Components // summary unknown: assume every store
+	}
+	if err := s.backupLocksFree(ctx, touched); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("restore of %s queued (%s)", name, strings.Join(touched, ", "))
+	if req.SkipSafetyBackup {
+		msg += " without a safety backup"
+	} else {
+		msg += " with a safety backup first"
+	}
+	return s.submit(c, jobs.KindRestore, restoreParams{Archive: name, Components: comps, SkipSafetyBackup: req.SkipSafetyBackup}, msg)
+}
+
+// normalizeComponents validates and de-duplicates requested components,
+// in archive order.
+func normalizeComponents(in []string) ([]string, error) {
+	if in == nil {
+		return nil, nil
+	}
+	if len(in) == 0 {
+		return nil, badRequest("components is empty: leave it out to restore every component of the archive")
+	}
+	for _, comp := range in {
+		if !slices.Contains(backupfmt.Components, comp) {
+			return nil, badRequest("component %q: accepted values: system, target, chroma", truncate(printable(comp), 40))
+		}
+	}
+	var out []string
+	for _, comp := range backupfmt.Components {
+		if slices.Contains(in, comp) {
+			out = append(out, comp)
+		}
+	}
+	return out, nil
+}
+
+// printable replaces control characters (a NUL byte included) so a hostile
+// name can be echoed in a message.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
