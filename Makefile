@@ -10,6 +10,7 @@ export DATA_DIR
 CHROMA_DIR := deploy/chroma
 CHROMA_PORT ?= 8001
 TEST_TIMEOUT ?= 15m
+BACKUP_BENCH_BYTES ?= 1073741824
 
 .PHONY: run build test test-race bench lint gomod-check chroma-install chroma-run clean demo-db help
 
@@ -54,10 +55,12 @@ test-race:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 ## bench: job round trip (submit → worker → succeeded) against a raw JetStream baseline, same run;
+## backups of ~1 GB SQLite and PostgreSQL databases against sqlite3 .backup+gzip and pg_dump -Fc;
 ## then Chroma training throughput on a generated 2,000-table schema against one-record-per-request
 ## upserts, same run (chromabench starts its own Chroma from deploy/chroma; skipped without Node.js)
 bench:
 	cd shared && $(GO) run ./cmd/jobbench -n 10000 -c 8 -replicas 2 -worker-concurrency 8 -rounds 5
+	cd services/backup && $(GO) run ./cmd/backupbench -size $(BACKUP_BENCH_BYTES)
 	@if command -v npm >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory chroma-install && \
 		cd services/chroma && $(GO) run ./cmd/chromabench -tables 2000 -naive 1000 -rounds 3; \

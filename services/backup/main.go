@@ -1,5 +1,6 @@
 // Command backup runs one replica of the insightops backup worker against
-// NATS_URL (or an embedded server when it is empty).
+// NATS_URL (or an embedded server when it is empty), with the System DB
+// (DATABASE_URL or SQLite under DATA_DIR) it backs up.
 package main
 
 import (
@@ -10,7 +11,7 @@ import (
 func main() {
 	ctx, stop := app.SignalContext()
 	defer stop()
-	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-backup"})
+	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-backup", SystemDB: true})
 	if err != nil {
 		app.Exit(err)
 	}

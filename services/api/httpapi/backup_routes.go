@@ -1,4 +1,331 @@
 package httpapi
 
-// backupRoutes are the backup, verify, list and restore endpoints.
-var backupRoutes = []routeDef{}
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/locks"
+)
+
+// backupRoutes are the backup, list, verify and prune endpoints (restore is
+// in restore_routes.go; GET /admin/db/backup/status/:id is a core alias).
+var backupRoutes = []routeDef{
+	{Route{http.MethodPost, "/admin/db/backup", auth.Operator, false,
+		"queue a backup (202); body optional {components?: [system|target|chroma], note?}; 409 while a store it reads is locked"},
+		(*Server).submitBackup},
+	{Route{http.MethodGet, "/admin/db/backup/list", auth.Viewer, false,
+		"archives, newest first: {total_backups, backups: [{filename, size_bytes, size_mb, created, components, sha256, verified, verified_at, …}]}"},
+		(*Server).listBackups},
+	{Route{http.MethodPost, "/admin/db/backup/:name/verify", auth.Operator, false,
+		"queue a verification of a listed archive (202): checksums, counts and a test restore of each part"},
+		(*Server).submitBackupVerify},
+	{Route{http.MethodPost, "/admin/db/backup/prune", auth.Operator, false,
+		"queue retention (202): keep the newest BACKUP_RETENTION_COUNT and the newest verified archive; body optional {dry_run?}"},
+		(*Server).submitBackupPrune},
+}
+
+// MaxBackupNote bounds the note of a backup, in bytes (the worker's limit).
+const MaxBackupNote = 1024
+
+// codeLockHeld is the error code of a 409 answered because a store's LOCKS
+// lease is held (the same code the restore route answers).
+const codeLockHeld = "lock_held"
+
+// backupRequest is the optional body of POST /admin/db/backup.
+type backupRequest struct {
+	// Components to back up; absent: every enabled one.
+	Components []string `json:"components"`
+	Note       string   `json:"note"`
+}
+
+// backupParams are the params of a jobs.backup.create job. They mirror
+// backupworker.CreateParams (services/backup), which decodes them
+// strictly: keep the JSON names in step.
+type backupParams struct {
+	Components []string `json:"components,omitempty"`
+	Note       string   `json:"note,omitempty"`
+}
+
+// verifyParams mirror backupworker.VerifyParams.
+type verifyParams struct {
+	Name string `json:"name"`
+}
+
+// pruneRequest is the optional body of POST /admin/db/backup/prune; it is
+// also the job's params (backupworker.PruneParams).
+type pruneRequest struct {
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// submitBackup answers POST /admin/db/backup. The body is validated
+// strictly: an unknown or repeated component, a component this deployment
+// does not have (chroma without CHROMA_URL, target with
+// TARGET_DATABASE_URL), an unknown field or a note that is too long or
+// holds control characters is a 400. When one of the stores the backup
+// would read is locked at this moment (a restore, a training, another
+// backup) the answer is 409 naming the holder; a lock taken after this
+// check makes the job wait for it instead.
+func (s *Server) submitBackup(c echo.Context) error {
+	var req backupRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return err
+	}
+	if err := s.checkBackupComponents(req.Components); err != nil {
+		return err
+	}
+	if err := checkNote(req.Note); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+	defer cancel()
+	read := req.Components
+	if read == nil {
+		read = s.enabledComponents()
+	}
+	if err := s.backupLocksFree(ctx, read); err != nil {
+		return err
+	}
+	msg := "backup queued"
+	if req.Components != nil {
+		msg = "backup of " + strings.Join(req.Components, ", ") + " queued"
+	}
+	return s.submit(c, jobs.KindBackupCreate, backupParams{Components: req.Components, Note: req.Note}, msg)
+}
+
+// checkBackupComponents validates requested components (nil: all enabled).
+func (s *Server) checkBackupComponents(comps []string) error {
+	if comps == nil {
+		return nil
+	}
+	if len(comps) == 0 {
+		return badRequest("components is empty: leave it out to back up every enabled component")
+	}
+	seen := map[string]bool{}
+	for _, c := range comps {
+		if !slices.Contains(backupfmt.Components, c) {
+			return badRequest("component %q: accepted values: system, target, chroma", truncate(c, 40))
+		}
+		if seen[c] {
+			return badRequest("component %s is listed twice", c)
+		}
+		seen[c] = true
+		switch {
+		case c == backupfmt.ComponentChroma && s.cfg.ChromaURL == "":
+			return badRequest("component chroma cannot be backed up: CHROMA_URL is not set, the vector store is disabled")
+		case c == backupfmt.ComponentTarget && s.cfg.TargetDatabaseURL != "":
+			return badRequest("component target cannot be backed up: TARGET_DATABASE_URL is set, the external target database is not backed up by insightops")
+		}
+	}
+	return nil
+}
+
+// enabledComponents are the components a backup without a list reads.
+func (s *Server) enabledComponents() []string {
+	out := []string{backupfmt.ComponentSystem}
+	if s.cfg.TargetDatabaseURL == "" {
+		out = append(out, backupfmt.ComponentTarget)
+	}
+	if s.cfg.ChromaURL != "" {
+		out = append(out, backupfmt.ComponentChroma)
+	}
+	return out
+}
+
+// checkNote accepts at most MaxBackupNote bytes of UTF-8 text without
+// control characters other than newline and tab.
+func checkNote(note string) error {
+	if len(note) > MaxBackupNote {
+		return badRequest("note: %d bytes, at most %d accepted", len(note), MaxBackupNote)
+	}
+	if !utf8.ValidString(note) {
+		return badRequest("note is not valid UTF-8")
+	}
+	for _, r := range note {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return badRequest("note holds a control character (%U)", r)
+		}
+	}
+	return nil
+}
+
+// backupLocksFree answers 409 when the LOCKS lease of one of the stores
+// (backup components are also the lease names) is held, naming the holder.
+func (s *Server) backupLocksFree(ctx context.Context, stores []string) error {
+	if s.bus.Locks == nil {
+		return unavailable("the LOCKS bucket", errors.New("not opened"))
+	}
+	held, err := locks.Holders(ctx, s.bus.Locks, stores...)
+	if err != nil {
+		return unavailable("the LOCKS bucket", err)
+	}
+	var parts []string
+	for _, n := range locks.Order {
+		if h, ok := held[n]; ok {
+			parts = append(parts, (&locks.HeldError{Name: n, Holder: h}).Error())
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return apiErr(http.StatusConflict, codeLockHeld, "%s; retry when it is done", strings.Join(parts, "; "))
+}
+
+// backupItem is one archive of GET /admin/db/backup/list: the Insight
+// Engine's fields (filename, size_bytes, size_mb, created) extended.
+type backupItem struct {
+	Filename   string     `json:"filename"`
+	SizeBytes  int64      `json:"size_bytes"`
+	SizeMB     float64    `json:"size_mb"`
+	Created    time.Time  `json:"created"`
+	Components []string   `json:"components"`
+	SHA256     string     `json:"sha256"`
+	Verified   bool       `json:"verified"`
+	VerifiedAt *time.Time `json:"verified_at"`
+	// VerifyOutcome is the last verification's outcome (passed, failed),
+	// empty if never verified; VerifyError its first problem.
+	VerifyOutcome string            `json:"verify_outcome,omitempty"`
+	VerifyError   string            `json:"verify_error,omitempty"`
+	Skipped       map[string]string `json:"skipped,omitempty"`
+	Note          string            `json:"note,omitempty"`
+	JobID         string            `json:"job_id,omitempty"`
+}
+
+// backupList is the body of GET /admin/db/backup/list.
+type backupList struct {
+	TotalBackups int          `json:"total_backups"`
+	Backups      []backupItem `json:"backups"`
+}
+
+// listBackups answers GET /admin/db/backup/list: the complete archives of
+// the backup store, newest first by the manifest's creation time (the
+// name's for an archive without a stored summary).
+func (s *Server) listBackups(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+	defer cancel()
+	st, err := s.backupStore(ctx)
+	if err != nil {
+		return unavailable("the backup store", err)
+	}
+	infos, err := st.List(ctx)
+	if err != nil {
+		return unavailable("the backup store", err)
+	}
+	sort.SliceStable(infos, func(i, j int) bool {
+		if !infos[i].Created.Equal(infos[j].Created) {
+			return infos[i].Created.After(infos[j].Created)
+		}
+		return infos[i].Name > infos[j].Name
+	})
+	out := backupList{TotalBackups: len(infos), Backups: make([]backupItem, 0, len(infos))}
+	for _, in := range infos {
+		item := backupItem{
+			Filename: in.Name, SizeBytes: in.Size, SizeMB: math.Round(float64(in.Size)/(1<<20)*100) / 100,
+			Created: in.Created.UTC(), Components: in.Meta.Components, SHA256: in.SHA256,
+			Verified: in.Meta.Verified(), Skipped: in.Meta.Skipped, Note: in.Meta.Note, JobID: in.Meta.JobID,
+		}
+		if item.Components == nil {
+			item.Components = []string{}
+		}
+		if v := in.Meta.Verification; v != nil {
+			at := v.VerifiedAt.UTC()
+			item.VerifiedAt, item.VerifyOutcome, item.VerifyError = &at, v.Outcome, v.Error
+		}
+		out.Backups = append(out.Backups, item)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// archiveParam returns the :name path parameter if it is exactly an
+// archive name (backupfmt.ParseArchiveName: no slashes, "..", NUL bytes or
+// other suffixes), else a 400.
+func archiveParam(c echo.Context) (string, error) {
+	raw := c.Param("name")
+	name, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", badRequest("archive name %q is not validly escaped", truncate(raw, 100))
+	}
+	if _, err := backupfmt.ParseArchiveName(name); err != nil {
+		return "", badRequest("archive name %q is not a backup archive name (backup-<yyyymmddThhmmssZ>-<job id>.tar.gz or .tar.zst)", truncate(name, 100))
+	}
+	return name, nil
+}
+
+// submitBackupVerify answers POST /admin/db/backup/:name/verify: 400 for a
+// malformed name, 404 for one that is not listed, else 202 with the job.
+// The body is optional ({}).
+func (s *Server) submitBackupVerify(c echo.Context) error {
+	name, err := archiveParam(c)
+	if err != nil {
+		return err
+	}
+	var empty struct{}
+	if err := decodeJSON(c, &empty, true); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+	defer cancel()
+	st, err := s.backupStore(ctx)
+	if err != nil {
+		return unavailable("the backup store", err)
+	}
+	if _, err := st.Meta(ctx, name); errors.Is(err, backupstore.ErrNotFound) {
+		return notFound("no backup archive named %s (GET /admin/db/backup/list lists them)", name)
+	} else if err != nil {
+		return unavailable("the backup store", err)
+	}
+	return s.submit(c, jobs.KindBackupVerify, verifyParams{Name: name}, fmt.Sprintf("verification of %s queued", name))
+}
+
+// submitBackupPrune answers POST /admin/db/backup/prune.
+func (s *Server) submitBackupPrune(c echo.Context) error {
+	var req pruneRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return err
+	}
+	msg := "retention queued"
+	if req.DryRun {
+		msg = "retention dry run queued: the job result lists what would be deleted"
+	}
+	return s.submit(c, jobs.KindBackupPrune, req, msg)
+}
+
+// backupStoreCache holds the Server's backup store, opened on first use
+// (backupstore.FromConfig on the Server's bus): an unreachable bucket is
+// a 503 of the routes that need it, not a failure to start, and is
+// retried at the next request. Its zero value is ready.
+type backupStoreCache struct {
+	mu sync.Mutex
+	st backupstore.Store
+}
+
+// backupStore returns the backup store BACKUP_STORE selects.
+func (s *Server) backupStore(ctx context.Context) (backupstore.Store, error) {
+	s.backups.mu.Lock()
+	defer s.backups.mu.Unlock()
+	if s.backups.st != nil {
+		return s.backups.st, nil
+	}
+	st, err := backupstore.FromConfig(ctx, s.cfg, s.bus.JS)
+	if err != nil {
+		return nil, err
+	}
+	s.backups.st = st
+	return st, nil
+}

@@ -24,7 +24,7 @@ func (s *Server) chromaHealth(ctx context.Context) Component {
 	ctx, cancel := context.WithTimeout(ctx, min(ChromaTimeout, s.readTimeout))
 	defer cancel()
 	if err := vc.Heartbeat(ctx); err != nil {
-		return Component{Status: StatusDown, Detail: vc.URL() + ": unreachable: " + err.Error(), LatencyMS: ms(time.Since(start))}
+		return Component{Status: StatusDown, Detail: "unreachable: " + err.Error(), LatencyMS: ms(time.Since(start))}
 	}
 	detail := vc.URL()
 	if v, err := vc.Version(ctx); err == nil && v != "" {

@@ -91,6 +91,9 @@ type Server struct {
 	closing     chan struct{} // closed on shutdown: event streams end
 	closeOnce   sync.Once
 	liveStreams atomic.Int64
+
+	// backups is the backup store, opened on first use (backup_routes.go).
+	backups backupStoreCache
 }
 
 // New builds the server and its echo instance. Deps.Bus and Deps.DB are

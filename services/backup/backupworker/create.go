@@ -1,0 +1,860 @@
+package backupworker
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/locks"
+	"github.com/insightops/insightops/shared/metrics"
+	"github.com/insightops/insightops/shared/snapshot"
+	"github.com/insightops/insightops/shared/store"
+	"github.com/insightops/insightops/shared/vectors"
+	"github.com/insightops/insightops/shared/worker"
+)
+
+// pipeBuffer is the size of the writes into the store's pipe.
+const pipeBuffer = 1 << 20
+
+// MaxNote bounds the note of a backup (the manifest accepts 4096 bytes).
+const MaxNote = 1024
+
+// CreateParams are the parameters of a backup (the backup.create job's
+// params, minus SkipLocks).
+type CreateParams struct {
+	// Components to back up: "system", "target", "chroma". Empty means
+	// every enabled one; a component that is not enabled is then skipped
+	// with its reason in the manifest, while naming it explicitly makes
+	// the backup fail (permanently) with that reason.
+	Components []string `json:"components,omitempty"`
+	// Note is kept in the manifest and the store's Meta.
+	Note string `json:"note,omitempty"`
+	// SkipLocks leaves the LOCKS leases alone: the caller already holds
+	// them (the restore job's pre-restore safety backup). Never set from
+	// job params.
+	SkipLocks bool `json:"-"`
+}
+
+// ComponentSummary is what an archive holds of one component.
+type ComponentSummary struct {
+	Status string `json:"status"`           // backupfmt.StatusIncluded or StatusSkipped
+	Reason string `json:"reason,omitempty"` // why it was skipped
+	Source string `json:"source,omitempty"` // where it came from, without credentials
+	// Files are the archive paths of the component's files.
+	Files []string `json:"files,omitempty"`
+	// Bytes is the uncompressed size of its files.
+	Bytes int64 `json:"bytes"`
+	// Count is the rows (system, target) or records (chroma) archived,
+	// -1 when not counted.
+	Count int64 `json:"count"`
+	// Counts are per table (system, target) or per collection (chroma).
+	Counts map[string]int64 `json:"counts,omitempty"`
+}
+
+// CreateResult describes an archive made (or reused) by CreateArchive.
+type CreateResult struct {
+	// Archive is the archive's name in the store.
+	Archive string `json:"archive"`
+	// SHA256 is the archive file's own SHA-256 (hex).
+	SHA256 string `json:"sha256"`
+	// Bytes is the archive's (compressed) size.
+	Bytes int64 `json:"bytes"`
+	// Components summarises every component, included or skipped.
+	Components map[string]ComponentSummary `json:"components"`
+	// Reused is true when a redelivered job found its own complete archive
+	// from an earlier attempt and returned it instead of making another.
+	Reused bool `json:"reused,omitempty"`
+	// Manifest is the archive's manifest. It is not part of the job
+	// result JSON (it can be large: one line per 16 MiB part); read it
+	// from the archive.
+	Manifest backupfmt.Manifest `json:"-"`
+}
+
+// CreateArchive backs up the components p asks for into one archive in
+// the store BACKUP_STORE selects, named after created time and jobID (a
+// canonical ULID), and returns it. progress, when not nil, receives
+// 0–100 and the step now running (and may return jobs.ErrCancelled to
+// stop); jobID is also the lease owner.
+//
+// Unless p.SkipLocks, it takes the LOCKS leases of the components it
+// reads (see the package documentation) and releases them on return. It
+// is idempotent per jobID: an archive of an earlier call with the same job
+// id that verifies is returned again (Reused) instead of making a second
+// one, and one that does not verify is deleted first. A failed or
+// cancelled call leaves nothing listed. It sets the archive's Meta and
+// the backup metrics, but does not apply retention (the backup.create job
+// does, after it): a caller restoring an older archive must not see it
+// pruned by its own safety backup.
+//
+// Errors are coded for the job runtime: jobs.Invalid for bad params or a
+// requested component that is not enabled (permanent), "lock_held" when a
+// lease stays held by another operation (retryable), jobs.ErrCancelled
+// when progress returned it.
+func CreateArchive(ctx context.Context, deps app.Deps, p CreateParams, progress func(pct int, step string) error, jobID string) (CreateResult, error) {
+	w := New(deps, Options{})
+	log := w.deps.Log.With("job_id", jobID)
+	return w.createArchive(ctx, p, progress, jobID, log)
+}
+
+// createJobResult is the backup.create job result: the archive and what
+// retention did after it.
+type createJobResult struct {
+	CreateResult
+	Retention      *PruneResult `json:"retention,omitempty"`
+	RetentionError string       `json:"retention_error,omitempty"`
+}
+
+// handleCreate is the backup.create handler.
+func (w *Worker) handleCreate(ctx context.Context, job *worker.Job) (any, error) {
+	var p CreateParams
+	if err := job.Decode(&p); err != nil {
+		return nil, err
+	}
+	log := job.Logger()
+	res, err := w.createArchive(ctx, p, func(pct int, step string) error { return job.Step(ctx, pct, step) }, job.ID(), log)
+	if err != nil {
+		return nil, err
+	}
+	out := createJobResult{CreateResult: res}
+	if err := job.Step(ctx, 99, "applying retention"); err != nil {
+		return nil, err
+	}
+	pr, err := w.prune(ctx, false, log)
+	if err != nil {
+		// The archive is made and listed: a retention failure is reported,
+		// not a reason to redo the backup; the next backup or prune job
+		// applies it again.
+		log.Warn("retention after backup failed", "err", err)
+		out.RetentionError = err.Error()
+	} else {
+		out.Retention = &pr
+	}
+	return out, nil
+}
+
+// plan is what a backup will do per component.
+type plan struct {
+	include []string          // in backupfmt.Components order
+	skipped map[string]string // component → reason
+}
+
+// plan checks p against the configuration.
+func (w *Worker) plan(p CreateParams) (plan, error) {
+	if len(p.Note) > MaxNote {
+		return plan{}, jobs.Invalid("note: %d bytes, at most %d accepted", len(p.Note), MaxNote)
+	}
+	explicit := map[string]bool{}
+	for _, c := range p.Components {
+		if !slices.Contains(backupfmt.Components, c) {
+			return plan{}, jobs.Invalid("unknown component %q (accepted: %s)", c, strings.Join(backupfmt.Components, ", "))
+		}
+		if explicit[c] {
+			return plan{}, jobs.Invalid("component %q listed twice", c)
+		}
+		explicit[c] = true
+	}
+	pl := plan{skipped: map[string]string{}}
+	for _, c := range backupfmt.Components {
+		if len(explicit) > 0 && !explicit[c] {
+			continue // not requested: Close marks it so
+		}
+		reason := w.unavailable(c)
+		switch {
+		case reason == "":
+			pl.include = append(pl.include, c)
+		case explicit[c]:
+			return plan{}, jobs.Invalid("component %s was requested but cannot be backed up: %s", c, reason)
+		default:
+			pl.skipped[c] = reason
+		}
+	}
+	if len(pl.include) == 0 {
+		return plan{}, jobs.Invalid("nothing to back up: %v", pl.skipped)
+	}
+	return pl, nil
+}
+
+// unavailable says why component c cannot be backed up, "" if it can.
+func (w *Worker) unavailable(c string) string {
+	cfg := w.deps.Config
+	switch c {
+	case backupfmt.ComponentSystem:
+		if w.deps.DB == nil {
+			return "this worker has no System DB connection"
+		}
+	case backupfmt.ComponentTarget:
+		if cfg.TargetDatabaseURL != "" {
+			return "TARGET_DATABASE_URL is set: the external target database is not backed up by insightops"
+		}
+		st, err := os.Stat(cfg.TargetDBPath)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return fmt.Sprintf("no runtime target copy at %s (init has not installed the golden copy)", cfg.TargetDBPath)
+		case err != nil:
+			return fmt.Sprintf("runtime target copy %s: %v", cfg.TargetDBPath, err)
+		case !st.Mode().IsRegular():
+			return fmt.Sprintf("runtime target copy %s is not a regular file", cfg.TargetDBPath)
+		}
+	case backupfmt.ComponentChroma:
+		if cfg.ChromaURL == "" {
+			return "CHROMA_URL is not set: the vector store is disabled"
+		}
+	}
+	return ""
+}
+
+// lockNames maps components to the LOCKS leases they need.
+func lockNames(components []string) []string {
+	var out []string
+	for _, c := range components {
+		switch c {
+		case backupfmt.ComponentSystem:
+			out = append(out, locks.System)
+		case backupfmt.ComponentTarget:
+			out = append(out, locks.Target)
+		case backupfmt.ComponentChroma:
+			out = append(out, locks.Chroma)
+		}
+	}
+	return out
+}
+
+func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress func(int, string) error, jobID string, log *slog.Logger) (CreateResult, error) {
+	if !backupfmt.ValidJobID(jobID) {
+		return CreateResult{}, jobs.Invalid("job id %q is not a canonical ULID", jobID)
+	}
+	if progress == nil {
+		progress = func(int, string) error { return nil }
+	}
+	pl, err := w.plan(p)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	comp := backupfmt.Gzip
+	if s := w.deps.Config.BackupCompression; s != "" {
+		if comp, err = backupfmt.ParseCompression(s); err != nil {
+			return CreateResult{}, jobs.Permanent("invalid_config", fmt.Errorf("BACKUP_COMPRESSION: %w", err))
+		}
+	}
+	st, err := w.Store(ctx)
+	if err != nil {
+		return CreateResult{}, jobs.Retryable("store_unavailable", err)
+	}
+
+	// Leases first, then the look for an earlier attempt's archive: an
+	// earlier attempt still running (its worker cut off, not dead) either
+	// completed its archive before the lease was taken over (it is found
+	// and reused) or finds its lease gone when it completes and deletes
+	// its archive (checkLeases), so a job never leaves two archives.
+	var held *heldLeases
+	if !p.SkipLocks {
+		set, h, err := w.acquire(ctx, jobID, lockNames(pl.include), progress)
+		if err != nil {
+			return CreateResult{}, err
+		}
+		defer w.release(ctx, set, log)
+		lctx, stop := leaseContext(ctx, set)
+		defer stop()
+		ctx = lctx
+		held = &heldLeases{names: lockNames(pl.include), holder: h}
+	}
+	if err := progress(3, "looking for an archive of an earlier attempt"); err != nil {
+		return CreateResult{}, err
+	}
+	if res, ok, err := w.reuse(ctx, st, jobID, log); err != nil {
+		return CreateResult{}, classify(err, "store_unavailable")
+	} else if ok {
+		return res, nil
+	}
+
+	started := time.Now()
+	res, err := w.write(ctx, st, pl, p, comp, progress, jobID, log)
+	if err == nil && held != nil {
+		if err = w.checkLeases(ctx, *held); err != nil {
+			log.Warn("lease lost while the archive was written; deleting it", "archive", res.Archive, "err", err)
+			if derr := st.Delete(context.WithoutCancel(ctx), res.Archive); derr != nil {
+				err = errors.Join(err, fmt.Errorf("delete %s: %w", res.Archive, derr))
+			}
+		}
+	}
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+		code := "backup_failed"
+		if errors.Is(err, vectors.ErrUnavailable) {
+			code = "chroma_unavailable"
+		}
+		return CreateResult{}, classify(err, code)
+	}
+	metrics.BackupBytes.Set(float64(res.Bytes))
+	metrics.BackupDuration.Observe(time.Since(started).Seconds())
+	metrics.LastBackupSuccess.SetToCurrentTime()
+	log.Info("backup archive written", "archive", res.Archive, "bytes", res.Bytes, "sha256", res.SHA256,
+		"components", strings.Join(res.Manifest.Included(), ","), "duration_ms", time.Since(started).Milliseconds())
+	return res, nil
+}
+
+// leaseContext is ctx cancelled (with the loss as its cause) when one of
+// the set's leases is lost; call stop when done with it.
+func leaseContext(ctx context.Context, set locks.Set) (lctx context.Context, stop func()) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	for _, l := range set {
+		go func() {
+			select {
+			case <-l.Lost():
+				cancel(jobs.Retryable("lock_lost", fmt.Errorf("a lease was lost mid-backup; stopping: %w", l.Err())))
+			case <-lctx.Done():
+			}
+		}()
+	}
+	return lctx, func() { cancel(nil) }
+}
+
+// heldLeases are the leases this attempt took and the holder it wrote.
+type heldLeases struct {
+	names  []string
+	holder locks.Holder
+}
+
+// checkLeases reports whether every lease is still this attempt's (same
+// owner and acquisition time): a later attempt of the same job may have
+// taken them over, and the lease's own refresh notices that only later.
+func (w *Worker) checkLeases(ctx context.Context, h heldLeases) error {
+	hs, err := locks.Holders(ctx, w.deps.Bus.Locks, h.names...)
+	if err != nil {
+		return jobs.Retryable("lock_error", fmt.Errorf("check leases: %w", err))
+	}
+	for _, n := range h.names {
+		cur, ok := hs[n]
+		if !ok || cur.Owner != h.holder.Owner || !cur.Since.Equal(h.holder.Since) {
+			return jobs.Retryable("lock_lost", fmt.Errorf("the %s lease is no longer this attempt's (now %+v)", n, cur))
+		}
+	}
+	return nil
+}
+
+// acquire takes the leases, waiting up to LockWait while another operation
+// holds one, then failing with the retryable "lock_held". It returns the
+// holder it wrote.
+func (w *Worker) acquire(ctx context.Context, jobID string, names []string, progress func(int, string) error) (locks.Set, locks.Holder, error) {
+	h := locks.Holder{Owner: jobID, Operation: jobs.KindBackupCreate, Since: time.Now().UTC()}
+	set, err := w.acquireAs(ctx, h, names, progress)
+	return set, h, err
+}
+
+func (w *Worker) acquireAs(ctx context.Context, h locks.Holder, names []string, progress func(int, string) error) (locks.Set, error) {
+	if w.deps.Bus == nil || w.deps.Bus.Locks == nil {
+		return nil, errors.New("backup: no LOCKS bucket to take leases in")
+	}
+	kv := w.deps.Bus.Locks
+	jobID := h.Owner
+	deadline := time.Now().Add(max(w.opts.LockWait, 0))
+	takeovers := 0
+	lastMsg := ""
+	for {
+		set, err := locks.AcquireAll(ctx, kv, names, h, w.opts.LockRefresh)
+		if err == nil {
+			return set, nil
+		}
+		var held *locks.HeldError
+		if !errors.As(err, &held) {
+			return nil, jobs.Retryable("lock_error", fmt.Errorf("take leases %v: %w", names, err))
+		}
+		if held.Holder.Owner == jobID && takeovers < len(names) {
+			// An earlier attempt of this job crashed holding it.
+			takeovers++
+			if e, gerr := kv.Get(ctx, held.Name); gerr == nil {
+				var cur locks.Holder
+				if json.Unmarshal(e.Value(), &cur) == nil && cur.Owner == jobID {
+					w.deps.Log.Warn("taking over a lease of an earlier attempt of this job", "job_id", jobID, "lock", held.Name)
+					_ = kv.Delete(ctx, held.Name, jetstream.LastRevision(e.Revision()))
+				}
+			}
+			continue
+		}
+		if !time.Now().Before(deadline) {
+			return nil, jobs.Retryable("lock_held", fmt.Errorf("backup cannot start: %w", held))
+		}
+		if msg := "waiting: " + held.Error(); msg != lastMsg {
+			lastMsg = msg
+			if err := progress(2, msg); err != nil {
+				return nil, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(500*time.Millisecond, time.Until(deadline)+time.Millisecond)):
+		}
+	}
+}
+
+// release releases the leases, even when ctx is done.
+func (w *Worker) release(ctx context.Context, set locks.Set, log *slog.Logger) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := set.Release(rctx); err != nil {
+		log.Warn("release leases (they expire by themselves)", "err", err)
+	}
+}
+
+// putResult is the outcome of the store's Put.
+type putResult struct {
+	info backupstore.Info
+	err  error
+}
+
+// write streams the archive into the store.
+func (w *Worker) write(ctx context.Context, st backupstore.Store, pl plan, p CreateParams, comp backupfmt.Compression, progress func(int, string) error, jobID string, log *slog.Logger) (CreateResult, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	rep := &reporter{fn: progress, cancel: cancel}
+
+	created := time.Now().UTC()
+	name := backupfmt.ArchiveName(created, jobID, comp)
+	pr, pw := io.Pipe()
+	putc := make(chan putResult, 1)
+	go func() {
+		info, err := st.Put(actx, name, pr)
+		if err != nil {
+			_ = pr.CloseWithError(err)
+		} else {
+			_ = pr.Close()
+		}
+		putc <- putResult{info, err}
+	}()
+	var wopts []backupfmt.Option
+	if w.opts.ChunkSize > 0 {
+		wopts = append(wopts, backupfmt.WithChunkSize(w.opts.ChunkSize))
+	}
+	wopts = append(wopts, backupfmt.WithModTime(created))
+	// The NATS object store publishes one chunk per Read of its source,
+	// and a pipe Read returns at most one Write: batch the writer's many
+	// small writes (tar headers, compression members) into large ones.
+	bw := bufio.NewWriterSize(pw, pipeBuffer)
+	aw, err := backupfmt.NewWriter(bw, comp, wopts...)
+	if err != nil {
+		_ = pw.CloseWithError(err)
+		<-putc
+		return CreateResult{}, jobs.Permanent("invalid_config", err)
+	}
+	fail := func(err error) (CreateResult, error) {
+		aw.Abort()
+		_ = pw.CloseWithError(err)
+		cancel(err)
+		if pres := <-putc; pres.err == nil {
+			// Put had finished before the failure: the archive is
+			// complete but this attempt failed after it; remove it.
+			_ = st.Delete(context.WithoutCancel(ctx), name)
+		}
+		if rep.err != nil {
+			return CreateResult{}, rep.err // cancelled, or progress could not be written
+		}
+		return CreateResult{}, err
+	}
+
+	comps := map[string]backupfmt.Component{}
+	for c, reason := range pl.skipped {
+		comps[c] = backupfmt.Component{Status: backupfmt.StatusSkipped, Reason: reason}
+	}
+	span := 90 / len(pl.include)
+	for i, c := range pl.include {
+		base := 5 + i*span
+		var (
+			cm  backupfmt.Component
+			err error
+		)
+		switch c {
+		case backupfmt.ComponentSystem:
+			cm, err = w.addSystem(actx, aw, rep, base, span)
+		case backupfmt.ComponentTarget:
+			cm, err = w.addTarget(actx, aw, rep, base, span)
+		case backupfmt.ComponentChroma:
+			cm, err = w.addChroma(actx, aw, rep, base, span)
+		}
+		if err == nil {
+			err = rep.err
+		}
+		if err == nil && w.afterComponent != nil {
+			err = w.afterComponent(actx, c)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("back up %s: %w", c, err))
+		}
+		cm.Status = backupfmt.StatusIncluded
+		comps[c] = cm
+		log.Info("component archived", "component", c, "archive_bytes", aw.Written())
+	}
+	if err := rep.step(96, "writing the manifest"); err != nil {
+		return fail(err)
+	}
+	res, err := aw.Close(backupfmt.Manifest{
+		CreatedAt: created, JobID: jobID, AppVersion: AppVersion(), Note: p.Note, Components: comps,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("finish the archive: %w", err))
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(fmt.Errorf("finish the archive: %w", err))
+	}
+	if err := pw.Close(); err != nil {
+		return fail(fmt.Errorf("finish the archive: %w", err))
+	}
+	pres := <-putc
+	if pres.err != nil {
+		return CreateResult{}, fmt.Errorf("store the archive %s: %w", name, pres.err)
+	}
+	if pres.info.SHA256 != "" && pres.info.SHA256 != res.SHA256 {
+		_ = st.Delete(context.WithoutCancel(ctx), name)
+		return CreateResult{}, fmt.Errorf("store the archive %s: the store computed SHA-256 %s, the writer %s; deleted", name, pres.info.SHA256, res.SHA256)
+	}
+	if err := rep.step(98, "recording the archive's summary"); err != nil {
+		_ = st.Delete(context.WithoutCancel(ctx), name)
+		return CreateResult{}, err
+	}
+	if err := st.SetMeta(ctx, name, backupstore.Summary(res.Manifest)); err != nil {
+		// A retry finds the archive, verifies it and sets its Meta then.
+		return CreateResult{}, jobs.Retryable("store_unavailable", fmt.Errorf("record the summary of %s: %w", name, err))
+	}
+	return CreateResult{
+		Archive: name, SHA256: res.SHA256, Bytes: res.Size,
+		Components: Summarize(res.Manifest), Manifest: res.Manifest,
+	}, nil
+}
+
+// addDump runs dump in a goroutine writing into a pipe that the archive
+// writer reads as one stream file at path. An error of the dump is
+// returned rather than the writer's (which only says the read failed).
+func addDump(ctx context.Context, aw *backupfmt.Writer, component, p string, dump func(ctx context.Context, dst io.Writer) error) (backupfmt.File, error) {
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		err := dump(dctx, pw)
+		_ = pw.CloseWithError(err) // nil: EOF
+		errc <- err
+	}()
+	f, addErr := aw.AddStream(ctx, component, p, backupfmt.KindOf(p), pr)
+	if addErr != nil {
+		_ = pr.CloseWithError(addErr)
+		cancel()
+	} else {
+		// The dump wrote EOF; drain nothing more.
+		_ = pr.Close()
+	}
+	if dumpErr := <-errc; dumpErr != nil {
+		return backupfmt.File{}, dumpErr
+	}
+	if addErr != nil {
+		return backupfmt.File{}, addErr
+	}
+	return f, nil
+}
+
+// addSystem archives the System DB: pg_dump -Fc streamed from its stdout
+// (no compression of its own: the archive compresses), or a SQLite copy.
+func (w *Worker) addSystem(ctx context.Context, aw *backupfmt.Writer, rep *reporter, base, span int) (backupfmt.Component, error) {
+	db := w.deps.DB
+	p := "system/system.db"
+	if db.Dialect() == store.Postgres {
+		p = "system/system.dump"
+	}
+	scratch, err := scratchDir(w.deps)
+	if err != nil {
+		return backupfmt.Component{}, err
+	}
+	if err := rep.step(base, "dumping the system database"); err != nil {
+		return backupfmt.Component{}, err
+	}
+	var sd snapshot.SystemDump
+	f, err := addDump(ctx, aw, backupfmt.ComponentSystem, p, func(ctx context.Context, dst io.Writer) error {
+		var err error
+		sd, err = snapshot.DumpSystem(ctx, db, dst, func(n int64) {
+			rep.tick(base, "dumping the system database: "+mib(n))
+		}, snapshot.WithPgDumpCompression("0"), snapshot.WithScratchDir(scratch))
+		if err != nil {
+			var ve *snapshot.VersionError
+			if errors.As(err, &ve) {
+				return jobs.Permanent("pg_dump_too_old", err)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return backupfmt.Component{}, err
+	}
+	if sd.SHA256 != f.SHA256 || sd.Bytes != f.Size {
+		return backupfmt.Component{}, fmt.Errorf("the dump wrote %d bytes (sha256 %s), the archive received %d (sha256 %s)", sd.Bytes, sd.SHA256, f.Size, f.SHA256)
+	}
+	if err := aw.SetCount(p, sd.Rows.Total()); err != nil {
+		return backupfmt.Component{}, err
+	}
+	rep.tick(base+span, "system database archived: "+mib(f.Size))
+	return backupfmt.Component{
+		Source: sd.Source,
+		Meta: map[string]any{
+			"kind": sd.Kind, "format": sd.Format, "tables": sd.Rows,
+			"server_version": sd.ServerVersion, "tool_version": sd.ToolVersion,
+		},
+	}, nil
+}
+
+// targetEntry is the archive path of the target copy: target/<base name>
+// when that is a valid archive path of a SQLite file, else target/target.db.
+func targetEntry(runtimePath string) string {
+	p := path.Join(backupfmt.ComponentTarget, filepath.Base(runtimePath))
+	if backupfmt.ValidatePath(p) != nil || backupfmt.KindOf(p) != backupfmt.KindSQLite {
+		return "target/target.db"
+	}
+	return p
+}
+
+// addTarget archives a consistent copy of the runtime target copy.
+func (w *Worker) addTarget(ctx context.Context, aw *backupfmt.Writer, rep *reporter, base, span int) (backupfmt.Component, error) {
+	src := w.deps.Config.TargetDBPath
+	p := targetEntry(src)
+	scratch, err := scratchDir(w.deps)
+	if err != nil {
+		return backupfmt.Component{}, err
+	}
+	var total int64
+	if st, err := os.Stat(src); err == nil {
+		total = st.Size()
+	}
+	if err := rep.step(base, "copying the target database"); err != nil {
+		return backupfmt.Component{}, err
+	}
+	var td snapshot.TargetDump
+	f, err := addDump(ctx, aw, backupfmt.ComponentTarget, p, func(ctx context.Context, dst io.Writer) error {
+		var err error
+		td, err = snapshot.DumpTarget(ctx, src, dst, func(n int64) {
+			rep.tick(base+fraction(span, n, total), "copying the target database: "+mib(n))
+		}, snapshot.WithScratchDir(scratch))
+		return err
+	})
+	if err != nil {
+		return backupfmt.Component{}, err
+	}
+	if td.SHA256 != f.SHA256 || td.Bytes != f.Size {
+		return backupfmt.Component{}, fmt.Errorf("the copy wrote %d bytes (sha256 %s), the archive received %d (sha256 %s)", td.Bytes, td.SHA256, f.Size, f.SHA256)
+	}
+	if err := aw.SetCount(p, td.Tables.Total()); err != nil {
+		return backupfmt.Component{}, err
+	}
+	return backupfmt.Component{
+		Source: "sqlite " + td.Source,
+		Meta: map[string]any{
+			"kind": td.Kind, "format": td.Format, "tables": td.Tables,
+			"sqlite_version": td.SQLiteVersion, "runtime_path": td.Source,
+		},
+	}, nil
+}
+
+// CollectionMeta is what the chroma component's Meta["collections"][name]
+// records of each collection, beside chroma/<name>.jsonl: whether it
+// existed, its own metadata (embedding provider, model, dimension, space)
+// to recreate it with, and the records exported.
+type CollectionMeta struct {
+	Exists   bool           `json:"exists"`
+	Metadata map[string]any `json:"metadata,omitempty"`
+	Records  int64          `json:"records"`
+}
+
+// addChroma exports the three collections, each as chroma/<name>.jsonl in
+// id order (an empty file when the collection does not exist), with its
+// metadata in the component's Meta. Any failed page fails the backup.
+func (w *Worker) addChroma(ctx context.Context, aw *backupfmt.Writer, rep *reporter, base, span int) (backupfmt.Component, error) {
+	// Exporting never embeds: the local embedder only satisfies the client.
+	client, err := vectors.New(w.deps.Config.ChromaURL, vectors.NewLocal(0), vectors.Options{})
+	if err != nil {
+		return backupfmt.Component{}, jobs.Permanent("invalid_config", err)
+	}
+	defer client.Close()
+	if err := rep.step(base, "exporting the vector store"); err != nil {
+		return backupfmt.Component{}, err
+	}
+	version, err := client.Version(ctx)
+	if err != nil {
+		return backupfmt.Component{}, err
+	}
+	infos := map[string]vectors.CollectionInfo{}
+	var total int64
+	for _, name := range vectors.Collections {
+		info, err := client.Info(ctx, name)
+		if errors.Is(err, vectors.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return backupfmt.Component{}, err
+		}
+		infos[name] = info
+		total += int64(info.Count)
+	}
+	collections := map[string]CollectionMeta{}
+	var done int64
+	for _, name := range vectors.Collections {
+		info, exists := infos[name]
+		p := "chroma/" + name + ".jsonl"
+		var n int64
+		f, err := addDump(ctx, aw, backupfmt.ComponentChroma, p, func(ctx context.Context, dst io.Writer) error {
+			if !exists {
+				return nil
+			}
+			bw := bufio.NewWriterSize(dst, 256<<10)
+			err := client.Export(ctx, name, w.opts.ExportPage, func(r vectors.Record) error {
+				if err := vectors.WriteJSONL(bw, r); err != nil {
+					return err
+				}
+				n++
+				rep.tick(base+fraction(span, done+n, total), fmt.Sprintf("exporting the vector store: %s, %d records", name, n))
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("export collection %s: %w", name, err)
+			}
+			return bw.Flush()
+		})
+		if err != nil {
+			return backupfmt.Component{}, err
+		}
+		if f.Count != n {
+			return backupfmt.Component{}, fmt.Errorf("collection %s: exported %d records, the archive counted %d lines", name, n, f.Count)
+		}
+		done += n
+		collections[name] = CollectionMeta{Exists: exists, Metadata: info.Metadata, Records: n}
+	}
+	return backupfmt.Component{
+		Source: "chroma " + version + " at " + client.URL(),
+		Meta:   map[string]any{"collections": collections, "chroma_version": version, "collection_order": vectors.Collections},
+	}, nil
+}
+
+// reporter throttles byte/record progress from dump callbacks into the
+// job's progress, and stops the archive when progress fails (cancelled).
+type reporter struct {
+	fn     func(int, string) error
+	cancel context.CancelCauseFunc
+
+	mu   sync.Mutex
+	last time.Time
+	err  error
+}
+
+// step reports at once (component boundaries).
+func (r *reporter) step(pct int, step string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.last = time.Now()
+	if err := r.fn(pct, step); err != nil {
+		r.err = err
+		r.cancel(err)
+		return err
+	}
+	return nil
+}
+
+// tick reports at most once per progressEvery; an error cancels the archive.
+func (r *reporter) tick(pct int, step string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil || time.Since(r.last) < progressEvery {
+		return
+	}
+	r.last = time.Now()
+	if err := r.fn(pct, step); err != nil {
+		r.err = err
+		r.cancel(err)
+	}
+}
+
+// fraction is span·done/total, 0 when the total is unknown.
+func fraction(span int, done, total int64) int {
+	if total <= 0 || done <= 0 {
+		return 0
+	}
+	return int(int64(span) * min(done, total) / total)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// Summarize returns the per-component summary of a manifest.
+func Summarize(m backupfmt.Manifest) map[string]ComponentSummary {
+	out := map[string]ComponentSummary{}
+	for _, name := range backupfmt.Components {
+		c, ok := m.Components[name]
+		if !ok {
+			continue
+		}
+		s := ComponentSummary{Status: c.Status, Reason: c.Reason, Source: c.Source}
+		if c.Status == backupfmt.StatusIncluded {
+			s.Count = 0
+			for _, f := range c.Files {
+				s.Files = append(s.Files, f.Path)
+				s.Bytes += f.Size
+				if f.Count < 0 || s.Count < 0 {
+					s.Count = backupfmt.CountUnknown
+				} else {
+					s.Count += f.Count
+				}
+			}
+			s.Counts = componentCounts(name, c)
+		}
+		out[name] = s
+	}
+	return out
+}
+
+// componentCounts reads per-table counts from the Meta the backup wrote
+// (snapshot.Counts, or map[string]any after a JSON round trip), and per
+// collection counts from the chroma files.
+func componentCounts(name string, c backupfmt.Component) map[string]int64 {
+	out := map[string]int64{}
+	if name == backupfmt.ComponentChroma {
+		for _, f := range c.Files {
+			out[strings.TrimSuffix(path.Base(f.Path), ".jsonl")] = f.Count
+		}
+		return out
+	}
+	switch t := c.Meta["tables"].(type) {
+	case snapshot.Counts:
+		for k, v := range t {
+			out[k] = v
+		}
+	case map[string]int64:
+		for k, v := range t {
+			out[k] = v
+		}
+	case map[string]any:
+		for k, v := range t {
+			if f, ok := v.(float64); ok {
+				out[k] = int64(f)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package backupworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/metrics"
+)
+
+// errStoredSHA256 means an archive's bytes do not hash to the SHA-256 the
+// store recorded when it was written.
+var errStoredSHA256 = errors.New("archive SHA-256 differs from the one stored with it")
+
+// readManifest streams an archive once and checks its structure: every
+// part's and file's size and SHA-256, the manifest, the name, JSONL
+// parsing, and the archive's SHA-256 against the stored one. It runs no
+// database tool (backup.verify does). An archive found wrong is an error
+// wrapping backupfmt.ErrInvalidArchive or errStoredSHA256; a read error is
+// returned as such.
+func readManifest(ctx context.Context, st backupstore.Store, info backupstore.Info) (backupfmt.Manifest, error) {
+	rc, _, err := st.Open(ctx, info.Name)
+	if err != nil {
+		return backupfmt.Manifest{}, err
+	}
+	defer rc.Close()
+	rep, err := backupfmt.Verify(ctx, rc, backupfmt.VerifyOptions{ReadOptions: backupfmt.ReadOptions{Name: info.Name}})
+	if err != nil {
+		return backupfmt.Manifest{}, err
+	}
+	if info.SHA256 != "" && rep.ArchiveSHA256 != info.SHA256 {
+		return backupfmt.Manifest{}, fmt.Errorf("%s: %w: stored %s, read %s", info.Name, errStoredSHA256, info.SHA256, rep.ArchiveSHA256)
+	}
+	return rep.Manifest, nil
+}
+
+// invalid reports whether err says the archive itself is wrong.
+func invalid(err error) bool {
+	return errors.Is(err, backupfmt.ErrInvalidArchive) || errors.Is(err, errStoredSHA256)
+}
+
+// reuse looks for archives carrying jobID, left by an earlier attempt of
+// the same job. The first that reads back intact is returned (ok) with
+// its Meta set again; others, and any that does not read back, are
+// deleted, so a job never leaves two archives.
+func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, log *slog.Logger) (CreateResult, bool, error) {
+	infos, err := st.List(ctx)
+	if err != nil {
+		return CreateResult{}, false, fmt.Errorf("list archives: %w", err)
+	}
+	var (
+		res   CreateResult
+		found bool
+	)
+	for _, info := range infos {
+		n, err := backupfmt.ParseArchiveName(info.Name)
+		if err != nil || n.JobID != jobID {
+			continue
+		}
+		if found {
+			log.Warn("deleting a second archive of this job", "archive", info.Name, "kept", res.Archive)
+			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
+				return CreateResult{}, false, fmt.Errorf("delete duplicate archive %s: %w", info.Name, err)
+			}
+			continue
+		}
+		m, err := readManifest(ctx, st, info)
+		switch {
+		case err == nil:
+			meta := backupstore.Summary(m)
+			meta.Verification = info.Meta.Verification
+			if err := st.SetMeta(ctx, info.Name, meta); err != nil {
+				return CreateResult{}, false, fmt.Errorf("record the summary of %s: %w", info.Name, err)
+			}
+			res = CreateResult{Archive: info.Name, SHA256: info.SHA256, Bytes: info.Size, Components: Summarize(m), Reused: true, Manifest: m}
+			found = true
+			metrics.BackupBytes.Set(float64(info.Size))
+			metrics.LastBackupSuccess.SetToCurrentTime()
+			log.Info("reusing the archive of an earlier attempt of this job", "archive", info.Name)
+		case invalid(err):
+			log.Warn("deleting an unusable archive of an earlier attempt of this job", "archive", info.Name, "err", err)
+			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
+				return CreateResult{}, false, fmt.Errorf("delete unusable archive %s: %w", info.Name, err)
+			}
+		case errors.Is(err, backupstore.ErrNotFound):
+			// Deleted meanwhile (prune): nothing to reuse.
+		default:
+			return CreateResult{}, false, fmt.Errorf("read archive %s of an earlier attempt: %w", info.Name, err)
+		}
+	}
+	return res, found, nil
+}

@@ -1,0 +1,284 @@
+package backupworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/metrics"
+	"github.com/insightops/insightops/shared/snapshot"
+	"github.com/insightops/insightops/shared/worker"
+)
+
+// VerifyParams are the backup.verify job's params.
+type VerifyParams struct {
+	// Name is the archive's name, as listed.
+	Name string `json:"name"`
+}
+
+// Checks run on archive files, as VerifiedFile.Check reports them.
+const (
+	CheckScratchRestore = "pg_restore into a scratch database"
+	CheckRestoreList    = "pg_restore --list"
+	CheckSQLite         = "sqlite integrity_check"
+	CheckJSONL          = "jsonl parsed"
+	CheckChecksum       = "sha256 only"
+)
+
+// VerifiedFile is what verification found of one file of an archive.
+type VerifiedFile struct {
+	Path  string `json:"path"`
+	Kind  string `json:"kind"`
+	Bytes int64  `json:"bytes"`
+	// Count is the rows or records the check counted (-1: not counted).
+	Count int64 `json:"count"`
+	// Check is the test restore that ran (Check* constants).
+	Check string `json:"check"`
+}
+
+// VerifyResult is the outcome of verifying an archive.
+type VerifyResult struct {
+	Archive    string    `json:"archive"`
+	Outcome    string    `json:"outcome"` // backupstore.OutcomePassed or OutcomeFailed
+	VerifiedAt time.Time `json:"verified_at"`
+	// SHA256 and Bytes are those of the archive as read.
+	SHA256 string         `json:"sha256"`
+	Bytes  int64          `json:"bytes"`
+	Files  []VerifiedFile `json:"files"`
+	// Problems, first failing part first ("target/vanna_db.db: sha256 mismatch: …").
+	Problems []string `json:"problems,omitempty"`
+	// Manifest is the archive's manifest when it could be read (not in
+	// the job result JSON).
+	Manifest backupfmt.Manifest `json:"-"`
+}
+
+// VerifyArchive verifies the archive name of the store BACKUP_STORE
+// selects (see the package documentation), records the outcome in its
+// Meta and returns it. A corrupt archive is the permanent error
+// "verify_failed" naming the first failing part, with the result filled;
+// an unknown name is the permanent "not_found"; a read error is
+// retryable. progress may be nil.
+func VerifyArchive(ctx context.Context, deps app.Deps, name string, progress func(pct int, step string) error, jobID string) (VerifyResult, error) {
+	w := New(deps, Options{})
+	return w.verifyArchive(ctx, name, progress, jobID, w.deps.Log.With("job_id", jobID))
+}
+
+// handleVerify is the backup.verify handler.
+func (w *Worker) handleVerify(ctx context.Context, job *worker.Job) (any, error) {
+	var p VerifyParams
+	if err := job.Decode(&p); err != nil {
+		return nil, err
+	}
+	res, err := w.verifyArchive(ctx, p.Name, func(pct int, step string) error { return job.Step(ctx, pct, step) }, job.ID(), job.Logger())
+	if err != nil && res.Archive == "" {
+		return nil, err
+	}
+	return res, err
+}
+
+func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(int, string) error, jobID string, log *slog.Logger) (VerifyResult, error) {
+	if progress == nil {
+		progress = func(int, string) error { return nil }
+	}
+	if _, err := backupfmt.ParseArchiveName(name); err != nil {
+		return VerifyResult{}, jobs.Invalid("%v", err)
+	}
+	st, err := w.Store(ctx)
+	if err != nil {
+		return VerifyResult{}, jobs.Retryable("store_unavailable", err)
+	}
+	scratch, err := scratchDir(w.deps)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	if err := progress(1, "opening "+name); err != nil {
+		return VerifyResult{}, err
+	}
+	rc, info, err := st.Open(ctx, name)
+	if errors.Is(err, backupstore.ErrNotFound) {
+		return VerifyResult{}, jobs.Permanent("not_found", fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
+	}
+	if err != nil {
+		return VerifyResult{}, jobs.Retryable("store_unavailable", err)
+	}
+	defer rc.Close()
+
+	vctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	rep := &reporter{fn: progress, cancel: cancel}
+	src := &progressReader{r: rc, fn: func(n int64) {
+		rep.tick(5+fraction(90, n, info.Size), fmt.Sprintf("verifying %s: %s of %s read", name, mib(n), mib(info.Size)))
+	}}
+	if err := rep.step(5, "verifying "+name); err != nil {
+		return VerifyResult{}, err
+	}
+	checks := &checkLog{m: map[string]string{}}
+	report, verr := backupfmt.Verify(vctx, src, backupfmt.VerifyOptions{
+		ReadOptions: backupfmt.ReadOptions{Name: name},
+		Checkers:    w.checkers(scratch, checks, log),
+	})
+	if rep.err != nil {
+		return VerifyResult{}, rep.err
+	}
+	if verr != nil && !errors.Is(verr, backupfmt.ErrInvalidArchive) {
+		// The source failed or ctx ended: nothing is known about the archive.
+		return VerifyResult{}, classify(fmt.Errorf("verify %s: %w", name, verr), "store_unavailable")
+	}
+	res := VerifyResult{
+		Archive: name, VerifiedAt: time.Now().UTC(), SHA256: report.ArchiveSHA256, Bytes: report.ArchiveSize,
+		Files: []VerifiedFile{}, Manifest: report.Manifest,
+	}
+	for _, f := range report.Files {
+		check := checks.get(f.Path)
+		if !f.Checked || check == "" {
+			check = CheckChecksum
+		}
+		res.Files = append(res.Files, VerifiedFile{Path: f.Path, Kind: f.Kind, Bytes: f.Size, Count: f.Count, Check: check})
+	}
+	for _, p := range report.Problems {
+		res.Problems = append(res.Problems, p.Error())
+	}
+	if verr == nil && info.SHA256 != "" && report.ArchiveSHA256 != info.SHA256 {
+		res.Problems = append(res.Problems, fmt.Sprintf("(archive): sha256 mismatch: stored with the archive %s, content is %s", info.SHA256, report.ArchiveSHA256))
+	}
+	res.Outcome = backupstore.OutcomePassed
+	if len(res.Problems) > 0 {
+		res.Outcome = backupstore.OutcomeFailed
+	}
+
+	if err := progress(97, "recording the outcome"); err != nil {
+		return res, err
+	}
+	if err := w.recordVerification(ctx, st, res, jobID); err != nil {
+		return res, jobs.Retryable("store_unavailable", err)
+	}
+	if res.Outcome == backupstore.OutcomeFailed {
+		log.Warn("archive failed verification", "archive", name, "problems", len(res.Problems), "first", res.Problems[0])
+		return res, jobs.Permanent("verify_failed", fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
+	}
+	metrics.LastBackupVerified.SetToCurrentTime()
+	log.Info("archive verified", "archive", name, "files", len(res.Files), "bytes", res.Bytes)
+	return res, nil
+}
+
+// recordVerification stores the outcome in the archive's Meta, filling
+// the manifest summary too when the Meta had none.
+func (w *Worker) recordVerification(ctx context.Context, st backupstore.Store, res VerifyResult, jobID string) error {
+	meta, err := st.Meta(ctx, res.Archive)
+	if err != nil {
+		return fmt.Errorf("read the meta of %s: %w", res.Archive, err)
+	}
+	if meta.CreatedAt.IsZero() && res.Manifest.FormatVersion != 0 {
+		meta = backupstore.Summary(res.Manifest)
+	}
+	v := &backupstore.Verification{VerifiedAt: res.VerifiedAt, Outcome: res.Outcome, JobID: jobID}
+	if len(res.Problems) > 0 {
+		v.Error = res.Problems[0]
+		if n := len(res.Problems) - 1; n > 0 {
+			v.Error += fmt.Sprintf(" (and %d more problem(s))", n)
+		}
+	}
+	meta.Verification = v
+	if err := st.SetMeta(ctx, res.Archive, meta); err != nil {
+		return fmt.Errorf("record the verification of %s: %w", res.Archive, err)
+	}
+	return nil
+}
+
+// checkLog records which check ran on which file (checkers run one at a
+// time, but the log is read after Verify; the lock keeps it simple).
+type checkLog struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (c *checkLog) set(path, check string) {
+	c.mu.Lock()
+	c.m[path] = check
+	c.mu.Unlock()
+}
+
+func (c *checkLog) get(path string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[path]
+}
+
+// checkers are the test restores of verification, by file kind.
+func (w *Worker) checkers(scratch string, checks *checkLog, log *slog.Logger) map[string]backupfmt.Checker {
+	opts := []snapshot.Option{snapshot.WithScratchDir(scratch)}
+	dbURL := w.deps.Config.DatabaseURL
+	return map[string]backupfmt.Checker{
+		backupfmt.KindPGDump: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
+			if isPostgresURL(dbURL) {
+				rows, err := snapshot.TestRestorePostgres(ctx, dbURL, r, opts...)
+				if err == nil {
+					checks.set(f.Path, CheckScratchRestore)
+					return rows.Total(), nil
+				}
+				if !errors.Is(err, snapshot.ErrScratchUnavailable) {
+					return backupfmt.CountUnknown, err
+				}
+				// Nothing was read yet: fall back on the table of contents.
+				log.Info("no scratch database allowed; checking the dump with pg_restore --list", "file", f.Path, "reason", err.Error())
+			}
+			c, err := snapshot.CheckSystem(ctx, snapshot.KindPgDump, r, opts...)
+			checks.set(f.Path, CheckRestoreList)
+			if err != nil {
+				return backupfmt.CountUnknown, err
+			}
+			return c.Total(), nil
+		},
+		backupfmt.KindSQLite: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
+			checks.set(f.Path, CheckSQLite)
+			if f.Component() == backupfmt.ComponentSystem {
+				// Counts the System DB tables only, as the dump did.
+				c, err := snapshot.CheckSystem(ctx, snapshot.KindSQLite, r, opts...)
+				if err != nil {
+					return backupfmt.CountUnknown, err
+				}
+				return c.Total(), nil
+			}
+			counts, err := snapshot.CheckSQLite(ctx, r, scratch)
+			if err != nil {
+				return backupfmt.CountUnknown, err
+			}
+			return counts.Total(), nil
+		},
+		backupfmt.KindJSONL: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
+			checks.set(f.Path, CheckJSONL)
+			return backupfmt.CheckJSONL(ctx, f, r)
+		},
+	}
+}
+
+// isPostgresURL reports whether a DATABASE_URL names PostgreSQL.
+func isPostgresURL(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") ||
+		(u != "" && !strings.Contains(u, "://") && strings.Contains(u, "="))
+}
+
+// progressReader counts the bytes read through it.
+type progressReader struct {
+	r  io.Reader
+	n  int64
+	fn func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if n > 0 {
+		p.fn(p.n)
+	}
+	return n, err
+}

@@ -1,0 +1,315 @@
+// Command backupbench measures backup.create against the standard tools, in
+// the same run on the same generated data:
+//
+//   - SQLite target copy of -size bytes (snapshot.GenerateSQLite): the
+//     backup (VACUUM INTO, tar, gzip/zstd, local store) against
+//     `sqlite3 db ".backup copy"` then `gzip copy` (target: ratio ≤ 1);
+//   - PostgreSQL System DB of -size bytes (a generated ledger table beside
+//     the migrated System DB tables): the backup (pg_dump -Fc --compress=0
+//     streamed into the archive) against `pg_dump -Fc -f file` (target:
+//     overhead under 15%);
+//   - the peak RSS of the backup process, which runs as a child process
+//     doing exactly what the worker does (target: under 100 MB, whatever
+//     the database size; pg_dump is a process of its own).
+//
+// Each measurement is the best of -rounds. -pg "" skips PostgreSQL.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/insightops/insightops/services/backup/backupworker"
+	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/snapshot"
+	"github.com/insightops/insightops/shared/store"
+	"github.com/insightops/insightops/shared/testkit"
+)
+
+func main() {
+	size := flag.Int64("size", 1<<30, "size of each generated database, in bytes")
+	dir := flag.String("dir", "", "work directory (default: a new temp dir, removed at the end); needs about 4× -size free")
+	pgBase := flag.String("pg", testkit.PostgresBaseURL(), "PostgreSQL maintenance URL to create the scratch database in; empty skips PostgreSQL")
+	comp := flag.String("compression", "gzip", "BACKUP_COMPRESSION of the backup: gzip|zstd")
+	rounds := flag.Int("rounds", 1, "rounds; the best time of each side is reported")
+	child := flag.String("child", "", "internal: run one backup of this component (system|target) and print its result")
+	target := flag.String("target", "", "internal: target DB path for -child")
+	dbURL := flag.String("database-url", "", "internal: System DB URL for -child")
+	flag.Parse()
+	var err error
+	if *child != "" {
+		err = runChild(*child, *dir, *target, *dbURL, *comp)
+	} else {
+		err = run(*size, *dir, *pgBase, *comp, *rounds)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "backupbench:", err)
+		os.Exit(1)
+	}
+}
+
+// childResult is what a child prints.
+type childResult struct {
+	Archive string  `json:"archive"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+}
+
+// measured is one timed side of a comparison.
+type measured struct {
+	seconds float64
+	bytes   int64
+	maxRSS  int64
+}
+
+func runChild(component, dir, target, dbURL, comp string) error {
+	ctx := context.Background()
+	vars := map[string]string{
+		"DATA_DIR": dir, "BACKUP_DIR": filepath.Join(dir, "backups"), "BACKUP_COMPRESSION": comp,
+		"TARGET_DB_PATH": target, "DATABASE_URL": dbURL,
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		return err
+	}
+	deps := app.Deps{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if component == "system" {
+		db, err := store.Open(ctx, dbURL, cfg.SQLitePath())
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		deps.DB = db
+	}
+	start := time.Now()
+	res, err := backupworker.CreateArchive(ctx, deps, backupworker.CreateParams{Components: []string{component}, SkipLocks: true}, nil, jobs.NewID())
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(childResult{Archive: res.Archive, Bytes: res.Bytes, Seconds: time.Since(start).Seconds()})
+}
+
+// backup runs one backup in a child process and returns its time, size and peak RSS.
+func backup(dir, component, target, dbURL, comp string) (measured, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return measured{}, err
+	}
+	cdir, err := os.MkdirTemp(dir, "child-*")
+	if err != nil {
+		return measured{}, err
+	}
+	defer os.RemoveAll(cdir)
+	cmd := exec.Command(self, "-child", component, "-dir", cdir, "-target", target, "-database-url", dbURL, "-compression", comp)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return measured{}, fmt.Errorf("backup of %s: %v: %s", component, err, errb.String())
+	}
+	var res childResult
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+		return measured{}, fmt.Errorf("backup of %s printed %q: %w", component, out.String(), err)
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss * 1024
+	}
+	return measured{seconds: res.Seconds, bytes: res.Bytes, maxRSS: rss}, nil
+}
+
+// timed runs shell commands one after the other and returns their total time.
+func timed(cmds ...[]string) (float64, error) {
+	start := time.Now()
+	for _, c := range cmds {
+		cmd := exec.Command(c[0], c[1:]...)
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		if err := cmd.Run(); err != nil {
+			return 0, fmt.Errorf("%s: %v: %s", strings.Join(c, " "), err, errb.String())
+		}
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func best(a, b measured) measured {
+	if a.seconds == 0 || (b.seconds > 0 && b.seconds < a.seconds) {
+		b.maxRSS = max(a.maxRSS, b.maxRSS)
+		return b
+	}
+	a.maxRSS = max(a.maxRSS, b.maxRSS)
+	return a
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+func run(size int64, dir, pgBase, comp string, rounds int) error {
+	ctx := context.Background()
+	if dir == "" {
+		d, err := os.MkdirTemp("", "backupbench-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	rounds = max(rounds, 1)
+	fmt.Printf("backupbench: %s databases, compression %s, best of %d round(s), work dir %s\n", mb(size), comp, rounds, dir)
+
+	// SQLite target copy.
+	target := filepath.Join(dir, "target.db")
+	start := time.Now()
+	g, err := snapshot.GenerateSQLite(ctx, target, size)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("sqlite: generated %s (%d rows) in %.1fs\n", mb(g.Bytes), g.Rows, time.Since(start).Seconds())
+	var base, ours measured
+	for range rounds {
+		copyPath := filepath.Join(dir, "baseline.db")
+		secs, err := timed([]string{"sqlite3", target, ".backup '" + copyPath + "'"}, []string{"gzip", "-f", copyPath})
+		if err != nil {
+			return err
+		}
+		base = best(base, measured{seconds: secs, bytes: fileSize(copyPath + ".gz")})
+		_ = os.Remove(copyPath + ".gz")
+		m, err := backup(dir, "target", target, "", comp)
+		if err != nil {
+			return err
+		}
+		ours = best(ours, m)
+	}
+	fmt.Printf("sqlite target:  sqlite3 .backup + gzip %6.2fs %s | backup %6.2fs %s | ratio %.2f (target ≤ 1.00) | backup peak RSS %s (target < 100 MB)\n",
+		base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), ours.seconds/base.seconds, mb(ours.maxRSS))
+	_ = os.Remove(target)
+
+	if pgBase == "" {
+		fmt.Println("postgresql: skipped (-pg is empty)")
+		return nil
+	}
+	dbURL, drop, err := pgDatabase(ctx, pgBase)
+	if err != nil {
+		return fmt.Errorf("postgresql: %w", err)
+	}
+	defer drop()
+	start = time.Now()
+	dbBytes, err := fillPostgres(ctx, dbURL, size)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("postgresql: generated %s in %.1fs\n", mb(dbBytes), time.Since(start).Seconds())
+	base, ours = measured{}, measured{}
+	for range rounds {
+		dump := filepath.Join(dir, "baseline.dump")
+		secs, err := timed([]string{"pg_dump", "-Fc", "-f", dump, "--dbname=" + dbURL})
+		if err != nil {
+			return err
+		}
+		base = best(base, measured{seconds: secs, bytes: fileSize(dump)})
+		_ = os.Remove(dump)
+		m, err := backup(dir, "system", "", dbURL, comp)
+		if err != nil {
+			return err
+		}
+		ours = best(ours, m)
+	}
+	fmt.Printf("postgresql:     pg_dump -Fc to a file   %6.2fs %s | backup %6.2fs %s | overhead %+.1f%% (target < 15%%) | backup peak RSS %s (target < 100 MB)\n",
+		base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), (ours.seconds/base.seconds-1)*100, mb(ours.maxRSS))
+	return nil
+}
+
+// pgDatabase creates a scratch database with the System DB schema.
+func pgDatabase(ctx context.Context, base string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, err
+	}
+	name := "insightops_backupbench_" + testkit.RandomSuffix()
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	conn.Close(ctx)
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		return "", nil, err
+	}
+	u := strings.Replace(base, "/"+cfg.Database, "/"+name, 1)
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
+	db, err := store.Open(ctx, u, "")
+	if err != nil {
+		drop()
+		return "", nil, err
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		drop()
+		return "", nil, err
+	}
+	return u, drop, nil
+}
+
+// fillPostgres adds a ledger table of about size bytes (text that
+// compresses about as well as real data) and returns the database size.
+func fillPostgres(ctx context.Context, dbURL string, size int64) (int64, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE bench_ledger (
+		id bigint PRIMARY KEY, at timestamptz NOT NULL, account text NOT NULL,
+		amount_cents bigint NOT NULL, description text NOT NULL, reference text NOT NULL)`); err != nil {
+		return 0, err
+	}
+	const batch = 500_000
+	var next, dbSize int64 = 1, 0
+	for {
+		if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&dbSize); err != nil {
+			return 0, err
+		}
+		if dbSize >= size {
+			return dbSize, nil
+		}
+		_, err := conn.Exec(ctx, `INSERT INTO bench_ledger
+			SELECT g, timestamptz '2020-01-01' + g * interval '37 seconds', 'ACC-' || (1000 + (g * 7919) % 200),
+			       (g * 104729) % 2000000 - 1000000,
+			       'Invoice INV-' || lpad(g::text, 8, '0') || ' for customer ' || (g * 31) % 5000 ||
+			         ' - monthly services, support and licences ' || substr(md5(g::text), 1, 24),
+			       substr(md5((g * 7)::text), 1, 16)
+			FROM generate_series($1::bigint, $2::bigint) g`, next, next+batch-1)
+		if err != nil {
+			return 0, errors.Join(errors.New("fill bench_ledger"), err)
+		}
+		next += batch
+	}
+}
