@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/insightops/insightops/shared/audit"
@@ -59,7 +60,9 @@ func Run(ctx context.Context, js jetstream.JetStream, db *store.DB, log *slog.Lo
 		}
 		msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
 		if err != nil {
-			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			// No event within the wait (nats.ErrTimeout also while a
+			// restore has the consumer paused): poll again.
+			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 				continue
 			}
 			log.Warn("audit sink fetch", "err", err)
