@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/insightops/insightops/shared/ctxio"
 	"hash"
 	"io"
 	"time"
@@ -182,7 +183,7 @@ func (w *Writer) AddStream(ctx context.Context, component, p, kind string, r io.
 	f := File{Path: p, Kind: kind, Count: CountUnknown}
 	fileHash := sha256.New()
 	lines := newLineCounter(kind)
-	src := ctxReader{ctx: ctx, r: r}
+	src := ctxio.Reader(ctx, r)
 	carry := 0 // bytes already at the start of buf (the one byte read ahead)
 	for {
 		n, err := io.ReadFull(src, w.buf[carry:])
@@ -294,7 +295,7 @@ func (w *Writer) AddFile(ctx context.Context, component, p, kind string, r io.Re
 	fileHash := sha256.New()
 	lines := newLineCounter(kind)
 	dst := io.MultiWriter(w.tw, fileHash, lines)
-	n, err := io.CopyBuffer(dst, io.LimitReader(ctxReader{ctx: ctx, r: r}, size), w.copy)
+	n, err := io.CopyBuffer(dst, io.LimitReader(ctxio.Reader(ctx, r), size), w.copy)
 	if err != nil {
 		return File{}, w.fail(fmt.Errorf("backup archive: %s: %w", p, err))
 	}
@@ -429,19 +430,6 @@ func (c *hashCounter) Write(p []byte) (int, error) {
 	c.h.Write(p[:n])
 	c.n += int64(n)
 	return n, err
-}
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 // lineCounter counts JSONL records: newline-terminated lines plus a last

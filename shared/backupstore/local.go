@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/insightops/insightops/shared/ctxio"
 	"io"
 	"io/fs"
 	"os"
@@ -132,7 +133,7 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error)
 	if l.wrap != nil {
 		dst = l.wrap(f)
 	}
-	n, err := io.CopyBuffer(io.MultiWriter(dst, h), ctxReader{ctx: ctx, r: r}, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(io.MultiWriter(dst, h), ctxio.Reader(ctx, r), make([]byte, 1<<20))
 	if err != nil {
 		return Info{}, fmt.Errorf("backup store: put %s: after %d bytes: %w", name, n, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/insightops/insightops/shared/ctxio"
 	"io"
 	"maps"
 	"time"
@@ -82,7 +83,7 @@ func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) 
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
 	h := sha256.New()
-	src := io.TeeReader(ctxReader{ctx: ctx, r: r}, h)
+	src := io.TeeReader(ctxio.Reader(ctx, r), h)
 	meta := jetstream.ObjectMeta{
 		Name:        name,
 		Description: "insightops backup archive",

@@ -208,16 +208,3 @@ func FromConfig(ctx context.Context, cfg config.Config, js jetstream.JetStream) 
 	}
 	return nil, fmt.Errorf("backup store: BACKUP_STORE=%q: accepted values: local, nats", cfg.BackupStore)
 }
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}

@@ -40,6 +40,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/insightops/insightops/shared/ctxio"
 	"io"
 	"io/fs"
 	"os"
@@ -217,7 +218,7 @@ func install(ctx context.Context, source, dest, wantSum string) (sum string, n i
 	}()
 
 	h := sha256.New()
-	n, err = io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: src})
+	n, err = io.Copy(io.MultiWriter(tmp, h), ctxio.Reader(ctx, src))
 	if err != nil {
 		return "", 0, fmt.Errorf("golden sync: copy golden source: %w", err)
 	}
@@ -363,24 +364,11 @@ func hashFile(ctx context.Context, path string) (string, int64, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, &ctxReader{ctx: ctx, r: f})
+	n, err := io.Copy(h, ctxio.Reader(ctx, f))
 	if err != nil {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// ctxReader stops a long copy when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func syncDir(dir string) error {

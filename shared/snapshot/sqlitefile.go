@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/insightops/insightops/shared/ctxio"
 	"io"
 	"os"
 	"path/filepath"
@@ -238,7 +239,7 @@ func stage(ctx context.Context, r io.Reader, dir, name string, sync bool) (strin
 	if err != nil {
 		return "", 0, fmt.Errorf("create scratch copy: %w", err)
 	}
-	n, err := io.Copy(f, ctxReader{ctx: ctx, r: r})
+	n, err := io.Copy(f, ctxio.Reader(ctx, r))
 	if err != nil {
 		_ = f.Close()
 		return "", n, fmt.Errorf("copy input to %s: %w", path, err)
@@ -262,7 +263,7 @@ func streamFile(ctx context.Context, path string, w io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	if _, err := io.Copy(w, ctxReader{ctx: ctx, r: f}); err != nil {
+	if _, err := io.Copy(w, ctxio.Reader(ctx, f)); err != nil {
 		return fmt.Errorf("stream copy: %w", err)
 	}
 	return nil
