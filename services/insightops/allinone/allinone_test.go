@@ -32,6 +32,7 @@ func freeAddr(t *testing.T) string {
 type instance struct {
 	base   string
 	banner *bytes.Buffer
+	deps   app.Deps
 	stop   func() error
 }
 
@@ -55,7 +56,7 @@ func start(t *testing.T, dataDir string) *instance {
 	banner := &bytes.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- allinone.Run(ctx, deps, banner) }()
-	in := &instance{base: "http://" + cfg.APIAddr, banner: banner}
+	in := &instance{base: "http://" + cfg.APIAddr, banner: banner, deps: deps}
 	stopped := false
 	in.stop = func() error {
 		if stopped {
