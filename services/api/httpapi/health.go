@@ -74,6 +74,10 @@ type Component struct {
 	Detail string `json:"detail,omitempty"`
 	// LatencyMS is how long the check took.
 	LatencyMS float64 `json:"latency_ms"`
+	// CreatedAt and VerifiedAt are set on the "backups" component: when
+	// the newest archive was made and when the newest verified one was.
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 }
 
 // HealthReport is the body of GET /admin/db/health.
@@ -145,8 +149,16 @@ func (s *Server) dbHealth(c echo.Context) error {
 
 	// The vector store: ok, down (with the reason) or disabled (no CHROMA_URL); see chroma_health.go.
 	rep.Components["chroma"] = s.chromaHealth(ctx)
+	// The target DB (see target_routes.go) and the last good backup.
+	rep.Components["target_db"] = s.targetDBHealth(ctx)
+	rep.Components["backups"] = s.backupsHealth(ctx)
 
-	for _, comp := range rep.Components {
+	for name, comp := range rep.Components {
+		if name == "backups" {
+			// Advisory: a missing or stale backup is reported, not rolled
+			// up (a fresh install has none and the API still works).
+			continue
+		}
 		switch {
 		case comp.Status == StatusDown:
 			rep.Status = StatusDown
@@ -162,3 +174,64 @@ func (s *Server) dbHealth(c echo.Context) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BackupMaxAge is how old the newest backup may be before the "backups"
+// component is degraded.
+const BackupMaxAge = 25 * time.Hour
+
+// targetDBHealth is the "target_db" component: ok when the target answers,
+// disabled when not configured, degraded with the reason otherwise (the
+// API works without it).
+func (s *Server) targetDBHealth(ctx context.Context) Component {
+	start := time.Now()
+	th := s.targetState(ctx)
+	c := Component{LatencyMS: ms(time.Since(start))}
+	switch th.Status {
+	case TargetDisabled:
+		c.Status, c.Detail = StatusDisabled, "ENABLE_TARGET_DB is off and there is no runtime copy"
+	case TargetHealthy:
+		c.Status, c.Detail = StatusOK, fmt.Sprintf("%s: %d tables, %d views", th.Path, th.Tables, th.Views)
+	default:
+		c.Status, c.Detail = StatusDegraded, th.Path+": "+th.Error
+	}
+	return c
+}
+
+// backupsHealth is the "backups" component: ok when the newest archive is
+// younger than BackupMaxAge, degraded otherwise, when there is none, or
+// when the backup store cannot be read. It never fails the request.
+func (s *Server) backupsHealth(ctx context.Context) Component {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
+	st, err := s.backupStore(ctx)
+	if err != nil {
+		return Component{Status: StatusDegraded, Detail: "backup store unavailable: " + err.Error(), LatencyMS: ms(time.Since(start))}
+	}
+	infos, err := st.List(ctx)
+	c := Component{LatencyMS: ms(time.Since(start))}
+	if err != nil {
+		c.Status, c.Detail = StatusDegraded, "cannot list backups in "+st.Describe()+": "+err.Error()
+		return c
+	}
+	for _, in := range infos {
+		if in.Meta.Verified() {
+			v := in.Meta.Verification.VerifiedAt.UTC()
+			c.VerifiedAt = &v
+			break
+		}
+	}
+	if len(infos) == 0 {
+		c.Status, c.Detail = StatusDegraded, "no backup in the last 25 hours (none at all)"
+		return c
+	}
+	newest := infos[0]
+	created := newest.Created.UTC()
+	c.CreatedAt = &created
+	if time.Since(created) < BackupMaxAge {
+		c.Status, c.Detail = StatusOK, "last backup "+newest.Name
+	} else {
+		c.Status, c.Detail = StatusDegraded, "no backup in the last 25 hours (last: "+newest.Name+")"
+	}
+	return c
+}
