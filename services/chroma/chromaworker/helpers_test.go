@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,23 +33,7 @@ const assetsDir = "../../../assets"
 // test may change it.
 func targetCopy(t *testing.T) string {
 	t.Helper()
-	src, err := os.Open(filepath.Join(assetsDir, "databases", "vanna_db.db"))
-	if err != nil {
-		t.Fatalf("open demo db: %v", err)
-	}
-	defer src.Close()
-	path := filepath.Join(t.TempDir(), "target.db")
-	dst, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return testkit.DemoDBCopy(t, "target.db")
 }
 
 // newConfig is a development configuration over env: DATA_DIR in a temp

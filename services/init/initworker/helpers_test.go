@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -48,26 +47,7 @@ var dialects = []struct {
 // test can check its bytes are never changed.
 func goldenSource(t *testing.T) string {
 	t.Helper()
-	src, err := os.Open(filepath.Join(assetsDir, "databases", "vanna_db.db"))
-	if err != nil {
-		t.Fatalf("open shipped golden source: %v", err)
-	}
-	defer src.Close()
-	path := filepath.Join(t.TempDir(), "golden", "vanna_db.db")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return testkit.DemoDBCopy(t, filepath.Join("golden", "vanna_db.db"))
 }
 
 // newConfig loads a configuration from env over test defaults: a golden
