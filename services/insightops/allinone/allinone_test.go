@@ -36,12 +36,15 @@ type instance struct {
 	stop   func() error
 }
 
-func start(t *testing.T, dataDir string) *instance {
+func start(t *testing.T, dataDir string, extra ...string) *instance {
 	t.Helper()
 	vars := map[string]string{
 		"DATA_DIR": dataDir, "API_ADDR": freeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
 		"TARGET_DB_SOURCE": "../../../assets/databases/vanna_db.db", "ASSETS_DIR": "../../../assets",
 		"ENABLE_TARGET_DB": "true", "JOB_ACK_WAIT": "5s", "SHUTDOWN_TIMEOUT": "5s",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		vars[extra[i]] = extra[i+1]
 	}
 	cfg, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
