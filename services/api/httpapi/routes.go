@@ -45,6 +45,7 @@ var coreRoutes = []routeDef{
 	{Route{http.MethodGet, "/ready", "", false, "readiness: NATS connected, streams and buckets present"}, (*Server).ready},
 	{Route{http.MethodGet, "/metrics", "", false, "Prometheus metrics"}, (*Server).metrics},
 	{Route{http.MethodPost, "/auth/login", "", false, "log in: {email, password} → {token, expires_at, role}"}, (*Server).login},
+	{Route{http.MethodGet, "/openapi.json", "", false, "OpenAPI 3 description of every route"}, (*Server).openAPI}, {Route{http.MethodGet, "/docs", "", false, "API reference page rendering /openapi.json (works offline)"}, (*Server).docs},
 
 	{Route{http.MethodGet, "/admin/db/health", auth.Viewer, false, "NATS, System DB and live workers per kind"}, (*Server).dbHealth},
 	{Route{http.MethodPost, "/admin/db/init", auth.Admin, false, "queue an init job (202)"}, (*Server).submitInit},

@@ -1,0 +1,440 @@
+package httpapi
+
+import (
+	_ "embed"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/jobs"
+)
+
+// The OpenAPI 3 description of the API is built in Go from routeTable (the
+// paths, methods, summaries, roles and confirm flags) and from routeDocs
+// below (the request and response schemas of each route). It is served at
+// GET /openapi.json; GET /docs is a self-contained page that renders it.
+// openapi_test.go fails when a registered route is not described, when the
+// description names a route that does not exist, and when real responses
+// do not match their documented schemas.
+
+// OpenAPIVersion is the version of the OpenAPI specification used.
+const OpenAPIVersion = "3.0.3"
+
+//go:embed openapi_docs.html
+var docsHTML []byte
+
+// schema is one JSON Schema object of the description.
+type schema = map[string]any
+
+// opDoc documents the request and responses of one route.
+type opDoc struct {
+	// Query parameters: name → description.
+	Query []param
+	// Body is the component name of the JSON request body ("" for none).
+	Body string
+	// BodyRequired is true when the body may not be left out.
+	BodyRequired bool
+	// Responses maps a status to a component name; a name starting with
+	// "text/" or "application/" other than JSON is a media type with no
+	// schema (for text, HTML and event streams).
+	Responses map[int]string
+}
+
+type param struct{ Name, Desc string }
+
+func q(name, desc string) param { return param{name, desc} }
+
+// Media types of responses that are not JSON.
+const (
+	mediaText   = "text/plain"
+	mediaHTML   = "text/html"
+	mediaEvents = "text/event-stream"
+)
+
+// routeDocs documents every entry of routeTable, keyed "METHOD path" (echo
+// syntax). Statuses every /admin route shares (401, 403, 400 for confirm,
+// 500, 503) are added by buildOpenAPI.
+var routeDocs = map[string]opDoc{
+	"GET /health":       {Responses: map[int]string{200: "Health"}},
+	"GET /ready":        {Responses: map[int]string{200: "Ready", 503: "Ready"}},
+	"GET /metrics":      {Responses: map[int]string{200: mediaText}},
+	"GET /openapi.json": {Responses: map[int]string{200: "OpenAPIDocument"}},
+	"GET /docs":         {Responses: map[int]string{200: mediaHTML}},
+	"POST /auth/login": {Body: "LoginRequest", BodyRequired: true,
+		Responses: map[int]string{200: "LoginResponse", 400: "Error", 401: "Error", 415: "Error", 429: "Error", 503: "Error"}},
+
+	"GET /admin/db/health": {Responses: map[int]string{200: "HealthReport", 503: "HealthReport"}},
+	"POST /admin/db/init":  {Body: "EmptyObject", Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
+
+	"GET /admin/db/tasks": {Query: []param{
+		q("kind", "job kind: "+strings.Join(jobs.Kinds, ", ")),
+		q("state", "queued, running, succeeded, failed or cancelled"),
+		q("limit", "1–500, default 50"),
+	}, Responses: map[int]string{200: "TaskList", 400: "Error"}},
+	"GET /admin/db/tasks/:id":         {Responses: map[int]string{200: "JobRecord", 404: "Error"}},
+	"DELETE /admin/db/tasks/:id":      {Responses: map[int]string{200: "JobRecord", 202: "JobRecord", 404: "Error", 409: "Error"}},
+	"GET /admin/db/tasks/:id/events":  {Responses: map[int]string{200: mediaEvents, 404: "Error"}},
+	"GET /admin/db/backup/status/:id": {Responses: map[int]string{200: "JobRecord", 404: "Error"}},
+	"GET /admin/db/chroma/status/:id": {Responses: map[int]string{200: "JobRecord", 404: "Error"}},
+
+	"GET /admin/db/audit": {Query: []param{
+		q("actor", "exact actor"), q("action", "exact action"), q("outcome", "success, failure or denied"),
+		q("resource", "exact resource"), q("job_id", "exact job id"),
+		q("since", "RFC 3339 time"), q("until", "RFC 3339 time"),
+		q("limit", "1–1000, default 100"), q("offset", "0 or more"),
+	}, Responses: map[int]string{200: "AuditPage", 400: "Error"}},
+	"GET /admin/db/audit/verify": {Responses: map[int]string{200: "AuditVerifyReport"}},
+
+	"POST /admin/db/backup":              {Body: "BackupRequest", Responses: map[int]string{202: "Accepted", 400: "Error", 409: "Error", 422: "Error"}},
+	"GET /admin/db/backup/list":          {Responses: map[int]string{200: "BackupList"}},
+	"POST /admin/db/backup/:name/verify": {Body: "EmptyObject", Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 422: "Error"}},
+	"POST /admin/db/backup/prune":        {Body: "PruneRequest", Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
+	"POST /admin/db/backup/restore/:name": {Body: "RestoreRequest",
+		Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 409: "Error", 422: "Error"}},
+
+	"POST /admin/db/chroma/train": {Body: "EmptyObject", Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
+	"GET /admin/db/chroma/knowledge-base": {Query: []param{
+		q("collection", "sql, ddl or documentation (default: all three)"),
+		q("limit", "1–500, default 50"), q("offset", "0 or more"),
+		q("q", "similarity query: the nearest entries, with distances"),
+	}, Responses: map[int]string{200: "KnowledgeBase", 400: "Error"}},
+	"DELETE /admin/db/chroma/clear": {Query: []param{
+		q("collection_name", "sql, ddl or documentation (default: all three)"),
+	}, Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
+
+	"GET /admin/db/target/health": {Responses: map[int]string{200: "TargetHealth"}},
+	"POST /admin/db/target/test":  {Body: "TargetTestRequest", BodyRequired: true, Responses: map[int]string{200: "TargetTestResult", 400: "Error"}},
+
+	"GET /admin/db/stats": {Responses: map[int]string{200: "Stats"}},
+}
+
+// Schema builders.
+
+func ref(name string) schema { return schema{"$ref": "#/components/schemas/" + name} }
+
+func str() schema                 { return schema{"type": "string"} }
+func strDesc(d string) schema     { return schema{"type": "string", "description": d} }
+func dateTime() schema            { return schema{"type": "string", "format": "date-time"} }
+func integer() schema             { return schema{"type": "integer"} }
+func number() schema              { return schema{"type": "number"} }
+func boolean() schema             { return schema{"type": "boolean"} }
+func arrayOf(items schema) schema { return schema{"type": "array", "items": items} }
+func enum(vals ...string) schema  { return schema{"type": "string", "enum": vals} }
+func nullable(s schema) schema {
+	out := schema{"nullable": true}
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
+}
+
+// anyValue is any JSON value (an empty schema).
+func anyValue(desc string) schema { return schema{"description": desc} }
+
+// openObject is an object whose keys are not fixed.
+func openObject(desc string) schema {
+	return schema{"type": "object", "additionalProperties": true, "description": desc}
+}
+
+func mapOf(values schema) schema { return schema{"type": "object", "additionalProperties": values} }
+
+// object is a closed object (the Go structs the API answers with): the
+// named properties, required ones first, nothing else.
+func object(required []string, props map[string]schema) schema {
+	s := schema{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+func list(s ...string) []string { return s }
+
+var jobStates = []string{string(jobs.Queued), string(jobs.Running), string(jobs.Succeeded), string(jobs.Failed), string(jobs.Cancelled)}
+
+// componentSchemas are the named schemas of the description.
+func componentSchemas() map[string]schema {
+	errorDetail := object(list("code", "message"), map[string]schema{
+		"code":    strDesc("machine-readable code, e.g. not_found, invalid_credentials, confirmation_required"),
+		"message": str(),
+	})
+	return map[string]schema{
+		"Error":       object(list("error"), map[string]schema{"error": ref("ErrorDetail")}),
+		"ErrorDetail": errorDetail,
+		"EmptyObject": object(nil, map[string]schema{}),
+		"Health":      object(list("status"), map[string]schema{"status": enum(StatusOK)}),
+		"Ready": object(list("status", "checks"), map[string]schema{
+			"status": enum("ready", "not_ready"),
+			"checks": mapOf(str()),
+			"error":  ref("ErrorDetail"),
+		}),
+		"OpenAPIDocument": openObject("this document"),
+		"LoginRequest": object(list("email", "password"), map[string]schema{
+			"email": str(), "password": schema{"type": "string", "format": "password"},
+		}),
+		"LoginResponse": object(list("token", "token_type", "expires_at", "role"), map[string]schema{
+			"token": strDesc("a JWT for Authorization: Bearer"), "token_type": enum("Bearer"),
+			"expires_at": dateTime(), "role": enum(string(auth.Viewer), string(auth.Operator), string(auth.Admin)),
+		}),
+		"JobError": object(list("code", "message"), map[string]schema{"code": str(), "message": str()}),
+		"JobRecord": object(list("id", "kind", "state", "progress", "attempt", "max_attempts", "created_at", "updated_at"), map[string]schema{
+			"id": strDesc("a ULID"), "kind": enum(jobs.Kinds...), "state": enum(jobStates...),
+			"progress": schema{"type": "integer", "minimum": 0, "maximum": 100}, "step": str(),
+			"params": anyValue("the job's parameters"), "attempt": integer(), "max_attempts": integer(),
+			"submitted_by": str(), "idempotency_key": str(),
+			"created_at": dateTime(), "started_at": dateTime(), "updated_at": dateTime(), "finished_at": dateTime(),
+			"result": anyValue("the job's result, by kind"), "error": ref("JobError"),
+			"worker": str(), "cancel_requested": boolean(),
+		}),
+		"Accepted": object(list("status", "task_id", "message", "status_url", "job"), map[string]schema{
+			"status": enum(jobStates...), "task_id": str(), "message": str(),
+			"status_url": strDesc("where the job record is read: /admin/db/tasks/{id}"), "job": ref("JobRecord"),
+		}),
+		"TaskList": object(list("tasks", "count"), map[string]schema{"tasks": arrayOf(ref("JobRecord")), "count": integer()}),
+		"AuditEntry": object(list("id", "event_id", "stream_seq", "at", "actor", "action", "resource", "outcome", "hash", "prev_hash"), map[string]schema{
+			"id": integer(), "event_id": str(), "stream_seq": integer(), "at": dateTime(), "actor": str(), "role": str(),
+			"action": str(), "resource": str(), "job_id": str(), "outcome": str(), "detail": openObject("event details, by action"),
+			"source_ip": str(), "request_id": str(), "hash": str(), "prev_hash": str(),
+		}),
+		"AuditPage": object(list("entries", "count", "limit", "offset"), map[string]schema{
+			"entries": arrayOf(ref("AuditEntry")), "count": integer(), "limit": integer(), "offset": integer(),
+		}),
+		"AuditVerifyReport": object(list("rows", "ok"), map[string]schema{
+			"rows": integer(), "ok": boolean(),
+			"first_broken": object(list("id", "event_id", "stream_seq", "reason"), map[string]schema{
+				"id": integer(), "event_id": str(), "stream_seq": integer(), "reason": str(),
+			}),
+		}),
+		"HealthComponent": object(list("status", "latency_ms"), map[string]schema{
+			"status": str(), "detail": str(), "latency_ms": number(), "created_at": dateTime(), "verified_at": dateTime(),
+		}),
+		"Worker": object(list("id", "kind", "host", "pid", "concurrency", "in_flight", "started_at", "seen_at"), map[string]schema{
+			"id": str(), "kind": str(), "host": str(), "pid": integer(), "concurrency": integer(), "in_flight": integer(),
+			"started_at": dateTime(), "seen_at": dateTime(),
+		}),
+		"HealthReport": object(list("status", "components", "workers"), map[string]schema{
+			"status": enum(StatusOK, StatusDegraded, StatusDown), "components": mapOf(ref("HealthComponent")),
+			"workers": mapOf(arrayOf(ref("Worker"))), "error": ref("ErrorDetail"),
+		}),
+		"BackupRequest": object(nil, map[string]schema{
+			"components": arrayOf(enum("system", "target", "chroma")), "note": schema{"type": "string", "maxLength": MaxBackupNote},
+		}),
+		"PruneRequest": object(nil, map[string]schema{"dry_run": boolean()}),
+		"RestoreRequest": object(nil, map[string]schema{
+			"components": arrayOf(enum("system", "target", "chroma")), "skip_safety_backup": boolean(),
+		}),
+		"BackupItem": object(list("filename", "size_bytes", "size_mb", "created", "components", "sha256", "verified", "verified_at"), map[string]schema{
+			"filename": str(), "size_bytes": integer(), "size_mb": number(), "created": dateTime(),
+			"components": arrayOf(str()), "sha256": str(), "verified": boolean(), "verified_at": nullable(dateTime()),
+			"verify_outcome": str(), "verify_error": str(), "skipped": mapOf(str()), "note": str(), "job_id": str(),
+		}),
+		"BackupList": object(list("total_backups", "backups"), map[string]schema{
+			"total_backups": integer(), "backups": arrayOf(ref("BackupItem")),
+		}),
+		"CollectionInfo": object(list("name", "count", "metadata"), map[string]schema{
+			"name": str(), "count": integer(), "metadata": nullable(openObject("collection metadata")),
+		}),
+		"KnowledgeBaseEntry": object(list("id", "question", "content", "training_data_type", "collection"), map[string]schema{
+			"id": str(), "question": nullable(str()), "content": str(), "training_data_type": str(), "collection": str(),
+			"metadata": openObject("entry metadata"), "distance": number(),
+		}),
+		"KnowledgeBase": object(list("total_collections", "collections", "entries", "total_entries", "limit", "offset", "chroma"), map[string]schema{
+			"total_collections": integer(), "collections": arrayOf(ref("CollectionInfo")), "entries": arrayOf(ref("KnowledgeBaseEntry")),
+			"total_entries": integer(), "collection": str(), "limit": integer(), "offset": integer(), "q": str(), "chroma": str(),
+		}),
+		"TargetHealth": object(list("enabled", "status", "path", "tables", "views", "sample_tables"), map[string]schema{
+			"enabled": boolean(), "status": enum(TargetDisabled, TargetHealthy, TargetDown), "path": str(),
+			"tables": integer(), "views": integer(), "sample_tables": arrayOf(str()), "error": str(),
+		}),
+		"TargetTestRequest": object(list("url"), map[string]schema{"url": strDesc("postgres:// URL, sqlite file path or file: URL")}),
+		"TargetTestResult": object(list("ok", "kind", "tables", "latency_ms"), map[string]schema{
+			"ok": boolean(), "kind": enum(TargetKindPostgres, TargetKindSQLite), "tables": integer(), "latency_ms": number(), "error": str(),
+		}),
+		"TableStats": object(list("name", "rows", "bytes"), map[string]schema{"name": str(), "rows": integer(), "bytes": integer()}),
+		"Stats": object(list("database", "tables", "total_rows", "total_bytes"), map[string]schema{
+			"database": str(), "tables": arrayOf(ref("TableStats")), "total_rows": integer(), "total_bytes": integer(),
+		}),
+	}
+}
+
+// openAPIPath turns echo's "/a/:id" into OpenAPI's "/a/{id}" and returns
+// the parameter names.
+func openAPIPath(p string) (string, []string) {
+	parts := strings.Split(p, "/")
+	var params []string
+	for i, s := range parts {
+		if strings.HasPrefix(s, ":") {
+			params = append(params, s[1:])
+			parts[i] = "{" + s[1:] + "}"
+		}
+	}
+	return strings.Join(parts, "/"), params
+}
+
+var pathParamDesc = map[string]string{
+	"id":   "job id (a 26-character ULID)",
+	"name": "backup archive file name, as listed by GET /admin/db/backup/list",
+}
+
+func isAdminPath(p string) bool { return p == AdminPrefix || strings.HasPrefix(p, AdminPrefix+"/") }
+
+// buildOpenAPI returns the OpenAPI document of routes, with the schemas
+// of docs.
+func buildOpenAPI(routes []Route, docs map[string]opDoc) map[string]any {
+	paths := map[string]map[string]any{}
+	for _, r := range routes {
+		p, names := openAPIPath(r.Path)
+		d := docs[r.Method+" "+r.Path]
+		op := map[string]any{
+			"summary":     r.Summary,
+			"operationId": operationID(r.Method, r.Path),
+			"tags":        []string{tagOf(r.Path)},
+		}
+		var params []any
+		for _, n := range names {
+			params = append(params, map[string]any{"name": n, "in": "path", "required": true, "schema": str(), "description": pathParamDesc[n]})
+		}
+		for _, qp := range d.Query {
+			params = append(params, map[string]any{"name": qp.Name, "in": "query", "required": false, "schema": str(), "description": qp.Desc})
+		}
+		if r.Confirm {
+			params = append(params, map[string]any{"name": "confirm", "in": "query", "required": true, "schema": enum("true"),
+				"description": "destructive operation: must be true"})
+			op["x-confirm"] = true
+		}
+		if d.Responses[http.StatusAccepted] == "Accepted" {
+			params = append(params, map[string]any{"name": HeaderIdempotencyKey, "in": "header", "required": false, "schema": schema{"type": "string", "maxLength": maxIdempotencyKeyLen},
+				"description": "a retried POST with the same key returns the first job"})
+		}
+		if len(params) > 0 {
+			op["parameters"] = params
+		}
+		if d.Body != "" {
+			op["requestBody"] = map[string]any{
+				"required": d.BodyRequired,
+				"content":  map[string]any{"application/json": map[string]any{"schema": ref(d.Body)}},
+			}
+		}
+		resps := map[string]any{}
+		for status, name := range d.Responses {
+			resps[strconv.Itoa(status)] = response(status, name)
+		}
+		if isAdminPath(r.Path) {
+			op["security"] = []any{map[string]any{"bearerAuth": []string{}}}
+			op["x-min-role"] = string(r.MinRole)
+			for _, st := range []int{401, 403, 503} {
+				if _, ok := resps[strconv.Itoa(st)]; !ok {
+					resps[strconv.Itoa(st)] = response(st, "Error")
+				}
+			}
+			if r.Confirm {
+				resps["400"] = response(400, "Error")
+			}
+		} else {
+			op["security"] = []any{}
+		}
+		resps["default"] = map[string]any{"description": "error", "content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
+		op["responses"] = resps
+		if paths[p] == nil {
+			paths[p] = map[string]any{}
+		}
+		paths[p][strings.ToLower(r.Method)] = op
+	}
+	return map[string]any{
+		"openapi": OpenAPIVersion,
+		"info": map[string]any{
+			"title":       "insightops API",
+			"version":     "1",
+			"description": "Admin API of insightops. Routes under /admin need a bearer token from POST /auth/login whose role is at least x-min-role (viewer < operator < admin); routes with x-confirm are destructive and need ?confirm=true. Every error is {\"error\": {\"code\", \"message\"}}.",
+		},
+		"paths": paths,
+		"components": map[string]any{
+			"schemas": componentSchemas(),
+			"securitySchemes": map[string]any{
+				"bearerAuth": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+			},
+		},
+	}
+}
+
+func response(status int, name string) map[string]any {
+	desc := http.StatusText(status)
+	if desc == "" {
+		desc = "status " + strconv.Itoa(status)
+	}
+	var content map[string]any
+	switch {
+	case name == mediaText || name == mediaHTML || name == mediaEvents:
+		content = map[string]any{name: map[string]any{"schema": str()}}
+	default:
+		content = map[string]any{"application/json": map[string]any{"schema": ref(name)}}
+	}
+	return map[string]any{"description": desc, "content": content}
+}
+
+// operationID is e.g. get_admin_db_tasks_id.
+func operationID(method, path string) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(method))
+	for _, s := range strings.Split(path, "/") {
+		s = strings.TrimPrefix(s, ":")
+		if s == "" {
+			continue
+		}
+		b.WriteByte('_')
+		b.WriteString(strings.NewReplacer("-", "_", ".", "_").Replace(s))
+	}
+	return b.String()
+}
+
+// tagOf groups routes by their first segment after /admin/db.
+func tagOf(path string) string {
+	if !isAdminPath(path) {
+		return "public"
+	}
+	rest := strings.TrimPrefix(path, AdminPrefix+"/db/")
+	seg, _, _ := strings.Cut(rest, "/")
+	return seg
+}
+
+var openAPICache struct {
+	once sync.Once
+	raw  []byte
+	err  error
+}
+
+// documentedRoutes is Routes, set in init: the handlers are part of
+// routeTable, so a direct reference would be an initialization cycle.
+var documentedRoutes func() []Route
+
+func init() { documentedRoutes = Routes }
+
+// openAPIJSON is the document of routeTable, built once.
+func openAPIJSON() ([]byte, error) {
+	openAPICache.once.Do(func() {
+		openAPICache.raw, openAPICache.err = json.MarshalIndent(buildOpenAPI(documentedRoutes(), routeDocs), "", "  ")
+	})
+	return openAPICache.raw, openAPICache.err
+}
+
+// openAPI answers GET /openapi.json.
+func (s *Server) openAPI(c echo.Context) error {
+	raw, err := openAPIJSON()
+	if err != nil {
+		return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, raw)
+}
+
+// docs answers GET /docs: a page rendering /openapi.json, with no
+// external assets.
+func (s *Server) docs(c echo.Context) error {
+	c.Response().Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'")
+	return c.HTMLBlob(http.StatusOK, docsHTML)
+}
