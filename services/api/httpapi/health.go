@@ -85,7 +85,16 @@ type HealthReport struct {
 	Status     string                       `json:"status"`
 	Components map[string]Component         `json:"components"`
 	Workers    map[string][]presence.Worker `json:"workers"`
-	Error      *errorDetail                 `json:"error,omitempty"`
+	// Queue is the depth of each worker kind's consumer on JOBS.
+	Queue map[string]QueueDepth `json:"queue,omitempty"`
+	Error *errorDetail          `json:"error,omitempty"`
+}
+
+// QueueDepth is one worker kind's backlog: commands waiting, and
+// delivered but not yet acknowledged (running).
+type QueueDepth struct {
+	Pending    uint64 `json:"pending"`
+	AckPending int    `json:"ack_pending"`
 }
 
 // dbHealth answers GET /admin/db/health: NATS (connected and JetStream
@@ -144,6 +153,19 @@ func (s *Server) dbHealth(c echo.Context) error {
 				wc.Status, wc.Detail = StatusDegraded, fmt.Sprintf("no live worker of kind %v", missing)
 			}
 			rep.Components["workers"] = wc
+		}
+	}
+
+	if natsUp {
+		rep.Queue = map[string]QueueDepth{}
+		for _, k := range jobs.WorkerKinds {
+			cons, err := s.bus.JS.Consumer(ctx, bus.StreamJobs, k)
+			if err != nil {
+				continue // no replica of that kind ever started: nothing queued for it yet
+			}
+			if info, err := cons.Info(ctx); err == nil {
+				rep.Queue[k] = QueueDepth{Pending: info.NumPending, AckPending: info.NumAckPending}
+			}
 		}
 	}
 

@@ -220,6 +220,7 @@ func componentSchemas() map[string]schema {
 		"HealthReport": object(list("status", "components", "workers"), map[string]schema{
 			"status": enum(StatusOK, StatusDegraded, StatusDown), "components": mapOf(ref("HealthComponent")),
 			"workers": mapOf(arrayOf(ref("Worker"))), "error": ref("ErrorDetail"),
+			"queue": mapOf(object(list("pending", "ack_pending"), map[string]schema{"pending": integer(), "ack_pending": integer()})),
 		}),
 		"BackupRequest": object(nil, map[string]schema{
 			"components": arrayOf(enum("system", "target", "chroma")), "note": schema{"type": "string", "maxLength": MaxBackupNote},
