@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
@@ -99,7 +100,7 @@ func (s *Server) submitBackup(c echo.Context) error {
 	if read == nil {
 		read = s.enabledComponents()
 	}
-	if err := s.backupLocksFree(ctx, read); err != nil {
+	if err := s.backupLocksFree(ctx, c, jobs.KindBackupCreate, read); err != nil {
 		return err
 	}
 	msg := "backup queued"
@@ -166,8 +167,9 @@ func checkNote(note string) error {
 }
 
 // backupLocksFree answers 409 when the LOCKS lease of one of the stores
-// (backup components are also the lease names) is held, naming the holder.
-func (s *Server) backupLocksFree(ctx context.Context, stores []string) error {
+// (backup components are also the lease names) is held, naming the holder;
+// the refusal is audited as lock contention (<kind>.lock_contention).
+func (s *Server) backupLocksFree(ctx context.Context, c echo.Context, kind string, stores []string) error {
 	if s.bus.Locks == nil {
 		return unavailable("the LOCKS bucket", errors.New("not opened"))
 	}
@@ -183,6 +185,16 @@ func (s *Server) backupLocksFree(ctx context.Context, stores []string) error {
 	}
 	if len(parts) == 0 {
 		return nil
+	}
+	if cl, ok := claimsOf(c); ok {
+		holders := map[string]any{}
+		for n, h := range held {
+			holders[n] = map[string]any{"operation": h.Operation, "job_id": h.Owner, "since": h.Since}
+		}
+		s.recordAudit(c, audit.Event{
+			Actor: cl.Subject, Role: string(cl.Role), Action: jobs.AuditAction(kind, "lock_contention"),
+			Resource: jobs.WorkerKind(kind), Outcome: audit.Denied, Detail: map[string]any{"held": holders},
+		})
 	}
 	return apiErr(http.StatusConflict, codeLockHeld, "%s; retry when it is done", strings.Join(parts, "; "))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -119,6 +120,11 @@ func TestSubmitBackup(t *testing.T) {
 	code, msg := errorOf(t, res)
 	if res.status != http.StatusConflict || code != codeLockHeld || !strings.Contains(msg, "target is locked by restore.run "+restoreID+" since") {
 		t.Errorf("while locked: %d %s %s", res.status, code, msg)
+	}
+	// The refusal is audited as lock contention, naming the holder.
+	contention, _ := e.auditEvents("audit.backup.lock_contention")
+	if len(contention) != 1 || contention[0].Outcome != "denied" || !strings.Contains(fmt.Sprint(contention[0].Detail), restoreID) {
+		t.Errorf("lock contention events %+v", contention)
 	}
 	// A backup of another store is not blocked.
 	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: op, body: `{"components":["system"]}`}); res.status != http.StatusAccepted {

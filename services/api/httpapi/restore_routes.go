@@ -101,7 +101,7 @@ func (s *Server) submitRestore(c echo.Context) error {
 	} else if len(comps) == 0 {
 		touched = backupfmt.Components // summary unknown: assume every store
 	}
-	if err := s.backupLocksFree(ctx, touched); err != nil {
+	if err := s.backupLocksFree(ctx, c, jobs.KindRestore, touched); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf("restore of %s queued (%s)", name, strings.Join(touched, ", "))
