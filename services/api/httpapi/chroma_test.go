@@ -7,15 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/insightops/insightops/shared/auth"
-	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
-	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/vectors"
 )
@@ -23,22 +19,7 @@ import (
 // newChromaEnv is newEnv with CHROMA_URL set.
 func newChromaEnv(t *testing.T, chromaURL string) *env {
 	t.Helper()
-	cfg, err := config.Load(mapEnv(map[string]string{"DATA_DIR": t.TempDir(), "CHROMA_URL": chromaURL}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ns := testkit.Bus(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, "", filepath.Join(cfg.DataDir, "system.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return startEnv(t, cfg, b, ns, db)
+	return newEnvWith(t, map[string]string{"CHROMA_URL": chromaURL})
 }
 
 func TestChromaContractRoutes(t *testing.T) {

@@ -52,15 +52,25 @@ var testUsers = map[auth.Role]string{
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cfg, err := loadTestConfig(t)
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with extra configuration variables over the
+// development defaults (DATA_DIR in a temp dir).
+func newEnvWith(t *testing.T, vars map[string]string) *env {
+	t.Helper()
+	m := map[string]string{"DATA_DIR": t.TempDir()}
+	for k, v := range vars {
+		m[k] = v
+	}
+	cfg, err := config.Load(mapEnv(m))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := cfg.DataDir
 	b, ns := testkit.Bus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := store.Open(ctx, "", filepath.Join(dir, "system.db"))
+	db, err := store.Open(ctx, "", filepath.Join(cfg.DataDir, "system.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

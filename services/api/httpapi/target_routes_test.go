@@ -12,39 +12,12 @@ import (
 
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/backupstore"
-	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/golden"
-	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 )
 
 // demoDB is the shipped demo target database.
 const demoDB = "../../../assets/databases/vanna_db.db"
-
-// newEnvWith is newEnv with extra configuration variables.
-func newEnvWith(t *testing.T, vars map[string]string) *env {
-	t.Helper()
-	m := map[string]string{"DATA_DIR": t.TempDir()}
-	for k, v := range vars {
-		m[k] = v
-	}
-	cfg, err := config.Load(mapEnv(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ns := testkit.Bus(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, "", filepath.Join(cfg.DataDir, "system.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return startEnv(t, cfg, b, ns, db)
-}
 
 // syncDemo installs the demo DB at dest as init does.
 func syncDemo(t *testing.T, dest string) {
