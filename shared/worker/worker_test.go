@@ -24,9 +24,8 @@ import (
 // replica runs one worker replica on its own NATS connection, as a
 // separate process would; kill closes that connection without acking.
 type replica struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	kill   func()
+	stop func()
+	kill func()
 }
 
 func startReplica(t *testing.T, url string, opts worker.Options) *replica {
@@ -36,37 +35,13 @@ func startReplica(t *testing.T, url string, opts worker.Options) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bus.Attach(ctx, nc, bus.Settings{Replicas: 1}, false, log)
+	t.Cleanup(nc.Close) // runs after the replica's own cleanup stopped it
+	b, err := bus.Attach(context.Background(), nc, bus.Settings{Replicas: 1}, false, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.Log = log
-	if opts.AckWait == 0 {
-		opts.AckWait = 2 * time.Second
-	}
-	if opts.Backoff == nil {
-		opts.Backoff = func(int) time.Duration { return 100 * time.Millisecond }
-	}
-	opts.FetchWait = 500 * time.Millisecond
-	opts.PresenceEvery = 200 * time.Millisecond
-	r := &replica{cancel: cancel, done: make(chan struct{}), kill: func() { nc.Close() }}
-	go func() {
-		defer close(r.done)
-		if err := worker.Run(ctx, b, opts); err != nil {
-			t.Errorf("worker %s: %v", opts.WorkerID, err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("worker %s did not stop", opts.WorkerID)
-		}
-		nc.Close()
-	})
-	return r
+	return &replica{stop: testkit.RunWorker(t, b, opts), kill: nc.Close}
 }
 
 func waitFinal(t *testing.T, store *jobs.Store, id string, within time.Duration) jobs.Record {
@@ -286,8 +261,7 @@ func TestShutdownDrainsInFlightJobs(t *testing.T) {
 	}})
 	rec := submit(t, b, "test.slow", 3)
 	<-started
-	r.cancel()
-	<-r.done
+	r.stop()
 	final := waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, time.Second)
 	if final.State != jobs.Succeeded || string(final.Result) != `"finished"` {
 		t.Fatalf("final %s result %s", final.State, final.Result)
@@ -312,8 +286,7 @@ func TestShutdownPastTimeoutReleasesJobToAnotherReplica(t *testing.T) {
 	r := startReplica(t, ns.ClientURL(), worker.Options{Kind: "test", WorkerID: "w1", AckWait: time.Minute, ShutdownTimeout: 200 * time.Millisecond, Handlers: map[string]worker.Handler{"test.stuck": h}})
 	rec := submit(t, b, "test.stuck", 3)
 	<-started
-	r.cancel()
-	<-r.done
+	r.stop()
 	startReplica(t, ns.ClientURL(), worker.Options{Kind: "test", WorkerID: "w2", AckWait: time.Minute, Handlers: map[string]worker.Handler{"test.stuck": h}})
 	final := waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second) // far below AckWait
 	if final.State != jobs.Succeeded || final.Attempt != 2 || final.Worker != "w2" {

@@ -96,28 +96,10 @@ func busDeps(t *testing.T, cfg config.Config, db *store.DB) app.Deps {
 // timeouts until the test ends.
 func startWorker(t *testing.T, deps app.Deps, w *chromaworker.Worker) {
 	t.Helper()
+	t.Cleanup(w.Close) // registered first, so it runs after the worker has stopped
 	opts := worker.OptionsFrom(deps.Config, chromaworker.Kind, w.Handlers(), deps.Audit, deps.Log)
 	opts.AckWait = 2 * time.Second
-	opts.Backoff = func(int) time.Duration { return 100 * time.Millisecond }
-	opts.FetchWait = 500 * time.Millisecond
-	opts.PresenceEvery = 200 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := worker.Run(ctx, deps.Bus, opts); err != nil {
-			t.Errorf("chroma worker: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("chroma worker did not stop")
-		}
-		w.Close()
-	})
+	testkit.RunWorker(t, deps.Bus, opts)
 }
 
 func submit(t *testing.T, b *bus.Bus, kind string, params any, maxAttempts int) jobs.Record {

@@ -202,25 +202,7 @@ func startWorker(t *testing.T, deps app.Deps, handlers map[string]worker.Handler
 	t.Helper()
 	opts := worker.OptionsFrom(deps.Config, initworker.Kind, handlers, deps.Audit, deps.Log)
 	opts.AckWait = 2 * time.Second
-	opts.Backoff = func(int) time.Duration { return 100 * time.Millisecond }
-	opts.FetchWait = 500 * time.Millisecond
-	opts.PresenceEvery = 200 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := worker.Run(ctx, deps.Bus, opts); err != nil {
-			t.Errorf("init worker: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("init worker did not stop")
-		}
-	})
+	testkit.RunWorker(t, deps.Bus, opts)
 }
 
 func submitInit(t *testing.T, b *bus.Bus, by string) jobs.Record {
