@@ -174,18 +174,7 @@ func TestFirstStartInitialisesAndServes(t *testing.T) {
 		t.Fatalf("banner lacks the first-start init job:\n%s", in.banner)
 	}
 	// The admin exists only once init has run: log in when it has.
-	var token string
-	deadline := time.Now().Add(30 * time.Second)
-	for token == "" {
-		var tok struct{ Token string }
-		if in.call(t, "POST", "/auth/login", "", map[string]string{"email": "admin@example.com", "password": config.DefaultAdminPassword}, &tok) == 200 {
-			token = tok.Token
-		} else if time.Now().After(deadline) {
-			t.Fatal("admin cannot log in: first-start init did not create it")
-		} else {
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	token := in.loginWhenReady(t)
 	var list struct{ Tasks []jobs.Record }
 	in.call(t, "GET", "/admin/db/tasks?kind=init.run", token, nil, &list)
 	if len(list.Tasks) != 1 || list.Tasks[0].SubmittedBy != "system" {
@@ -215,7 +204,7 @@ func TestFirstStartInitialisesAndServes(t *testing.T) {
 		Status  string
 		Workers map[string][]map[string]any
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		in.call(t, "GET", "/admin/db/health", token, nil, &health)
 		if len(health.Workers["init"]) == 1 && len(health.Workers["backup"]) == 1 && len(health.Workers["restore"]) == 1 && len(health.Workers["chroma"]) == 1 {

@@ -25,18 +25,8 @@ func TestAuditTrailHoldsNoSecretAndAnExternalSubscriberSeesEachEventOnce(t *test
 	dir := t.TempDir()
 	in := start(t, dir)
 	const wrongPassword = "Wr0ng-Guess-Not-In-Any-Event"
-	var token string
-	deadline := time.Now().Add(30 * time.Second)
-	for token == "" {
-		var tok struct{ Token string }
-		if in.call(t, "POST", "/auth/login", "", map[string]string{"email": "admin@example.com", "password": config.DefaultAdminPassword}, &tok) == 200 {
-			token = tok.Token
-		} else if time.Now().After(deadline) {
-			t.Fatal("admin cannot log in")
-		} else {
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	// The admin exists only once init has run: log in when it has.
+	token := in.loginWhenReady(t)
 	in.call(t, "POST", "/auth/login", "", map[string]string{"email": "admin@example.com", "password": wrongPassword}, nil)
 	if code := in.call(t, "GET", "/admin/db/health", "not-a-token", nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("forged token: %d", code)
