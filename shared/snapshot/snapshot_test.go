@@ -138,40 +138,7 @@ func allRows(t *testing.T, db *store.DB) map[string][]string {
 
 func tableRows(t testing.TB, db *sql.DB, table string) []string {
 	t.Helper()
-	ctx := ctxT(t)
-	rows, err := db.QueryContext(ctx, `SELECT * FROM "`+table+`" ORDER BY 1`)
-	if err != nil {
-		t.Fatalf("read %s: %v", table, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			switch x := v.(type) {
-			case time.Time:
-				parts[i] = x.UTC().Format(time.RFC3339Nano)
-			case []byte:
-				parts[i] = string(x)
-			default:
-				parts[i] = fmt.Sprintf("%v", x)
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testkit.TableRows(ctxT(t), t, db, table)
 }
 
 func counts(t *testing.T, db *store.DB) snapshot.Counts {
