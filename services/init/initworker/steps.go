@@ -131,7 +131,7 @@ func (s *Steps) loadOntology(ctx context.Context, inv Invocation) (string, any, 
 	}
 	rows := make([]store.OntologyTerm, len(terms))
 	for i, t := range terms {
-		rows[i] = store.OntologyTerm{Term: t.Term, Definition: t.Definition, Synonyms: t.Synonyms, Tables: t.Tables, SQLHint: t.SQLHint}
+		rows[i] = store.OntologyTerm(t) // same fields; the glossary file and the table agree
 	}
 	r, err := s.DB.UpsertOntology(ctx, rows)
 	if err != nil {
