@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/insightops/insightops/shared/ctxio"
+	"github.com/insightops/insightops/shared/durable"
 	"io"
 	"io/fs"
 	"os"
@@ -165,7 +166,7 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error)
 		return Info{}, fmt.Errorf("backup store: put %s: rename: %w", name, err)
 	}
 	committed = true
-	if err := syncDir(l.dir); err != nil {
+	if err := durable.SyncDir(l.dir); err != nil {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
 	fi, err := os.Stat(l.path(name))
@@ -195,18 +196,6 @@ func (l *Local) writeAtomic(name string, data []byte) error {
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
 }
@@ -339,7 +328,7 @@ func (l *Local) Delete(ctx context.Context, name string) error {
 			return fmt.Errorf("backup store: delete %s%s: %w", name, s, err)
 		}
 	}
-	return syncDir(l.dir)
+	return durable.SyncDir(l.dir)
 }
 
 // SetMeta implements Store.

@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/insightops/insightops/shared/ctxio"
+	"github.com/insightops/insightops/shared/durable"
 	"io"
 	"io/fs"
 	"os"
@@ -254,7 +255,7 @@ func install(ctx context.Context, source, dest, wantSum string) (sum string, n i
 		return "", 0, fmt.Errorf("golden sync: rename into place: %w", err)
 	}
 	committed = true
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return "", 0, fmt.Errorf("golden sync: fsync directory %s: %w", dir, err)
 	}
 	return sum, n, nil
@@ -369,15 +370,6 @@ func hashFile(ctx context.Context, path string) (string, int64, error) {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func removeWithSidecars(path string) {

@@ -288,15 +288,6 @@ func removeSidecars(path string) {
 	}
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // sqliteVersion returns the SQLite library version.
 func sqliteVersion(ctx context.Context, db *sql.DB) string {
 	var v string

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/insightops/insightops/shared/durable"
 	"io"
 	"io/fs"
 	"os"
@@ -198,7 +199,7 @@ func restoreTarget(ctx context.Context, r io.Reader, runtimePath, goldenSource s
 		return TargetRestore{}, fmt.Errorf("rename into place: %w", err)
 	}
 	installed = true
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return TargetRestore{}, fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return TargetRestore{Path: dest, Tables: tables, Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
