@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/locks"
@@ -130,9 +131,8 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (Prun
 			m, err := readManifest(ctx, st, info)
 			switch {
 			case err == nil:
-				meta := backupstore.Summary(m)
-				meta.Verification = info.Meta.Verification
-				if err := st.SetMeta(ctx, info.Name, meta); err != nil {
+				meta, err := recordSummary(ctx, st, info, m)
+				if err != nil {
 					log.Warn("record the summary of an archive without one", "archive", info.Name, "err", err)
 				}
 				info.Meta = meta
@@ -181,4 +181,15 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (Prun
 		}
 	}
 	return res, nil
+}
+
+// recordSummary stores the manifest summary of an archive as its Meta,
+// keeping the verification result it already had, and returns that Meta.
+func recordSummary(ctx context.Context, st backupstore.Store, info backupstore.Info, m backupfmt.Manifest) (backupstore.Meta, error) {
+	meta := backupstore.Summary(m)
+	meta.Verification = info.Meta.Verification
+	if err := st.SetMeta(ctx, info.Name, meta); err != nil {
+		return meta, fmt.Errorf("record the summary of %s: %w", info.Name, err)
+	}
+	return meta, nil
 }

@@ -70,10 +70,8 @@ func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, 
 		m, err := readManifest(ctx, st, info)
 		switch {
 		case err == nil:
-			meta := backupstore.Summary(m)
-			meta.Verification = info.Meta.Verification
-			if err := st.SetMeta(ctx, info.Name, meta); err != nil {
-				return CreateResult{}, false, fmt.Errorf("record the summary of %s: %w", info.Name, err)
+			if _, err := recordSummary(ctx, st, info, m); err != nil {
+				return CreateResult{}, false, err
 			}
 			res = CreateResult{Archive: info.Name, SHA256: info.SHA256, Bytes: info.Size, Components: Summarize(m), Reused: true, Manifest: m}
 			found = true
