@@ -8,18 +8,14 @@ import (
 
 	"github.com/insightops/insightops/services/insightops/allinone"
 	"github.com/insightops/insightops/shared/app"
-	"github.com/insightops/insightops/shared/config"
 )
 
 func main() {
-	cfg, err := config.Load(os.Getenv)
-	if err != nil {
-		app.Exit(err)
-	}
-	log := app.NewLogger(os.Stderr, cfg.LogLevel)
 	ctx, stop := app.SignalContext()
 	defer stop()
-	deps, closeAll, err := app.OpenWith(ctx, cfg, log, app.Options{Name: "insightops", SystemDB: true})
+	// OpenEnv audits a configuration it refuses (config.invalid) when a
+	// NATS server can be reached, and its warnings once the bus is open.
+	deps, closeAll, err := app.OpenEnv(ctx, os.Getenv, os.Stderr, app.Options{Name: "insightops", SystemDB: true})
 	if err != nil {
 		app.Exit(err)
 	}

@@ -49,20 +49,32 @@ type Options struct {
 // (embedding a server when NATS_URL is empty) and, when asked, the System
 // DB. close releases everything.
 func Open(ctx context.Context, opts Options) (deps Deps, closeAll func(), err error) {
-	cfg, err := config.Load(os.Getenv)
-	if err != nil {
-		return Deps{}, nil, err
-	}
-	return OpenWith(ctx, cfg, NewLogger(os.Stderr, cfg.LogLevel), opts)
+	return OpenEnv(ctx, os.Getenv, os.Stderr, opts)
 }
 
-// OpenWith is Open with a configuration and logger already made.
+// OpenEnv is Open reading the environment through getenv and logging (slog
+// JSON) to logTo. A configuration config.Load refuses is audited as
+// config.invalid when NATS can be reached within ConfigAuditTimeout (see
+// AuditConfigInvalid), then returned as the error.
+func OpenEnv(ctx context.Context, getenv func(string) string, logTo io.Writer, opts Options) (deps Deps, closeAll func(), err error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		AuditConfigInvalid(ctx, opts.Name, getenv, err, NewLogger(logTo, "info"))
+		return Deps{}, nil, err
+	}
+	return OpenWith(ctx, cfg, NewLogger(logTo, cfg.LogLevel), opts)
+}
+
+// OpenWith is Open with a configuration and logger already made. Once the
+// bus is open it audits the configuration's warnings (config.warning, see
+// ConfigWarnings).
 func OpenWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (deps Deps, closeAll func(), err error) {
 	b, err := bus.Open(ctx, cfg, opts.Name, log)
 	if err != nil {
 		return Deps{}, nil, fmt.Errorf("open bus: %w", err)
 	}
 	deps = Deps{Config: cfg, Bus: b, Audit: audit.NewPublisher(b.JS, log), Log: log}
+	AuditConfigWarnings(ctx, deps.Audit, opts.Name, cfg)
 	closeAll = b.Close
 	if opts.SystemDB {
 		db, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
 )
 
@@ -17,6 +18,22 @@ type Job struct {
 	rev    uint64 // revision of Record in JOB_PROGRESS
 	store  *jobs.Store
 	log    *slog.Logger
+	audit  *audit.Publisher // nil: the job's own events are not audited
+}
+
+type jobKey struct{}
+
+// WithJob returns ctx carrying job; the runtime hands its handlers such a
+// context, so code below a handler that only has the context (and the job
+// id) can still audit as the job.
+func WithJob(ctx context.Context, job *Job) context.Context {
+	return context.WithValue(ctx, jobKey{}, job)
+}
+
+// JobFrom returns the job ctx carries, if any.
+func JobFrom(ctx context.Context) (*Job, bool) {
+	j, ok := ctx.Value(jobKey{}).(*Job)
+	return j, ok && j != nil
 }
 
 // ID is the job id.
@@ -68,4 +85,24 @@ func (j *Job) Step(ctx context.Context, progress int, step string) error {
 	j.Record, j.rev = rec, rev
 	j.log.Info("job step", "step", step, "progress", rec.Progress)
 	return nil
+}
+
+// Audit publishes e as an event of this job: JobID is the job's id, Actor
+// (when empty) who submitted it, Resource (when empty) the worker kind.
+// Give e.ID with audit.DerivedID when a retried attempt may publish the
+// same fact again, so it is stored once. A failure to publish is logged,
+// never returned: the job goes on. Without an audit publisher (the
+// runtime's Options.Audit) it does nothing.
+func (j *Job) Audit(ctx context.Context, e audit.Event) {
+	if j == nil || j.audit == nil {
+		return
+	}
+	e.JobID = j.Record.ID
+	if e.Actor == "" {
+		e.Actor = j.Record.SubmittedBy
+	}
+	if e.Resource == "" {
+		e.Resource = jobs.WorkerKind(j.Record.Kind)
+	}
+	j.audit.Record(ctx, e)
 }

@@ -274,7 +274,13 @@ func (w *runner) process(msg *nats.Msg) {
 		return
 	case rec.State.Final():
 		// Already done (a redelivery after the final write) or cancelled while queued.
+		// A worker that wrote the final state but died before its final
+		// audit event was stored and the command acked: publish that event
+		// again (same derived id, so it is stored once either way).
 		log.Info("job already final; acknowledging", "state", rec.State)
+		if rec.Worker != "" {
+			w.auditFinal(ctx, rec, rec.State, nil)
+		}
 		_ = msg.Ack()
 		return
 	}
@@ -326,9 +332,9 @@ func (w *runner) process(msg *nats.Msg) {
 	defer jcancel()
 	hbDone := make(chan struct{})
 	go w.heartbeat(jctx, msg, hbDone)
-	job := &Job{Record: rec, rev: rev, store: w.store, log: log}
+	job := &Job{Record: rec, rev: rev, store: w.store, log: log, audit: w.opts.Audit}
 	started := time.Now()
-	result, herr := call(jctx, handler, job)
+	result, herr := call(WithJob(jctx, job), handler, job)
 	jcancel()
 	<-hbDone
 	elapsed := time.Since(started)
@@ -413,24 +419,42 @@ func (w *runner) finish(ctx context.Context, msg *nats.Msg, log *slog.Logger, re
 		_ = msg.NakWithDelay(w.opts.Backoff(1))
 		return
 	}
+	if err == nil {
+		metrics.JobsFinished.WithLabelValues(w.metricKind(rec.Kind), string(state)).Inc()
+	}
+	if state == jobs.Failed {
+		log.Error("job failed", "err", herr, "dead_lettered", deadLetter)
+	} else {
+		log.Info("job finished", "state", state)
+	}
+	// The final event is published before the command is acked: a worker
+	// killed in between leaves the command to be redelivered, and the
+	// redelivery (which finds the record final) publishes it again.
+	w.auditFinal(ctx, final, state, herr)
 	if state == jobs.Succeeded || state == jobs.Cancelled {
 		_ = msg.Ack()
 	} else {
 		_ = msg.Term()
 	}
-	if err == nil {
-		metrics.JobsFinished.WithLabelValues(w.metricKind(rec.Kind), string(state)).Inc()
-	}
+}
+
+// auditFinal publishes the job's final event with an id derived from the
+// job and its final state, so publishing it again (after a crash between
+// the final write and the ack) stores it once.
+func (w *runner) auditFinal(ctx context.Context, rec jobs.Record, state jobs.State, herr error) {
 	outcome := audit.Success
-	detail := map[string]any{"attempt": final.Attempt, "worker": w.opts.WorkerID}
+	detail := map[string]any{"attempt": rec.Attempt, "worker": rec.Worker}
 	if state == jobs.Failed {
 		outcome = audit.Failure
-		detail["error_code"] = jobs.ErrorOf(herr).Code
-		log.Error("job failed", "err", herr, "dead_lettered", deadLetter)
-	} else {
-		log.Info("job finished", "state", state)
+		code := ""
+		if herr != nil {
+			code = jobs.ErrorOf(herr).Code
+		} else if rec.Error != nil {
+			code = rec.Error.Code
+		}
+		detail["error_code"] = code
 	}
-	w.audit(ctx, final, string(state), outcome, detail)
+	w.auditID(ctx, audit.DerivedID(rec.ID, "final", string(state)), rec, string(state), outcome, detail)
 }
 
 func (w *runner) deadLetter(ctx context.Context, msg *nats.Msg, rec jobs.Record, herr error) error {
@@ -476,11 +500,16 @@ func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, done chan<- struc
 }
 
 func (w *runner) audit(ctx context.Context, rec jobs.Record, phase, outcome string, detail map[string]any) {
+	w.auditID(ctx, "", rec, phase, outcome, detail)
+}
+
+// auditID is audit with a given event id ("" for a fresh one).
+func (w *runner) auditID(ctx context.Context, id string, rec jobs.Record, phase, outcome string, detail map[string]any) {
 	if w.opts.Audit == nil {
 		return
 	}
 	w.opts.Audit.Record(ctx, audit.Event{
-		Actor: rec.SubmittedBy, Action: jobs.AuditAction(rec.Kind, phase), Resource: jobs.WorkerKind(rec.Kind),
+		ID: id, Actor: rec.SubmittedBy, Action: jobs.AuditAction(rec.Kind, phase), Resource: jobs.WorkerKind(rec.Kind),
 		JobID: rec.ID, Outcome: outcome, Detail: detail,
 	})
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/presence"
+	"github.com/insightops/insightops/shared/store"
 )
 
 // Health statuses.
@@ -99,10 +101,11 @@ type QueueDepth struct {
 
 // dbHealth answers GET /admin/db/health: NATS (connected and JetStream
 // answering), the System DB (ping), the live workers of each kind, and the
-// vector store (Chroma's heartbeat; "disabled" without CHROMA_URL). A
-// down dependency makes the report "down" (503); a worker kind without
-// any live instance makes it "degraded" (200): the API works but those
-// jobs will wait.
+// vector store (Chroma's heartbeat; "disabled" without CHROMA_URL), the
+// target DB and the freshness of backups. A down dependency makes the
+// report "down" (503); a worker kind without any live instance, or a
+// stale backup (see backupsHealth), makes it "degraded" (200): the API
+// works but those jobs will wait, or the data is at risk.
 func (s *Server) dbHealth(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
 	defer cancel()
@@ -175,12 +178,9 @@ func (s *Server) dbHealth(c echo.Context) error {
 	rep.Components["target_db"] = s.targetDBHealth(ctx)
 	rep.Components["backups"] = s.backupsHealth(ctx)
 
-	for name, comp := range rep.Components {
-		if name == "backups" {
-			// Advisory: a missing or stale backup is reported, not rolled
-			// up (a fresh install has none and the API still works).
-			continue
-		}
+	// Every component rolls up, "backups" included: a stale backup (or
+	// none a day after init) is degraded, never down — the API works.
+	for _, comp := range rep.Components {
 		switch {
 		case comp.Status == StatusDown:
 			rep.Status = StatusDown
@@ -219,9 +219,16 @@ func (s *Server) targetDBHealth(ctx context.Context) Component {
 	return c
 }
 
+// ConfigInitCompletedAt is the configurations key the init job writes
+// when it completes (initworker.ConfigCompletedAt), RFC 3339.
+const ConfigInitCompletedAt = "init.completed_at"
+
 // backupsHealth is the "backups" component: ok when the newest archive is
-// younger than BackupMaxAge, degraded otherwise, when there is none, or
-// when the backup store cannot be read. It never fails the request.
+// younger than BackupMaxAge, degraded when it is older. With no archive at
+// all it is ok ("no backup yet") until the system has been initialised
+// (init.completed_at) for BackupMaxAge, degraded after that, so a fresh
+// install is not degraded. A backup store that cannot be read is degraded.
+// It never fails the request.
 func (s *Server) backupsHealth(ctx context.Context) Component {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
@@ -244,7 +251,7 @@ func (s *Server) backupsHealth(ctx context.Context) Component {
 		}
 	}
 	if len(infos) == 0 {
-		c.Status, c.Detail = StatusDegraded, "no backup in the last 25 hours (none at all)"
+		c.Status, c.Detail = s.noBackupStatus(ctx)
 		return c
 	}
 	newest := infos[0]
@@ -256,4 +263,24 @@ func (s *Server) backupsHealth(ctx context.Context) Component {
 		c.Status, c.Detail = StatusDegraded, "no backup in the last 25 hours (last: "+newest.Name+")"
 	}
 	return c
+}
+
+// noBackupStatus is the "backups" status when there is no archive: ok
+// before init completed or within BackupMaxAge of it, degraded after.
+func (s *Server) noBackupStatus(ctx context.Context) (status, detail string) {
+	v, err := s.db.GetConfig(ctx, ConfigInitCompletedAt)
+	if errors.Is(err, store.ErrNotFound) {
+		return StatusOK, "no backup yet (not initialised)"
+	}
+	if err != nil {
+		return StatusDegraded, "no backup yet, and the init time cannot be read: " + err.Error()
+	}
+	at, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return StatusDegraded, fmt.Sprintf("no backup yet, and %s is not a time: %q", ConfigInitCompletedAt, v)
+	}
+	if since := time.Since(at); since >= BackupMaxAge {
+		return StatusDegraded, fmt.Sprintf("no backup at all, %s after init (%s)", since.Round(time.Minute), at.UTC().Format(time.RFC3339))
+	}
+	return StatusOK, "no backup yet (initialised " + at.UTC().Format(time.RFC3339) + ")"
 }

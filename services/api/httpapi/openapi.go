@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,6 +134,29 @@ func nullable(s schema) schema {
 	return out
 }
 
+// resultByKind is JobRecord.result: the result of a succeeded job, whose
+// schema depends on the job's kind (x-result-schemas names it per kind).
+// A failed job may carry a partial result or none.
+func resultByKind() schema {
+	kinds := make([]string, 0, len(ResultSchemas))
+	for k := range ResultSchemas {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	var alternatives []any
+	byKind := map[string]any{}
+	for _, k := range kinds {
+		alternatives = append(alternatives, ref(ResultSchemas[k]))
+		byKind[k] = "#/components/schemas/" + ResultSchemas[k]
+	}
+	return schema{
+		"description":      "the job's result, by kind: see x-result-schemas",
+		"nullable":         true,
+		"anyOf":            alternatives,
+		"x-result-schemas": byKind,
+	}
+}
+
 // anyValue is any JSON value (an empty schema).
 func anyValue(desc string) schema { return schema{"description": desc} }
 
@@ -155,6 +179,18 @@ func object(required []string, props map[string]schema) schema {
 
 func list(s ...string) []string { return s }
 
+// ResultSchemas names, per job kind, the component schema of the result a
+// succeeded job of that kind carries (JobRecord.result).
+var ResultSchemas = map[string]string{
+	jobs.KindInit:         "InitResult",
+	jobs.KindBackupCreate: "BackupCreateResult",
+	jobs.KindBackupVerify: "BackupVerifyResult",
+	jobs.KindBackupPrune:  "BackupPruneResult",
+	jobs.KindRestore:      "RestoreResult",
+	jobs.KindChromaTrain:  "ChromaTrainResult",
+	jobs.KindChromaClear:  "ChromaClearResult",
+}
+
 var jobStates = []string{string(jobs.Queued), string(jobs.Running), string(jobs.Succeeded), string(jobs.Failed), string(jobs.Cancelled)}
 
 // componentSchemas are the named schemas of the description.
@@ -163,7 +199,7 @@ func componentSchemas() map[string]schema {
 		"code":    strDesc("machine-readable code, e.g. not_found, invalid_credentials, confirmation_required"),
 		"message": str(),
 	})
-	return map[string]schema{
+	out := map[string]schema{
 		"Error":       object(list("error"), map[string]schema{"error": ref("ErrorDetail")}),
 		"ErrorDetail": errorDetail,
 		"EmptyObject": object(nil, map[string]schema{}),
@@ -188,7 +224,7 @@ func componentSchemas() map[string]schema {
 			"params": anyValue("the job's parameters"), "attempt": integer(), "max_attempts": integer(),
 			"submitted_by": str(), "idempotency_key": str(),
 			"created_at": dateTime(), "started_at": dateTime(), "updated_at": dateTime(), "finished_at": dateTime(),
-			"result": anyValue("the job's result, by kind"), "error": ref("JobError"),
+			"result": resultByKind(), "error": ref("JobError"),
 			"worker": str(), "cancel_requested": boolean(),
 		}),
 		"Accepted": object(list("status", "task_id", "message", "status_url", "job"), map[string]schema{
@@ -259,6 +295,91 @@ func componentSchemas() map[string]schema {
 		"TableStats": object(list("name", "rows", "bytes"), map[string]schema{"name": str(), "rows": integer(), "bytes": integer()}),
 		"Stats": object(list("database", "tables", "total_rows", "total_bytes"), map[string]schema{
 			"database": str(), "tables": arrayOf(ref("TableStats")), "total_rows": integer(), "total_bytes": integer(),
+		}),
+	}
+	for name, sc := range resultSchemas() {
+		out[name] = sc
+	}
+	return out
+}
+
+// resultSchemas are the results of succeeded jobs, one per kind (see
+// ResultSchemas): the result structs of the init, backup, restore and
+// chroma workers. Maps keyed by table or collection name are open; every
+// struct is closed, so a field added to a result without documenting it
+// fails the all-in-one's end-to-end check against this description.
+func resultSchemas() map[string]schema {
+	counts := mapOf(integer())
+	pruned := object(list("name", "created_at", "bytes", "verified"), map[string]schema{
+		"name": str(), "created_at": dateTime(), "bytes": integer(), "verified": boolean(), "reason": str(),
+	})
+	return map[string]schema{
+		"InitResult": object(list("job_id", "mode", "steps", "warnings"), map[string]schema{
+			"job_id": str(), "mode": enum("job", "once"), "warnings": integer(), "completed_at": dateTime(),
+			"steps": arrayOf(object(list("name", "status", "detail"), map[string]schema{
+				"name":   strDesc("golden_copy, migrations, ontology, admin_user, demo_data, auto_train, mark_completed"),
+				"status": str(), "detail": openObject("the step's detail (never a password, hash or credential)"),
+			})),
+		}),
+		"BackupCreateResult": object(list("archive", "sha256", "bytes", "components"), map[string]schema{
+			"archive": str(), "sha256": str(), "bytes": integer(), "reused": boolean(),
+			"components": mapOf(object(list("status", "bytes", "count"), map[string]schema{
+				"status": enum("included", "skipped"), "reason": str(), "source": strDesc("where it came from, without credentials"),
+				"files": arrayOf(str()), "bytes": integer(), "count": integer(), "counts": counts,
+			})),
+			"retention": ref("BackupPruneResult"), "retention_error": str(),
+		}),
+		"BackupVerifyResult": object(list("archive", "outcome", "verified_at", "sha256", "bytes", "files"), map[string]schema{
+			"archive": str(), "outcome": enum("passed", "failed"), "verified_at": dateTime(), "sha256": str(), "bytes": integer(),
+			"files": arrayOf(object(list("path", "kind", "bytes", "count", "check"), map[string]schema{
+				"path": str(), "kind": str(), "bytes": integer(), "count": integer(), "check": str(),
+			})),
+			"problems": arrayOf(str()),
+		}),
+		"BackupPruneResult": object(list("dry_run", "retention_count", "kept", "deleted"), map[string]schema{
+			"dry_run": boolean(), "retention_count": integer(),
+			"kept": arrayOf(pruned), "deleted": arrayOf(pruned), "would_delete": arrayOf(pruned), "unreadable": arrayOf(pruned),
+		}),
+		"RestoreResult": object(list("archive", "archive_sha256", "created_at", "components", "counts_ok"), map[string]schema{
+			"archive": str(), "archive_sha256": str(), "created_at": dateTime(), "components": arrayOf(enum("system", "target", "chroma")),
+			"skipped": mapOf(str()), "safety_backup_skipped": str(),
+			"safety_backup": object(list("archive"), map[string]schema{"archive": str(), "sha256": str(), "bytes": integer(), "reused": boolean()}),
+			"system": object(list("kind", "rows", "audit_reinserted", "audit_resynced", "schema_version"), map[string]schema{
+				"kind": str(), "rows": counts, "expected": counts, "audit_reinserted": integer(), "audit_resynced": integer(),
+				"migrations": arrayOf(integer()), "schema_version": integer(),
+			}),
+			"target": object(list("path", "tables", "sha256", "bytes"), map[string]schema{
+				"path": str(), "tables": counts, "expected": counts, "sha256": str(), "bytes": integer(),
+			}),
+			"chroma": object(list("url", "collections"), map[string]schema{
+				"url": str(), "collections": arrayOf(object(list("name", "imported", "count", "expected"), map[string]schema{
+					"name": str(), "imported": integer(), "count": integer(), "expected": integer(), "cleared": boolean(),
+				})),
+			}),
+			"counts_ok": boolean(), "count_problems": arrayOf(str()),
+		}),
+		"ChromaTrainResult": object(list("chroma", "embedding", "target", "sources", "collections", "written", "warnings", "duration_ms"), map[string]schema{
+			"chroma": str(),
+			"embedding": object(list("provider", "model", "dimension"), map[string]schema{
+				"provider": enum("local", "openai", "ollama"), "model": str(), "dimension": integer(),
+			}),
+			"target": object(list("dialect", "source", "database", "tables", "views", "indexes"), map[string]schema{
+				"dialect": str(), "source": str(), "database": str(), "tables": integer(), "views": integer(), "indexes": integer(),
+			}),
+			"sources": object(list("ddl", "table_docs", "ontology_terms", "question_sql_assets", "question_sql_feedback", "question_sql"), map[string]schema{
+				"ddl": integer(), "table_docs": integer(), "ontology_terms": integer(),
+				"question_sql_assets": integer(), "question_sql_feedback": integer(), "question_sql": integer(),
+			}),
+			"collections": mapOf(object(list("added", "unchanged", "removed", "total"), map[string]schema{
+				"added": integer(), "unchanged": integer(), "removed": integer(), "total": integer(),
+			})),
+			"written": integer(), "warnings": nullable(arrayOf(str())), "duration_ms": integer(),
+		}),
+		"ChromaClearResult": object(list("chroma", "collections"), map[string]schema{
+			"chroma": str(),
+			"collections": arrayOf(object(list("name", "removed", "count", "metadata"), map[string]schema{
+				"name": str(), "removed": integer(), "count": integer(), "metadata": nullable(openObject("collection metadata")),
+			})),
 		}),
 	}
 }

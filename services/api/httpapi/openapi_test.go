@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insightops/insightops/services/api/httpapi/openapicheck"
 	"github.com/insightops/insightops/shared/auditsink"
 	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/testkit"
 )
 
 // spec is the served description, decoded.
@@ -205,8 +208,11 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 	s := fetchSpec(t, e)
 	admin, viewer := e.token(auth.Admin), e.token(auth.Viewer)
 
-	// check sends r, wants status, and validates the body against the
-	// schema documented for (route, status). It returns the response.
+	// check sends r, wants status, and validates the exchange with
+	// kin-openapi: the request's parameters and body against the
+	// operation's documentation, the response body against the schema
+	// documented for its status. It returns the response.
+	chk := loadChecker(t, e)
 	checked := map[string]bool{}
 	check := func(route string, r req, status int) resp {
 		t.Helper()
@@ -214,24 +220,11 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 		if res.status != status {
 			t.Fatalf("%s %s = %d, want %d: %s", r.method, r.path, res.status, status, res.body)
 		}
-		op, ok := s.op(t, route, r.method)
-		if !ok {
+		if _, ok := s.op(t, route, r.method); !ok {
 			t.Fatalf("%s %s is not described", r.method, route)
 		}
-		doc, ok := op.Responses[strconv.Itoa(status)]
-		if !ok {
-			t.Fatalf("%s %s: status %d is not documented (have %v)", r.method, route, status, keys(op.Responses))
-		}
-		media, ok := doc.Content["application/json"]
-		if !ok {
-			t.Fatalf("%s %s %d: no application/json schema", r.method, route, status)
-		}
-		var body any
-		if err := json.Unmarshal(res.body, &body); err != nil {
-			t.Fatalf("%s %s: body is not JSON: %v", r.method, r.path, err)
-		}
-		if errs := validate(s.Comp.Schemas, media.Schema, body, "$"); len(errs) > 0 {
-			t.Errorf("%s %s %d does not match its schema:\n  %s\nbody: %s", r.method, r.path, status, strings.Join(errs, "\n  "), res.body)
+		if err := chk.Check(context.Background(), exchangeOf(t, r, res)); err != nil {
+			t.Errorf("%v\nbody: %s", err, res.body)
 		}
 		checked[fmt.Sprintf("%s %s %d", r.method, route, status)] = true
 		return res
@@ -265,6 +258,46 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 		t.Errorf("GET /admin/db/health = %d", res.status)
 	}
 
+	// Backups: list items (one verified, one failed verification, one
+	// plain), and the submissions with their real request bodies.
+	op := e.token(auth.Operator)
+	now := time.Now().UTC().Truncate(time.Second)
+	verified, st := putArchive(t, e, now.Add(-3*time.Hour))
+	failed, _ := putArchive(t, e, now.Add(-2*time.Hour))
+	plain, _ := putArchive(t, e, now.Add(-time.Hour))
+	for name, v := range map[string]*backupstore.Verification{
+		verified: {VerifiedAt: now, Outcome: backupstore.OutcomePassed, JobID: jobs.NewID()},
+		failed:   {VerifiedAt: now, Outcome: backupstore.OutcomeFailed, JobID: jobs.NewID(), Error: "sha256 mismatch"},
+	} {
+		meta, err := st.Meta(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta.Verification = v
+		if err := st.SetMeta(ctx, name, meta); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := decode[backupList](t, check("/admin/db/backup/list", req{method: "GET", path: "/admin/db/backup/list", token: viewer}, 200)); l.TotalBackups != 3 {
+		t.Errorf("%d backups listed, want 3", l.TotalBackups)
+	}
+	check("/admin/db/backup", req{method: "POST", path: "/admin/db/backup", token: op, body: map[string]any{"components": []string{"system", "target"}, "note": "before the upgrade"}}, 202)
+	check("/admin/db/backup", req{method: "POST", path: "/admin/db/backup", token: op, body: `{"components":["everything"]}`}, 400)
+	check("/admin/db/backup/{name}/verify", req{method: "POST", path: "/admin/db/backup/" + plain + "/verify", token: op, body: map[string]any{}}, 202)
+	check("/admin/db/backup/prune", req{method: "POST", path: "/admin/db/backup/prune", token: op, body: map[string]any{"dry_run": true}}, 202)
+	check("/admin/db/backup/restore/{name}", req{method: "POST", path: "/admin/db/backup/restore/" + verified + "?confirm=true", token: admin,
+		body: map[string]any{"components": []string{"chroma"}, "skip_safety_backup": true}}, 202)
+	check("/admin/db/backup/restore/{name}", req{method: "POST", path: "/admin/db/backup/restore/" + verified, token: admin}, 400)
+	check("/admin/db/tasks", req{method: "GET", path: "/admin/db/tasks?kind=backup.create&state=queued&limit=5", token: viewer}, 200)
+	check("/admin/db/tasks/{id}", req{method: "DELETE", path: "/admin/db/tasks/" + acc.TaskID, token: op}, 200)
+
+	// The target DB once a runtime copy exists: healthy, with its tables.
+	syncDemo(t, e.cfg.TargetDBPath)
+	if th := decode[TargetHealth](t, check("/admin/db/target/health", req{method: "GET", path: "/admin/db/target/health", token: viewer}, 200)); th.Status != TargetHealthy {
+		t.Errorf("target health %+v, want healthy", th)
+	}
+	check("/admin/db/target/test", req{method: "POST", path: "/admin/db/target/test", token: admin, body: map[string]string{"url": e.cfg.TargetDBPath}}, 200)
+
 	// The audit page, once the sink has written rows, so entries are checked too.
 	eventually(t, 10*time.Second, "audit rows", func() bool {
 		r := e.do(req{method: "GET", path: "/admin/db/audit", token: admin})
@@ -274,39 +307,63 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 	t.Logf("validated %d (route, status) pairs", len(checked))
 }
 
-// TestSchemaCheckerCatchesMismatches: the checker is not vacuous.
+// TestSchemaCheckerCatchesMismatches: the checker (kin-openapi on the
+// served description) is not vacuous: each kind of mismatch is reported.
 func TestSchemaCheckerCatchesMismatches(t *testing.T) {
-	comps := map[string]any{}
-	raw, _ := json.Marshal(componentSchemas())
-	if err := json.Unmarshal(raw, &comps); err != nil {
-		t.Fatal(err)
-	}
-	ref := map[string]any{"$ref": "#/components/schemas/TaskList"}
+	e := newEnv(t)
+	chk := loadChecker(t, e)
 	okBody := `{"tasks":[{"id":"01J","kind":"init.run","state":"queued","progress":0,"attempt":0,"max_attempts":3,"created_at":"2026-11-27T10:00:00Z","updated_at":"2026-11-27T10:00:00Z"}],"count":1}`
 	for _, c := range []struct {
 		body string
 		want string // "" when valid
 	}{
 		{okBody, ""},
-		{`{"tasks":[]}`, "missing required property count"},
-		{`{"tasks":{},"count":0}`, "want array"},
-		{`{"tasks":[],"count":1.5}`, "want integer"},
-		{`{"tasks":[],"count":0,"extra":1}`, "undocumented property extra"},
-		{strings.Replace(okBody, `"queued"`, `"sleeping"`, 1), "not one of"},
+		{`{"tasks":[]}`, `property "count" is missing`},
+		{`{"tasks":{},"count":0}`, "must be an array"},
+		{`{"tasks":[],"count":1.5}`, "must be an integer"},
+		{`{"tasks":[],"count":0,"extra":1}`, `property "extra" is unsupported`},
+		{strings.Replace(okBody, `"queued"`, `"sleeping"`, 1), "not one of the allowed values"},
 		{strings.Replace(okBody, `"2026-11-27T10:00:00Z"`, `"yesterday"`, 1), "date-time"},
-		{strings.Replace(okBody, `"progress":0`, `"progress":"0"`, 1), "want integer"},
+		{strings.Replace(okBody, `"progress":0`, `"progress":"0"`, 1), "must be an integer"},
+		{strings.Replace(okBody, `"progress":0`, `"progress":101`, 1), "must be at most 100"},
 	} {
 		var v any
 		if err := json.Unmarshal([]byte(c.body), &v); err != nil {
 			t.Fatal(err)
 		}
-		errs := validate(comps, ref, v, "$")
+		err := chk.CheckValue("TaskList", v)
 		switch {
-		case c.want == "" && len(errs) > 0:
-			t.Errorf("%s: unexpected %v", c.body, errs)
-		case c.want != "" && !strings.Contains(strings.Join(errs, "; "), c.want):
-			t.Errorf("%s: errors %v, want one containing %q", c.body, errs, c.want)
+		case c.want == "" && err != nil:
+			t.Errorf("%s: unexpected %v", c.body, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: error %v, want one containing %q", c.body, err, c.want)
 		}
+	}
+	// Job results are checked against their kind's schema.
+	for _, c := range []struct{ schema, body, want string }{
+		{"ChromaClearResult", `{"chroma":"http://c","collections":[{"name":"sql","removed":1,"count":0,"metadata":null}]}`, ""},
+		{"ChromaClearResult", `{"chroma":"http://c","collections":[{"name":"sql"}]}`, `property "removed" is missing`},
+		{"BackupPruneResult", `{"dry_run":true,"retention_count":7,"kept":[],"deleted":[],"surprise":1}`, `property "surprise" is unsupported`},
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(c.body), &v); err != nil {
+			t.Fatal(err)
+		}
+		err := chk.CheckValue(c.schema, v)
+		if (c.want == "" && err != nil) || (c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want))) {
+			t.Errorf("%s %s: error %v, want %q", c.schema, c.body, err, c.want)
+		}
+	}
+	// A request body off its documented schema is reported too.
+	x := openapicheck.Exchange{Method: "POST", Target: "/admin/db/backup", Header: http.Header{"Content-Type": {"application/json"}},
+		Body: []byte(`{"components":["everything"]}`), Status: 202, RespHeader: http.Header{"Content-Type": {"application/json"}}, RespBody: []byte(`{}`)}
+	if err := chk.Check(context.Background(), x); err == nil || !strings.Contains(err.Error(), "request") {
+		t.Errorf("bad request body: %v", err)
+	}
+	// An undocumented status is reported.
+	x = openapicheck.Exchange{Method: "GET", Target: "/health", Status: 418, RespHeader: http.Header{"Content-Type": {"application/json"}}, RespBody: []byte(`{}`)}
+	if err := chk.Check(context.Background(), x); err == nil {
+		t.Error("an undocumented status passed")
 	}
 }
 
@@ -338,115 +395,80 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// validate checks v (decoded JSON) against schema s, resolving $ref in
-// comps. It knows what the description uses: $ref, type (object, array,
-// string, integer, number, boolean), nullable, enum, format date-time,
-// required, properties, additionalProperties (bool or schema), items,
-// minimum/maximum, maxLength.
-func validate(comps map[string]any, s map[string]any, v any, at string) []string {
-	if r, ok := s["$ref"].(string); ok {
-		name := strings.TrimPrefix(r, "#/components/schemas/")
-		target, ok := comps[name].(map[string]any)
-		if !ok {
-			return []string{at + ": unresolved $ref " + r}
-		}
-		return validate(comps, target, v, at)
+// loadChecker loads the description e serves into a kin-openapi checker;
+// a document that is not valid OpenAPI 3.0 fails the test.
+func loadChecker(t *testing.T, e *env) *openapicheck.Checker {
+	t.Helper()
+	r := e.do(req{method: http.MethodGet, path: "/openapi.json"})
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /openapi.json = %d", r.status)
 	}
-	typ, _ := s["type"].(string)
-	if v == nil {
-		if typ == "" || s["nullable"] == true {
-			return nil
-		}
-		return []string{at + ": null, want " + typ}
+	chk, err := openapicheck.Load(context.Background(), r.body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var errs []string
-	fail := func(format string, args ...any) { errs = append(errs, at+": "+fmt.Sprintf(format, args...)) }
-	switch typ {
-	case "":
-		return nil // any value
-	case "object":
-		obj, ok := v.(map[string]any)
-		if !ok {
-			fail("%T, want object", v)
-			return errs
-		}
-		props, _ := s["properties"].(map[string]any)
-		req, _ := s["required"].([]any)
-		for _, n := range req {
-			if _, ok := obj[n.(string)]; !ok {
-				fail("missing required property %s", n)
-			}
-		}
-		for _, k := range keys(obj) {
-			if ps, ok := props[k].(map[string]any); ok {
-				errs = append(errs, validate(comps, ps, obj[k], at+"."+k)...)
-				continue
-			}
-			switch ap := s["additionalProperties"].(type) {
-			case bool:
-				if !ap {
-					fail("undocumented property %s", k)
-				}
-			case map[string]any:
-				errs = append(errs, validate(comps, ap, obj[k], at+"."+k)...)
-			}
-		}
-	case "array":
-		arr, ok := v.([]any)
-		if !ok {
-			fail("%T, want array", v)
-			return errs
-		}
-		items, _ := s["items"].(map[string]any)
-		for i, it := range arr {
-			errs = append(errs, validate(comps, items, it, fmt.Sprintf("%s[%d]", at, i))...)
-		}
-	case "string":
-		str, ok := v.(string)
-		if !ok {
-			fail("%T, want string", v)
-			return errs
-		}
-		if s["format"] == "date-time" {
-			if _, err := time.Parse(time.RFC3339Nano, str); err != nil {
-				fail("%q is not a date-time", str)
-			}
-		}
-		if ml, ok := s["maxLength"].(float64); ok && float64(len([]rune(str))) > ml {
-			fail("longer than %v", ml)
-		}
-	case "integer", "number":
-		n, ok := v.(float64)
-		if !ok {
-			fail("%T, want %s", v, typ)
-			return errs
-		}
-		if typ == "integer" && n != float64(int64(n)) {
-			fail("%v, want integer", n)
-		}
-		if lo, ok := s["minimum"].(float64); ok && n < lo {
-			fail("%v below minimum %v", n, lo)
-		}
-		if hi, ok := s["maximum"].(float64); ok && n > hi {
-			fail("%v above maximum %v", n, hi)
-		}
-	case "boolean":
-		if _, ok := v.(bool); !ok {
-			fail("%T, want boolean", v)
-		}
+	return chk
+}
+
+// exchangeOf is r and its response res as the checker takes them: the
+// very body bytes and headers e.do sent.
+func exchangeOf(t *testing.T, r req, res resp) openapicheck.Exchange {
+	t.Helper()
+	x := openapicheck.Exchange{Method: r.method, Target: r.path, Header: http.Header{}, Status: res.status, RespHeader: res.header, RespBody: res.body}
+	switch b := r.body.(type) {
+	case nil:
+	case string:
+		x.Body = []byte(b)
+	case []byte:
+		x.Body = b
 	default:
-		fail("schema type %q unknown to the checker", typ)
-	}
-	if en, ok := s["enum"].([]any); ok {
-		found := false
-		for _, x := range en {
-			if x == v {
-				found = true
-			}
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !found {
-			fail("%v is not one of %v", v, en)
+		x.Body = raw
+	}
+	if x.Body != nil {
+		x.Header.Set("Content-Type", "application/json")
+	}
+	if r.token != "" {
+		x.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range r.headers {
+		x.Header.Set(k, v)
+	}
+	return x
+}
+
+// TestOpenAPIChromaResponsesMatchTheirSchemas: against a real Chroma, the
+// knowledge base's 200 bodies (all collections, one page of one, a
+// similarity query) and the train and clear submissions match the
+// description.
+func TestOpenAPIChromaResponsesMatchTheirSchemas(t *testing.T) {
+	chroma := testkit.Chroma(t)
+	e := newChromaEnv(t, chroma.URL)
+	seedKnowledgeBase(t, chroma.URL)
+	chk := loadChecker(t, e)
+	viewer, op, admin := e.token(auth.Viewer), e.token(auth.Operator), e.token(auth.Admin)
+	for _, c := range []struct {
+		r      req
+		status int
+	}{
+		{req{method: "GET", path: "/admin/db/chroma/knowledge-base", token: viewer}, 200},
+		{req{method: "GET", path: "/admin/db/chroma/knowledge-base?collection=ddl&limit=2&offset=1", token: viewer}, 200},
+		{req{method: "GET", path: "/admin/db/chroma/knowledge-base?q=customers+per+country&limit=3", token: viewer}, 200},
+		{req{method: "GET", path: "/admin/db/chroma/knowledge-base?collection=nope", token: viewer}, 400},
+		{req{method: "POST", path: "/admin/db/chroma/train", token: op, body: map[string]any{}}, 202},
+		{req{method: "DELETE", path: "/admin/db/chroma/clear?confirm=true&collection_name=sql", token: admin}, 202},
+		{req{method: "GET", path: "/admin/db/health", token: viewer}, 200},
+	} {
+		res := e.do(c.r)
+		if res.status != c.status {
+			t.Errorf("%s %s = %d, want %d: %s", c.r.method, c.r.path, res.status, c.status, res.body)
+			continue
+		}
+		if err := chk.Check(context.Background(), exchangeOf(t, c.r, res)); err != nil {
+			t.Errorf("%v\nbody: %s", err, res.body)
 		}
 	}
-	return errs
 }

@@ -43,10 +43,14 @@ func (w *Worker) acquire(ctx context.Context, job *worker.Job, names []string) (
 	}
 	deadline := time.Now().Add(w.LockWait)
 	var lastReport time.Time
+	// Each wait for a lease held by another operation is audited once
+	// (restore.lock_wait), and the end of a wait (restore.lock_acquired).
+	waits := &locks.WaitAuditor{Kind: job.Record.Kind, JobID: job.ID(), Publish: job.Audit}
 	for {
 		set, err := locks.AcquireAll(ctx, kv, names, h, refresh)
 		if err == nil {
 			log.Info("locks taken", "locks", names)
+			waits.Acquired(ctx, names)
 			return set, nil
 		}
 		var held *locks.HeldError
@@ -58,6 +62,8 @@ func (w *Worker) acquire(ctx context.Context, job *worker.Job, names []string) (
 				log.Warn("taking over a lease of an earlier attempt of this job", "lock", held.Name)
 				continue
 			}
+		} else {
+			waits.Held(ctx, held)
 		}
 		if time.Now().After(deadline) {
 			return nil, jobs.Retryable(CodeLockHeld, fmt.Errorf("restore: waited %s for the locks: %w; the job will be retried", w.LockWait, held))
