@@ -486,6 +486,13 @@ func TestCheckJSONL(t *testing.T) {
 		{"{\"id\":\"\"}\n", 0, "id"},
 		{"{\"id\":7}\n", 0, "id"},
 		{"{\"id\":\"a\"} {\"id\":\"b\"}\n", 0, "not valid JSON"},
+		// What the restore (vectors.ReadJSONL) would refuse half-way through.
+		{"\u00a0{\"id\":\"a\"}\n", 0, "not a JSON object"},
+		{"{\"id\":\"a\",\"document\":5}\n", 0, "document"},
+		{"{\"id\":\"a\",\"metadata\":[1]}\n", 0, "metadata"},
+		{"{\"id\":\"a\",\"embedding\":[\"x\"]}\n", 0, "embedding"},
+		{"{\"id\":\"a\",\"embedding\":[1e39]}\n", 0, "float32"},
+		{"{\"id\":\"a\",\"document\":null,\"metadata\":null,\"embedding\":null}\n", 1, ""},
 	}
 	for _, tc := range cases {
 		n, err := CheckJSONL(context.Background(), File{}, strings.NewReader(tc.in))

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/insightops/insightops/shared/backupfmt"
@@ -136,13 +137,13 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error)
 	}
 	n, err := io.CopyBuffer(io.MultiWriter(dst, h), ctxio.Reader(ctx, r), make([]byte, 1<<20))
 	if err != nil {
-		return Info{}, fmt.Errorf("backup store: put %s: after %d bytes: %w", name, n, err)
+		return Info{}, fmt.Errorf("backup store: put %s: after %d bytes: %w", name, n, noSpace(err, l.dir))
 	}
 	if err := f.Sync(); err != nil {
-		return Info{}, fmt.Errorf("backup store: put %s: fsync: %w", name, err)
+		return Info{}, fmt.Errorf("backup store: put %s: fsync: %w", name, noSpace(err, l.dir))
 	}
 	if err := f.Close(); err != nil {
-		return Info{}, fmt.Errorf("backup store: put %s: close: %w", name, err)
+		return Info{}, fmt.Errorf("backup store: put %s: close: %w", name, noSpace(err, l.dir))
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 
@@ -159,7 +160,7 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error)
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
 	if err := l.writeAtomic(name+shaSuffix, []byte(sum+"  "+name+"\n")); err != nil {
-		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
+		return Info{}, fmt.Errorf("backup store: put %s: %w", name, noSpace(err, l.dir))
 	}
 	if err := os.Rename(tmp, l.path(name)); err != nil {
 		_ = os.Remove(l.path(name + shaSuffix))
@@ -174,6 +175,15 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error)
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
 	return Info{Name: name, Size: n, Modified: fi.ModTime().UTC(), SHA256: sum, Created: created(name, Meta{})}, nil
+}
+
+// noSpace marks a full volume (ENOSPC) or a spent quota (EDQUOT) with
+// ErrNoSpace, naming the directory; other errors pass unchanged.
+func noSpace(err error, dir string) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w (%s): %w", ErrNoSpace, dir, err)
+	}
+	return err
 }
 
 // writeAtomic writes a small file: temp, fsync, rename (no directory fsync).
@@ -349,7 +359,7 @@ func (l *Local) SetMeta(ctx context.Context, name string, m Meta) error {
 		return fmt.Errorf("backup store: set meta %s: %w", name, ErrNotFound)
 	}
 	if err := l.writeAtomic(name+metaSuffix, b); err != nil {
-		return fmt.Errorf("backup store: set meta %s: %w", name, err)
+		return fmt.Errorf("backup store: set meta %s: %w", name, noSpace(err, l.dir))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/insightops/insightops/shared/ctxio"
 	"io"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,7 +29,21 @@ const (
 type NATS struct {
 	obs      jetstream.ObjectStore
 	replicas int
+	// stall bounds how long one Read of an opened archive may wait for
+	// data (DefaultReadStall); see Open.
+	stall time.Duration
 }
+
+// DefaultReadStall is how long a read of an archive from the object store
+// may wait for its next chunk before it fails with ErrStalled. The object
+// store delivers chunks over an ordered push consumer; when the cluster
+// goes away under it (every node restarted) the consumer may never be
+// recreated and a read without a deadline would wait for ever while the
+// job's heartbeats keep it from being redelivered.
+const DefaultReadStall = 30 * time.Second
+
+// ErrStalled means a read of an archive got no data for the stall timeout.
+var ErrStalled = errors.New("backup store: read stalled (no data from the object store)")
 
 var _ Store = (*NATS)(nil)
 
@@ -54,7 +69,7 @@ func NewNATS(ctx context.Context, js jetstream.JetStream, replicas int) (*NATS, 
 	if err != nil {
 		return nil, fmt.Errorf("backup store: object store %s: %w", bus.BucketBackups, err)
 	}
-	n := &NATS{obs: obs, replicas: replicas}
+	n := &NATS{obs: obs, replicas: replicas, stall: DefaultReadStall}
 	if st, err := obs.Status(ctx); err == nil {
 		n.replicas = st.Replicas()
 	}
@@ -177,7 +192,42 @@ func (n *NATS) Open(ctx context.Context, name string) (io.ReadCloser, Info, erro
 		_ = res.Close()
 		return nil, Info{}, fmt.Errorf("backup store: open %s: %w", name, err)
 	}
-	return res, n.info(oi), nil
+	return newStallReader(res, n.stall), n.info(oi), nil
+}
+
+// stallReader fails a Read that waits longer than stall for data by
+// closing the underlying result (which unblocks the Read); the time the
+// caller spends between reads does not count.
+type stallReader struct {
+	rc      io.ReadCloser
+	stall   time.Duration
+	stalled atomic.Bool
+}
+
+func newStallReader(rc io.ReadCloser, stall time.Duration) *stallReader {
+	return &stallReader{rc: rc, stall: stall}
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.stalled.Load() {
+		return 0, ErrStalled
+	}
+	t := time.AfterFunc(s.stall, func() {
+		s.stalled.Store(true)
+		_ = s.rc.Close()
+	})
+	n, err := s.rc.Read(p)
+	if !t.Stop() && s.stalled.Load() {
+		return n, fmt.Errorf("%w for %s", ErrStalled, s.stall)
+	}
+	return n, err
+}
+
+func (s *stallReader) Close() error {
+	if s.stalled.Load() {
+		return nil // closed when it stalled
+	}
+	return s.rc.Close()
 }
 
 // Delete implements Store: a delete marker, then the chunks are purged.

@@ -52,9 +52,15 @@ import (
 // Errors of a Store. An invalid name is ErrNotFound and
 // backupfmt.ErrBadName at once (errors.Is matches both) for Open, Delete,
 // Meta and SetMeta; Put of an invalid name is backupfmt.ErrBadName.
+//
+// ErrNoSpace is wrapped (beside the system error) by a Put or SetMeta that
+// failed because the volume under BACKUP_DIR is full (ENOSPC) or the
+// writer's quota is spent (EDQUOT): retrying at once cannot help, an
+// operator has to prune archives or grow the volume.
 var (
 	ErrNotFound = errors.New("backup archive not found")
 	ErrExists   = errors.New("backup archive already exists")
+	ErrNoSpace  = errors.New("backup store is out of space")
 )
 
 // MaxMetaSize bounds the JSON of a Meta.

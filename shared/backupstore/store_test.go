@@ -530,8 +530,8 @@ func TestLocalDiskFull(t *testing.T) {
 	for _, limit := range []int64{0, 1, 1 << 20, 3<<20 - 1} {
 		l.wrap = func(w io.Writer) io.Writer { return &diskFull{w: w, left: limit} }
 		_, err := l.Put(ctx, nameA, bytes.NewReader(randomBytes(3<<20, 13)))
-		if !errors.Is(err, syscall.ENOSPC) {
-			t.Fatalf("put on a full disk (limit %d) = %v", limit, err)
+		if !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, ErrNoSpace) {
+			t.Fatalf("put on a full disk (limit %d) = %v, want ENOSPC marked ErrNoSpace", limit, err)
 		}
 		assertDir(t, l.Dir(), nameB, nameB+shaSuffix, nameB+metaSuffix)
 	}

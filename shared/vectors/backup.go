@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"slices"
 
 	chroma "github.com/amikos-tech/chroma-go/pkg/api/v2"
@@ -223,6 +224,9 @@ func ReadJSONL(r io.Reader) iter.Seq2[Record, error] {
 				rec.Embedding = make([]float32, len(raw.Embedding))
 				for i, x := range raw.Embedding {
 					f, err := x.Float64()
+					if err == nil && math.Abs(f) > math.MaxFloat32 {
+						err = errors.New("out of float32 range")
+					}
 					if err != nil {
 						yield(Record{}, fmt.Errorf("%w: record %s: embedding value %q: %v", ErrInvalid, raw.ID, x, err))
 						return
