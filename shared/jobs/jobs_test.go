@@ -237,7 +237,9 @@ func TestWatchEndsAtTheFinalState(t *testing.T) {
 
 // TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry fills JOBS so
 // the first publish fails after the record is written; the retry with the
-// same key publishes the very same job.
+// same key publishes the very same job, and counts as its creation (the
+// first caller was refused, so nobody was told the job was accepted); a
+// further retry, after the command is out, is a replay.
 func TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry(t *testing.T) {
 	b, _ := testkit.Bus(t)
 	ctx := context.Background()
@@ -266,8 +268,12 @@ func TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, created, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit, IdempotencyKey: "retry-me"})
-	if err != nil || created || again.ID != first.ID {
-		t.Fatalf("retry: id %s (first %s) created=%v err=%v", again.ID, first.ID, created, err)
+	if err != nil || !created || again.ID != first.ID {
+		t.Fatalf("retry: id %s (first %s) created=%v err=%v, want the first job, created by this retry", again.ID, first.ID, created, err)
+	}
+	replay, created, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit, IdempotencyKey: "retry-me"})
+	if err != nil || created || replay.ID != first.ID {
+		t.Fatalf("second retry: id %s (first %s) created=%v err=%v, want a replay of the first job", replay.ID, first.ID, created, err)
 	}
 	info, _ := s.Info(ctx)
 	if info.State.Msgs != 1 {

@@ -78,15 +78,23 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 				}
 				if rec.State == Queued {
 					// The first submission may not have got its command out:
-					// publish again; Nats-Msg-Id drops it if it had.
-					if err := p.publish(ctx, rec, rev); err != nil {
+					// publish again; Nats-Msg-Id drops it if it had. If it
+					// had not, no earlier caller was told the job was
+					// accepted (that happens only after the publish), so
+					// this submission is the one that creates it.
+					stored, err := p.publish(ctx, rec, rev)
+					if err != nil {
 						return rec, false, err
 					}
+					return rec, stored, nil
 				}
 				return rec, false, nil
+			} else if errors.Is(err, ErrNotFound) {
+				// The first submitter claimed the key but did not get to
+				// write its record, so it accepted nothing: finish the
+				// submission under the same id, as its creator.
+				created = true
 			}
-			// The first submitter claimed the key but did not get to write
-			// its record: finish the submission under the same id.
 		}
 	}
 	now := p.now()
@@ -103,8 +111,9 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 		if existing, r, gerr := p.store.Get(ctx, id); gerr == nil {
 			rec, rev = existing, r
 		}
+		created = false // a racing submission with the same key wrote it
 	}
-	if err := p.publish(ctx, rec, rev); err != nil {
+	if _, err := p.publish(ctx, rec, rev); err != nil {
 		if sub.IdempotencyKey != "" {
 			// The caller retries with the same key, which publishes this
 			// queued record's command again (see above).
@@ -126,23 +135,27 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 }
 
 // publish sends the command of rec (at revision rev) with its id as
-// Nats-Msg-Id, so a republish within the window is stored once.
-func (p *Publisher) publish(ctx context.Context, rec Record, rev uint64) error {
+// Nats-Msg-Id, so a republish within the window is stored once; stored
+// reports whether this publish stored it (false: a duplicate). A stream
+// without a leader for a moment (an election) is retried until ctx ends
+// (JetStream's own publish deadline when ctx has none).
+func (p *Publisher) publish(ctx context.Context, rec Record, rev uint64) (stored bool, err error) {
 	cmd := Command{ID: rec.ID, Kind: rec.Kind, Params: rec.Params}
 	if rec.State == Queued && rev > 0 {
 		cmd.Queued, cmd.Rev = &rec, rev
 	}
 	body, err := json.Marshal(cmd)
 	if err != nil {
-		return fmt.Errorf("encode command: %w", err)
+		return false, fmt.Errorf("encode command: %w", err)
 	}
 	msg := nats.NewMsg(Subject(rec.Kind))
 	msg.Data = body
 	msg.Header.Set(jetstream.MsgIDHeader, rec.ID)
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("%w: publish %s: %v", ErrUnavailable, Subject(rec.Kind), err)
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(1000), jetstream.WithRetryWait(100*time.Millisecond))
+	if err != nil {
+		return false, fmt.Errorf("%w: publish %s: %v", ErrUnavailable, Subject(rec.Kind), err)
 	}
-	return nil
+	return !ack.Duplicate, nil
 }
 
 func marshalParams(v any) (json.RawMessage, error) {

@@ -267,13 +267,7 @@ func claimsOf(c echo.Context) (auth.Claims, bool) {
 // recordAudit fills in the request's source and id and publishes e, bounded
 // by AuditTimeout and detached from the request's cancellation; a failure
 // is logged, not returned.
-func (s *Server) recordAudit(c echo.Context, e audit.Event) {
-	e.SourceIP = c.RealIP()
-	e.RequestID = requestID(c)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), AuditTimeout)
-	defer cancel()
-	s.audit.Record(ctx, e)
-}
+func (s *Server) recordAudit(c echo.Context, e audit.Event) { s.recordAuditWithin(c, e, AuditTimeout) }
 
 // auditAnonymous audits an event caused by an unauthenticated caller,
 // at most AnonymousAuditLimit per source IP; beyond it the event is only

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
@@ -27,6 +29,23 @@ type Accepted struct {
 	Message   string      `json:"message"`
 	StatusURL string      `json:"status_url"`
 	Job       jobs.Record `json:"job"`
+}
+
+// RequestedAuditTimeout bounds the publish of an accepted job's
+// "<kind>.requested" event: longer than AuditTimeout, because the job is
+// queued whatever happens and the event saying who asked for it must not
+// be lost to a moment without an AUDIT leader (an election after a node
+// went down takes seconds); the audit publisher resends until then.
+const RequestedAuditTimeout = 10 * time.Second
+
+// recordAuditWithin publishes e, stamped with the request's source IP and
+// id, giving the publish up to timeout; a failure is logged, not returned.
+func (s *Server) recordAuditWithin(c echo.Context, e audit.Event, timeout time.Duration) {
+	e.SourceIP = c.RealIP()
+	e.RequestID = requestID(c)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), timeout)
+	defer cancel()
+	s.audit.Record(ctx, e)
 }
 
 // TaskURL is where a job's record is read.
@@ -52,7 +71,8 @@ func idempotencyKey(c echo.Context) (string, error) {
 // the same caller repeating the same kind and key gets the first job back,
 // still with 202 (the body's status tells the job's state then). Every
 // request is audited as <kind-base>.requested. The submission is bounded by
-// SubmitTimeout: a bus that does not answer gives 503, not a hung request.
+// SubmitTimeout: a bus that does not answer gives 503, not a hung request,
+// and a client that is not connected to NATS at all gives 503 at once.
 func (s *Server) submit(c echo.Context, kind string, params any, message string) error {
 	key, err := idempotencyKey(c)
 	if err != nil {
@@ -61,6 +81,12 @@ func (s *Server) submit(c echo.Context, kind string, params any, message string)
 	cl, ok := claimsOf(c)
 	if !ok {
 		return apiErr(http.StatusUnauthorized, CodeUnauthorized, "authentication required")
+	}
+	if st := s.bus.Conn.Status(); st != nats.CONNECTED {
+		// Do not queue writes in the client's reconnect buffer: they would
+		// reach the bus after the caller was told 503, leaving a job
+		// record nobody submitted.
+		return unavailable("the job bus", fmt.Errorf("nats %s", st))
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.submitTimeout)
 	defer cancel()
@@ -78,11 +104,11 @@ func (s *Server) submit(c echo.Context, kind string, params any, message string)
 	if key != "" {
 		detail["idempotency_key"] = key
 	}
-	s.recordAudit(c, audit.Event{
+	s.recordAuditWithin(c, audit.Event{
 		Actor: cl.Subject, Role: string(cl.Role),
 		Action: jobs.AuditAction(kind, "requested"), Resource: jobs.WorkerKind(kind),
 		JobID: rec.ID, Outcome: audit.Success, Detail: detail,
-	})
+	}, RequestedAuditTimeout)
 	if !created {
 		message = "a job with this Idempotency-Key already exists; this is that job"
 	}

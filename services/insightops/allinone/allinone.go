@@ -36,27 +36,15 @@ func Run(ctx context.Context, deps app.Deps, banner io.Writer) error {
 	defer cancel()
 	cfg := deps.Config
 
-	type service struct {
-		name string
-		run  func(context.Context) error
-	}
-	services := []service{
-		{"api", func(ctx context.Context) error {
-			return httpapi.RunWithAuditSink(ctx, httpapi.Deps{Config: cfg, Bus: deps.Bus, DB: deps.DB, Log: deps.Log.With("service", "api")})
-		}},
-		{"init", func(ctx context.Context) error { return initworker.Run(ctx, withService(deps, "init")) }},
-		{"backup", func(ctx context.Context) error { return backupworker.Run(ctx, withService(deps, "backup")) }},
-		{"restore", func(ctx context.Context) error { return restoreworker.Run(ctx, withService(deps, "restore")) }},
-		{"chroma", func(ctx context.Context) error { return chromaworker.Run(ctx, withService(deps, "chroma")) }},
-	}
+	services := Services(deps)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(services))
 	for _, s := range services {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- fmt.Errorf("%s: %w", s.name, err)
+			if err := s.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("%s: %w", s.Name, err)
 				cancel() // one part down takes the process down: no half-running all-in-one
 			}
 		}()
@@ -75,6 +63,30 @@ func Run(ctx context.Context, deps app.Deps, banner io.Writer) error {
 	wg.Wait()
 	close(errs)
 	return errors.Join(collect(errs)...)
+}
+
+// Service is one part of the all-in-one: the API (with its audit sink) or
+// one replica of a worker kind, running until its context ends.
+type Service struct {
+	// Name is "api" or the worker kind.
+	Name string
+	Run  func(context.Context) error
+}
+
+// Services returns the parts Run starts, all on deps: the API with its
+// audit sink, then one replica of each worker kind (init, backup, restore,
+// chroma). Tests call it to run the same parts on other wiring, e.g. two
+// replicas per worker kind, each on its own NATS connection.
+func Services(deps app.Deps) []Service {
+	return []Service{
+		{"api", func(ctx context.Context) error {
+			return httpapi.RunWithAuditSink(ctx, httpapi.Deps{Config: deps.Config, Bus: deps.Bus, DB: deps.DB, Log: deps.Log.With("service", "api")})
+		}},
+		{"init", func(ctx context.Context) error { return initworker.Run(ctx, withService(deps, "init")) }},
+		{"backup", func(ctx context.Context) error { return backupworker.Run(ctx, withService(deps, "backup")) }},
+		{"restore", func(ctx context.Context) error { return restoreworker.Run(ctx, withService(deps, "restore")) }},
+		{"chroma", func(ctx context.Context) error { return chromaworker.Run(ctx, withService(deps, "chroma")) }},
+	}
 }
 
 func withService(d app.Deps, name string) app.Deps {
