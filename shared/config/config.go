@@ -45,6 +45,9 @@ type Config struct {
 	NATSURL      string // empty: start an embedded server
 	NATSReplicas int
 	NATSCreds    string
+	// NATSProvision: this process creates/updates the streams and buckets
+	// at start (false for least-privilege users that may not).
+	NATSProvision bool
 
 	// Stores.
 	DatabaseURL       string // empty: SQLite under DataDir
@@ -66,6 +69,12 @@ type Config struct {
 	BackupDir            string
 	BackupRetentionCount int
 	BackupCompression    string
+	// BackupSchedule is when the backup workers submit a backup.create
+	// job on their own, once per tick across replicas; zero: never.
+	BackupSchedule Schedule
+	// BackupVerifyAfter makes each scheduled backup be verified (a
+	// backup.verify job) once it succeeds.
+	BackupVerifyAfter bool
 
 	// Retention on the bus.
 	AuditRetention time.Duration
@@ -102,6 +111,7 @@ var Vars = []Var{
 	{"NATS_URL", "(empty)", "NATS server(s) to connect to, comma separated; empty starts an embedded server"},
 	{"NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a cluster)"},
 	{"NATS_CREDS", "(empty)", "path of a NATS .creds file"},
+	{"NATS_PROVISION", "true", "this process creates/updates streams and buckets at start; false for least-privilege NATS users (only the provisioner, e.g. the init Job, provisions)"},
 	{"DATABASE_URL", "(empty)", "PostgreSQL URL of the System DB; empty uses SQLite at DATA_DIR/system.db"},
 	{"TARGET_DATABASE_URL", "(empty)", "external target DB URL (postgres://… or a sqlite file path); empty uses the golden copy"},
 	{"TARGET_DB_SOURCE", "assets/databases/vanna_db.db", "golden source of the target DB, never modified"},
@@ -117,6 +127,8 @@ var Vars = []Var{
 	{"BACKUP_DIR", "DATA_DIR/backups", "archive directory when BACKUP_STORE=local"},
 	{"BACKUP_RETENTION_COUNT", "7", "archives kept by retention"},
 	{"BACKUP_COMPRESSION", "gzip", "gzip|zstd"},
+	{"BACKUP_SCHEDULE", "(empty)", "cron schedule of automatic backups, submitted once per tick by the backup workers however many replicas run: " + ScheduleForms + "; empty: none"},
+	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds"},
 	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream"},
 	{"JOB_RETENTION", "7d", "TTL of job records in JOB_PROGRESS"},
 	{"WORKER_ID", "<hostname>-<pid>", "this worker instance's name in WORKERS and job records"},
@@ -155,6 +167,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.NATSURL = p.str("NATS_URL", "")
 	c.NATSReplicas = p.intRange("NATS_REPLICAS", 1, 1, 5)
 	c.NATSCreds = p.str("NATS_CREDS", "")
+	c.NATSProvision = p.boolean("NATS_PROVISION", true)
 	if c.NATSCreds != "" {
 		if _, err := os.Stat(c.NATSCreds); err != nil {
 			p.errs = append(p.errs, fmt.Errorf("NATS_CREDS=%q: %w", c.NATSCreds, err))
@@ -205,6 +218,14 @@ func Load(getenv func(string) string) (Config, error) {
 	c.BackupDir = p.str("BACKUP_DIR", filepath.Join(c.DataDir, "backups"))
 	c.BackupRetentionCount = p.intRange("BACKUP_RETENTION_COUNT", 7, 1, 10000)
 	c.BackupCompression = p.oneOf("BACKUP_COMPRESSION", "gzip", "gzip", "zstd")
+	if v := p.str("BACKUP_SCHEDULE", ""); v != "" {
+		s, err := ParseSchedule(v)
+		if err != nil {
+			p.errs = append(p.errs, fmt.Errorf("BACKUP_SCHEDULE=%q: %v; accepted values: %s", v, err, ScheduleForms))
+		}
+		c.BackupSchedule = s
+	}
+	c.BackupVerifyAfter = p.boolean("BACKUP_VERIFY_AFTER", false)
 
 	c.AuditRetention = p.duration("AUDIT_RETENTION", 400*24*time.Hour)
 	c.JobRetention = p.duration("JOB_RETENTION", 7*24*time.Hour)

@@ -58,6 +58,13 @@
 // Keeps the newest BACKUP_RETENTION_COUNT archives by their manifest's
 // created_at (from Meta, never from the name) and never deletes the newest
 // verified archive. dry_run lists what would be deleted.
+//
+// # Scheduled backups
+//
+// With BACKUP_SCHEDULE every replica runs a Scheduler that submits one
+// backup.create per tick across all replicas (an idempotency key per
+// tick), and with BACKUP_VERIFY_AFTER one backup.verify per successful
+// scheduled backup; see schedule.go.
 package backupworker
 
 import (
@@ -162,8 +169,16 @@ func (w *Worker) Handlers() map[string]worker.Handler {
 	}
 }
 
-// Run consumes backup jobs until ctx ends, then drains.
+// Run consumes backup jobs until ctx ends, then drains. With a
+// BACKUP_SCHEDULE it also runs this replica's Scheduler (see schedule.go),
+// which stops with ctx before Run returns.
 func Run(ctx context.Context, deps app.Deps) error {
+	if s := NewScheduler(deps); s != nil {
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = s.Run(sctx) }()
+		defer func() { cancel(); <-done }()
+	}
 	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, Handlers(deps), deps.Audit, deps.Log))
 }
 

@@ -46,6 +46,12 @@ type CreateParams struct {
 	Components []string `json:"components,omitempty"`
 	// Note is kept in the manifest and the store's Meta.
 	Note string `json:"note,omitempty"`
+	// VerifyAfter submits a backup.verify job of the archive once it is
+	// made (once per job: VerifyAfterKey); the scheduler sets it from
+	// BACKUP_VERIFY_AFTER.
+	VerifyAfter bool `json:"verify_after,omitempty"`
+	// Schedule is set on scheduled backups: the schedule and the tick.
+	Schedule *ScheduleTrigger `json:"schedule,omitempty"`
 	// SkipLocks leaves the LOCKS leases alone: the caller already holds
 	// them (the restore job's pre-restore safety backup). Never set from
 	// job params.
@@ -145,6 +151,11 @@ func (w *Worker) handleCreate(ctx context.Context, job *worker.Job) (any, error)
 		out.RetentionError = err.Error()
 	} else {
 		out.Retention = &pr
+	}
+	if p.VerifyAfter {
+		if err := w.submitVerifyAfter(ctx, job, res.Archive); err != nil {
+			return nil, err // redelivered: the archive is reused, the verify job too
+		}
 	}
 	return out, nil
 }
@@ -298,6 +309,12 @@ func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress fun
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", cause, err)
 		}
+		if errors.Is(err, backupstore.ErrNoSpace) {
+			// Permanent: the volume does not free itself within the retry
+			// backoff, and every retry would rewrite the whole dump and fill
+			// it to the brim again. Pruning or a bigger volume is needed.
+			return CreateResult{}, jobs.Permanent("backup_store_full", fmt.Errorf("the backup store (%s) is full; prune archives or grow the volume, then back up again: %w", st.Describe(), err))
+		}
 		code := "backup_failed"
 		if errors.Is(err, vectors.ErrUnavailable) {
 			code = "chroma_unavailable"
@@ -369,14 +386,26 @@ func (w *Worker) acquireAs(ctx context.Context, h locks.Holder, names []string, 
 	deadline := time.Now().Add(max(w.opts.LockWait, 0))
 	takeovers := 0
 	lastMsg := ""
+	// Each wait for a lease held by another operation is audited once
+	// (<kind>.lock_wait), as the job when the runtime runs it.
+	waits := &locks.WaitAuditor{Kind: h.Operation, JobID: jobID}
+	if job, ok := worker.JobFrom(ctx); ok && job.ID() == jobID {
+		waits.Publish = job.Audit
+	} else if w.deps.Audit != nil {
+		waits.Publish = w.deps.Audit.Record
+	}
 	for {
 		set, err := locks.AcquireAll(ctx, kv, names, h, w.opts.LockRefresh)
 		if err == nil {
+			waits.Acquired(ctx, names)
 			return set, nil
 		}
 		var held *locks.HeldError
 		if !errors.As(err, &held) {
 			return nil, jobs.Retryable("lock_error", fmt.Errorf("take leases %v: %w", names, err))
+		}
+		if held.Holder.Owner != jobID {
+			waits.Held(ctx, held)
 		}
 		if held.Holder.Owner == jobID && takeovers < len(names) {
 			// An earlier attempt of this job crashed holding it.
@@ -531,6 +560,12 @@ func (w *Worker) write(ctx context.Context, st backupstore.Store, pl plan, p Cre
 		return CreateResult{}, err
 	}
 	if err := st.SetMeta(ctx, name, backupstore.Summary(res.Manifest)); err != nil {
+		if errors.Is(err, backupstore.ErrNoSpace) {
+			// The job fails permanently (see createArchive): it must not
+			// leave its archive behind.
+			_ = st.Delete(context.WithoutCancel(ctx), name)
+			return CreateResult{}, fmt.Errorf("record the summary of %s: %w", name, err)
+		}
 		// A retry finds the archive, verifies it and sets its Meta then.
 		return CreateResult{}, jobs.Retryable("store_unavailable", fmt.Errorf("record the summary of %s: %w", name, err))
 	}

@@ -1,0 +1,286 @@
+package backupworker
+
+// # Scheduled backups (BACKUP_SCHEDULE, BACKUP_VERIFY_AFTER)
+//
+// Every backup replica runs a Scheduler; there is no leader. Each one
+// computes the schedule's ticks (absolute instants, config.Schedule) and
+// at tick T submits a backup.create through jobs.Publisher as the
+// submitter "scheduler" with the idempotency key TickKey(schedule, T).
+// The publisher claims that key with a KV Create in JOB_PROGRESS, so
+// whichever replica comes first creates the job and the others get the
+// same job back (created=false); a submitter that crashed between the
+// claim and the publish is completed by the next replica's submission
+// (the command keeps Nats-Msg-Id = job id). One job per tick, however many
+// replicas run and however their clocks differ by less than a period.
+//
+// The job's params say it was scheduled (ScheduleTrigger: the schedule and
+// the tick; the note says so too, and lands in the manifest) and whether
+// it is to be verified after (BACKUP_VERIFY_AFTER). The audit event
+// backup.requested has actor "scheduler" and the id "scheduled-<job id>",
+// so the replicas that submit the same tick publish it once (Nats-Msg-Id
+// on AUDIT, event_id in audit_logs).
+//
+// Verify-after is submitted by the backup.create handler itself, after the
+// archive is complete and retention applied and before the handler
+// returns success, with the idempotency key VerifyAfterKey(create job id).
+// A crash between the two leaves the create job unacknowledged: its
+// redelivery reuses the archive (see reuse.go) and submits the verify
+// again, which the key turns into the same job. So each successful
+// scheduled backup gets exactly one backup.verify job.
+//
+// Missed ticks: a replica that starts (or finishes a submission that took
+// longer than a period) submits only the latest tick not after now that
+// it has not handled, at most once — never a backlog. At start that is
+// the schedule's previous tick, submitted unless some replica already did
+// (its key is claimed), provided it is younger than JOB_RETENTION (older
+// keys may have expired with their records, so it cannot tell). Ticks
+// before it are not backfilled.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/audit"
+	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/worker"
+)
+
+// SchedulerActor is the submitter of scheduled jobs and the actor of
+// their audit events.
+const SchedulerActor = "scheduler"
+
+// Scheduler knobs.
+const (
+	// submitTimeout bounds one submission attempt.
+	submitTimeout = 15 * time.Second
+	// maxSleep bounds one wait for the next tick, so a wall clock that
+	// jumps (NTP, a suspended VM) is noticed within it.
+	maxSleep = time.Minute
+)
+
+// ScheduleTrigger is what a scheduled backup's params record about the
+// tick that made it (CreateParams.Schedule).
+type ScheduleTrigger struct {
+	// Schedule is BACKUP_SCHEDULE, normalised.
+	Schedule string `json:"schedule"`
+	// Tick is the instant the backup was scheduled for (UTC).
+	Tick time.Time `json:"tick"`
+}
+
+// TickKey is the idempotency key of the backup of schedule s at tick: the
+// same for every replica (the tick in UTC to the second, the schedule by
+// its hash), different for every tick and every schedule.
+func TickKey(s config.Schedule, tick time.Time) string {
+	h := sha256.Sum256([]byte(s.String()))
+	return "schedule-" + hex.EncodeToString(h[:8]) + "-" + tick.UTC().Format("20060102T150405Z")
+}
+
+// VerifyAfterKey is the idempotency key of the backup.verify job that
+// follows the backup.create job createID.
+func VerifyAfterKey(createID string) string { return "verify-after-" + createID }
+
+// Scheduler submits one backup.create per tick of BACKUP_SCHEDULE.
+type Scheduler struct {
+	sched       config.Schedule
+	verifyAfter bool
+	catchUp     time.Duration
+	pub         *jobs.Publisher
+	audit       *audit.Publisher
+	log         *slog.Logger
+	now         func() time.Time
+	retry       func(attempt int) time.Duration
+}
+
+// NewScheduler returns the scheduler of deps.Config.BackupSchedule, or nil
+// when there is none (or no bus to submit on).
+func NewScheduler(deps app.Deps) *Scheduler {
+	cfg := deps.Config
+	if cfg.BackupSchedule.IsZero() || deps.Bus == nil {
+		return nil
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Scheduler{
+		sched:       cfg.BackupSchedule,
+		verifyAfter: cfg.BackupVerifyAfter,
+		catchUp:     cfg.JobRetention,
+		pub:         jobs.NewPublisher(deps.Bus.JS, jobs.NewStore(deps.Bus.Jobs), cfg.JobMaxAttempts),
+		audit:       deps.Audit,
+		log:         log.With("component", "backup-scheduler", "schedule", cfg.BackupSchedule.String()),
+		now:         func() time.Time { return time.Now().UTC() },
+		retry:       worker.ExponentialBackoff,
+	}
+}
+
+// Run submits the backup of every tick until ctx ends; it returns nil
+// then. A failed submission is retried with backoff until it succeeds or
+// a later tick is due (which then supersedes it: at most one is caught up).
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.log.Info("backup scheduler started", "verify_after", s.verifyAfter, "next_tick", s.sched.Next(s.now()))
+	var last time.Time // the latest tick handled
+	for {
+		now := s.now()
+		due, handled, ok := s.due(now, last)
+		last = handled
+		if ok {
+			s.fire(ctx, due)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		next := s.sched.Next(now)
+		if next.IsZero() {
+			s.log.Warn("the schedule has no further tick; scheduler stopping")
+			<-ctx.Done()
+			break
+		}
+		if !sleep(ctx, min(next.Sub(now), maxSleep)) {
+			break
+		}
+	}
+	s.log.Info("backup scheduler stopped")
+	return nil
+}
+
+// due says which tick to submit at now, given the latest tick handled
+// (zero at start): the latest tick not after now, if it is later than
+// last — one tick however many were missed. At start (last zero) a tick
+// older than the catch-up window is not submitted but counted as handled.
+// It returns the tick, what to remember as the latest handled, and
+// whether to submit.
+func (s *Scheduler) due(now, last time.Time) (tick, handled time.Time, ok bool) {
+	p := s.sched.Prev(now)
+	switch {
+	case p.IsZero() || !p.After(last):
+		return time.Time{}, last, false
+	case last.IsZero() && now.Sub(p) > s.catchUp:
+		return time.Time{}, p, false // too old to tell whether it ran
+	}
+	return p, p, true
+}
+
+// fire submits the backup of tick, retrying until it is submitted, a
+// later tick is due, or ctx ends.
+func (s *Scheduler) fire(ctx context.Context, tick time.Time) {
+	log := s.log.With("tick", tick.Format(time.RFC3339))
+	for attempt := 1; ; attempt++ {
+		rec, created, err := s.submit(ctx, tick)
+		switch {
+		case err == nil:
+			log.Info("scheduled backup submitted", "job_id", rec.ID, "created", created, "state", rec.State)
+			return
+		case errors.Is(err, jobs.ErrIdempotencyConflict):
+			// A replica with other settings (BACKUP_VERIFY_AFTER during a
+			// rolling update) submitted this tick first: it has its job.
+			log.Warn("tick already submitted with other params", "job_id", rec.ID, "err", err)
+			return
+		case ctx.Err() != nil:
+			return
+		}
+		delay := s.retry(attempt)
+		if s.sched.Prev(s.now().Add(delay)).After(tick) {
+			log.Error("scheduled backup not submitted; a later tick supersedes it", "err", err, "attempts", attempt)
+			return
+		}
+		log.Warn("submit scheduled backup failed; retrying", "err", err, "attempt", attempt, "retry_in", delay.String())
+		if !sleep(ctx, delay) {
+			return
+		}
+	}
+}
+
+// submit submits the backup of tick once, and audits it as requested by
+// the scheduler when this call created the job or found it still queued
+// (its creator may have died before auditing it; the event id keeps it
+// single).
+func (s *Scheduler) submit(ctx context.Context, tick time.Time) (jobs.Record, bool, error) {
+	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
+	defer cancel()
+	rec, created, err := s.pub.Submit(sctx, jobs.Submission{
+		Kind: jobs.KindBackupCreate, Params: s.params(tick), SubmittedBy: SchedulerActor, IdempotencyKey: TickKey(s.sched, tick),
+	})
+	if err != nil {
+		return rec, created, fmt.Errorf("submit scheduled backup: %w", err)
+	}
+	if created || rec.State == jobs.Queued {
+		s.record(sctx, audit.Event{
+			ID: "scheduled-" + rec.ID, Actor: SchedulerActor, Action: jobs.AuditAction(jobs.KindBackupCreate, "requested"),
+			Resource: jobs.WorkerKind(jobs.KindBackupCreate), JobID: rec.ID, Outcome: audit.Success,
+			Detail: map[string]any{
+				"kind": jobs.KindBackupCreate, "schedule": s.sched.String(), "tick": tick.UTC().Format(time.RFC3339),
+				"verify_after": s.verifyAfter, "idempotency_key": rec.IdempotencyKey,
+			},
+		})
+	}
+	return rec, created, nil
+}
+
+// params are the backup.create params of tick: a function of the schedule,
+// the tick and BACKUP_VERIFY_AFTER only, so every replica submits the
+// same bytes.
+func (s *Scheduler) params(tick time.Time) CreateParams {
+	return CreateParams{
+		Note:        fmt.Sprintf("scheduled backup: BACKUP_SCHEDULE %q, tick %s", s.sched.String(), tick.UTC().Format(time.RFC3339)),
+		VerifyAfter: s.verifyAfter,
+		Schedule:    &ScheduleTrigger{Schedule: s.sched.String(), Tick: tick.UTC()},
+	}
+}
+
+func (s *Scheduler) record(ctx context.Context, e audit.Event) {
+	if s.audit != nil {
+		s.audit.Record(ctx, e)
+	}
+}
+
+// submitVerifyAfter submits the backup.verify job of archive, made by the
+// backup.create job, once per create job (VerifyAfterKey): a redelivered
+// create job gets the same verify job back.
+func (w *Worker) submitVerifyAfter(ctx context.Context, job *worker.Job, archive string) error {
+	if w.deps.Bus == nil {
+		return jobs.Permanent("verify_after", errors.New("verify_after needs the job bus"))
+	}
+	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
+	defer cancel()
+	pub := jobs.NewPublisher(w.deps.Bus.JS, jobs.NewStore(w.deps.Bus.Jobs), w.deps.Config.JobMaxAttempts)
+	by := job.Record.SubmittedBy
+	rec, created, err := pub.Submit(sctx, jobs.Submission{
+		Kind: jobs.KindBackupVerify, Params: VerifyParams{Name: archive}, SubmittedBy: by, IdempotencyKey: VerifyAfterKey(job.ID()),
+	})
+	if err != nil {
+		return jobs.Retryable("verify_after", fmt.Errorf("submit verify of %s: %w", archive, err))
+	}
+	if (created || rec.State == jobs.Queued) && w.deps.Audit != nil {
+		w.deps.Audit.Record(sctx, audit.Event{
+			ID: "verify-after-" + rec.ID, Actor: by, Action: jobs.AuditAction(jobs.KindBackupVerify, "requested"),
+			Resource: jobs.WorkerKind(jobs.KindBackupVerify), JobID: rec.ID, Outcome: audit.Success,
+			Detail: map[string]any{"kind": jobs.KindBackupVerify, "archive": archive, "after_job": job.ID()},
+		})
+	}
+	job.Logger().Info("verify after backup submitted", "verify_job_id", rec.ID, "archive", archive, "created", created)
+	return nil
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
