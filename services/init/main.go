@@ -58,7 +58,9 @@ func runOnce(ctx context.Context) error {
 	}
 	defer db.Close()
 	deps := app.Deps{Config: cfg, DB: db, Log: log}
-	if cfg.AutoTrainChroma && !cfg.Embedded() {
+	// The bus is opened for the train job, and to provision it (the init
+	// Job is the provisioner of the cluster deploys: NATS_PROVISION=true).
+	if (cfg.AutoTrainChroma || cfg.NATSProvision) && !cfg.Embedded() {
 		b, err := bus.Open(ctx, cfg, "insightops-init-once", log)
 		if err != nil {
 			return fmt.Errorf("open bus (AUTO_TRAIN_CHROMA publishes a train job): %w", err)

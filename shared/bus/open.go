@@ -2,9 +2,12 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"path/filepath"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -32,8 +35,12 @@ func SettingsFrom(cfg config.Config) Settings {
 }
 
 // Open starts the embedded server when cfg.NATSURL is empty, connects,
-// provisions every stream and bucket, and opens the buckets. name is the
-// connection name shown in NATS monitoring (e.g. "insightops-backup").
+// provisions every stream and bucket (unless cfg.NATSProvision is false:
+// a least-privilege NATS user may not create them, so only the
+// provisioner does; an embedded server is always provisioned), and opens
+// the buckets. With BACKUP_STORE=nats provisioning also creates the
+// object store BACKUPS. name is the connection name shown in NATS
+// monitoring (e.g. "insightops-backup").
 func Open(ctx context.Context, cfg config.Config, name string, log *slog.Logger) (*Bus, error) {
 	b := &Bus{Settings: SettingsFrom(cfg)}
 	url := cfg.NATSURL
@@ -52,11 +59,46 @@ func Open(ctx context.Context, cfg config.Config, name string, log *slog.Logger)
 		return nil, err
 	}
 	b.Conn = nc
-	if err := b.attach(ctx, true, log); err != nil {
+	provision := cfg.NATSProvision || cfg.Embedded()
+	if err := b.attach(ctx, provision, log); err != nil {
 		b.Close()
+		if !provision {
+			return nil, fmt.Errorf("%w (NATS_PROVISION=false: the provisioner, e.g. the init Job, has not created them yet?)", err)
+		}
 		return nil, err
 	}
+	if provision && cfg.BackupStore == "nats" {
+		if err := ensureObjectStore(ctx, b.JS, b.Settings, log); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("provision: %w", err)
+		}
+	}
 	return b, nil
+}
+
+// ensureObjectStore creates the object store BACKUPS when it is missing,
+// as backupstore.NewNATS would (an existing one is left as it is), so that
+// workers without the right to create streams find it.
+func ensureObjectStore(ctx context.Context, js jetstream.JetStream, s Settings, log *slog.Logger) error {
+	_, err := js.ObjectStore(ctx, BucketBackups)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("look up object store %s: %w", BucketBackups, err)
+	}
+	s = s.withDefaults()
+	_, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      BucketBackups,
+		Description: "insightops backup archives",
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.Replicas,
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+		return fmt.Errorf("create object store %s: %w", BucketBackups, err)
+	}
+	log.Info("object store created", "bucket", BucketBackups, "replicas", s.Replicas)
+	return nil
 }
 
 // Attach wraps an existing connection (tests, the all-in-one sharing one
@@ -103,4 +145,22 @@ func (b *Bus) Close() {
 		b.Embedded.Shutdown()
 		b.Embedded.WaitForShutdown()
 	}
+}
+
+// RedactURLs replaces the password (or the token) of every URL in a
+// comma-separated NATS_URL with "xxxxx" (a service's NATS credentials
+// travel in its URL).
+func RedactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				parts[i] = u.Redacted()
+			} else { // a token alone
+				u.User = neturl.User("xxxxx")
+				parts[i] = u.String()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }

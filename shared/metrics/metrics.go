@@ -150,11 +150,17 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Serve exposes /metrics on addr until ctx ends (the worker binaries'
+// Serve exposes /metrics and /healthz on addr until ctx ends (the worker binaries'
 // METRICS_ADDR; the API serves /metrics on its own port).
 func Serve(ctx context.Context, addr string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", Handler())
+	// /healthz: the process is up and serving (a liveness/readiness probe
+	// target for the worker pods).
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -1,0 +1,373 @@
+package natsperm
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"gopkg.in/yaml.v3"
+
+	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/jobs"
+)
+
+// container is one insightops process a manifest runs: its role (the NATS
+// user it must connect as), its environment and its stop grace period.
+type container struct {
+	where string
+	role  string
+	env   map[string]string
+	grace time.Duration // 0: not a long-running service (the init Job)
+}
+
+// roleOf maps a service binary (and whether it runs --once) to its NATS user.
+func roleOf(service string, once bool) string {
+	if service == "init" && once {
+		return "provisioner"
+	}
+	return service
+}
+
+var composeVar = regexp.MustCompile(`\$\{([A-Z0-9_]+)(:-([^}]*))?\}`)
+
+// composeContainers reads docker-compose.yml: every service built from
+// deploy/docker/<service>.Dockerfile, its environment with ${VAR:-default}
+// taken at its default (merge keys resolved by the YAML decoder).
+func composeContainers(t *testing.T) []container {
+	t.Helper()
+	var doc struct {
+		Services map[string]struct {
+			Build           any               `yaml:"build"`
+			Command         any               `yaml:"command"`
+			Environment     map[string]string `yaml:"environment"`
+			StopGracePeriod string            `yaml:"stop_grace_period"`
+		} `yaml:"services"`
+	}
+	b, err := os.ReadFile(repoPath(t, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	var out []container
+	for name, s := range doc.Services {
+		build, _ := s.Build.(map[string]any)
+		df, _ := build["dockerfile"].(string)
+		if !strings.HasPrefix(df, "deploy/docker/") {
+			continue
+		}
+		svc := strings.TrimSuffix(filepath.Base(df), ".Dockerfile")
+		if _, err := os.Stat(repoPath(t, df)); err != nil {
+			t.Errorf("compose %s: dockerfile %s: %v", name, df, err)
+		}
+		env := map[string]string{}
+		for k, v := range s.Environment {
+			env[k] = composeVar.ReplaceAllString(v, "$3")
+		}
+		cmd, _ := s.Command.([]any)
+		c := container{where: "docker-compose.yml " + name, role: roleOf(svc, slices.Contains(cmd, any("--once"))), env: env}
+		if c.role != "provisioner" {
+			c.grace = 10 * time.Second // compose's default
+			if s.StopGracePeriod != "" {
+				if c.grace, err = time.ParseDuration(s.StopGracePeriod); err != nil {
+					t.Errorf("%s: stop_grace_period: %v", c.where, err)
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// k8sObject is the part of a Kubernetes object these checks read.
+type k8sObject struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+	Spec       struct {
+		ScaleTargetRef struct {
+			Name string `yaml:"name"`
+		} `yaml:"scaleTargetRef"`
+		Triggers []struct {
+			Type     string            `yaml:"type"`
+			Metadata map[string]string `yaml:"metadata"`
+		} `yaml:"triggers"`
+		Template struct {
+			Spec struct {
+				Grace      *int64 `yaml:"terminationGracePeriodSeconds"`
+				Containers []struct {
+					Image   string   `yaml:"image"`
+					Args    []string `yaml:"args"`
+					EnvFrom []struct {
+						ConfigMapRef *struct{ Name string } `yaml:"configMapRef"`
+						SecretRef    *struct{ Name string } `yaml:"secretRef"`
+					} `yaml:"envFrom"`
+					Env []struct {
+						Name      string `yaml:"name"`
+						Value     string `yaml:"value"`
+						ValueFrom *struct {
+							SecretKeyRef    *struct{ Name, Key string } `yaml:"secretKeyRef"`
+							ConfigMapKeyRef *struct{ Name, Key string } `yaml:"configMapKeyRef"`
+							FieldRef        *struct {
+								FieldPath string `yaml:"fieldPath"`
+							} `yaml:"fieldRef"`
+						} `yaml:"valueFrom"`
+					} `yaml:"env"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+// k8sObjects reads every document of deploy/k8s/*.yaml.
+func k8sObjects(t *testing.T) []k8sObject {
+	t.Helper()
+	files, err := filepath.Glob(repoPath(t, "deploy", "k8s", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("deploy/k8s/*.yaml: %v (%d files)", err, len(files))
+	}
+	var out []k8sObject
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(fh)
+		for {
+			var o k8sObject
+			if err := dec.Decode(&o); err != nil {
+				if err.Error() != "EOF" {
+					t.Fatalf("%s: %v", f, err)
+				}
+				break
+			}
+			if o.Kind != "" {
+				out = append(out, o)
+			}
+		}
+		fh.Close()
+	}
+	return out
+}
+
+// k8sContainers resolves the environment of every insightops container
+// (ConfigMap and Secret values from deploy/k8s: the Secret is the example
+// with placeholders).
+func k8sContainers(t *testing.T, objs []k8sObject) []container {
+	t.Helper()
+	cms, secrets := map[string]map[string]string{}, map[string]map[string]string{}
+	for _, o := range objs {
+		switch o.Kind {
+		case "ConfigMap":
+			cms[o.Metadata.Name] = o.Data
+		case "Secret":
+			secrets[o.Metadata.Name] = o.StringData
+		}
+	}
+	var out []container
+	for _, o := range objs {
+		if o.Kind != "Deployment" && o.Kind != "Job" {
+			continue
+		}
+		for _, c := range o.Spec.Template.Spec.Containers {
+			img := strings.SplitN(filepath.Base(c.Image), ":", 2)[0]
+			if !strings.HasPrefix(img, "insightops-") {
+				continue
+			}
+			where := "deploy/k8s " + o.Kind + " " + o.Metadata.Name
+			env := map[string]string{}
+			for _, ef := range c.EnvFrom {
+				var src map[string]string
+				var ok bool
+				switch {
+				case ef.ConfigMapRef != nil:
+					src, ok = cms[ef.ConfigMapRef.Name]
+				case ef.SecretRef != nil:
+					src, ok = secrets[ef.SecretRef.Name]
+				}
+				if !ok {
+					t.Errorf("%s: envFrom names an object deploy/k8s does not define", where)
+				}
+				for k, v := range src {
+					env[k] = v
+				}
+			}
+			for _, e := range c.Env {
+				switch vf := e.ValueFrom; {
+				case vf == nil:
+					env[e.Name] = e.Value
+				case vf.SecretKeyRef != nil:
+					v, ok := secrets[vf.SecretKeyRef.Name][vf.SecretKeyRef.Key]
+					if !ok {
+						t.Errorf("%s: %s from secret %s key %s, which secrets.example.yaml lacks", where, e.Name, vf.SecretKeyRef.Name, vf.SecretKeyRef.Key)
+					}
+					env[e.Name] = v
+				case vf.ConfigMapKeyRef != nil:
+					env[e.Name] = cms[vf.ConfigMapKeyRef.Name][vf.ConfigMapKeyRef.Key]
+				case vf.FieldRef != nil:
+					env[e.Name] = "pod-name"
+				}
+			}
+			ct := container{where: where, role: roleOf(strings.TrimPrefix(img, "insightops-"), slices.Contains(c.Args, "--once")), env: env}
+			if o.Kind == "Deployment" {
+				if g := o.Spec.Template.Spec.Grace; g != nil {
+					ct.grace = time.Duration(*g) * time.Second
+				} else {
+					ct.grace = 30 * time.Second // the Kubernetes default
+				}
+			}
+			out = append(out, ct)
+		}
+	}
+	return out
+}
+
+// TestDeployManifestsMatchTheCode checks docker-compose.yml and
+// deploy/k8s against shared/config and deploy/nats: every variable they
+// set is one config reads; each process's environment passes config.Load
+// (so production's required secrets are there); it connects to NATS as its
+// own user, which deploy/nats defines; only the provisioner provisions;
+// replicas are 3; stop grace outlasts SHUTDOWN_TIMEOUT; and KEDA scales
+// each worker kind's Deployment on that kind's consumer of JOBS.
+func TestDeployManifestsMatchTheCode(t *testing.T) {
+	known := map[string]bool{}
+	for _, v := range config.Vars {
+		known[v.Name] = true
+	}
+	for _, u := range Users {
+		t.Setenv(passwordVar(u), testPassword(u))
+	}
+	t.Setenv("NATS_SERVER_NAME", "deploy-check")
+	opts, err := server.ProcessConfigFile(repoPath(t, "deploy", "nats", "nats-server.conf"))
+	if err != nil {
+		t.Fatalf("deploy/nats: %v", err)
+	}
+	natsUsers := map[string]bool{}
+	for _, u := range opts.Users {
+		natsUsers[u.Username] = true
+		if u.Permissions == nil {
+			t.Errorf("NATS user %s has no permissions (all allowed)", u.Username)
+		}
+	}
+	if got, want := sortedKeys(natsUsers), slices.Sorted(slices.Values(Users)); !slices.Equal(got, want) {
+		t.Errorf("deploy/nats users %v, the roles are %v", got, want)
+	}
+
+	objs := k8sObjects(t)
+	all := append(composeContainers(t), k8sContainers(t, objs)...)
+	roles := map[string][]string{}
+	for _, c := range all {
+		roles[c.where[:strings.Index(c.where, " ")]] = append(roles[c.where[:strings.Index(c.where, " ")]], c.role)
+		t.Run(c.where, func(t *testing.T) {
+			for k := range c.env {
+				if !known[k] {
+					t.Errorf("sets %s, which shared/config does not read (not in config.Vars)", k)
+				}
+			}
+			cfg, err := config.Load(func(k string) string { return c.env[k] })
+			if err != nil {
+				t.Fatalf("config.Load refuses this environment: %v", err)
+			}
+			if cfg.AppEnv != config.Production {
+				t.Errorf("APP_ENV is %s, the manifests deploy production", cfg.AppEnv)
+			}
+			if cfg.DatabaseURL == "" {
+				t.Error("DATABASE_URL is empty: the System DB would be a SQLite file inside the container")
+			}
+			if cfg.Embedded() {
+				t.Fatal("NATS_URL is empty: the process would start its own embedded NATS")
+			}
+			if cfg.NATSReplicas != 3 {
+				t.Errorf("NATS_REPLICAS=%d, the cluster has 3 nodes", cfg.NATSReplicas)
+			}
+			if want := c.role == "provisioner"; cfg.NATSProvision != want {
+				t.Errorf("NATS_PROVISION=%v; only the provisioner (init --once) provisions", cfg.NATSProvision)
+			}
+			for _, raw := range strings.Split(cfg.NATSURL, ",") {
+				u, err := url.Parse(raw)
+				if err != nil || u.User == nil {
+					t.Errorf("NATS_URL entry %q carries no user", bareURL(raw))
+					continue
+				}
+				if u.User.Username() != c.role {
+					t.Errorf("connects to NATS as %q, its role's user is %q", u.User.Username(), c.role)
+				}
+				if !natsUsers[u.User.Username()] {
+					t.Errorf("NATS user %q is not defined in deploy/nats", u.User.Username())
+				}
+			}
+			if c.grace > 0 && c.grace <= cfg.ShutdownTimeout {
+				t.Errorf("stop grace %s is not longer than SHUTDOWN_TIMEOUT %s: running jobs would be killed, not released", c.grace, cfg.ShutdownTimeout)
+			}
+		})
+	}
+	for where, rs := range roles {
+		for _, want := range Users {
+			if !slices.Contains(rs, want) {
+				t.Errorf("%s runs no %s", where, want)
+			}
+		}
+	}
+
+	deployments := map[string]bool{}
+	for _, o := range objs {
+		if o.Kind == "Deployment" {
+			deployments[o.Metadata.Name] = true
+		}
+	}
+	scaled := map[string]bool{}
+	for _, o := range objs {
+		if o.Kind != "ScaledObject" {
+			continue
+		}
+		if !deployments[o.Spec.ScaleTargetRef.Name] {
+			t.Errorf("ScaledObject %s scales %s, which deploy/k8s does not define", o.Metadata.Name, o.Spec.ScaleTargetRef.Name)
+		}
+		for _, tr := range o.Spec.Triggers {
+			m := tr.Metadata
+			if tr.Type != "nats-jetstream" || m["stream"] != "JOBS" || !slices.Contains(jobs.WorkerKinds, m["consumer"]) || m["account"] != "INSIGHTOPS" {
+				t.Errorf("ScaledObject %s: trigger %s %v is not a nats-jetstream trigger on a worker consumer of JOBS in account INSIGHTOPS", o.Metadata.Name, tr.Type, m)
+				continue
+			}
+			if o.Spec.ScaleTargetRef.Name != "insightops-"+m["consumer"] {
+				t.Errorf("ScaledObject %s scales %s on consumer %s", o.Metadata.Name, o.Spec.ScaleTargetRef.Name, m["consumer"])
+			}
+			scaled[m["consumer"]] = true
+		}
+	}
+	for _, k := range jobs.WorkerKinds {
+		if !scaled[k] {
+			t.Errorf("no KEDA ScaledObject for the %s workers", k)
+		}
+	}
+	t.Logf("checked %d containers (%v)", len(all), fmt.Sprint(roles))
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// bareURL drops the userinfo of a URL for messages.
+func bareURL(raw string) string {
+	if i := strings.LastIndex(raw, "@"); i >= 0 {
+		return raw[i+1:]
+	}
+	return raw
+}
