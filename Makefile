@@ -54,6 +54,33 @@ test:
 test-race:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
+## fuzz: every Go fuzz target of the repository (found by shared/cmd/fuzzrun), FUZZTIME each
+## (default 10s; CI runs FUZZTIME=5s). A failure fails the target; Go saves the failing input
+## under the package's testdata/fuzz/<target>/.
+.PHONY: fuzz reliability
+fuzz:
+	cd shared && $(GO) run ./cmd/fuzzrun -root .. -fuzztime $(or $(FUZZTIME),10s)
+
+## reliability: the full-size fault, schedule and load tests (RELIABILITY_FULL=1), then every fuzz
+## target for FUZZTIME (default 60s), then docs/RELIABILITY.md from the results written into
+## RELIABILITY_OUT; fails if a step failed, a job or audit event was lost or duplicated, the load
+## saw an error or a fuzz target failed (the report is written either way). CI=true is set for the
+## tests so a service they cannot reach (PostgreSQL, Chroma, tmpfs) fails them instead of a skip.
+RELIABILITY_OUT ?= $(DATA_DIR)/reliability
+RELIABILITY_REPORT ?= docs/RELIABILITY.md
+RELIABILITY_TESTS := TestFault|TestSchedule|TestLoad
+reliability: chroma-install
+	@out=$(abspath $(RELIABILITY_OUT)); rm -rf "$$out" && mkdir -p "$$out"; \
+	fuzztime=$(or $(FUZZTIME),60s); tests=0; fuzz=0; \
+	CI=$${CI:-true} RELIABILITY_FULL=1 RELIABILITY_OUT="$$out" $(GO) test -count=1 -timeout 90m -v -run '$(RELIABILITY_TESTS)' \
+		./services/insightops/... ./services/backup/... 2>&1 | tee "$$out/tests.log" | grep -E '^(=== RUN|--- |FAIL|ok|panic)' | grep -v 'no tests to run' ; \
+	tests=$${PIPESTATUS[0]}; \
+	(cd shared && RELIABILITY_OUT="$$out" $(GO) run ./cmd/fuzzrun -root .. -fuzztime $$fuzztime > "$$out/fuzz.log" 2>&1) || fuzz=$$?; \
+	grep -h '"msg":"fuzz' "$$out/fuzz.log" || true; \
+	cd shared && $(GO) run ./cmd/reliabilityreport -in "$$out" -out $(abspath $(RELIABILITY_REPORT)) \
+		-command "make reliability FUZZTIME=$$fuzztime$(if $(filter command line,$(origin RELIABILITY_TESTS)), RELIABILITY_TESTS='$(RELIABILITY_TESTS)')" \
+		-step "go test -run '$(RELIABILITY_TESTS)' (RELIABILITY_FULL=1)=$$tests" -step "fuzzing ($$fuzztime per target)=$$fuzz"
+
 ## bench: job round trip (submit → worker → succeeded) against a raw JetStream baseline, same run;
 ## backups of ~1 GB SQLite and PostgreSQL databases against sqlite3 .backup+gzip and pg_dump -Fc;
 ## then Chroma training throughput on a generated 2,000-table schema against one-record-per-request
@@ -88,3 +115,14 @@ demo-db:
 
 clean:
 	rm -rf $(BIN)
+
+## docker: one image per service from deploy/docker/<service>.Dockerfile (repository root
+## as the build context; each builds its module with GOWORK=off). IMAGE_PREFIX/IMAGE_TAG to retag.
+IMAGE_PREFIX ?= insightops-
+IMAGE_TAG ?= latest
+.PHONY: docker
+docker:
+	@for s in $(SERVICES); do \
+		echo "docker build $(IMAGE_PREFIX)$$s:$(IMAGE_TAG)"; \
+		docker build -f deploy/docker/$$s.Dockerfile -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) . || exit 1; \
+	done
