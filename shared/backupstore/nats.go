@@ -42,6 +42,18 @@ type NATS struct {
 // job's heartbeats keep it from being redelivered.
 const DefaultReadStall = 30 * time.Second
 
+// OpTimeout bounds one metadata operation on the object store (list,
+// info, delete, meta update). nats.go's List waits on a watcher for the
+// end of the initial values with no deadline of its own: after a cluster
+// restart that marker can fail to come, and a job would hang holding its
+// leases while its heartbeats keep it from being redelivered.
+const OpTimeout = 30 * time.Second
+
+// opCtx is ctx bounded by OpTimeout.
+func opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, OpTimeout)
+}
+
 // ErrStalled means a read of an archive got no data for the stall timeout.
 var ErrStalled = errors.New("backup store: read stalled (no data from the object store)")
 
@@ -135,6 +147,8 @@ func (n *NATS) info(oi *jetstream.ObjectInfo) Info {
 
 // List implements Store.
 func (n *NATS) List(ctx context.Context) ([]Info, error) {
+	ctx, cancel := opCtx(ctx)
+	defer cancel()
 	objs, err := n.obs.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return []Info{}, nil
@@ -161,6 +175,8 @@ func (n *NATS) getInfo(ctx context.Context, op, name string) (*jetstream.ObjectI
 	if err := checkName(op, name); err != nil {
 		return nil, err
 	}
+	ctx, cancel := opCtx(ctx)
+	defer cancel()
 	oi, err := n.obs.GetInfo(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("backup store: %s %s: %w", op, name, ErrNotFound)
@@ -235,7 +251,9 @@ func (n *NATS) Delete(ctx context.Context, name string) error {
 	if _, err := n.getInfo(ctx, "delete", name); err != nil {
 		return err
 	}
-	if err := n.obs.Delete(ctx, name); err != nil {
+	dctx, cancel := opCtx(ctx)
+	defer cancel()
+	if err := n.obs.Delete(dctx, name); err != nil {
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return fmt.Errorf("backup store: delete %s: %w", name, ErrNotFound)
 		}
@@ -263,7 +281,9 @@ func (n *NATS) SetMeta(ctx context.Context, name string, m Meta) error {
 		md[metaKeyStoredAt] = oi.ModTime.UTC().Format(time.RFC3339Nano)
 	}
 	md[metaKeyMeta] = string(b)
-	err = n.obs.UpdateMeta(ctx, name, jetstream.ObjectMeta{Name: name, Description: oi.Description, Headers: oi.Headers, Metadata: md})
+	uctx, cancel := opCtx(ctx)
+	defer cancel()
+	err = n.obs.UpdateMeta(uctx, name, jetstream.ObjectMeta{Name: name, Description: oi.Description, Headers: oi.Headers, Metadata: md})
 	if errors.Is(err, jetstream.ErrUpdateMetaDeleted) || errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("backup store: set meta %s: %w", name, ErrNotFound)
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,11 +25,13 @@ import (
 var ErrScratchUnavailable = errors.New("cannot create a scratch database")
 
 // TestRestorePostgres restores the pg_dump archive read from r into a new
-// scratch database (insightops_scratch_<random>) on the server behind
+// scratch database (insightops_scratch_<unix time>_<random>) on the server behind
 // adminURL, which needs the CREATEDB privilege, and returns the row count of
 // every System DB table found there. The scratch database is dropped before
-// returning, whatever happens (with a fresh context if ctx is done). Errors
-// never contain the URL's password.
+// returning, whatever happens (with a fresh context if ctx is done); one
+// left by a process that was killed is dropped by a later call once it is
+// older than ScratchMaxAge (see reapScratch). Errors never contain the
+// URL's password.
 func TestRestorePostgres(ctx context.Context, adminURL string, r io.Reader, opts ...Option) (Counts, error) {
 	o := buildOptions(opts)
 	rows, err := testRestorePostgres(ctx, adminURL, r, o)
@@ -53,9 +57,8 @@ func testRestorePostgres(ctx context.Context, adminURL string, r io.Reader, o op
 			redactSecret(err.Error(), cfg.Password))
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "insightops_scratch_" + hex.EncodeToString(b[:])
+	reapScratch(ctx, admin, time.Now())
+	name := scratchName(time.Now())
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return nil, fmt.Errorf("%w: create database %s: %s", ErrScratchUnavailable, name, redactSecret(err.Error(), cfg.Password))
 	}
@@ -113,4 +116,68 @@ func connStringPassword(raw string) string {
 		}
 	}
 	return ""
+}
+
+// scratchPrefix starts the name of every scratch database.
+const scratchPrefix = "insightops_scratch_"
+
+// ScratchMaxAge is the age after which a scratch database is taken to be
+// left over by a killed process and dropped: far longer than any test
+// restore runs.
+const ScratchMaxAge = 6 * time.Hour
+
+// scratchName is a new scratch database name carrying its creation time.
+func scratchName(now time.Time) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s%d_%s", scratchPrefix, now.Unix(), hex.EncodeToString(b[:]))
+}
+
+// scratchCreated is the creation time in a scratch database's name; ok is
+// false for a name without one (made by an older version).
+func scratchCreated(name string) (time.Time, bool) {
+	rest, found := strings.CutPrefix(name, scratchPrefix)
+	if !found {
+		return time.Time{}, false
+	}
+	sec, _, found := strings.Cut(rest, "_")
+	if !found {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(n, 0), true
+}
+
+// reapScratch drops scratch databases left by killed processes: those
+// whose name says they are older than ScratchMaxAge, and those named by an
+// older version (no time in the name) that nobody is connected to. A
+// failure only means they stay for the next call.
+func reapScratch(ctx context.Context, admin *pgx.Conn, now time.Time) {
+	rows, err := admin.Query(ctx, `SELECT d.datname, count(a.pid)
+		FROM pg_database d LEFT JOIN pg_stat_activity a ON a.datname = d.datname
+		WHERE d.datname LIKE 'insightops\_scratch\_%' GROUP BY d.datname`)
+	if err != nil {
+		return
+	}
+	var stale []string
+	for rows.Next() {
+		var (
+			name  string
+			conns int
+		)
+		if rows.Scan(&name, &conns) != nil {
+			continue
+		}
+		created, ok := scratchCreated(name)
+		if ok && now.Sub(created) > ScratchMaxAge || !ok && conns == 0 {
+			stale = append(stale, name)
+		}
+	}
+	rows.Close()
+	for _, name := range stale {
+		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
 }

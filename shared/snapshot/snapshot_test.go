@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -571,12 +572,54 @@ func TestTestRestorePostgresFailsOnTruncatedDumpAndDropsScratch(t *testing.T) {
 	if _, err := snapshot.DumpSystem(ctx, db, &dump, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresBaseURL(), bytes.NewReader(dump.Bytes()[:dump.Len()/2])); err == nil {
+	_, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresBaseURL(), bytes.NewReader(dump.Bytes()[:dump.Len()/2]))
+	if err == nil {
 		t.Fatal("truncated dump restored")
 	}
+	// Other packages' tests restore into scratch databases of their own at
+	// the same time: check that this one's (named in the error) is gone.
+	name := regexp.MustCompile(`insightops_scratch_[0-9]+_[0-9a-f]+`).FindString(err.Error())
+	if name == "" {
+		t.Fatalf("error does not name the scratch database: %v", err)
+	}
 	var n int
-	if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'insightops_scratch_%'`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("%d scratch databases left (%v)", n, err)
+	if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("scratch database %s left (%d, %v)", name, n, err)
+	}
+}
+
+// A scratch database left by a killed verify (its name carries a creation
+// time older than ScratchMaxAge) is dropped by the next test restore; a
+// recent one, possibly another replica's restore in flight, is not.
+func TestTestRestorePostgresDropsScratchDatabasesLeftByKilledProcesses(t *testing.T) {
+	ctx := ctxT(t)
+	db := openPostgres(t)
+	seed(t, db, 10)
+	var dump bytes.Buffer
+	if _, err := snapshot.DumpSystem(ctx, db, &dump, nil); err != nil {
+		t.Fatal(err)
+	}
+	suffix := testkit.RandomSuffix()
+	old := fmt.Sprintf("insightops_scratch_%d_%s", time.Now().Add(-snapshot.ScratchMaxAge-time.Hour).Unix(), suffix)
+	recent := fmt.Sprintf("insightops_scratch_%d_%s", time.Now().Unix(), suffix)
+	for _, name := range []string{old, recent} {
+		if _, err := db.SQL.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, name := range []string{old, recent} {
+			_, _ = db.SQL.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		}
+	})
+	if _, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresBaseURL(), bytes.NewReader(dump.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{old: 0, recent: 1} {
+		var n int
+		if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil || n != want {
+			t.Errorf("database %s: count %d (%v), want %d", name, n, err, want)
+		}
 	}
 }
 
