@@ -44,10 +44,12 @@ type WaitAuditor struct {
 	seen    map[string]bool // episodes audited, by event id
 }
 
-// Held notes that the lease he names is held by another operation; the
-// first time a holder blocks the job it publishes <kind>.lock_wait.
+// Held notes that the lease he names is held; the first time another
+// operation's holder blocks the job it publishes <kind>.lock_wait. A
+// lease held by the job itself (an earlier attempt that crashed, taken
+// over by the caller) is not a wait and is ignored.
 func (a *WaitAuditor) Held(ctx context.Context, he *HeldError) {
-	if he == nil {
+	if he == nil || he.Holder.Owner == a.JobID {
 		return
 	}
 	if a.first == nil {

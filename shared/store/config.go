@@ -8,6 +8,15 @@ import (
 	"time"
 )
 
+// Keys the init job writes in the configurations table, read by the API's
+// health (backup grace period) and the all-in-one's first-start check.
+const (
+	// ConfigInitCompletedAt is when init last completed, RFC 3339.
+	ConfigInitCompletedAt = "init.completed_at"
+	// ConfigInitJobID is the id of the init job that wrote it.
+	ConfigInitJobID = "init.job_id"
+)
+
 // SetConfig stores value under key in the configurations table, replacing
 // any previous value.
 func (db *DB) SetConfig(ctx context.Context, key, value string) error {

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,10 +19,10 @@ import (
 func TestJobAuditPublishesAsTheJob(t *testing.T) {
 	b, _ := testkit.Bus(t)
 	pub := audit.NewPublisher(b.JS, testkit.Logger(t))
-	var fromCtx bool
+	var fromCtx atomic.Bool
 	handler := func(ctx context.Context, job *worker.Job) (any, error) {
 		j, ok := worker.JobFrom(ctx)
-		fromCtx = ok && j == job
+		fromCtx.Store(ok && j == job)
 		for range 2 {
 			job.Audit(ctx, audit.Event{ID: audit.DerivedID(job.ID(), "probe"), Action: "backup.probe", Outcome: audit.Success,
 				Detail: map[string]any{"n": 1}})
@@ -33,7 +34,7 @@ func TestJobAuditPublishesAsTheJob(t *testing.T) {
 	if got := waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 60*time.Second); got.State != jobs.Succeeded {
 		t.Fatalf("job %s: %+v", got.State, got.Error)
 	}
-	if !fromCtx {
+	if !fromCtx.Load() {
 		t.Error("the handler's context does not carry its job")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -279,7 +279,13 @@ func (w *runner) process(msg *nats.Msg) {
 		// again (same derived id, so it is stored once either way).
 		log.Info("job already final; acknowledging", "state", rec.State)
 		if rec.Worker != "" {
-			w.auditFinal(ctx, rec, rec.State, nil)
+			if err := w.auditFinal(ctx, rec, rec.State, nil); err != nil && attempt < finalAuditTries {
+				log.Warn("final audit event not stored; will retry", "err", err)
+				_ = msg.NakWithDelay(w.opts.Backoff(1))
+				return
+			} else if err != nil {
+				log.Error("final audit event lost", "err", err, "deliveries", attempt)
+			}
 		}
 		_ = msg.Ack()
 		return
@@ -430,7 +436,13 @@ func (w *runner) finish(ctx context.Context, msg *nats.Msg, log *slog.Logger, re
 	// The final event is published before the command is acked: a worker
 	// killed in between leaves the command to be redelivered, and the
 	// redelivery (which finds the record final) publishes it again.
-	w.auditFinal(ctx, final, state, herr)
+	if err := w.auditFinal(ctx, final, state, herr); err != nil {
+		// Not acked: the redelivery finds the record final and publishes
+		// the event again (same id).
+		log.Warn("final audit event not stored; releasing the command to publish it again", "err", err)
+		_ = msg.NakWithDelay(w.opts.Backoff(1))
+		return
+	}
 	if state == jobs.Succeeded || state == jobs.Cancelled {
 		_ = msg.Ack()
 	} else {
@@ -438,10 +450,19 @@ func (w *runner) finish(ctx context.Context, msg *nats.Msg, log *slog.Logger, re
 	}
 }
 
+// finalAuditTries bounds the deliveries of a command whose job is already
+// final that retry its final audit event (an AUDIT stream this worker can
+// never publish to must not keep the command forever).
+const finalAuditTries = 10
+
 // auditFinal publishes the job's final event with an id derived from the
 // job and its final state, so publishing it again (after a crash between
-// the final write and the ack) stores it once.
-func (w *runner) auditFinal(ctx context.Context, rec jobs.Record, state jobs.State, herr error) {
+// the final write and the ack) stores it once. The publish is bounded by
+// half the ack wait: the job's heartbeats have stopped by now.
+func (w *runner) auditFinal(ctx context.Context, rec jobs.Record, state jobs.State, herr error) error {
+	if w.opts.Audit == nil {
+		return nil
+	}
 	outcome := audit.Success
 	detail := map[string]any{"attempt": rec.Attempt, "worker": rec.Worker}
 	if state == jobs.Failed {
@@ -454,7 +475,9 @@ func (w *runner) auditFinal(ctx context.Context, rec jobs.Record, state jobs.Sta
 		}
 		detail["error_code"] = code
 	}
-	w.auditID(ctx, audit.DerivedID(rec.ID, "final", string(state)), rec, string(state), outcome, detail)
+	ctx, cancel := context.WithTimeout(ctx, w.opts.AckWait/2)
+	defer cancel()
+	return w.opts.Audit.Publish(ctx, w.event(audit.DerivedID(rec.ID, "final", string(state)), rec, string(state), outcome, detail))
 }
 
 func (w *runner) deadLetter(ctx context.Context, msg *nats.Msg, rec jobs.Record, herr error) error {
@@ -500,18 +523,15 @@ func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, done chan<- struc
 }
 
 func (w *runner) audit(ctx context.Context, rec jobs.Record, phase, outcome string, detail map[string]any) {
-	w.auditID(ctx, "", rec, phase, outcome, detail)
+	w.opts.Audit.Record(ctx, w.event("", rec, phase, outcome, detail)) // nil-safe
 }
 
-// auditID is audit with a given event id ("" for a fresh one).
-func (w *runner) auditID(ctx context.Context, id string, rec jobs.Record, phase, outcome string, detail map[string]any) {
-	if w.opts.Audit == nil {
-		return
-	}
-	w.opts.Audit.Record(ctx, audit.Event{
+// event is the audit event of rec's phase, with id ("" for a fresh one).
+func (w *runner) event(id string, rec jobs.Record, phase, outcome string, detail map[string]any) audit.Event {
+	return audit.Event{
 		ID: id, Actor: rec.SubmittedBy, Action: jobs.AuditAction(rec.Kind, phase), Resource: jobs.WorkerKind(rec.Kind),
 		JobID: rec.ID, Outcome: outcome, Detail: detail,
-	})
+	}
 }
 
 // call runs h, turning a panic into a permanent error so one bad job

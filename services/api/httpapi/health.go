@@ -219,10 +219,6 @@ func (s *Server) targetDBHealth(ctx context.Context) Component {
 	return c
 }
 
-// ConfigInitCompletedAt is the configurations key the init job writes
-// when it completes (initworker.ConfigCompletedAt), RFC 3339.
-const ConfigInitCompletedAt = "init.completed_at"
-
 // backupsHealth is the "backups" component: ok when the newest archive is
 // younger than BackupMaxAge, degraded when it is older. With no archive at
 // all it is ok ("no backup yet") until the system has been initialised
@@ -268,7 +264,7 @@ func (s *Server) backupsHealth(ctx context.Context) Component {
 // noBackupStatus is the "backups" status when there is no archive: ok
 // before init completed or within BackupMaxAge of it, degraded after.
 func (s *Server) noBackupStatus(ctx context.Context) (status, detail string) {
-	v, err := s.db.GetConfig(ctx, ConfigInitCompletedAt)
+	v, err := s.db.GetConfig(ctx, store.ConfigInitCompletedAt)
 	if errors.Is(err, store.ErrNotFound) {
 		return StatusOK, "no backup yet (not initialised)"
 	}
@@ -277,7 +273,7 @@ func (s *Server) noBackupStatus(ctx context.Context) (status, detail string) {
 	}
 	at, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return StatusDegraded, fmt.Sprintf("no backup yet, and %s is not a time: %q", ConfigInitCompletedAt, v)
+		return StatusDegraded, fmt.Sprintf("no backup yet, and %s is not a time: %q", store.ConfigInitCompletedAt, v)
 	}
 	if since := time.Since(at); since >= BackupMaxAge {
 		return StatusDegraded, fmt.Sprintf("no backup at all, %s after init (%s)", since.Round(time.Minute), at.UTC().Format(time.RFC3339))

@@ -10,6 +10,7 @@ import (
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/presence"
+	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 )
 
@@ -60,7 +61,7 @@ func TestBackupFreshnessRollsIntoHealth(t *testing.T) {
 			e := newEnv(t)
 			ctx := context.Background()
 			if tc.initAgo > 0 {
-				if err := e.db.SetConfig(ctx, ConfigInitCompletedAt, now.Add(-tc.initAgo).Format(time.RFC3339)); err != nil {
+				if err := e.db.SetConfig(ctx, store.ConfigInitCompletedAt, now.Add(-tc.initAgo).Format(time.RFC3339)); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -404,9 +404,7 @@ func (w *Worker) acquireAs(ctx context.Context, h locks.Holder, names []string, 
 		if !errors.As(err, &held) {
 			return nil, jobs.Retryable("lock_error", fmt.Errorf("take leases %v: %w", names, err))
 		}
-		if held.Holder.Owner != jobID {
-			waits.Held(ctx, held)
-		}
+		waits.Held(ctx, held)
 		if held.Holder.Owner == jobID && takeovers < len(names) {
 			// An earlier attempt of this job crashed holding it.
 			takeovers++

@@ -337,9 +337,7 @@ func (w *Worker) lock(ctx context.Context, job *worker.Job) (*locks.Lease, error
 		// The job waits by being retried with backoff; the wait is audited
 		// once per blocking holder (the event id is derived from it).
 		waits := &locks.WaitAuditor{Kind: job.Record.Kind, JobID: job.ID(), Publish: job.Audit}
-		if held.Holder.Owner != job.ID() {
-			waits.Held(ctx, held)
-		}
+		waits.Held(ctx, held)
 		return nil, jobs.Retryable("lock_held", fmt.Errorf("the vector store is busy: %w", err))
 	}
 	if err != nil {

@@ -42,8 +42,8 @@ const Kind = "init"
 
 // Keys init writes in the System DB's configurations table.
 const (
-	ConfigCompletedAt = "init.completed_at"
-	ConfigJobID       = "init.job_id"
+	ConfigCompletedAt = store.ConfigInitCompletedAt
+	ConfigJobID       = store.ConfigInitJobID
 )
 
 // The demo data set: DemoRows rows of store.DemoTransactions from a fixed

@@ -19,6 +19,7 @@ import (
 	"github.com/insightops/insightops/services/init/initworker"
 	"github.com/insightops/insightops/services/restore/restoreworker"
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/store"
@@ -97,7 +98,7 @@ func withService(d app.Deps, name string) app.Deps {
 // firstStart submits the init job when the System DB was never
 // initialised; the idempotency key makes two racing starts submit one.
 func firstStart(ctx context.Context, deps app.Deps) (string, error) {
-	_, err := deps.DB.GetConfig(ctx, "init.completed_at")
+	_, err := deps.DB.GetConfig(ctx, store.ConfigInitCompletedAt)
 	if err == nil {
 		return "", nil
 	}
@@ -121,7 +122,7 @@ func printBanner(w io.Writer, cfg config.Config, deps app.Deps, initJob string) 
 		host = "127.0.0.1"
 	}
 	base := "http://" + net.JoinHostPort(host, port)
-	nats := cfg.NATSURL
+	nats := bus.RedactURLs(cfg.NATSURL)
 	if cfg.Embedded() && deps.Bus.Embedded != nil {
 		nats = deps.Bus.Embedded.ClientURL() + " (embedded, store " + cfg.DataDir + "/jetstream)"
 	}

@@ -456,13 +456,21 @@ func (e *env) readAudit(ctx context.Context) []audit.Event {
 	e.t.Helper()
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	st, err := e.api.JS.Stream(rctx, bus.StreamAudit)
-	if err != nil {
-		e.t.Fatalf("audit stream: %v", err)
-	}
-	info, err := st.Info(rctx)
-	if err != nil {
-		e.t.Fatalf("audit stream info: %v", err)
+	var (
+		st   jetstream.Stream
+		info *jetstream.StreamInfo
+		err  error
+	)
+	for { // retried while the stream has no leader yet
+		if st, err = e.api.JS.Stream(rctx, bus.StreamAudit); err == nil {
+			if info, err = st.Info(rctx); err == nil {
+				break
+			}
+		}
+		if rctx.Err() != nil {
+			e.t.Fatalf("audit stream info: %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	last := info.State.LastSeq
 	cons, err := st.OrderedConsumer(rctx, jetstream.OrderedConsumerConfig{})
@@ -474,7 +482,14 @@ func (e *env) readAudit(ctx context.Context) []audit.Event {
 	for {
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			e.t.Fatalf("read audit: %v", err)
+			// Right after a cluster restart the stream may still be
+			// electing a leader ("no responders"): the ordered consumer
+			// is recreated from the last sequence read on the next try.
+			if rctx.Err() != nil {
+				e.t.Fatalf("read audit: stopped at %d of %d: %v", seq, last, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+			continue
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -489,8 +504,11 @@ func (e *env) readAudit(ctx context.Context) []audit.Event {
 				seq = md.Sequence.Stream
 			}
 		}
-		if batch.Error() != nil && !errors.Is(batch.Error(), jetstream.ErrNoMessages) && !errors.Is(batch.Error(), context.DeadlineExceeded) {
-			e.t.Fatalf("read audit: %v", batch.Error())
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			if rctx.Err() != nil {
+				e.t.Fatalf("read audit: stopped at %d of %d: %v", seq, last, err)
+			}
+			time.Sleep(250 * time.Millisecond) // as above: retried
 		}
 		if seq >= last {
 			return out

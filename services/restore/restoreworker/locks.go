@@ -57,14 +57,11 @@ func (w *Worker) acquire(ctx context.Context, job *worker.Job, names []string) (
 		if !errors.As(err, &held) {
 			return nil, fmt.Errorf("restore: take the locks of %s: %w", what, err)
 		}
-		if held.Holder.Owner == job.ID() {
-			if takeOver(ctx, kv, held.Name, job.ID()) {
-				log.Warn("taking over a lease of an earlier attempt of this job", "lock", held.Name)
-				continue
-			}
-		} else {
-			waits.Held(ctx, held)
+		if held.Holder.Owner == job.ID() && takeOver(ctx, kv, held.Name, job.ID()) {
+			log.Warn("taking over a lease of an earlier attempt of this job", "lock", held.Name)
+			continue
 		}
+		waits.Held(ctx, held)
 		if time.Now().After(deadline) {
 			return nil, jobs.Retryable(CodeLockHeld, fmt.Errorf("restore: waited %s for the locks: %w; the job will be retried", w.LockWait, held))
 		}
