@@ -490,7 +490,10 @@ func TestCheckJSONL(t *testing.T) {
 		{"\u00a0{\"id\":\"a\"}\n", 0, "not a JSON object"},
 		{"{\"id\":\"a\",\"document\":5}\n", 0, "document"},
 		{"{\"id\":\"a\",\"metadata\":[1]}\n", 0, "metadata"},
-		{"{\"id\":\"a\",\"embedding\":[\"x\"]}\n", 0, "embedding"},
+		{"{\"id\":\"a\",\"embedding\":[\"x\"]}\n", 0, "number"},
+		// A repeated key (matched case-insensitively) judged as the restore does.
+		{"{\"id\":\"a\",\"metAdAtA\":\"\",\"metadata\":{}}\n", 0, "metadata"},
+		{"{\"id\":1,\"id\":\"a\"}\n", 0, "id"},
 		{"{\"id\":\"a\",\"embedding\":[1e39]}\n", 0, "float32"},
 		{"{\"id\":\"a\",\"document\":null,\"metadata\":null,\"embedding\":null}\n", 1, ""},
 	}

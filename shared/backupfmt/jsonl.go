@@ -74,10 +74,11 @@ func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
 // would also drop Unicode spaces (U+00A0) that a JSON decoder refuses.
 const jsonSpace = " \t\r\n"
 
-// checkRecord accepts exactly what the restore reads back
-// (vectors.ReadJSONL): an object with a non-empty string id, a string or
-// null document, an object or null metadata, and an array of numbers that
-// fit a float32 (or null) as embedding.
+// checkRecord accepts only what the restore reads back
+// (vectors.ReadJSONL): it decodes the line into the same field types (so a
+// repeated or differently cased key is judged the same way), and it also
+// requires a non-empty id, one object per line and embedding numbers that
+// fit a float32.
 func checkRecord(line []byte) error {
 	trimmed := bytes.Trim(line, jsonSpace)
 	if len(trimmed) == 0 {
@@ -87,36 +88,21 @@ func checkRecord(line []byte) error {
 		return errors.New("not a JSON object")
 	}
 	var rec struct {
-		ID        json.RawMessage `json:"id"`
-		Document  json.RawMessage `json:"document"`
-		Metadata  json.RawMessage `json:"metadata"`
-		Embedding json.RawMessage `json:"embedding"`
+		ID        string         `json:"id"`
+		Document  string         `json:"document"`
+		Metadata  map[string]any `json:"metadata"`
+		Embedding []json.Number  `json:"embedding"`
 	}
 	if err := json.Unmarshal(trimmed, &rec); err != nil {
 		return fmt.Errorf("not valid JSON: %w", err)
 	}
-	var id string
-	if len(rec.ID) == 0 || json.Unmarshal(rec.ID, &id) != nil || id == "" {
+	if rec.ID == "" {
 		return errors.New(`no non-empty string "id"`)
 	}
-	var doc *string
-	if len(rec.Document) > 0 && json.Unmarshal(rec.Document, &doc) != nil {
-		return fmt.Errorf("record %q: \"document\" is not a string", id)
-	}
-	var meta map[string]any
-	if len(rec.Metadata) > 0 && json.Unmarshal(rec.Metadata, &meta) != nil {
-		return fmt.Errorf("record %q: \"metadata\" is not an object", id)
-	}
-	if len(rec.Embedding) > 0 {
-		var emb []json.Number
-		if err := json.Unmarshal(rec.Embedding, &emb); err != nil {
-			return fmt.Errorf("record %q: \"embedding\" is not an array of numbers", id)
-		}
-		for i, x := range emb {
-			f, err := x.Float64()
-			if err != nil || math.Abs(f) > math.MaxFloat32 {
-				return fmt.Errorf("record %q: embedding[%d] = %s does not fit a float32", id, i, x)
-			}
+	for i, x := range rec.Embedding {
+		f, err := x.Float64()
+		if err != nil || math.Abs(f) > math.MaxFloat32 {
+			return fmt.Errorf("record %q: embedding[%d] = %s does not fit a float32", rec.ID, i, x)
 		}
 	}
 	return nil
