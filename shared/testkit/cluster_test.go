@@ -90,7 +90,12 @@ func TestClusterRestartedNodeCatchesUp(t *testing.T) {
 			id := fmt.Sprintf("catch-up-%d", i)
 			var err error
 			for attempt := 0; attempt < 50; attempt++ {
-				if _, err = b.JS.Publish(ctx, "audit.test.caught", []byte(id), jetstream.WithMsgID(id)); err == nil {
+				// Each try gets its own deadline: an acknowledgement lost
+				// with the leader must not use up the whole test's context.
+				actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err = b.JS.Publish(actx, "audit.test.caught", []byte(id), jetstream.WithMsgID(id))
+				acancel()
+				if err == nil {
 					break
 				}
 				time.Sleep(200 * time.Millisecond)

@@ -362,19 +362,19 @@ func (e *env) check(ctx context.Context, subs []*submission, deadline time.Durat
 		if _, ok := o.states[s.ID]; !ok {
 			continue
 		}
-		hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
-		hist, err := e.api.Jobs.History(hctx, s.ID)
-		hcancel()
+		// The job is final (read above), so its history holds at least one
+		// terminal write; a history without one was read from a replica
+		// that had not caught up yet (a node just restarted): read again.
+		final, err := 0, error(nil)
+		for try := 0; try < 20 && final == 0; try++ {
+			if try > 0 {
+				time.Sleep(500 * time.Millisecond)
+			}
+			final, err = e.terminalWrites(ctx, s.ID)
+		}
 		if err != nil {
 			e.t.Errorf("history of %s: %v", s.ID, err)
 			continue
-		}
-		final := 0
-		for _, h := range hist {
-			var r jobs.Record
-			if json.Unmarshal(h.Value(), &r) == nil && r.State.Final() {
-				final++
-			}
 		}
 		if final != 1 {
 			o.terminal2 = append(o.terminal2, fmt.Sprintf("%s (%d terminal writes)", s.ID, final))
@@ -449,6 +449,24 @@ func (e *env) check(ctx context.Context, subs []*submission, deadline time.Durat
 		}
 	}
 	return o
+}
+
+// terminalWrites counts the writes of a final state in job id's KV history.
+func (e *env) terminalWrites(ctx context.Context, id string) (int, error) {
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	hist, err := e.api.Jobs.History(hctx, id)
+	if err != nil {
+		return 0, err
+	}
+	final := 0
+	for _, h := range hist {
+		var r jobs.Record
+		if json.Unmarshal(h.Value(), &r) == nil && r.State.Final() {
+			final++
+		}
+	}
+	return final, nil
 }
 
 // readAudit reads the whole AUDIT stream with an ordered consumer.
