@@ -19,7 +19,6 @@ import (
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/reliability"
-	"github.com/insightops/insightops/shared/testkit"
 )
 
 // startScheduledReplica runs Run — the backup worker binary's loop, with
@@ -27,16 +26,9 @@ import (
 // to e's server, as one pod would. stop cancels it and waits for it.
 func startScheduledReplica(t *testing.T, e *env, id string, cfg config.Config) (stop func()) {
 	t.Helper()
-	log := testkit.Logger(t).With("replica", id)
-	nc, err := bus.Connect(e.ns.ClientURL(), id, "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, log := replicaBus(t, e, id)
+	nc := b.Conn
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bus.Attach(ctx, nc, bus.Settings{Replicas: 1}, false, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	deps := e.deps
 	cfg.WorkerID = id
 	deps.Config, deps.Bus, deps.Log, deps.Audit = cfg, b, log, audit.NewPublisher(b.JS, log)

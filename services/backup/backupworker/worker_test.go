@@ -3,6 +3,7 @@ package backupworker
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -24,20 +25,30 @@ type replica struct {
 	kill   func()
 }
 
-// startReplica runs the backup handlers under the worker runtime on a new
-// connection to e's server; kill closes that connection (a crashed pod).
-func startReplica(t *testing.T, e *env, id string, opts Options, hook func(context.Context, string) error) *replica {
+// replicaBus opens a new NATS connection to e's server for replica id, as
+// one pod has, and attaches to the provisioned streams without provisioning.
+func replicaBus(t *testing.T, e *env, id string) (*bus.Bus, *slog.Logger) {
 	t.Helper()
 	log := testkit.Logger(t).With("replica", id)
 	nc, err := bus.Connect(e.ns.ClientURL(), id, "", log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bus.Attach(ctx, nc, bus.Settings{Replicas: 1}, false, log)
+	b, err := bus.Attach(context.Background(), nc, bus.Settings{Replicas: 1}, false, log)
 	if err != nil {
+		nc.Close()
 		t.Fatal(err)
 	}
+	return b, log
+}
+
+// startReplica runs the backup handlers under the worker runtime on a new
+// connection to e's server; kill closes that connection (a crashed pod).
+func startReplica(t *testing.T, e *env, id string, opts Options, hook func(context.Context, string) error) *replica {
+	t.Helper()
+	b, log := replicaBus(t, e, id)
+	nc := b.Conn
+	ctx, cancel := context.WithCancel(context.Background())
 	deps := e.deps
 	deps.Bus, deps.Log = b, log
 	if opts.ChunkSize == 0 {
