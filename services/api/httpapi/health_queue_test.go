@@ -21,8 +21,18 @@ func TestDBHealthShowsQueueDepthPerWorkerKind(t *testing.T) {
 	if r := e.do(req{method: "POST", path: "/admin/db/init", token: e.token(auth.Admin)}); r.status != http.StatusAccepted {
 		t.Fatalf("init: %d", r.status)
 	}
-	rep := decode[HealthReport](t, e.do(req{method: "GET", path: "/admin/db/health", token: e.token(auth.Viewer)}))
-	if q, ok := rep.Queue["init"]; !ok || q.Pending != 1 || q.AckPending != 0 {
-		t.Fatalf("queue %+v, want init pending 1", rep.Queue)
+	// The consumer's pending count follows the stream asynchronously: ask
+	// again for a few seconds until the published command shows.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rep := decode[HealthReport](t, e.do(req{method: "GET", path: "/admin/db/health", token: e.token(auth.Viewer)}))
+		q, ok := rep.Queue["init"]
+		if ok && q.Pending == 1 && q.AckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %+v, want init pending 1", rep.Queue)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
