@@ -54,6 +54,11 @@ func NewPublisher(js jetstream.JetStream, store *Store, maxAttempts int) *Publis
 // failed publish leaves a keyed job queued for the retry to publish; an
 // unkeyed one is marked failed (dispatch_failed), since no retry can find
 // it. The same key with other params is ErrIdempotencyConflict.
+//
+// created is true for an unkeyed submission that succeeded; for a keyed
+// one it is true for exactly the call whose publish stored the command.
+// (If that publish's ack is lost, its caller gets an error and its retry
+// reports created=false: nobody was told the job was accepted.)
 func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, error) {
 	params, err := marshalParams(sub.Params)
 	if err != nil {
@@ -113,7 +118,16 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 		}
 		created = false // a racing submission with the same key wrote it
 	}
-	if _, err := p.publish(ctx, rec, rev); err != nil {
+	stored, err := p.publish(ctx, rec, rev)
+	if sub.IdempotencyKey != "" {
+		// Racing submissions of one key may all publish the command (a
+		// finder of a queued record publishes it too, in case its creator
+		// died); the Nats-Msg-Id stores it once, and the call whose
+		// publish stored it is the one that created the job, so exactly
+		// one of them says created.
+		created = stored
+	}
+	if err != nil {
 		if sub.IdempotencyKey != "" {
 			// The caller retries with the same key, which publishes this
 			// queued record's command again (see above).
