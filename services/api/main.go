@@ -12,7 +12,7 @@ import (
 func main() {
 	ctx, stop := app.SignalContext()
 	defer stop()
-	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-api", SystemDB: true})
+	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-api", SystemDB: true, FailFastWhenDisconnected: true})
 	if err != nil {
 		app.Exit(err)
 	}

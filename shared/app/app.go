@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
@@ -43,6 +45,13 @@ type Options struct {
 	Name string
 	// SystemDB opens (and migrates) the System DB.
 	SystemDB bool
+	// FailFastWhenDisconnected turns off the NATS client's reconnect
+	// buffer: while the connection is down every publish and request
+	// fails at once instead of being queued and sent after the reconnect.
+	// The API sets it, so a submission it answered 503 cannot reach the
+	// bus later (there is no window between a connection check and the
+	// publish). Workers keep the buffer.
+	FailFastWhenDisconnected bool
 }
 
 // Open loads the configuration from the environment and opens the bus
@@ -69,7 +78,11 @@ func OpenEnv(ctx context.Context, getenv func(string) string, logTo io.Writer, o
 // bus is open it audits the configuration's warnings (config.warning, see
 // ConfigWarnings).
 func OpenWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (deps Deps, closeAll func(), err error) {
-	b, err := bus.Open(ctx, cfg, opts.Name, log)
+	var natsOpts []nats.Option
+	if opts.FailFastWhenDisconnected {
+		natsOpts = append(natsOpts, nats.ReconnectBufSize(-1))
+	}
+	b, err := bus.Open(ctx, cfg, opts.Name, log, natsOpts...)
 	if err != nil {
 		return Deps{}, nil, fmt.Errorf("open bus: %w", err)
 	}

@@ -124,8 +124,9 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 }
 
 // Connect dials url with reconnects that never give up, so a worker rides
-// out a NATS outage and resumes by itself.
-func Connect(url, name, creds string, log *slog.Logger) (*nats.Conn, error) {
+// out a NATS outage and resumes by itself. extra options are applied after
+// these (e.g. nats.CustomInboxPrefix, nats.ReconnectBufSize).
+func Connect(url, name, creds string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -141,6 +142,7 @@ func Connect(url, name, creds string, log *slog.Logger) (*nats.Conn, error) {
 	if creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
+	opts = append(opts, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", RedactURLs(url), err)

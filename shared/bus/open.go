@@ -40,8 +40,9 @@ func SettingsFrom(cfg config.Config) Settings {
 // provisioner does; an embedded server is always provisioned), and opens
 // the buckets. With BACKUP_STORE=nats provisioning also creates the
 // object store BACKUPS. name is the connection name shown in NATS
-// monitoring (e.g. "insightops-backup").
-func Open(ctx context.Context, cfg config.Config, name string, log *slog.Logger) (*Bus, error) {
+// monitoring (e.g. "insightops-backup"). The connection's reply inboxes
+// use NATS_INBOX_PREFIX; extra options are applied last.
+func Open(ctx context.Context, cfg config.Config, name string, log *slog.Logger, extra ...nats.Option) (*Bus, error) {
 	b := &Bus{Settings: SettingsFrom(cfg)}
 	url := cfg.NATSURL
 	if cfg.Embedded() {
@@ -53,7 +54,11 @@ func Open(ctx context.Context, cfg config.Config, name string, log *slog.Logger)
 		url = ns.ClientURL()
 		log.Info("embedded nats started", "url", url, "store", filepath.Join(cfg.DataDir, "jetstream"))
 	}
-	nc, err := Connect(url, name, cfg.NATSCreds, log)
+	var opts []nats.Option
+	if cfg.NATSInboxPrefix != "" && cfg.NATSInboxPrefix != strings.TrimSuffix(nats.InboxPrefix, ".") {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.NATSInboxPrefix))
+	}
+	nc, err := Connect(url, name, cfg.NATSCreds, log, append(opts, extra...)...)
 	if err != nil {
 		b.Close()
 		return nil, err

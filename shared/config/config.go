@@ -48,6 +48,10 @@ type Config struct {
 	// NATSProvision: this process creates/updates the streams and buckets
 	// at start (false for least-privilege users that may not).
 	NATSProvision bool
+	// NATSInboxPrefix is the subject prefix of this process's reply
+	// inboxes ("_INBOX" by default). Giving each role its own lets the NATS
+	// permissions allow a user to subscribe to its own replies only.
+	NATSInboxPrefix string
 
 	// Stores.
 	DatabaseURL       string // empty: SQLite under DataDir
@@ -112,6 +116,7 @@ var Vars = []Var{
 	{"NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a cluster)"},
 	{"NATS_CREDS", "(empty)", "path of a NATS .creds file"},
 	{"NATS_PROVISION", "true", "this process creates/updates streams and buckets at start; false for least-privilege NATS users (only the provisioner, e.g. the init Job, provisions)"},
+	{"NATS_INBOX_PREFIX", "_INBOX", "subject prefix of this process's reply inboxes (JetStream API replies, pulled messages); one per role, e.g. _INBOX_backup, so a NATS user may subscribe only to its own replies"},
 	{"DATABASE_URL", "(empty)", "PostgreSQL URL of the System DB; empty uses SQLite at DATA_DIR/system.db"},
 	{"TARGET_DATABASE_URL", "(empty)", "external target DB URL (postgres://… or a sqlite file path); empty uses the golden copy"},
 	{"TARGET_DB_SOURCE", "assets/databases/vanna_db.db", "golden source of the target DB, never modified"},
@@ -168,6 +173,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.NATSReplicas = p.intRange("NATS_REPLICAS", 1, 1, 5)
 	c.NATSCreds = p.str("NATS_CREDS", "")
 	c.NATSProvision = p.boolean("NATS_PROVISION", true)
+	c.NATSInboxPrefix = p.str("NATS_INBOX_PREFIX", "_INBOX")
+	if !validInboxPrefix(c.NATSInboxPrefix) {
+		p.fail("NATS_INBOX_PREFIX", c.NATSInboxPrefix, "subject tokens of letters, digits, '_' and '-', separated by '.', e.g. _INBOX_backup")
+	}
 	if c.NATSCreds != "" {
 		if _, err := os.Stat(c.NATSCreds); err != nil {
 			p.errs = append(p.errs, fmt.Errorf("NATS_CREDS=%q: %w", c.NATSCreds, err))
@@ -354,4 +363,24 @@ func ParseDuration(s string) (time.Duration, error) {
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
+}
+
+// validInboxPrefix reports whether s is a literal subject prefix: tokens of
+// letters, digits, '_' and '-' separated by single dots (no wildcard, no
+// empty token), so "<prefix>.>" is a permission that covers it exactly.
+func validInboxPrefix(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" {
+			return false
+		}
+		for _, r := range tok {
+			if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -63,6 +63,9 @@ func TestBadValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 		{"DATABASE_URL", "mysql://x", "DATABASE_URL: accepted values: a postgres://"},
 		{"CHROMA_URL", "localhost:8001", "CHROMA_URL=\"localhost:8001\": accepted values: an http://"},
 		{"JWT_SECRET", "short", "JWT_SECRET: must be at least 32 characters"},
+		{"NATS_INBOX_PREFIX", "_INBOX.>", "NATS_INBOX_PREFIX=\"_INBOX.>\": accepted values: subject tokens"},
+		{"NATS_INBOX_PREFIX", "_INBOX.", "NATS_INBOX_PREFIX=\"_INBOX.\": accepted values: subject tokens"},
+		{"NATS_INBOX_PREFIX", "a b", "NATS_INBOX_PREFIX=\"a b\": accepted values: subject tokens"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(env(map[string]string{tc.name: tc.val}))

@@ -255,10 +255,15 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 		t.Fatalf("deploy/nats: %v", err)
 	}
 	natsUsers := map[string]bool{}
+	subscribes := map[string][]string{} // user → what it may subscribe to
 	for _, u := range opts.Users {
 		natsUsers[u.Username] = true
 		if u.Permissions == nil {
 			t.Errorf("NATS user %s has no permissions (all allowed)", u.Username)
+			continue
+		}
+		if u.Permissions.Subscribe != nil {
+			subscribes[u.Username] = u.Permissions.Subscribe.Allow
 		}
 	}
 	if got, want := sortedKeys(natsUsers), slices.Sorted(slices.Values(Users)); !slices.Equal(got, want) {
@@ -307,6 +312,11 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 				if !natsUsers[u.User.Username()] {
 					t.Errorf("NATS user %q is not defined in deploy/nats", u.User.Username())
 				}
+			}
+			// A role subscribes to its own reply inboxes only: the prefix
+			// it is given must be the one its NATS user may subscribe to.
+			if want := []string{cfg.NATSInboxPrefix + ".>"}; !slices.Equal(subscribes[c.role], want) {
+				t.Errorf("NATS_INBOX_PREFIX=%s, but NATS user %s may subscribe to %v (want exactly %v)", cfg.NATSInboxPrefix, c.role, subscribes[c.role], want)
 			}
 			if c.grace > 0 && c.grace <= cfg.ShutdownTimeout {
 				t.Errorf("stop grace %s is not longer than SHUTDOWN_TIMEOUT %s: running jobs would be killed, not released", c.grace, cfg.ShutdownTimeout)

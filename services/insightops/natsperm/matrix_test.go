@@ -66,7 +66,17 @@ var probes = []probe{
 	{subject: "audit.>", sub: true},
 	{subject: "$KV.>", sub: true},
 	{subject: "$JS.API.>", sub: true},
-	{subject: "_INBOX.probe", sub: true, allowed: []string{"provisioner", "api", "init", "backup", "restore", "chroma"}},
+	// Replies: each role reads its own inboxes (NATS_INBOX_PREFIX), no
+	// role the shared default prefix or another's.
+	{subject: "_INBOX.probe", sub: true},
+	{subject: "_INBOX.>", sub: true},
+	{subject: "_INBOX_provisioner.probe", sub: true, allowed: []string{"provisioner"}},
+	{subject: "_INBOX_api.probe", sub: true, allowed: []string{"api"}},
+	{subject: "_INBOX_init.probe", sub: true, allowed: []string{"init"}},
+	{subject: "_INBOX_backup.probe", sub: true, allowed: []string{"backup"}},
+	{subject: "_INBOX_restore.probe", sub: true, allowed: []string{"restore"}},
+	{subject: "_INBOX_chroma.>", sub: true, allowed: []string{"chroma"}},
+	{subject: ">", sub: true},
 }
 
 // TestEveryUserHasExactlyThePermissionsOfItsRole publishes (or subscribes)

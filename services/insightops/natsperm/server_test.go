@@ -116,7 +116,7 @@ func watch(c *nats.Conn) *violations {
 func connectRaw(t *testing.T, addr, user string) (*nats.Conn, *violations) {
 	t.Helper()
 	v := &violations{}
-	nc, err := nats.Connect(userURL(addr, user), nats.Name("natsperm-"+user), nats.ErrorHandler(v.handler))
+	nc, err := nats.Connect(userURL(addr, user), nats.Name("natsperm-"+user), nats.ErrorHandler(v.handler), nats.CustomInboxPrefix(inboxPrefix(user)))
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
 	}
@@ -124,12 +124,16 @@ func connectRaw(t *testing.T, addr, user string) (*nats.Conn, *violations) {
 	return nc, v
 }
 
+// inboxPrefix is the reply-inbox prefix the manifests give user's service.
+func inboxPrefix(user string) string { return "_INBOX_" + user }
+
 // roleEnv is the environment of one service connecting as user, as the
 // manifests set it (NATS_PROVISION only for the provisioner).
 func roleEnv(addr, user, dataDir string, extra map[string]string) map[string]string {
 	env := map[string]string{
 		"NATS_URL":          userURL(addr, user),
 		"NATS_PROVISION":    fmt.Sprint(user == "provisioner"),
+		"NATS_INBOX_PREFIX": inboxPrefix(user),
 		"BACKUP_STORE":      "nats",
 		"DATA_DIR":          dataDir,
 		"WORKER_ID":         user,
@@ -153,7 +157,7 @@ func openRole(ctx context.Context, t *testing.T, env map[string]string, log *slo
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	deps, closeAll, err := app.OpenWith(ctx, cfg, log, app.Options{Name: "natsperm-" + cfg.WorkerID, SystemDB: true})
+	deps, closeAll, err := app.OpenWith(ctx, cfg, log, app.Options{Name: "natsperm-" + cfg.WorkerID, SystemDB: true, FailFastWhenDisconnected: cfg.WorkerID == "api"})
 	if err != nil {
 		t.Fatalf("open as %s: %v", cfg.WorkerID, err)
 	}
