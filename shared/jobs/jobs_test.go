@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -174,6 +175,36 @@ func TestListFiltersNewestFirst(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestListKeepsTheNewestPageOfMany lists a page out of far more records
+// than List keeps in memory at once (it trims while it reads).
+func TestListKeepsTheNewestPageOfMany(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	store := jobs.NewStore(b.Jobs)
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 300; i++ {
+		now := time.Now().UTC()
+		r := jobs.Record{ID: jobs.NewID(), Kind: jobs.KindInit, State: jobs.Queued, MaxAttempts: 1, CreatedAt: now, UpdatedAt: now}
+		if _, err := store.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	got, err := store.List(ctx, jobs.Filter{Limit: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 7 {
+		t.Fatalf("got %d records, want 7", len(got))
+	}
+	for i := range got {
+		if got[i].ID != ids[i] {
+			t.Fatalf("record %d = %s, want %s", i, got[i].ID, ids[i])
+		}
 	}
 }
 

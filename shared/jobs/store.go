@@ -141,11 +141,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 				return nil, errors.New("list jobs: watcher closed")
 			}
 			if e == nil { // initial values delivered
-				sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
-				if len(out) > f.Limit {
-					out = out[:f.Limit]
-				}
-				return out, nil
+				return newest(out, f.Limit), nil
 			}
 			var r Record
 			if json.Unmarshal(e.Value(), &r) != nil {
@@ -153,9 +149,23 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 			}
 			if (f.Kind == "" || r.Kind == f.Kind) && (f.State == "" || r.State == f.State) {
 				out = append(out, r)
+				if len(out) >= 2*f.Limit+64 {
+					// Keep memory bounded by the page, not by the bucket.
+					out = newest(out, f.Limit)
+				}
 			}
 		}
 	}
+}
+
+// newest sorts rs newest first (ids are ULIDs, ordered by creation time)
+// and keeps at most limit of them.
+func newest(rs []Record, limit int) []Record {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].ID > rs[j].ID })
+	if len(rs) > limit {
+		rs = rs[:limit]
+	}
+	return rs
 }
 
 // Watch sends the record's current value and every change after it,
