@@ -12,6 +12,7 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobsubmit"
 )
 
 // HeaderIdempotencyKey makes a retried POST return the job of the first.
@@ -70,7 +71,9 @@ func idempotencyKey(c echo.Context) (string, error) {
 // answers 202 with Location: /admin/db/tasks/{id}. With an Idempotency-Key
 // the same caller repeating the same kind and key gets the first job back,
 // still with 202 (the body's status tells the job's state then). Every
-// request is audited as <kind-base>.requested. The submission is bounded by
+// request is audited as <kind-base>.requested (jobsubmit.EveryCall: a
+// replayed one too, marked replayed), the publish bounded by
+// RequestedAuditTimeout on its own clock. The submission is bounded by
 // SubmitTimeout: a bus that does not answer gives 503, not a hung request,
 // and a client that is not connected to NATS at all gives 503 at once.
 func (s *Server) submit(c echo.Context, kind string, params any, message string) error {
@@ -83,14 +86,19 @@ func (s *Server) submit(c echo.Context, kind string, params any, message string)
 		return apiErr(http.StatusUnauthorized, CodeUnauthorized, "authentication required")
 	}
 	if st := s.bus.Conn.Status(); st != nats.CONNECTED {
-		// Do not queue writes in the client's reconnect buffer: they would
-		// reach the bus after the caller was told 503, leaving a job
-		// record nobody submitted.
+		// A fast answer while the client knows it is disconnected. The
+		// guarantee that a submission answered 503 never reaches the bus
+		// later is the API connection's (app.Options
+		// FailFastWhenDisconnected: no reconnect buffer), which also
+		// covers a connection lost after this check.
 		return unavailable("the job bus", fmt.Errorf("nats %s", st))
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.submitTimeout)
 	defer cancel()
-	rec, created, err := s.pub.Submit(ctx, jobs.Submission{Kind: kind, Params: params, SubmittedBy: cl.Subject, IdempotencyKey: key})
+	rec, created, err := jobsubmit.Submit(ctx, s.pub, s.audit,
+		jobs.Submission{Kind: kind, Params: params, SubmittedBy: cl.Subject, IdempotencyKey: key},
+		audit.Event{Actor: cl.Subject, Role: string(cl.Role), SourceIP: c.RealIP(), RequestID: requestID(c)},
+		jobsubmit.Options{Policy: jobsubmit.EveryCall, AuditTimeout: RequestedAuditTimeout})
 	if err != nil {
 		if errors.Is(err, jobs.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 			return unavailable("the job bus", err)
@@ -98,17 +106,8 @@ func (s *Server) submit(c echo.Context, kind string, params any, message string)
 		if errors.Is(err, jobs.ErrIdempotencyConflict) {
 			return apiErr(http.StatusUnprocessableEntity, CodeIdempotencyConflict, "%s was already used for job %s with a different request; use a new key", HeaderIdempotencyKey, rec.ID)
 		}
-		return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: fmt.Errorf("submit %s: %w", kind, err)}
+		return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}
-	detail := map[string]any{"kind": kind, "replayed": !created}
-	if key != "" {
-		detail["idempotency_key"] = key
-	}
-	s.recordAuditWithin(c, audit.Event{
-		Actor: cl.Subject, Role: string(cl.Role),
-		Action: jobs.AuditAction(kind, "requested"), Resource: jobs.WorkerKind(kind),
-		JobID: rec.ID, Outcome: audit.Success, Detail: detail,
-	}, RequestedAuditTimeout)
 	if !created {
 		message = "a job with this Idempotency-Key already exists; this is that job"
 	}

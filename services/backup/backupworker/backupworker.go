@@ -127,6 +127,10 @@ type Worker struct {
 	deps app.Deps
 	opts Options
 
+	// pub submits the jobs the handlers start (verify after backup); nil
+	// without a bus.
+	pub *jobs.Publisher
+
 	mu    sync.Mutex
 	store backupstore.Store
 
@@ -152,7 +156,11 @@ func New(deps app.Deps, opts Options) *Worker {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	return &Worker{deps: deps, opts: opts, store: opts.Store}
+	w := &Worker{deps: deps, opts: opts, store: opts.Store}
+	if deps.Bus != nil {
+		w.pub = jobs.NewPublisher(deps.Bus.JS, jobs.NewStore(deps.Bus.Jobs), deps.Config.JobMaxAttempts)
+	}
+	return w
 }
 
 // Handlers returns the handler of every job kind this worker consumes.

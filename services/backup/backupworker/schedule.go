@@ -16,13 +16,16 @@ package backupworker
 // The job's params say it was scheduled (ScheduleTrigger: the schedule and
 // the tick; the note says so too, and lands in the manifest) and whether
 // it is to be verified after (BACKUP_VERIFY_AFTER). The audit event
-// backup.requested has actor "scheduler" and the id "scheduled-<job id>",
-// so the replicas that submit the same tick publish it once (Nats-Msg-Id
-// on AUDIT, event_id in audit_logs).
+// backup.requested has actor "scheduler" and is published by
+// jobsubmit.OncePerJob: its id is derived from the job id, so the
+// replicas that submit the same tick publish it once (Nats-Msg-Id on
+// AUDIT, event_id in audit_logs).
 //
 // Verify-after is submitted by the backup.create handler itself, after the
 // archive is complete and retention applied and before the handler
-// returns success, with the idempotency key VerifyAfterKey(create job id).
+// returns success, with the idempotency key VerifyAfterKey(create job id),
+// through the worker's one jobs.Publisher, and audited the same way
+// (jobsubmit.OncePerJob, actor the create job's submitter).
 // A crash between the two leaves the create job unacknowledged: its
 // redelivery reuses the archive (see reuse.go) and submits the verify
 // again, which the key turns into the same job. So each successful
@@ -49,6 +52,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobsubmit"
 	"github.com/insightops/insightops/shared/worker"
 )
 
@@ -201,26 +205,20 @@ func (s *Scheduler) fire(ctx context.Context, tick time.Time) {
 
 // submit submits the backup of tick once, and audits it as requested by
 // the scheduler when this call created the job or found it still queued
-// (its creator may have died before auditing it; the event id keeps it
-// single).
+// (jobsubmit.OncePerJob: its creator may have died before auditing it;
+// the derived event id keeps it single). The submission and the event
+// share the submitTimeout bound.
 func (s *Scheduler) submit(ctx context.Context, tick time.Time) (jobs.Record, bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
-	rec, created, err := s.pub.Submit(sctx, jobs.Submission{
-		Kind: jobs.KindBackupCreate, Params: s.params(tick), SubmittedBy: SchedulerActor, IdempotencyKey: TickKey(s.sched, tick),
-	})
+	rec, created, err := jobsubmit.Submit(sctx, s.pub, s.audit,
+		jobs.Submission{Kind: jobs.KindBackupCreate, Params: s.params(tick), SubmittedBy: SchedulerActor, IdempotencyKey: TickKey(s.sched, tick)},
+		audit.Event{Actor: SchedulerActor, Detail: map[string]any{
+			"schedule": s.sched.String(), "tick": tick.UTC().Format(time.RFC3339), "verify_after": s.verifyAfter,
+		}},
+		jobsubmit.Options{Policy: jobsubmit.OncePerJob})
 	if err != nil {
-		return rec, created, fmt.Errorf("submit scheduled backup: %w", err)
-	}
-	if created || rec.State == jobs.Queued {
-		s.record(sctx, audit.Event{
-			ID: "scheduled-" + rec.ID, Actor: SchedulerActor, Action: jobs.AuditAction(jobs.KindBackupCreate, "requested"),
-			Resource: jobs.WorkerKind(jobs.KindBackupCreate), JobID: rec.ID, Outcome: audit.Success,
-			Detail: map[string]any{
-				"kind": jobs.KindBackupCreate, "schedule": s.sched.String(), "tick": tick.UTC().Format(time.RFC3339),
-				"verify_after": s.verifyAfter, "idempotency_key": rec.IdempotencyKey,
-			},
-		})
+		return rec, created, fmt.Errorf("scheduled backup: %w", err)
 	}
 	return rec, created, nil
 }
@@ -236,35 +234,24 @@ func (s *Scheduler) params(tick time.Time) CreateParams {
 	}
 }
 
-func (s *Scheduler) record(ctx context.Context, e audit.Event) {
-	if s.audit != nil {
-		s.audit.Record(ctx, e)
-	}
-}
-
 // submitVerifyAfter submits the backup.verify job of archive, made by the
 // backup.create job, once per create job (VerifyAfterKey): a redelivered
-// create job gets the same verify job back.
+// create job gets the same verify job back, and its requested event is
+// published once per verify job (jobsubmit.OncePerJob), within the
+// submitTimeout bound of the submission.
 func (w *Worker) submitVerifyAfter(ctx context.Context, job *worker.Job, archive string) error {
-	if w.deps.Bus == nil {
+	if w.pub == nil {
 		return jobs.Permanent("verify_after", errors.New("verify_after needs the job bus"))
 	}
 	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
-	pub := jobs.NewPublisher(w.deps.Bus.JS, jobs.NewStore(w.deps.Bus.Jobs), w.deps.Config.JobMaxAttempts)
 	by := job.Record.SubmittedBy
-	rec, created, err := pub.Submit(sctx, jobs.Submission{
-		Kind: jobs.KindBackupVerify, Params: VerifyParams{Name: archive}, SubmittedBy: by, IdempotencyKey: VerifyAfterKey(job.ID()),
-	})
+	rec, created, err := jobsubmit.Submit(sctx, w.pub, w.deps.Audit,
+		jobs.Submission{Kind: jobs.KindBackupVerify, Params: VerifyParams{Name: archive}, SubmittedBy: by, IdempotencyKey: VerifyAfterKey(job.ID())},
+		audit.Event{Actor: by, Detail: map[string]any{"archive": archive, "after_job": job.ID()}},
+		jobsubmit.Options{Policy: jobsubmit.OncePerJob})
 	if err != nil {
-		return jobs.Retryable("verify_after", fmt.Errorf("submit verify of %s: %w", archive, err))
-	}
-	if (created || rec.State == jobs.Queued) && w.deps.Audit != nil {
-		w.deps.Audit.Record(sctx, audit.Event{
-			ID: "verify-after-" + rec.ID, Actor: by, Action: jobs.AuditAction(jobs.KindBackupVerify, "requested"),
-			Resource: jobs.WorkerKind(jobs.KindBackupVerify), JobID: rec.ID, Outcome: audit.Success,
-			Detail: map[string]any{"kind": jobs.KindBackupVerify, "archive": archive, "after_job": job.ID()},
-		})
+		return jobs.Retryable("verify_after", fmt.Errorf("verify of %s: %w", archive, err))
 	}
 	job.Logger().Info("verify after backup submitted", "verify_job_id", rec.ID, "archive", archive, "created", created)
 	return nil
