@@ -182,7 +182,9 @@ func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // authenticate requires a valid "Authorization: Bearer <jwt>" and stores
-// its claims in the context. Every refusal is a 401 with
+// its claims in the context. The token's user is rechecked against the
+// System DB (at most every AccountRecheck): an inactive or removed user is
+// refused, a demoted one acts with its current role. Every refusal is a 401 with
 // WWW-Authenticate: Bearer, and is audited as auth.denied (without the
 // token).
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
@@ -197,18 +199,30 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		case !found || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t"):
 			reason, msg = "malformed_authorization", "malformed Authorization header; want: Bearer <token>"
 		}
+		var actor string
 		if reason == "" {
 			claims, err := s.tokens.Verify(tok)
-			if err == nil {
-				c.Set(ctxClaims, claims)
-				return next(c)
-			}
-			reason, msg = "invalid_token", "invalid token"
-			if errors.Is(err, auth.ErrExpired) {
+			switch {
+			case err == nil:
+				// The token is genuine; is its user still allowed?
+				role, why, aerr := s.accounts.check(c.Request().Context(), claims)
+				if aerr != nil {
+					s.log.Warn("account recheck: system db unreadable; the signed token stands", "user", claims.Subject, "err", aerr, "request_id", requestID(c))
+				}
+				if why == "" {
+					claims.Role = role
+					c.Set(ctxClaims, claims)
+					return next(c)
+				}
+				actor, reason, msg = claims.Subject, why, "this account is no longer active or was changed; log in again"
+			case errors.Is(err, auth.ErrExpired):
 				reason, msg = "expired_token", "token expired; log in again"
+			default:
+				reason, msg = "invalid_token", "invalid token"
 			}
 		}
 		s.auditAnonymous(c, audit.Event{
+			Actor:  actor,
 			Action: "auth.denied", Resource: "auth", Outcome: audit.Denied,
 			Detail: map[string]any{"reason": reason, "status": http.StatusUnauthorized, "method": c.Request().Method, "route": c.Path()},
 		})

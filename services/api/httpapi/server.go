@@ -70,6 +70,8 @@ type Server struct {
 	jobs   *jobs.Store
 	pub    *jobs.Publisher
 	audit  *audit.Publisher
+	// accounts rechecks a token's user against the System DB.
+	accounts *accounts
 
 	// dummyHash is compared against when a login names no known user, so
 	// that answer takes as long as a wrong password.
@@ -132,6 +134,7 @@ func New(deps Deps) (*Server, error) {
 		jobs:          jobStore,
 		pub:           jobs.NewPublisher(deps.Bus.JS, jobStore, deps.Config.JobMaxAttempts),
 		audit:         audit.NewPublisher(deps.Bus.JS, log),
+		accounts:      newAccounts(deps.DB, AccountRecheck),
 		dummyHash:     dummy,
 		bcryptSlots:   make(chan struct{}, bcryptConcurrency()),
 		loginByIP:     newKeyedLimiter(LoginLimitPerIP),

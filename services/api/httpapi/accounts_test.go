@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/insightops/insightops/shared/auth"
+)
+
+// TestTokenFollowsItsAccountInTheSystemDB changes a user in the System DB
+// after its token was issued and checks the next request: an inactive or
+// removed user is refused (401, audited with the user and the reason), a
+// demoted one acts with its new role, and an untouched one goes on.
+func TestTokenFollowsItsAccountInTheSystemDB(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		role       auth.Role // whose token
+		change     string    // SQL run on that user (email is the parameter)
+		args       []any
+		path       string
+		method     string
+		wantStatus int
+		wantReason string // of the auth.denied event, when refused by the account check
+	}{
+		{name: "untouched", role: auth.Operator, method: http.MethodGet, path: "/admin/db/tasks", wantStatus: http.StatusOK},
+		{name: "deactivated", role: auth.Operator, change: `UPDATE users SET is_active = ? WHERE email = ?`, args: []any{false}, method: http.MethodGet, path: "/admin/db/tasks", wantStatus: http.StatusUnauthorized, wantReason: reasonAccountInactive},
+		{name: "removed", role: auth.Viewer, change: `DELETE FROM users WHERE email = ?`, method: http.MethodGet, path: "/admin/db/tasks", wantStatus: http.StatusUnauthorized, wantReason: reasonAccountRemoved},
+		{name: "demoted admin may not init", role: auth.Admin, change: `UPDATE users SET role = ? WHERE email = ?`, args: []any{"viewer"}, method: http.MethodPost, path: "/admin/db/init", wantStatus: http.StatusForbidden},
+		{name: "demoted admin may still read", role: auth.Admin, change: `UPDATE users SET role = ? WHERE email = ?`, args: []any{"viewer"}, method: http.MethodGet, path: "/admin/db/tasks", wantStatus: http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.srv.accounts.ttl = 0 // recheck on every request
+			tok := e.token(tc.role)
+			if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok}); r.status != http.StatusOK {
+				t.Fatalf("before the change: %d %s", r.status, r.body)
+			}
+			if tc.change != "" {
+				args := append(append([]any{}, tc.args...), testUsers[tc.role])
+				if _, err := e.db.SQL.ExecContext(context.Background(), e.db.Rebind(tc.change), args...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := e.do(req{method: tc.method, path: tc.path, token: tok})
+			if r.status != tc.wantStatus {
+				t.Fatalf("%s %s after the change: %d %s, want %d", tc.method, tc.path, r.status, r.body, tc.wantStatus)
+			}
+			if tc.wantReason == "" {
+				return
+			}
+			errorOf(t, r)
+			evs, _ := e.auditEvents("audit.>")
+			found := 0
+			for _, ev := range evs {
+				if ev.Action == "auth.denied" && ev.Detail["reason"] == tc.wantReason {
+					found++
+					if ev.Actor != testUsers[tc.role] {
+						t.Errorf("auth.denied actor %q, want %q", ev.Actor, testUsers[tc.role])
+					}
+				}
+			}
+			if found != 1 {
+				t.Errorf("%d auth.denied events with reason %s, want 1", found, tc.wantReason)
+			}
+		})
+	}
+}
+
+// TestAccountStateIsCachedForTheRecheckInterval: within the interval the
+// last read stands (no query per request); after it the change is seen.
+func TestAccountStateIsCachedForTheRecheckInterval(t *testing.T) {
+	e := newEnv(t)
+	var clock atomic.Int64 // the handler reads it on its own goroutine
+	clock.Store(time.Now().UnixNano())
+	e.srv.accounts.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	tok := e.token(auth.Viewer)
+	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok}); r.status != http.StatusOK {
+		t.Fatalf("first request: %d %s", r.status, r.body)
+	}
+	if _, err := e.db.SQL.ExecContext(context.Background(), e.db.Rebind(`UPDATE users SET is_active = ? WHERE email = ?`), false, testUsers[auth.Viewer]); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(int64(AccountRecheck - time.Millisecond))
+	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok}); r.status != http.StatusOK {
+		t.Fatalf("within the recheck interval: %d %s, want the cached state (200)", r.status, r.body)
+	}
+	clock.Add(int64(time.Millisecond))
+	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok}); r.status != http.StatusUnauthorized {
+		t.Fatalf("after the recheck interval: %d %s, want 401", r.status, r.body)
+	}
+}
+
+// TestSignedTokenStandsWhileTheSystemDBIsDown: the account check cannot
+// read the user, so a genuine token is accepted (and the health route
+// can say the System DB is down).
+func TestSignedTokenStandsWhileTheSystemDBIsDown(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token(auth.Viewer)
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok})
+	if r.status != http.StatusOK {
+		t.Fatalf("with the System DB closed: %d %s, want 200", r.status, r.body)
+	}
+}
