@@ -2,9 +2,7 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -35,83 +33,60 @@ type Problem struct {
 	Message  string `json:"message"`
 }
 
-// secretVars are the variables whose values never appear in an audit
-// event; URL variables additionally lose the password of their userinfo.
-var secretVars = []string{"JWT_SECRET", "INIT_ADMIN_PASSWORD", "OPENAI_API_KEY", "DATABASE_URL", "TARGET_DATABASE_URL", "NATS_URL", "CHROMA_URL", "NATS_CREDS"}
-
-// varName finds the variable a config error message starts with.
-var varName = regexp.MustCompile(`^([A-Z][A-Z0-9_]+)(=|:|\s|$)`)
-
 // urlPassword matches the userinfo password of a URL inside a message.
 var urlPassword = regexp.MustCompile(`(://[^:/@\s"]*):[^@\s"]*@`)
 
-// Problems splits a config.Load error into one Problem per variable, with
-// every secret's value (and any URL password) redacted.
+// Problems splits a config.Load error into one Problem per variable (see
+// config.Problems): Variable is the variable's name, Message the problem's
+// redacted text (config.VarError.Redacted), with any secret value getenv
+// holds removed too, in case it was given to the wrong variable. An error
+// that holds no config.VarError is one Problem without a Variable, its
+// text redacted (Redact).
 func Problems(err error, getenv func(string) string) []Problem {
 	if err == nil {
 		return nil
 	}
-	var leaves []error
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, inner := range j.Unwrap() {
-				walk(inner)
-			}
-			return
-		}
-		if strings.HasPrefix(e.Error(), "configuration: ") {
-			if inner := errors.Unwrap(e); inner != nil {
-				walk(inner)
-				return
-			}
-		}
-		leaves = append(leaves, e)
+	vars := config.Problems(err)
+	if len(vars) == 0 {
+		return []Problem{{Message: Redact(err.Error(), getenv)}}
 	}
-	walk(err)
-	out := make([]Problem, 0, len(leaves))
-	for _, e := range leaves {
-		msg := Redact(e.Error(), getenv)
-		p := Problem{Message: msg}
-		if m := varName.FindStringSubmatch(msg); m != nil {
-			p.Variable = m[1]
-		}
-		out = append(out, p)
+	out := make([]Problem, 0, len(vars))
+	for _, v := range vars {
+		out = append(out, Problem{Variable: v.Var, Message: Redact(v.Redacted(), getenv)})
 	}
 	return out
 }
 
-// Redact removes from msg the values of the secret variables getenv
-// holds (and the passwords inside them when they are URLs) and the
-// password of any URL written in msg.
+// Redact removes from msg, a text that no config.VarError describes (the
+// error of a NATS connection, for instance), the values of the secret
+// variables getenv holds (config.SecretVars), the passwords any variable
+// of config.Vars carries (config.Passwords), and the password of any URL
+// written in msg; each is replaced by config.RedactionMark. Values shorter
+// than 3 characters are left, so that a message is not shredded.
 func Redact(msg string, getenv func(string) string) string {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
 	var secrets []string
-	for _, name := range secretVars {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			continue
+	add := func(s string) {
+		if len(s) >= 3 && !slices.Contains(secrets, s) {
+			secrets = append(secrets, s)
 		}
-		if u, err := url.Parse(v); err == nil && u.User != nil {
-			if pw, ok := u.User.Password(); ok && len(pw) >= 3 {
-				secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
-			}
-		}
-		switch name {
-		case "JWT_SECRET", "INIT_ADMIN_PASSWORD", "OPENAI_API_KEY", "DATABASE_URL", "TARGET_DATABASE_URL":
-			if len(v) >= 3 {
-				secrets = append(secrets, v)
-			}
+	}
+	for _, name := range config.SecretVars() {
+		add(strings.TrimSpace(getenv(name)))
+	}
+	for _, v := range config.Vars {
+		for _, pw := range config.Passwords(strings.TrimSpace(getenv(v.Name))) {
+			add(pw)
 		}
 	}
 	// Longest first, so a URL is removed whole before its password.
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, s := range secrets {
-		msg = strings.ReplaceAll(msg, s, "[redacted]")
+		msg = strings.ReplaceAll(msg, s, config.RedactionMark)
 	}
-	return urlPassword.ReplaceAllString(msg, "$1:[redacted]@")
+	return urlPassword.ReplaceAllString(msg, "$1:"+config.RedactionMark+"@")
 }
 
 // natsProblem reports whether a problem makes NATS itself unreachable for

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	neturl "net/url"
 	"path/filepath"
 	"strings"
 
@@ -154,18 +153,5 @@ func (b *Bus) Close() {
 
 // RedactURLs replaces the password (or the token) of every URL in a
 // comma-separated NATS_URL with "xxxxx" (a service's NATS credentials
-// travel in its URL).
-func RedactURLs(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			if _, ok := u.User.Password(); ok {
-				parts[i] = u.Redacted()
-			} else { // a token alone
-				u.User = neturl.User("xxxxx")
-				parts[i] = u.String()
-			}
-		}
-	}
-	return strings.Join(parts, ",")
-}
+// travel in its URL). It is config.RedactURLs.
+func RedactURLs(urls string) string { return config.RedactURLs(urls) }

@@ -95,58 +95,74 @@ type Config struct {
 	MetricsAddr string
 }
 
-// Var documents one environment variable: its name, default and meaning.
-// Vars is the single list the README table is checked against.
+// Var documents one environment variable: its name, default and meaning,
+// and whether its value is a secret. Vars is the single list the README
+// table is checked against.
 type Var struct {
 	Name    string
 	Default string
 	Help    string
+	// Secret: the whole value is a credential (a key, a password, a
+	// database connection string that may hold one anywhere), so redacted
+	// text (VarError.Redacted, the config.invalid audit event) never shows
+	// it. A variable whose credentials can only be a URL's userinfo
+	// (NATS_URL, CHROMA_URL) is not Secret: redaction removes the password
+	// or token of every URL in any value and keeps the servers named.
+	Secret bool
 }
+
+// Values of Var.Secret, for the table below.
+const (
+	plain  = false
+	secret = true
+)
 
 // Vars lists every variable Load reads, in README order.
 var Vars = []Var{
-	{"APP_ENV", "development", "development|production: picks the defaults of the three feature flags below"},
-	{"SEED_DEMO_DATA", "true (dev) / false (prod)", "init seeds demo rows into accounting_transactions"},
-	{"ENABLE_TARGET_DB", "false (dev) / true (prod)", "a missing target DB source fails init instead of warning"},
-	{"AUTO_TRAIN_CHROMA", "false (dev) / true (prod)", "init publishes a jobs.chroma.train job when it is done"},
-	{"API_ADDR", ":8000", "HTTP listen address of the API"},
-	{"NATS_LISTEN", "127.0.0.1:4223", "client address of the embedded NATS server (only when NATS_URL is empty)"},
-	{"DATA_DIR", "./data", "everything the embedded defaults write: JetStream store, SQLite system DB, runtime target copy, backups"},
-	{"NATS_URL", "(empty)", "NATS server(s) to connect to, comma separated; empty starts an embedded server"},
-	{"NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a cluster)"},
-	{"NATS_CREDS", "(empty)", "path of a NATS .creds file"},
-	{"NATS_PROVISION", "true", "this process creates/updates streams and buckets at start; false for least-privilege NATS users (only the provisioner, e.g. the init Job, provisions)"},
-	{"NATS_INBOX_PREFIX", "_INBOX", "subject prefix of this process's reply inboxes (JetStream API replies, pulled messages); one per role, e.g. _INBOX_backup, so a NATS user may subscribe only to its own replies"},
-	{"DATABASE_URL", "(empty)", "PostgreSQL URL of the System DB; empty uses SQLite at DATA_DIR/system.db"},
-	{"TARGET_DATABASE_URL", "(empty)", "external target DB URL (postgres://… or a sqlite file path); empty uses the golden copy"},
-	{"TARGET_DB_SOURCE", "assets/databases/vanna_db.db", "golden source of the target DB, never modified"},
-	{"TARGET_DB_PATH", "DATA_DIR/target/vanna_db.db", "runtime copy of the golden source, opened read-only"},
-	{"ASSETS_DIR", "assets", "shipped data: ontology/ (business glossary loaded by init) and training/ (question/SQL pairs)"},
-	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store"},
-	{"EMBEDDING_PROVIDER", "local", "local|openai|ollama"},
-	{"INIT_ADMIN_USERNAME", "admin@example.com", "e-mail of the admin user init creates once"},
-	{"INIT_ADMIN_PASSWORD", DefaultAdminPassword, "its password; production refuses the default"},
-	{"JWT_SECRET", "(random, kept in DATA_DIR in development)", "HMAC key of the API's tokens; required in production"},
-	{"JWT_TTL", "1h", "lifetime of a login token"},
-	{"BACKUP_STORE", "local", "local|nats: BACKUP_DIR or the JetStream Object Store bucket BACKUPS"},
-	{"BACKUP_DIR", "DATA_DIR/backups", "archive directory when BACKUP_STORE=local"},
-	{"BACKUP_RETENTION_COUNT", "7", "archives kept by retention"},
-	{"BACKUP_COMPRESSION", "gzip", "gzip|zstd"},
-	{"BACKUP_SCHEDULE", "(empty)", "cron schedule of automatic backups, submitted once per tick by the backup workers however many replicas run: " + ScheduleForms + "; empty: none"},
-	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds"},
-	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream"},
-	{"JOB_RETENTION", "7d", "TTL of job records in JOB_PROGRESS"},
-	{"WORKER_ID", "<hostname>-<pid>", "this worker instance's name in WORKERS and job records"},
-	{"WORKER_CONCURRENCY", "2", "jobs one worker replica runs at once"},
-	{"JOB_MAX_ATTEMPTS", "5", "deliveries before a job is failed and copied to JOBS_DLQ"},
-	{"JOB_ACK_WAIT", "30s", "redelivery timeout of a job whose worker vanished (heartbeats keep live jobs)"},
-	{"SHUTDOWN_TIMEOUT", "30s", "how long a stopping worker lets in-flight jobs finish before releasing them"},
-	{"LOG_LEVEL", "info", "debug|info|warn|error"},
-	{"METRICS_ADDR", "(empty)", "worker binaries: serve Prometheus /metrics on this address (the API serves /metrics on API_ADDR)"},
+	{"APP_ENV", "development", "development|production: picks the defaults of the three feature flags below", plain},
+	{"SEED_DEMO_DATA", "true (dev) / false (prod)", "init seeds demo rows into accounting_transactions", plain},
+	{"ENABLE_TARGET_DB", "false (dev) / true (prod)", "a missing target DB source fails init instead of warning", plain},
+	{"AUTO_TRAIN_CHROMA", "false (dev) / true (prod)", "init publishes a jobs.chroma.train job when it is done", plain},
+	{"API_ADDR", ":8000", "HTTP listen address of the API", plain},
+	{"NATS_LISTEN", "127.0.0.1:4223", "client address of the embedded NATS server (only when NATS_URL is empty)", plain},
+	{"DATA_DIR", "./data", "everything the embedded defaults write: JetStream store, SQLite system DB, runtime target copy, backups", plain},
+	{"NATS_URL", "(empty)", "NATS server(s) to connect to, comma separated; empty starts an embedded server", plain},
+	{"NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a cluster)", plain},
+	{"NATS_CREDS", "(empty)", "path of a NATS .creds file", plain},
+	{"NATS_PROVISION", "true", "this process creates/updates streams and buckets at start; false for least-privilege NATS users (only the provisioner, e.g. the init Job, provisions)", plain},
+	{"NATS_INBOX_PREFIX", "_INBOX", "subject prefix of this process's reply inboxes (JetStream API replies, pulled messages); one per role, e.g. _INBOX_backup, so a NATS user may subscribe only to its own replies", plain},
+	{"DATABASE_URL", "(empty)", "PostgreSQL URL of the System DB; empty uses SQLite at DATA_DIR/system.db", secret},
+	{"TARGET_DATABASE_URL", "(empty)", "external target DB URL (postgres://… or a sqlite file path); empty uses the golden copy", secret},
+	{"TARGET_DB_SOURCE", "assets/databases/vanna_db.db", "golden source of the target DB, never modified", plain},
+	{"TARGET_DB_PATH", "DATA_DIR/target/vanna_db.db", "runtime copy of the golden source, opened read-only", plain},
+	{"ASSETS_DIR", "assets", "shipped data: ontology/ (business glossary loaded by init) and training/ (question/SQL pairs)", plain},
+	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store", plain},
+	{"EMBEDDING_PROVIDER", "local", "local|openai|ollama", plain},
+	{"INIT_ADMIN_USERNAME", "admin@example.com", "e-mail of the admin user init creates once", plain},
+	{"INIT_ADMIN_PASSWORD", DefaultAdminPassword, "its password; production refuses the default", secret},
+	{"JWT_SECRET", "(random, kept in DATA_DIR in development)", "HMAC key of the API's tokens; required in production", secret},
+	{"JWT_TTL", "1h", "lifetime of a login token", plain},
+	{"BACKUP_STORE", "local", "local|nats: BACKUP_DIR or the JetStream Object Store bucket BACKUPS", plain},
+	{"BACKUP_DIR", "DATA_DIR/backups", "archive directory when BACKUP_STORE=local", plain},
+	{"BACKUP_RETENTION_COUNT", "7", "archives kept by retention", plain},
+	{"BACKUP_COMPRESSION", "gzip", "gzip|zstd", plain},
+	{"BACKUP_SCHEDULE", "(empty)", "cron schedule of automatic backups, submitted once per tick by the backup workers however many replicas run: " + ScheduleForms + "; empty: none", plain},
+	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds", plain},
+	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream", plain},
+	{"JOB_RETENTION", "7d", "TTL of job records in JOB_PROGRESS", plain},
+	{"WORKER_ID", "<hostname>-<pid>", "this worker instance's name in WORKERS and job records", plain},
+	{"WORKER_CONCURRENCY", "2", "jobs one worker replica runs at once", plain},
+	{"JOB_MAX_ATTEMPTS", "5", "deliveries before a job is failed and copied to JOBS_DLQ", plain},
+	{"JOB_ACK_WAIT", "30s", "redelivery timeout of a job whose worker vanished (heartbeats keep live jobs)", plain},
+	{"SHUTDOWN_TIMEOUT", "30s", "how long a stopping worker lets in-flight jobs finish before releasing them", plain},
+	{"LOG_LEVEL", "info", "debug|info|warn|error", plain},
+	{"METRICS_ADDR", "(empty)", "worker binaries: serve Prometheus /metrics on this address (the API serves /metrics on API_ADDR)", plain},
 }
 
 // Load reads the configuration from getenv (os.Getenv in production code).
-// Every problem found is reported, joined, each naming its variable.
+// Every problem found is reported: the error is "configuration: " and the
+// problems joined (errors.Join), one line each naming its variable; each
+// is a *VarError, which Problems lists.
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	var c Config
@@ -179,17 +195,18 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.NATSCreds != "" {
 		if _, err := os.Stat(c.NATSCreds); err != nil {
-			p.errs = append(p.errs, fmt.Errorf("NATS_CREDS=%q: %w", c.NATSCreds, err))
+			p.add(&VarError{Var: "NATS_CREDS", Value: c.NATSCreds, HasValue: true, Err: err})
 		}
 	}
 	if c.NATSURL == "" && c.NATSReplicas != 1 {
-		p.errs = append(p.errs, fmt.Errorf("NATS_REPLICAS=%d needs NATS_URL (the embedded server is a single node)", c.NATSReplicas))
+		p.add(&VarError{Var: "NATS_REPLICAS", Value: strconv.Itoa(c.NATSReplicas), HasValue: true, bare: true, sep: " ",
+			Reason: "needs NATS_URL (the embedded server is a single node)"})
 	}
 
 	c.DatabaseURL = p.str("DATABASE_URL", "")
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			p.errs = append(p.errs, fmt.Errorf("DATABASE_URL: accepted values: a postgres:// or postgresql:// URL (empty for SQLite under DATA_DIR)"))
+			p.add(&VarError{Var: "DATABASE_URL", Reason: "accepted values: a postgres:// or postgresql:// URL (empty for SQLite under DATA_DIR)"})
 		}
 	}
 	c.TargetDatabaseURL = p.str("TARGET_DATABASE_URL", "")
@@ -199,7 +216,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ChromaURL = p.str("CHROMA_URL", "")
 	if c.ChromaURL != "" {
 		if u, err := url.Parse(c.ChromaURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			p.errs = append(p.errs, fmt.Errorf("CHROMA_URL=%q: accepted values: an http:// or https:// URL", c.ChromaURL))
+			p.fail("CHROMA_URL", c.ChromaURL, "an http:// or https:// URL")
 		}
 	}
 	c.EmbeddingProvider = p.oneOf("EMBEDDING_PROVIDER", "local", "local", "openai", "ollama")
@@ -209,18 +226,18 @@ func Load(getenv func(string) string) (Config, error) {
 	c.JWTSecret = p.str("JWT_SECRET", "")
 	c.JWTTTL = p.duration("JWT_TTL", time.Hour)
 	if len(c.InitAdminPassword) < 8 {
-		p.errs = append(p.errs, errors.New("INIT_ADMIN_PASSWORD: must be at least 8 characters"))
+		p.add(&VarError{Var: "INIT_ADMIN_PASSWORD", Reason: "must be at least 8 characters"})
 	}
 	if prod {
 		if c.InitAdminPassword == DefaultAdminPassword {
-			p.errs = append(p.errs, errors.New("INIT_ADMIN_PASSWORD: production refuses the default admin password; set your own"))
+			p.add(&VarError{Var: "INIT_ADMIN_PASSWORD", Reason: "production refuses the default admin password; set your own"})
 		}
 		if c.JWTSecret == "" {
-			p.errs = append(p.errs, errors.New("JWT_SECRET: production requires a secret (at least 32 characters)"))
+			p.add(&VarError{Var: "JWT_SECRET", Reason: "production requires a secret (at least 32 characters)"})
 		}
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		p.errs = append(p.errs, errors.New("JWT_SECRET: must be at least 32 characters"))
+		p.add(&VarError{Var: "JWT_SECRET", Reason: "must be at least 32 characters"})
 	}
 
 	c.BackupStore = p.oneOf("BACKUP_STORE", "local", "local", "nats")
@@ -230,7 +247,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if v := p.str("BACKUP_SCHEDULE", ""); v != "" {
 		s, err := ParseSchedule(v)
 		if err != nil {
-			p.errs = append(p.errs, fmt.Errorf("BACKUP_SCHEDULE=%q: %v; accepted values: %s", v, err, ScheduleForms))
+			p.add(&VarError{Var: "BACKUP_SCHEDULE", Value: v, HasValue: true, Err: err,
+				Reason: err.Error() + "; accepted values: " + ScheduleForms})
 		}
 		c.BackupSchedule = s
 	}
@@ -245,7 +263,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.JobAckWait = p.duration("JOB_ACK_WAIT", 30*time.Second)
 	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 30*time.Second)
 	if c.JobAckWait < time.Second {
-		p.errs = append(p.errs, fmt.Errorf("JOB_ACK_WAIT=%s: must be at least 1s", c.JobAckWait))
+		p.add(&VarError{Var: "JOB_ACK_WAIT", Value: c.JobAckWait.String(), HasValue: true, bare: true, Reason: "must be at least 1s"})
 	}
 	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	if v := p.str("METRICS_ADDR", ""); v != "" {
@@ -253,7 +271,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	if len(p.errs) > 0 {
-		return c, fmt.Errorf("configuration: %w", errors.Join(p.errs...))
+		errs := make([]error, len(p.errs))
+		for i, e := range p.errs {
+			errs[i] = e
+		}
+		return c, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
 }
@@ -274,11 +296,15 @@ func defaultWorkerID() string {
 
 type parser struct {
 	getenv func(string) string
-	errs   []error
+	errs   []*VarError
 }
 
+func (p *parser) add(e *VarError) { p.errs = append(p.errs, e) }
+
+// fail reports got, the value of name, as refused: NAME="got": accepted
+// values: accepted.
 func (p *parser) fail(name, got, accepted string) {
-	p.errs = append(p.errs, fmt.Errorf("%s=%q: accepted values: %s", name, got, accepted))
+	p.add(&VarError{Var: name, Value: got, HasValue: true, Reason: "accepted values: " + accepted})
 }
 
 func (p *parser) str(name, def string) string {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +44,7 @@ func testRestorePostgres(ctx context.Context, adminURL string, r io.Reader, o op
 	cfg, err := pgx.ParseConfig(adminURL)
 	if err != nil {
 		// pgx's message may quote the URL; never wrap the raw error.
-		return nil, fmt.Errorf("parse admin URL: %s", redactURL(err.Error(), adminURL))
+		return nil, fmt.Errorf("parse admin URL: %s", store.RedactPassword(err.Error(), adminURL))
 	}
 	tool, err := findTool(ctx, "pg_restore", o.pgRestore)
 	if err != nil {
@@ -95,27 +94,6 @@ func testRestorePostgres(ctx context.Context, adminURL string, r io.Reader, o op
 		rows[t] = n
 	}
 	return rows, nil
-}
-
-// redactURL removes the password of rawURL from msg, best effort, in the
-// URL and keyword/value forms.
-func redactURL(msg, rawURL string) string {
-	if pw := connStringPassword(rawURL); pw != "" {
-		msg = redactSecret(msg, pw)
-	}
-	return msg
-}
-
-func connStringPassword(raw string) string {
-	if pw := connStringSettings(raw)["password"]; pw != "" {
-		return pw
-	}
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok {
-			return pw
-		}
-	}
-	return ""
 }
 
 // scratchPrefix starts the name of every scratch database.

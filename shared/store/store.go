@@ -22,7 +22,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +31,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/insightops/insightops/shared/config"
 )
 
 // Dialect names the SQL engine behind a [DB].
@@ -95,7 +96,7 @@ func openPostgres(ctx context.Context, databaseURL string) (*DB, error) {
 	if err != nil {
 		// pgx already redacts the password in its message; redact again
 		// best-effort, and do not wrap (the wrapped error holds the raw URL).
-		return nil, fmt.Errorf("store: parse database URL: %s", redactSecret(err.Error(), databaseURL))
+		return nil, fmt.Errorf("store: parse database URL: %s", RedactPassword(err.Error(), databaseURL))
 	}
 	desc := fmt.Sprintf("postgres %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
 	sqldb := stdlib.OpenDB(*cfg)
@@ -105,7 +106,7 @@ func openPostgres(ctx context.Context, databaseURL string) (*DB, error) {
 	db := &DB{SQL: sqldb, dialect: Postgres, describe: desc}
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
-		return nil, fmt.Errorf("store: connect to %s: %s", desc, redactSecret(err.Error(), databaseURL))
+		return nil, fmt.Errorf("store: connect to %s: %s", desc, RedactPassword(err.Error(), databaseURL))
 	}
 	return db, nil
 }
@@ -227,29 +228,13 @@ func RebindFor(d Dialect, query string) string {
 	return b.String()
 }
 
-// redactSecret removes the password of rawURL from msg, best effort, for
-// both URL (postgres://u:pw@h/db) and key/value (password=pw) forms.
-func redactSecret(msg, rawURL string) string {
-	var secrets []string
-	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
-		}
-	}
-	for _, f := range strings.Fields(rawURL) {
-		if v, ok := strings.CutPrefix(f, "password="); ok {
-			secrets = append(secrets, strings.Trim(v, "'"))
-		}
-	}
-	if u, err := url.Parse(rawURL); err == nil {
-		if pw := u.Query().Get("password"); pw != "" {
-			secrets = append(secrets, pw, url.QueryEscape(pw))
-		}
-	}
-	for _, s := range secrets {
-		if len(s) > 0 {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
+// RedactPassword removes the password of a database connection string
+// from msg (an error of the driver, say), best effort: the forms of
+// config.Passwords (URL userinfo postgres://u:pw@h/db, ?password=pw,
+// key/value password=pw; plain and escaped) become "xxxxx".
+func RedactPassword(msg, connString string) string {
+	for _, pw := range config.Passwords(connString) {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
 	}
 	return msg
 }

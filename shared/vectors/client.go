@@ -13,6 +13,8 @@ import (
 
 	chroma "github.com/amikos-tech/chroma-go/pkg/api/v2"
 	chhttp "github.com/amikos-tech/chroma-go/pkg/commons/http"
+
+	"github.com/insightops/insightops/shared/config"
 )
 
 // DefaultTimeout bounds one request to Chroma when Options.Timeout is zero.
@@ -54,7 +56,7 @@ func New(rawURL string, emb Embedder, opts Options) (*Client, error) {
 	}
 	u, err := url.Parse(strings.TrimSpace(rawURL))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("vectors: chroma URL %q: want http(s)://host:port", redactURL(rawURL))
+		return nil, fmt.Errorf("vectors: chroma URL %q: want http(s)://host:port", config.RedactURLs(strings.TrimSpace(rawURL)))
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -431,14 +433,4 @@ func plainNumber(n json.Number) any {
 	}
 	f, _ := n.Float64()
 	return f
-}
-
-// redactURL drops the userinfo of a URL for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.User = nil
-	return u.String()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/golden"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/store"
 )
 
 // Schema is what training reads from the target database.
@@ -235,12 +236,12 @@ func readPostgres(ctx context.Context, rawURL string) (Schema, error) {
 	s := Schema{Dialect: "postgres", Source: "postgres " + desc}
 	db, err := sql.Open("pgx", rawURL)
 	if err != nil {
-		return s, jobs.Permanent("target_url_invalid", fmt.Errorf("TARGET_DATABASE_URL: %s", redactSecret(err.Error(), rawURL)))
+		return s, jobs.Permanent("target_url_invalid", fmt.Errorf("TARGET_DATABASE_URL: %s", store.RedactPassword(err.Error(), rawURL)))
 	}
 	defer db.Close()
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
-		return s, fmt.Errorf("connect to target %s: %s", desc, redactSecret(err.Error(), rawURL))
+		return s, fmt.Errorf("connect to target %s: %s", desc, store.RedactPassword(err.Error(), rawURL))
 	}
 	defer func() { _ = tx.Rollback() }()
 	if err := tx.QueryRowContext(ctx, `SELECT current_database()`).Scan(&s.Database); err != nil {
@@ -451,14 +452,4 @@ func describePostgres(raw string) string {
 		return "(target URL)"
 	}
 	return u.Host + u.Path
-}
-
-// redactSecret removes the URL's password from a message.
-func redactSecret(msg, rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	return msg
 }
