@@ -27,11 +27,16 @@ const (
 // NATS keeps archives in the JetStream Object Store bucket BACKUPS, visible
 // to every pod. It is safe for concurrent use.
 type NATS struct {
+	js       jetstream.JetStream
 	obs      jetstream.ObjectStore
 	replicas int
 	// stall bounds how long one Read of an opened archive may wait for
 	// data (DefaultReadStall); see Open.
 	stall time.Duration
+	// The removal of stale chunks (natsstale.go): one at a time, and the
+	// outcome of the last one.
+	cleaning  atomic.Bool
+	lastClean atomic.Pointer[Cleanup]
 }
 
 // DefaultReadStall is how long a read of an archive from the object store
@@ -62,6 +67,11 @@ var _ Store = (*NATS)(nil)
 // NewNATS opens the bucket BACKUPS (bus.BucketBackups), creating it if
 // missing with file storage and the given replicas. An existing bucket is
 // used as it is (its replicas are not changed).
+//
+// Unlike NewLocal it removes nothing: the store may be opened by a user
+// that can only read archives (the API's), while purging chunks left by a
+// killed writer needs the purge right Put and Delete need anyway. The
+// first Put or Delete does it instead (see RemoveStale).
 func NewNATS(ctx context.Context, js jetstream.JetStream, replicas int) (*NATS, error) {
 	if replicas < 1 {
 		replicas = 1
@@ -81,7 +91,7 @@ func NewNATS(ctx context.Context, js jetstream.JetStream, replicas int) (*NATS, 
 	if err != nil {
 		return nil, fmt.Errorf("backup store: object store %s: %w", bus.BucketBackups, err)
 	}
-	n := &NATS{obs: obs, replicas: replicas, stall: DefaultReadStall}
+	n := &NATS{js: js, obs: obs, replicas: replicas, stall: DefaultReadStall}
 	if st, err := obs.Status(ctx); err == nil {
 		n.replicas = st.Replicas()
 	}
@@ -97,6 +107,7 @@ func (n *NATS) Describe() string {
 // object's meta message last: until then nothing is listed. When r fails or
 // ctx is cancelled, the object store purges the chunks already sent (with a
 // context that is not cancelled, so the purge itself is not skipped).
+// Chunks a killed writer left long ago are removed first (maybeRemoveStale).
 func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) {
 	if _, err := backupfmt.ParseArchiveName(name); err != nil {
 		return Info{}, fmt.Errorf("backup store: put: %w", err)
@@ -104,6 +115,7 @@ func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) 
 	if err := ctx.Err(); err != nil {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
+	n.maybeRemoveStale(ctx)
 	if _, err := n.obs.GetInfo(ctx, name); err == nil {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, ErrExists)
 	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -247,10 +259,12 @@ func (s *stallReader) Close() error {
 }
 
 // Delete implements Store: a delete marker, then the chunks are purged.
+// Chunks a killed writer left long ago are removed too (maybeRemoveStale).
 func (n *NATS) Delete(ctx context.Context, name string) error {
 	if _, err := n.getInfo(ctx, "delete", name); err != nil {
 		return err
 	}
+	n.maybeRemoveStale(ctx)
 	dctx, cancel := opCtx(ctx)
 	defer cancel()
 	if err := n.obs.Delete(dctx, name); err != nil {

@@ -32,6 +32,18 @@
 // (whose chunks are purged) is never listed. The SHA-256 is the object's
 // digest, computed by the client while streaming the chunks and stored in
 // the meta message; Meta is kept in the object's metadata.
+//
+// NATS layout, in the stream OBJ_BACKUPS:
+//
+//	$O.BACKUPS.C.<nuid>                   an object's chunks (a fresh NUID per Put)
+//	$O.BACKUPS.M.<base64url name>         its meta (ObjectInfo, naming the NUID); a delete marker once deleted
+//
+// A writer killed during a Put (or between a replace or delete and the
+// purge of the old chunks) leaves chunks no live meta names. Put and
+// Delete purge such chunks once their last message is older than
+// StaleAfter (NATS.RemoveStale, at most every StaleAfter/4): they need the
+// purge right anyway, which the API's read-only NATS user lacks, so
+// NewNATS removes nothing.
 package backupstore
 
 import (
