@@ -31,7 +31,7 @@ func TestJobAuditPublishesAsTheJob(t *testing.T) {
 	}
 	testkit.RunWorker(t, b, worker.Options{Kind: "backup", Handlers: map[string]worker.Handler{jobs.KindBackupCreate: handler}, WorkerID: "backup-audit", Audit: pub})
 	rec := submit(t, b, jobs.KindBackupCreate, 3)
-	if got := waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 60*time.Second); got.State != jobs.Succeeded {
+	if got := testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 60*time.Second); got.State != jobs.Succeeded {
 		t.Fatalf("job %s: %+v", got.State, got.Error)
 	}
 	if !fromCtx.Load() {

@@ -44,21 +44,6 @@ func startReplica(t *testing.T, url string, opts worker.Options) *replica {
 	return &replica{stop: testkit.RunWorker(t, b, opts), kill: nc.Close}
 }
 
-func waitFinal(t *testing.T, store *jobs.Store, id string, within time.Duration) jobs.Record {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		r, _, err := store.Get(context.Background(), id)
-		if err == nil && r.State.Final() {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s not final after %s: state=%s step=%q err=%v", id, within, r.State, r.Step, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func submit(t *testing.T, b *bus.Bus, kind string, maxAttempts int) jobs.Record {
 	t.Helper()
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), maxAttempts)
@@ -126,7 +111,7 @@ func TestKilledWorkerJobIsRedeliveredAndFinishedOnce(t *testing.T) {
 	victim.kill() // like SIGKILL: connection gone, no ack, no nak, no heartbeat
 
 	startReplica(t, ns.ClientURL(), worker.Options{Kind: "test", WorkerID: "survivor", Handlers: map[string]worker.Handler{"test.crash": handler(false)}})
-	final := waitFinal(t, store, rec.ID, 20*time.Second)
+	final := testkit.WaitFinal(t, store, rec.ID, 20*time.Second)
 
 	if final.State != jobs.Succeeded || final.Attempt != 2 || final.Worker != "survivor" {
 		t.Fatalf("final = state %s attempt %d worker %s, want succeeded/2/survivor", final.State, final.Attempt, final.Worker)
@@ -151,7 +136,7 @@ func TestAlwaysFailingJobFailsAfterMaxAttemptsAndIsDeadLettered(t *testing.T) {
 		},
 	}})
 	rec := submit(t, b, "test.fail", 3)
-	final := waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 20*time.Second)
+	final := testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 20*time.Second)
 	if final.State != jobs.Failed || final.Attempt != 3 || calls.Load() != 3 {
 		t.Fatalf("state %s attempt %d calls %d, want failed after 3", final.State, final.Attempt, calls.Load())
 	}
@@ -184,7 +169,7 @@ func TestPermanentErrorTerminatesAtOnceWithoutRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	final := waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second)
+	final := testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second)
 	if final.State != jobs.Failed || final.Attempt != 1 || calls.Load() != 1 || final.Error.Code != "invalid_params" {
 		t.Fatalf("state %s attempt %d calls %d err %+v", final.State, final.Attempt, calls.Load(), final.Error)
 	}
@@ -218,7 +203,7 @@ func TestCancelledRunningJobStopsAtNextStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := stepsAfterCancel.Load()
-	final := waitFinal(t, store, rec.ID, 10*time.Second)
+	final := testkit.WaitFinal(t, store, rec.ID, 10*time.Second)
 	if final.State != jobs.Cancelled || final.Error == nil || final.Error.Code != "cancelled" {
 		t.Fatalf("final %s %+v", final.State, final.Error)
 	}
@@ -262,7 +247,7 @@ func TestShutdownDrainsInFlightJobs(t *testing.T) {
 	rec := submit(t, b, "test.slow", 3)
 	<-started
 	r.stop()
-	final := waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, time.Second)
+	final := testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, time.Second)
 	if final.State != jobs.Succeeded || string(final.Result) != `"finished"` {
 		t.Fatalf("final %s result %s", final.State, final.Result)
 	}
@@ -288,7 +273,7 @@ func TestShutdownPastTimeoutReleasesJobToAnotherReplica(t *testing.T) {
 	<-started
 	r.stop()
 	startReplica(t, ns.ClientURL(), worker.Options{Kind: "test", WorkerID: "w2", AckWait: time.Minute, Handlers: map[string]worker.Handler{"test.stuck": h}})
-	final := waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second) // far below AckWait
+	final := testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second) // far below AckWait
 	if final.State != jobs.Succeeded || final.Attempt != 2 || final.Worker != "w2" {
 		t.Fatalf("final %s attempt %d worker %s", final.State, final.Attempt, final.Worker)
 	}
@@ -330,7 +315,7 @@ func TestReplicasShareTheWorkAndAnnouncePresence(t *testing.T) {
 	}
 	store := jobs.NewStore(b.Jobs)
 	for _, id := range ids {
-		if r := waitFinal(t, store, id, 20*time.Second); r.State != jobs.Succeeded || r.Attempt != 1 {
+		if r := testkit.WaitFinal(t, store, id, 20*time.Second); r.State != jobs.Succeeded || r.Attempt != 1 {
 			t.Fatalf("job %s: %s attempt %d", id, r.State, r.Attempt)
 		}
 	}
@@ -412,7 +397,7 @@ func TestMetricsCountFinishedRetriedAndDeadLetteredJobs(t *testing.T) {
 		"test.metrics": func(ctx context.Context, job *worker.Job) (any, error) { return nil, errors.New("no") },
 	}})
 	rec := submit(t, b, "test.metrics", 2)
-	waitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second)
+	testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second)
 	if d := testutil.ToFloat64(metrics.JobsDeadLettered.WithLabelValues("test.metrics")) - before; d != 1 {
 		t.Errorf("dead-lettered +%v, want +1", d)
 	}

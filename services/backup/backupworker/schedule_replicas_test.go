@@ -11,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/backupfmt"
-	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/reliability"
@@ -106,51 +103,20 @@ func (e *env) verifyJobs() map[string][]jobs.Record {
 	return out
 }
 
-// auditByJob reads every event on the AUDIT subjects given and counts
-// them per job id, keeping only events whose actor is actor.
-func (e *env) auditByJob(actor string, subjects ...string) map[string]int {
+// auditByJob reads every event on the AUDIT subject given (audit.Read)
+// and counts them per job id, keeping only events whose actor is actor.
+func (e *env) auditByJob(actor, subject string) map[string]int {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := e.bus.JS.Stream(ctx, bus.StreamAudit)
+	evs, err := audit.Read(ctx, e.bus.JS, subject)
 	if err != nil {
 		e.t.Fatal(err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter("audit.>"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var want uint64
-	for _, subj := range subjects {
-		want += info.State.Subjects[subj]
 	}
 	out := map[string]int{}
-	if want == 0 {
-		return out
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: subjects})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var got uint64
-	for got < want {
-		batch, err := cons.Fetch(int(min(want-got, 200)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			got++
-			var ev audit.Event
-			if err := json.Unmarshal(m.Data(), &ev); err != nil {
-				e.t.Errorf("audit event %s: %v", m.Data(), err)
-				continue
-			}
-			if ev.Actor == actor {
-				out[ev.JobID]++
-			}
-		}
-		if err := batch.Error(); err != nil && ctx.Err() != nil {
-			e.t.Fatalf("read AUDIT: %v (%d of %d)", err, got, want)
+	for _, ev := range evs {
+		if ev.Actor == actor {
+			out[ev.JobID]++
 		}
 	}
 	return out

@@ -103,14 +103,10 @@ func (e *env) record(id string) jobs.Record {
 	return rec
 }
 
+// waitFinal waits for job id to end (testkit.WaitFinal).
 func (e *env) waitFinal(id string, within time.Duration) jobs.Record {
 	e.t.Helper()
-	var rec jobs.Record
-	eventually(e.t, within, "job "+id+" to end", func() bool {
-		rec = e.record(id)
-		return rec.State.Final()
-	})
-	return rec
+	return testkit.WaitFinal(e.t, jobs.NewStore(e.bus.Jobs), id, within)
 }
 
 // TestWorkerKilledMidArchive: the replica writing an archive dies (its

@@ -262,7 +262,7 @@ var hitQuestions = []struct{ question, table string }{
 func TestRetrievalHitRate(t *testing.T) {
 	chroma := testkit.Chroma(t)
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
-	c, err := chromaworker.NewVectors(cfg, os.Getenv)
+	c, err := chromaworker.NewVectors(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +524,7 @@ func TestPostgresTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DATABASE_URL": url})
-	c, err := chromaworker.NewVectors(cfg, os.Getenv)
+	c, err := chromaworker.NewVectors(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -215,20 +215,10 @@ func submitInit(t *testing.T, b *bus.Bus, by string) jobs.Record {
 	return rec
 }
 
+// waitFinal waits up to 60s for job id to end (testkit.WaitFinal).
 func waitFinal(t *testing.T, b *bus.Bus, id string) jobs.Record {
 	t.Helper()
-	st := jobs.NewStore(b.Jobs)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		r, _, err := st.Get(context.Background(), id)
-		if err == nil && r.State.Final() {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s not final: state=%s step=%q err=%v", id, r.State, r.Step, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return testkit.WaitFinal(t, jobs.NewStore(b.Jobs), id, 60*time.Second)
 }
 
 // messagesOn counts the messages stored on subject in stream.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,16 +18,6 @@ import (
 	"github.com/insightops/insightops/shared/testkit"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 type instance struct {
 	base   string
 	banner *bytes.Buffer
@@ -39,7 +28,7 @@ type instance struct {
 func start(t *testing.T, dataDir string, extra ...string) *instance {
 	t.Helper()
 	vars := map[string]string{
-		"DATA_DIR": dataDir, "API_ADDR": freeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
+		"DATA_DIR": dataDir, "API_ADDR": testkit.FreeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
 		"TARGET_DB_SOURCE": "../../../assets/databases/vanna_db.db", "ASSETS_DIR": "../../../assets",
 		"ENABLE_TARGET_DB": "true", "JOB_ACK_WAIT": "5s", "SHUTDOWN_TIMEOUT": "5s",
 	}

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -293,61 +292,36 @@ func (s *submitter) waitFinal(ctx context.Context, ids []string) map[string]jobs
 	}
 }
 
-// mustSucceed waits for one job and fails the test unless it succeeded.
+// mustSucceed waits for one job (within timeout, and before ctx's
+// deadline) and fails the test unless it succeeded.
 func (s *submitter) mustSucceed(ctx context.Context, t *testing.T, id string, timeout time.Duration) jobs.Record {
 	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	rec := s.waitFinal(wctx, []string{id})[id]
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	rec := testkit.WaitFinal(t, s.store, id, timeout)
 	if rec.State != jobs.Succeeded {
 		t.Fatalf("job %s %s: state %s (step %q, error %+v)", rec.Kind, id, rec.State, rec.Step, rec.Error)
 	}
 	return rec
 }
 
-// auditCounts reads the whole AUDIT stream and counts events by job id and
-// action.
+// auditCounts reads the whole AUDIT stream (audit.Read of "audit.>") and
+// counts events by job id and action; it also returns how many events it
+// read.
 func auditCounts(ctx context.Context, js jetstream.JetStream) (map[string]map[string]int, int, error) {
-	st, err := js.Stream(ctx, bus.StreamAudit)
+	evs, err := audit.Read(ctx, js, "audit.>")
 	if err != nil {
-		return nil, 0, fmt.Errorf("audit stream: %w", err)
+		return nil, 0, err
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("audit stream info: %w", err)
-	}
-	last := info.State.LastSeq
 	out := map[string]map[string]int{}
-	if last == 0 {
-		return out, 0, nil
-	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, 0, fmt.Errorf("audit consumer: %w", err)
-	}
-	total := 0
-	for {
-		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
-		if err != nil {
-			return nil, 0, fmt.Errorf("read audit (%d of %d): %w", total, last, err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return nil, 0, err
-		}
-		var e audit.Event
-		if err := json.Unmarshal(msg.Data(), &e); err != nil {
-			return nil, 0, fmt.Errorf("audit event %d: %w", md.Sequence.Stream, err)
-		}
-		total++
+	for _, e := range evs {
 		if e.JobID != "" {
 			if out[e.JobID] == nil {
 				out[e.JobID] = map[string]int{}
 			}
 			out[e.JobID][e.Action]++
 		}
-		if md.Sequence.Stream >= last {
-			return out, total, nil
-		}
 	}
+	return out, len(evs), nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -48,16 +47,6 @@ type env struct {
 	client  *http.Client
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startEnv starts the cluster, PostgreSQL database, Chroma, the API and
 // the workers, runs the first init job and logs in as the admin.
 func startEnv(t *testing.T) *env {
@@ -73,7 +62,7 @@ func startEnv(t *testing.T) *env {
 	vars := map[string]string{
 		"NATS_URL": c.URL(), "NATS_REPLICAS": "3",
 		"DATABASE_URL": pgURL, "CHROMA_URL": chroma.URL,
-		"DATA_DIR": t.TempDir(), "API_ADDR": freeAddr(t),
+		"DATA_DIR": t.TempDir(), "API_ADDR": testkit.FreeAddr(t),
 		"TARGET_DB_SOURCE": "../../../assets/databases/vanna_db.db", "ASSETS_DIR": "../../../assets",
 		"ENABLE_TARGET_DB": "true", "BACKUP_STORE": "nats", "BACKUP_RETENTION_COUNT": "1000",
 		"JWT_SECRET":         "clustertest-secret-0123456789abcdefghijklmnop",
@@ -114,7 +103,7 @@ func startEnv(t *testing.T) *env {
 		pcfg := cfg
 		pcfg.WorkerID = name
 		log := testkit.Logger(t).With("process", name)
-		deps, closeAll, err := app.OpenWith(ctx, pcfg, log, app.Options{Name: "clustertest-" + name})
+		deps, closeAll, err := app.OpenWith(ctx, pcfg, log, app.Options{Name: "clustertest-" + name, FailFastWhenDisconnected: service == "api"})
 		if err != nil {
 			t.Fatalf("open %s: %v", name, err)
 		}
@@ -152,7 +141,8 @@ func startEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("submit init: %v", err)
 	}
-	if final := e.waitFinal(ctx, rec.ID); final.State != jobs.Succeeded {
+	deadline, _ := ctx.Deadline()
+	if final := testkit.WaitFinal(t, jobs.NewStore(e.api.Jobs), rec.ID, time.Until(deadline)); final.State != jobs.Succeeded {
 		t.Fatalf("init job %s: %+v", final.State, final.Error)
 	}
 	e.token = e.login()
@@ -174,23 +164,6 @@ func (e *env) waitHealthy() {
 			e.t.Fatalf("API not healthy: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// waitFinal polls the job record until it is final.
-func (e *env) waitFinal(ctx context.Context, id string) jobs.Record {
-	e.t.Helper()
-	st := jobs.NewStore(e.api.Jobs)
-	for {
-		rec, _, err := st.Get(ctx, id)
-		if err == nil && rec.State.Final() {
-			return rec
-		}
-		select {
-		case <-ctx.Done():
-			e.t.Fatalf("job %s not final: %s (%v)", id, rec.State, err)
-		case <-time.After(200 * time.Millisecond):
-		}
 	}
 }
 
@@ -469,70 +442,21 @@ func (e *env) terminalWrites(ctx context.Context, id string) (int, error) {
 	return final, nil
 }
 
-// readAudit reads the whole AUDIT stream with an ordered consumer.
+// readAudit reads the whole AUDIT stream (audit.Read of "audit.>"),
+// starting over while it fails: right after a cluster restart the stream
+// may still be electing a leader.
 func (e *env) readAudit(ctx context.Context) []audit.Event {
 	e.t.Helper()
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	var (
-		st   jetstream.Stream
-		info *jetstream.StreamInfo
-		err  error
-	)
-	for { // retried while the stream has no leader yet
-		if st, err = e.api.JS.Stream(rctx, bus.StreamAudit); err == nil {
-			if info, err = st.Info(rctx); err == nil {
-				break
-			}
+	for {
+		evs, err := audit.Read(rctx, e.api.JS, "audit.>")
+		if err == nil {
+			return evs
 		}
 		if rctx.Err() != nil {
-			e.t.Fatalf("audit stream info: %v", err)
+			e.t.Fatalf("read audit: %v", err)
 		}
 		time.Sleep(250 * time.Millisecond)
-	}
-	last := info.State.LastSeq
-	cons, err := st.OrderedConsumer(rctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		e.t.Fatalf("audit consumer: %v", err)
-	}
-	var out []audit.Event
-	var seq uint64
-	for {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			// Right after a cluster restart the stream may still be
-			// electing a leader ("no responders"): the ordered consumer
-			// is recreated from the last sequence read on the next try.
-			if rctx.Err() != nil {
-				e.t.Fatalf("read audit: stopped at %d of %d: %v", seq, last, err)
-			}
-			time.Sleep(250 * time.Millisecond)
-			continue
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var ev audit.Event
-			if err := json.Unmarshal(m.Data(), &ev); err != nil {
-				e.t.Errorf("audit message %s: %v", m.Subject(), err)
-				continue
-			}
-			out = append(out, ev)
-			if md, err := m.Metadata(); err == nil {
-				seq = md.Sequence.Stream
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-			if rctx.Err() != nil {
-				e.t.Fatalf("read audit: stopped at %d of %d: %v", seq, last, err)
-			}
-			time.Sleep(250 * time.Millisecond) // as above: retried
-		}
-		if seq >= last {
-			return out
-		}
-		if n == 0 && rctx.Err() != nil {
-			e.t.Fatalf("read audit: stopped at %d of %d", seq, last)
-		}
 	}
 }

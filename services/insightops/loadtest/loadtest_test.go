@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,22 +47,12 @@ const (
 	heapPerJob     = 2 << 10
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startAllInOne runs the all-in-one on a fresh DATA_DIR (embedded NATS on a
 // free port, SQLite) and returns its API base URL once /health answers.
 func startAllInOne(t *testing.T) string {
 	t.Helper()
 	vars := map[string]string{
-		"DATA_DIR": t.TempDir(), "API_ADDR": freeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
+		"DATA_DIR": t.TempDir(), "API_ADDR": testkit.FreeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
 		"TARGET_DB_SOURCE": "../../../assets/databases/vanna_db.db", "ASSETS_DIR": "../../../assets",
 		"ENABLE_TARGET_DB": "true", "SHUTDOWN_TIMEOUT": "5s",
 	}

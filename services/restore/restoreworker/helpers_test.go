@@ -507,29 +507,10 @@ func (e *env) submit(p restoreworker.Params) string {
 	return rec.ID
 }
 
-// wait polls the job until cond holds.
-func (e *env) wait(id string, d time.Duration, what string, cond func(jobs.Record) bool) jobs.Record {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		rec, _, err := e.jobs.Get(e.ctx, id)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if cond(rec) {
-			return rec
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting for %s; job: state %s, step %q, error %+v", d, what, rec.State, rec.Step, rec.Error)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// final waits for the job's final state.
+// final waits up to 3 minutes for job id to end (testkit.WaitFinal).
 func (e *env) final(id string) jobs.Record {
 	e.t.Helper()
-	return e.wait(id, 3*time.Minute, "the final state", func(r jobs.Record) bool { return r.State.Final() })
+	return testkit.WaitFinal(e.t, e.jobs, id, 3*time.Minute)
 }
 
 func resultOf(t *testing.T, rec jobs.Record) restoreworker.Result {

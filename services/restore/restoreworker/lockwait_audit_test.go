@@ -9,6 +9,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/locks"
+	"github.com/insightops/insightops/shared/testkit"
 )
 
 // TestLockWaitIsAudited: a restore that meets the system lease held by a
@@ -32,7 +33,7 @@ func TestLockWaitIsAudited(t *testing.T) {
 		}
 	}()
 	id := e.submit(restoreworker.Params{Archive: archive.Archive})
-	e.wait(id, 60*time.Second, "the job to wait for the lock", func(r jobs.Record) bool {
+	testkit.WaitJob(t, e.jobs, id, 60*time.Second, "the job to wait for the lock", func(r jobs.Record) bool {
 		return r.State == jobs.Running && strings.Contains(r.Step, "system is locked by backup.create")
 	})
 	if err := lease.Release(e.ctx); err != nil {

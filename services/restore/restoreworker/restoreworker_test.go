@@ -17,6 +17,7 @@ import (
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/store"
+	"github.com/insightops/insightops/shared/testkit"
 )
 
 // TestRestore runs the whole life of a restore on real parts, for a SQLite
@@ -105,7 +106,7 @@ func TestRestore(t *testing.T) {
 				// restore must not lose or fork any of them.
 				stopEvents := e.publishContinuously("during-restore")
 				id := e.submit(restoreworker.Params{Archive: archive.Archive})
-				e.wait(id, 30*time.Second, "the job to wait for the lock", func(r jobs.Record) bool {
+				testkit.WaitJob(t, e.jobs, id, 30*time.Second, "the job to wait for the lock", func(r jobs.Record) bool {
 					return r.State == jobs.Running && strings.Contains(r.Step, "system is locked by backup.create")
 				})
 				time.Sleep(time.Second)
