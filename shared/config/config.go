@@ -60,7 +60,9 @@ type Config struct {
 	TargetDBPath      string
 	AssetsDir         string // ontology/ and training/ live here
 	ChromaURL         string
-	EmbeddingProvider string
+	// Embedding is EMBEDDING_PROVIDER and the settings of the openai and
+	// ollama embedders (shared/vectors builds the one it names).
+	Embedding Embedding
 
 	// Auth.
 	InitAdminUsername string
@@ -138,6 +140,14 @@ var Vars = []Var{
 	{"ASSETS_DIR", "assets", "shipped data: ontology/ (business glossary loaded by init) and training/ (question/SQL pairs)", plain},
 	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store", plain},
 	{"EMBEDDING_PROVIDER", "local", "local|openai|ollama", plain},
+	{"OPENAI_API_KEY", "(empty)", "API key of the openai embedder; required when EMBEDDING_PROVIDER=openai", secret},
+	{"OPENAI_EMBEDDING_MODEL", "text-embedding-3-small", "embedding model of the openai embedder", plain},
+	{"OPENAI_BASE_URL", "(empty: api.openai.com)", "base URL of an OpenAI-compatible embeddings API; http:// allowed", plain},
+	{"OPENAI_API_BASE", "(empty)", "older name of OPENAI_BASE_URL, read when that is empty", plain},
+	{"OPENAI_EMBEDDING_DIMENSIONS", "(model's own)", "1–65536: ask the openai model for vectors of this size", plain},
+	{"OPENAI_ORG_ID", "(empty)", "OpenAI organisation id sent with each request", plain},
+	{"OLLAMA_HOST", "http://localhost:11434", "Ollama server of the ollama embedder (host:port is accepted)", plain},
+	{"OLLAMA_EMBEDDING_MODEL", "nomic-embed-text", "embedding model of the ollama embedder", plain},
 	{"INIT_ADMIN_USERNAME", "admin@example.com", "e-mail of the admin user init creates once", plain},
 	{"INIT_ADMIN_PASSWORD", DefaultAdminPassword, "its password; production refuses the default", secret},
 	{"JWT_SECRET", "(random, kept in DATA_DIR in development)", "HMAC key of the API's tokens; required in production", secret},
@@ -219,7 +229,24 @@ func Load(getenv func(string) string) (Config, error) {
 			p.fail("CHROMA_URL", c.ChromaURL, "an http:// or https:// URL")
 		}
 	}
-	c.EmbeddingProvider = p.oneOf("EMBEDDING_PROVIDER", "local", "local", "openai", "ollama")
+	c.Embedding = Embedding{
+		Provider:         p.oneOf("EMBEDDING_PROVIDER", "local", "local", "openai", "ollama"),
+		OpenAIAPIKey:     p.str("OPENAI_API_KEY", ""),
+		OpenAIModel:      p.str("OPENAI_EMBEDDING_MODEL", DefaultOpenAIModel),
+		OpenAIBaseURL:    p.str("OPENAI_BASE_URL", p.str("OPENAI_API_BASE", "")),
+		OpenAIDimensions: p.intRange("OPENAI_EMBEDDING_DIMENSIONS", 0, 1, 65536),
+		OpenAIOrgID:      p.str("OPENAI_ORG_ID", ""),
+		OllamaHost:       p.str("OLLAMA_HOST", DefaultOllamaHost),
+		OllamaModel:      p.str("OLLAMA_EMBEDDING_MODEL", DefaultOllamaModel),
+	}
+	if c.Embedding.Provider == "openai" && c.Embedding.OpenAIAPIKey == "" {
+		p.add(&VarError{Var: "OPENAI_API_KEY", Reason: "EMBEDDING_PROVIDER=openai needs it"})
+	}
+	if b := c.Embedding.OpenAIBaseURL; b != "" {
+		if u, err := url.Parse(b); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.fail("OPENAI_BASE_URL", b, "an http:// or https:// URL")
+		}
+	}
 
 	c.InitAdminUsername = p.str("INIT_ADMIN_USERNAME", "admin@example.com")
 	c.InitAdminPassword = p.str("INIT_ADMIN_PASSWORD", DefaultAdminPassword)
@@ -409,4 +436,27 @@ func validInboxPrefix(s string) bool {
 		}
 	}
 	return true
+}
+
+// Defaults of the remote embedders.
+const (
+	DefaultOpenAIModel = "text-embedding-3-small"
+	DefaultOllamaHost  = "http://localhost:11434"
+	DefaultOllamaModel = "nomic-embed-text"
+)
+
+// Embedding is the configuration of the embedding function that turns
+// training data and questions into vectors. Only the fields of Provider
+// are used.
+type Embedding struct {
+	Provider string // local, openai or ollama
+
+	OpenAIAPIKey     string
+	OpenAIModel      string
+	OpenAIBaseURL    string // empty: the OpenAI API
+	OpenAIDimensions int    // 0: the model's own
+	OpenAIOrgID      string
+
+	OllamaHost  string // a URL or host:port
+	OllamaModel string
 }

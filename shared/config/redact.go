@@ -10,19 +10,11 @@ import (
 // and the messages of config.invalid audit events).
 const RedactionMark = "[redacted]"
 
-// otherSecrets are secret variables that Load does not read (so they are
-// not in Vars) but other packages do: shared/vectors reads OPENAI_API_KEY.
-var otherSecrets = []string{"OPENAI_API_KEY"}
-
 // IsSecret reports whether the whole value of the variable name is a
-// credential: a Secret row of Vars, or OPENAI_API_KEY (read by
-// shared/vectors, not by Load). Redacted text never shows such a value.
+// credential: a Secret row of Vars. Redacted text never shows such a value.
 // The other variables may still carry a credential inside a URL (NATS_URL,
 // CHROMA_URL); redaction removes it from every value (see RedactURLs).
 func IsSecret(name string) bool {
-	if slices.Contains(otherSecrets, name) {
-		return true
-	}
 	for _, v := range Vars {
 		if v.Name == name {
 			return v.Secret
@@ -32,7 +24,7 @@ func IsSecret(name string) bool {
 }
 
 // SecretVars returns the names of the variables IsSecret reports: the
-// Secret rows of Vars, in their order, then OPENAI_API_KEY.
+// Secret rows of Vars, in their order.
 func SecretVars() []string {
 	var out []string
 	for _, v := range Vars {
@@ -40,7 +32,7 @@ func SecretVars() []string {
 			out = append(out, v.Name)
 		}
 	}
-	return append(out, otherSecrets...)
+	return out
 }
 
 // RedactURLs replaces the password of every URL in urls, a

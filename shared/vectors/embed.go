@@ -1,17 +1,19 @@
 package vectors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/amikos-tech/chroma-go/pkg/embeddings"
 	"github.com/amikos-tech/chroma-go/pkg/embeddings/ollama"
 	"github.com/amikos-tech/chroma-go/pkg/embeddings/openai"
+
+	"github.com/insightops/insightops/shared/config"
 )
 
 // Embedding providers (EMBEDDING_PROVIDER values).
@@ -21,11 +23,12 @@ const (
 	ProviderOllama = "ollama"
 )
 
-// Defaults of the remote providers' models.
+// Defaults of the remote providers (config's, repeated for readers of
+// this package).
 const (
-	DefaultOpenAIModel = "text-embedding-3-small"
-	DefaultOllamaModel = "nomic-embed-text"
-	DefaultOllamaHost  = "http://localhost:11434"
+	DefaultOpenAIModel = config.DefaultOpenAIModel
+	DefaultOllamaModel = config.DefaultOllamaModel
+	DefaultOllamaHost  = config.DefaultOllamaHost
 )
 
 // Embedder turns texts into vectors. Implementations are safe for
@@ -44,79 +47,61 @@ type Embedder interface {
 	EmbedQuery(ctx context.Context, text string) ([]float32, error)
 }
 
-// NewEmbedder returns the embedder of provider ("" means local), configured
-// from getenv (os.Getenv in production) with the providers' usual variables:
+// NewEmbedder returns the embedder cfg.Provider names ("" means local),
+// built from the settings config.Load read and checked:
 //
-//   - openai: OPENAI_API_KEY (required), OPENAI_EMBEDDING_MODEL (default
-//     text-embedding-3-small), OPENAI_BASE_URL (or OPENAI_API_BASE; an
-//     http:// URL is allowed), OPENAI_EMBEDDING_DIMENSIONS, OPENAI_ORG_ID;
-//   - ollama: OLLAMA_HOST (default http://localhost:11434; host:port is
-//     accepted), OLLAMA_EMBEDDING_MODEL (default nomic-embed-text);
+//   - openai: OPENAI_API_KEY (required), OPENAI_EMBEDDING_MODEL,
+//     OPENAI_BASE_URL (or OPENAI_API_BASE; an http:// URL is allowed),
+//     OPENAI_EMBEDDING_DIMENSIONS, OPENAI_ORG_ID;
+//   - ollama: OLLAMA_HOST (host:port is accepted), OLLAMA_EMBEDDING_MODEL;
 //   - local: nothing (LocalDimension, no network).
 //
-// No network call is made here; a bad value is an error naming the variable.
-func NewEmbedder(provider string, getenv func(string) string) (Embedder, error) {
-	env := func(k string) string { return strings.TrimSpace(getenv(k)) }
-	switch strings.ToLower(strings.TrimSpace(provider)) {
+// No network call is made here; a bad value is an error naming the
+// variable (never showing the key).
+func NewEmbedder(cfg config.Embedding) (Embedder, error) {
+	switch strings.ToLower(strings.TrimSpace(cfg.Provider)) {
 	case "", ProviderLocal:
 		return NewLocal(LocalDimension), nil
 	case ProviderOpenAI:
-		key := env("OPENAI_API_KEY")
-		if key == "" {
+		if cfg.OpenAIAPIKey == "" {
 			return nil, errors.New("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY")
 		}
-		model := env("OPENAI_EMBEDDING_MODEL")
-		if model == "" {
-			model = DefaultOpenAIModel
-		}
+		model := cmp.Or(cfg.OpenAIModel, DefaultOpenAIModel)
 		opts := []openai.Option{openai.WithModel(openai.EmbeddingModel(model))}
-		base := env("OPENAI_BASE_URL")
-		if base == "" {
-			base = env("OPENAI_API_BASE")
-		}
-		if base != "" {
+		if base := cfg.OpenAIBaseURL; base != "" {
 			opts = append(opts, openai.WithBaseURL(base))
 			if strings.HasPrefix(strings.ToLower(base), "http://") {
 				opts = append(opts, openai.WithInsecure())
 			}
 		}
-		dim := 0
-		if v := env("OPENAI_EMBEDDING_DIMENSIONS"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 65536 {
-				return nil, fmt.Errorf("OPENAI_EMBEDDING_DIMENSIONS=%q: accepted values: an integer from 1 to 65536", v)
+		if n := cfg.OpenAIDimensions; n != 0 {
+			if n < 1 || n > 65536 {
+				return nil, fmt.Errorf("OPENAI_EMBEDDING_DIMENSIONS=%d: accepted values: an integer from 1 to 65536", n)
 			}
-			dim = n
 			opts = append(opts, openai.WithDimensions(n))
 		}
-		if org := env("OPENAI_ORG_ID"); org != "" {
+		if org := cfg.OpenAIOrgID; org != "" {
 			opts = append(opts, openai.WithOpenAIOrganizationID(org))
 		}
-		ef, err := openai.NewOpenAIEmbeddingFunction(key, opts...)
+		ef, err := openai.NewOpenAIEmbeddingFunction(cfg.OpenAIAPIKey, opts...)
 		if err != nil {
 			// chroma-go's messages never contain the key.
 			return nil, fmt.Errorf("openai embedder (OPENAI_EMBEDDING_MODEL, OPENAI_BASE_URL): %w", err)
 		}
-		return &remoteEmbedder{provider: ProviderOpenAI, model: model, ef: ef, dim: dim}, nil
+		return &remoteEmbedder{provider: ProviderOpenAI, model: model, ef: ef, dim: cfg.OpenAIDimensions}, nil
 	case ProviderOllama:
-		host := env("OLLAMA_HOST")
-		if host == "" {
-			host = DefaultOllamaHost
-		}
+		host := cmp.Or(cfg.OllamaHost, DefaultOllamaHost)
 		if !strings.Contains(host, "://") {
 			host = "http://" + host
 		}
-		model := env("OLLAMA_EMBEDDING_MODEL")
-		if model == "" {
-			model = DefaultOllamaModel
-		}
+		model := cmp.Or(cfg.OllamaModel, DefaultOllamaModel)
 		ef, err := ollama.NewOllamaEmbeddingFunction(ollama.WithBaseURL(host), ollama.WithModel(embeddings.EmbeddingModel(model)))
 		if err != nil {
-			return nil, fmt.Errorf("ollama embedder (OLLAMA_HOST=%q, OLLAMA_EMBEDDING_MODEL=%q): %w", host, model, err)
+			return nil, fmt.Errorf("ollama embedder (OLLAMA_HOST=%q, OLLAMA_EMBEDDING_MODEL=%q): %w", config.RedactURLs(host), model, err)
 		}
 		return &remoteEmbedder{provider: ProviderOllama, model: model, ef: ef}, nil
 	default:
-		return nil, fmt.Errorf("EMBEDDING_PROVIDER=%q: accepted values: local, openai, ollama", provider)
+		return nil, fmt.Errorf("EMBEDDING_PROVIDER=%q: accepted values: local, openai, ollama", cfg.Provider)
 	}
 }
 

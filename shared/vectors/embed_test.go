@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/vectors"
 )
 
@@ -81,30 +82,51 @@ func TestTokens(t *testing.T) {
 }
 
 func TestNewEmbedder(t *testing.T) {
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	// load reads the environment the way every binary does.
+	load := func(m map[string]string) (config.Config, error) {
+		m["DATA_DIR"] = t.TempDir()
+		return config.Load(func(k string) string { return m[k] })
+	}
+	mustLoad := func(m map[string]string) config.Embedding {
+		t.Helper()
+		cfg, err := load(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Embedding
+	}
 	for _, p := range []string{"", "local", "LOCAL"} {
-		e, err := vectors.NewEmbedder(p, env(nil))
+		e, err := vectors.NewEmbedder(config.Embedding{Provider: p})
 		if err != nil || e.Provider() != vectors.ProviderLocal || e.Model() != vectors.LocalModel {
 			t.Errorf("%q: %v %v", p, e, err)
 		}
 	}
-	if _, err := vectors.NewEmbedder("openai", env(nil)); err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY") {
+	if _, err := load(map[string]string{"EMBEDDING_PROVIDER": "openai"}); err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY") {
+		t.Errorf("openai without key, at start: %v", err)
+	}
+	if _, err := vectors.NewEmbedder(config.Embedding{Provider: "openai"}); err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY") {
 		t.Errorf("openai without key: %v", err)
 	}
-	e, err := vectors.NewEmbedder("openai", env(map[string]string{"OPENAI_API_KEY": "sk-test-not-real", "OPENAI_EMBEDDING_DIMENSIONS": "256"}))
+	e, err := vectors.NewEmbedder(mustLoad(map[string]string{"EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test-not-real", "OPENAI_EMBEDDING_DIMENSIONS": "256"}))
 	if err != nil || e.Provider() != "openai" || e.Model() != vectors.DefaultOpenAIModel {
 		t.Fatalf("openai: %v %v", e, err)
 	}
 	if d, err := e.Dimension(context.Background()); err != nil || d != 256 {
 		t.Errorf("openai configured dimension: %d %v", d, err)
 	}
-	if _, err := vectors.NewEmbedder("openai", env(map[string]string{"OPENAI_API_KEY": "k", "OPENAI_EMBEDDING_DIMENSIONS": "x"})); err == nil || !strings.Contains(err.Error(), "OPENAI_EMBEDDING_DIMENSIONS") {
+	if _, err := load(map[string]string{"EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "k", "OPENAI_EMBEDDING_DIMENSIONS": "x"}); err == nil || !strings.Contains(err.Error(), "OPENAI_EMBEDDING_DIMENSIONS") {
 		t.Errorf("bad dimensions: %v", err)
 	}
-	if _, err := vectors.NewEmbedder("openai", env(map[string]string{"OPENAI_API_KEY": "k", "OPENAI_EMBEDDING_MODEL": "nope"})); err == nil || strings.Contains(err.Error(), "\"k\"") {
+	if _, err := load(map[string]string{"EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "ftp://x"}); err == nil || !strings.Contains(err.Error(), "OPENAI_BASE_URL") {
+		t.Errorf("bad base url: %v", err)
+	}
+	if _, err := vectors.NewEmbedder(mustLoad(map[string]string{"EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "k", "OPENAI_EMBEDDING_MODEL": "nope"})); err == nil || strings.Contains(err.Error(), "\"k\"") {
 		t.Errorf("bad model: %v", err)
 	}
-	e, err = vectors.NewEmbedder("ollama", env(map[string]string{"OLLAMA_HOST": "127.0.0.1:1"}))
+	if got := mustLoad(map[string]string{"OPENAI_API_BASE": "http://127.0.0.1:9"}).OpenAIBaseURL; got != "http://127.0.0.1:9" {
+		t.Errorf("OPENAI_API_BASE is not read as the base URL: %q", got)
+	}
+	e, err = vectors.NewEmbedder(mustLoad(map[string]string{"EMBEDDING_PROVIDER": "ollama", "OLLAMA_HOST": "127.0.0.1:1"}))
 	if err != nil || e.Provider() != "ollama" || e.Model() != vectors.DefaultOllamaModel {
 		t.Fatalf("ollama: %v %v", e, err)
 	}
@@ -112,7 +134,7 @@ func TestNewEmbedder(t *testing.T) {
 	if _, err := e.EmbedQuery(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "ollama") {
 		t.Errorf("ollama down: %v", err)
 	}
-	if _, err := vectors.NewEmbedder("bert", env(nil)); err == nil || !strings.Contains(err.Error(), "EMBEDDING_PROVIDER") {
+	if _, err := vectors.NewEmbedder(config.Embedding{Provider: "bert"}); err == nil || !strings.Contains(err.Error(), "EMBEDDING_PROVIDER") {
 		t.Errorf("unknown provider: %v", err)
 	}
 }

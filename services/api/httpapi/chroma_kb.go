@@ -3,8 +3,8 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -53,13 +53,13 @@ func (s *Server) vectorStore() (*vectors.Client, error) {
 	if s.cfg.ChromaURL == "" {
 		return nil, errChromaDisabled
 	}
-	key := s.cfg.ChromaURL + "\x00" + s.cfg.EmbeddingProvider
+	key := fmt.Sprintf("%s\x00%+v", s.cfg.ChromaURL, s.cfg.Embedding)
 	vectorClients.Lock()
 	defer vectorClients.Unlock()
 	if c, ok := vectorClients.m[key]; ok {
 		return c, nil
 	}
-	emb, err := vectors.NewEmbedder(s.cfg.EmbeddingProvider, os.Getenv)
+	emb, err := vectors.NewEmbedder(s.cfg.Embedding)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -104,7 +103,7 @@ type Worker struct {
 
 // New builds the worker from deps: its configuration, System DB, the
 // LOCKS bucket of its bus, and a Chroma client with the embedder
-// EMBEDDING_PROVIDER names (configured from the environment).
+// EMBEDDING_PROVIDER names.
 func New(deps app.Deps) *Worker {
 	w := &Worker{Config: deps.Config, DB: deps.DB, BatchSize: BatchSize, LockRefresh: DefaultLockRefresh}
 	if deps.Bus != nil {
@@ -113,18 +112,18 @@ func New(deps app.Deps) *Worker {
 			w.LockRefresh = ttl / 4
 		}
 	}
-	w.Vectors, w.ConfigError = NewVectors(deps.Config, os.Getenv)
+	w.Vectors, w.ConfigError = NewVectors(deps.Config)
 	return w
 }
 
 // NewVectors returns the Chroma client of a configuration, or an error
 // saying why there is none: CHROMA_URL empty (errors.Is ErrDisabled) or an
 // unusable EMBEDDING_PROVIDER setting.
-func NewVectors(cfg config.Config, getenv func(string) string) (*vectors.Client, error) {
+func NewVectors(cfg config.Config) (*vectors.Client, error) {
 	if cfg.ChromaURL == "" {
 		return nil, ErrDisabled
 	}
-	emb, err := vectors.NewEmbedder(cfg.EmbeddingProvider, getenv)
+	emb, err := vectors.NewEmbedder(cfg.Embedding)
 	if err != nil {
 		return nil, err
 	}

@@ -168,9 +168,9 @@ func (w *Worker) vectorsClient() (*vectors.Client, bool, error) {
 		return c, false, err
 	}
 	cfg := w.Deps.Config
-	emb, err := vectors.NewEmbedder(cfg.EmbeddingProvider, os.Getenv)
+	emb, err := vectors.NewEmbedder(cfg.Embedding)
 	if err != nil {
-		return nil, false, fmt.Errorf("EMBEDDING_PROVIDER=%s: %w", cfg.EmbeddingProvider, err)
+		return nil, false, fmt.Errorf("EMBEDDING_PROVIDER=%s: %w", cfg.Embedding.Provider, err)
 	}
 	c, err := vectors.New(cfg.ChromaURL, emb, vectors.Options{})
 	if err != nil {

@@ -80,7 +80,7 @@ func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, min
 	if err := generate(ctx, target, tables); err != nil {
 		return fmt.Errorf("generate schema: %w", err)
 	}
-	cfg := config.Config{ChromaURL: chromaURL, EmbeddingProvider: vectors.ProviderLocal, TargetDatabaseURL: target, AssetsDir: filepath.Join(dir, "no-assets")}
+	cfg := config.Config{ChromaURL: chromaURL, Embedding: config.Embedding{Provider: vectors.ProviderLocal}, TargetDatabaseURL: target, AssetsDir: filepath.Join(dir, "no-assets")}
 	c, err := vectors.New(chromaURL, vectors.NewLocal(dim), vectors.Options{Parallel: parallel})
 	if err != nil {
 		return err
