@@ -106,7 +106,10 @@ func (n *NATS) Describe() string {
 // Put implements Store. The chunks are published as r is read and the
 // object's meta message last: until then nothing is listed. When r fails or
 // ctx is cancelled, the object store purges the chunks already sent (with a
-// context that is not cancelled, so the purge itself is not skipped).
+// context that is not cancelled, so the purge itself is not skipped); a
+// meta the failed Put left behind is purged too (removeFailedPut).
+// JetStream refusing a message because the bucket, the server's storage
+// or the account's is full (isNoSpace) is ErrNoSpace.
 // Chunks a killed writer left long ago are removed first (maybeRemoveStale).
 func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) {
 	if _, err := backupfmt.ParseArchiveName(name); err != nil {
@@ -122,7 +125,7 @@ func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) 
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
 	h := sha256.New()
-	src := io.TeeReader(ctxio.Reader(ctx, r), h)
+	src := &eofReader{r: io.TeeReader(ctxio.Reader(ctx, r), h)}
 	meta := jetstream.ObjectMeta{
 		Name:        name,
 		Description: "insightops backup archive",
@@ -130,8 +133,14 @@ func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) 
 	}
 	oi, err := n.obs.Put(context.WithoutCancel(ctx), meta, src)
 	if err != nil {
+		err = n.noSpace(err)
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w (%w)", ctxErr, err)
+		}
+		if src.eof { // only then may nats.go have published the meta
+			if rerr := n.removeFailedPut(context.WithoutCancel(ctx), name); rerr != nil {
+				err = fmt.Errorf("%w (and the failed put may still be listed: %v)", err, rerr)
+			}
 		}
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
@@ -259,6 +268,9 @@ func (s *stallReader) Close() error {
 }
 
 // Delete implements Store: a delete marker, then the chunks are purged.
+// On a full store, where even the delete marker is refused, the object's
+// meta and chunks are purged instead (purgeObject): pruning archives is how
+// an operator frees a full store, so it must work then.
 // Chunks a killed writer left long ago are removed too (maybeRemoveStale).
 func (n *NATS) Delete(ctx context.Context, name string) error {
 	if _, err := n.getInfo(ctx, "delete", name); err != nil {
@@ -271,13 +283,19 @@ func (n *NATS) Delete(ctx context.Context, name string) error {
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return fmt.Errorf("backup store: delete %s: %w", name, ErrNotFound)
 		}
-		return fmt.Errorf("backup store: delete %s: %w", name, err)
+		if !isNoSpace(err) {
+			return fmt.Errorf("backup store: delete %s: %w", name, err)
+		}
+		if perr := n.purgeObject(dctx, name); perr != nil {
+			return fmt.Errorf("backup store: delete %s: the store is full, its delete marker was refused (%v), and purging it failed: %w", name, err, perr)
+		}
 	}
 	return nil
 }
 
 // SetMeta implements Store: the object's metadata is republished with the
-// new Meta (the chunks are untouched).
+// new Meta (the chunks are untouched). On a full store the new meta message
+// is refused (ErrNoSpace) and the old one stays.
 func (n *NATS) SetMeta(ctx context.Context, name string, m Meta) error {
 	oi, err := n.getInfo(ctx, "set meta", name)
 	if err != nil {
@@ -302,7 +320,7 @@ func (n *NATS) SetMeta(ctx context.Context, name string, m Meta) error {
 		return fmt.Errorf("backup store: set meta %s: %w", name, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("backup store: set meta %s: %w", name, err)
+		return fmt.Errorf("backup store: set meta %s: %w", name, n.noSpace(err))
 	}
 	return nil
 }

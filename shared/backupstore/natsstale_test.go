@@ -18,7 +18,6 @@ import (
 
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/bus"
-	"github.com/insightops/insightops/shared/testkit"
 )
 
 // staleWorld is a NATS store on its own server and what a test put in it.
@@ -34,13 +33,7 @@ type staleWorld struct {
 
 func newStaleWorld(t *testing.T) *staleWorld {
 	t.Helper()
-	b, _ := testkit.Bus(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := NewNATS(ctx, b.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, b := testNATS(t)
 	return &staleWorld{n: n, nc: b.Conn, data: map[string][]byte{}, raw: map[string][]byte{}}
 }
 

@@ -29,7 +29,9 @@
 //
 // In NATS the object store's own Put is the commit: chunks are published
 // first and the object's meta message last, so a failed or cancelled Put
-// (whose chunks are purged) is never listed. The SHA-256 is the object's
+// (whose chunks are purged) is never listed; nats.go publishes that meta
+// before the chunks' acks are in, so when a late chunk is refused (a full
+// bucket) the meta it left is purged too. The SHA-256 is the object's
 // digest, computed by the client while streaming the chunks and stored in
 // the meta message; Meta is kept in the object's metadata.
 //
@@ -67,8 +69,10 @@ import (
 //
 // ErrNoSpace is wrapped (beside the system error) by a Put or SetMeta that
 // failed because the volume under BACKUP_DIR is full (ENOSPC) or the
-// writer's quota is spent (EDQUOT): retrying at once cannot help, an
-// operator has to prune archives or grow the volume.
+// writer's quota is spent (EDQUOT), or, in NATS, because JetStream refused
+// a message of the bucket: its MaxBytes, the server's JetStream storage or
+// the account's limit reached (see natsfull.go). Retrying at once cannot
+// help: an operator has to prune archives or grow the volume or limit.
 var (
 	ErrNotFound = errors.New("backup archive not found")
 	ErrExists   = errors.New("backup archive already exists")

@@ -64,13 +64,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) fixture {
 			return fixture{store: l, outside: parent, local: l}
 		},
 		"nats": func(t *testing.T) fixture {
-			b, _ := testkit.Bus(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			n, err := NewNATS(ctx, b.JS, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			n, _ := testNATS(t)
 			return fixture{store: n}
 		},
 	}
@@ -726,4 +720,17 @@ func TestOpenCloseNoLeak(t *testing.T) {
 			}
 		}
 	})
+}
+
+// testNATS opens the NATS store on a fresh embedded server's bus.
+func testNATS(t *testing.T) (*NATS, *bus.Bus) {
+	t.Helper()
+	b, _ := testkit.Bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := NewNATS(ctx, b.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, b
 }

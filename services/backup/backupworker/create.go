@@ -313,7 +313,7 @@ func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress fun
 			// Permanent: the volume does not free itself within the retry
 			// backoff, and every retry would rewrite the whole dump and fill
 			// it to the brim again. Pruning or a bigger volume is needed.
-			return CreateResult{}, jobs.Permanent("backup_store_full", fmt.Errorf("the backup store (%s) is full; prune archives or grow the volume, then back up again: %w", st.Describe(), err))
+			return CreateResult{}, jobs.Permanent("backup_store_full", fmt.Errorf("the backup store (%s) is full; prune archives or give it more room (BACKUP_DIR's volume; for the NATS object store the bucket's max bytes or the server's or account's JetStream storage limit), then back up again: %w", st.Describe(), err))
 		}
 		code := "backup_failed"
 		if errors.Is(err, vectors.ErrUnavailable) {
