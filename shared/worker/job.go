@@ -21,21 +21,6 @@ type Job struct {
 	audit  *audit.Publisher // nil: the job's own events are not audited
 }
 
-type jobKey struct{}
-
-// WithJob returns ctx carrying job; the runtime hands its handlers such a
-// context, so code below a handler that only has the context (and the job
-// id) can still audit as the job.
-func WithJob(ctx context.Context, job *Job) context.Context {
-	return context.WithValue(ctx, jobKey{}, job)
-}
-
-// JobFrom returns the job ctx carries, if any.
-func JobFrom(ctx context.Context) (*Job, bool) {
-	j, ok := ctx.Value(jobKey{}).(*Job)
-	return j, ok && j != nil
-}
-
 // ID is the job id.
 func (j *Job) ID() string { return j.Record.ID }
 

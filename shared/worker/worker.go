@@ -340,7 +340,7 @@ func (w *runner) process(msg *nats.Msg) {
 	go w.heartbeat(jctx, msg, hbDone)
 	job := &Job{Record: rec, rev: rev, store: w.store, log: log, audit: w.opts.Audit}
 	started := time.Now()
-	result, herr := call(WithJob(jctx, job), handler, job)
+	result, herr := call(jctx, handler, job)
 	jcancel()
 	<-hbDone
 	elapsed := time.Since(started)

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
@@ -116,7 +117,7 @@ type CreateResult struct {
 func CreateArchive(ctx context.Context, deps app.Deps, p CreateParams, progress func(pct int, step string) error, jobID string) (CreateResult, error) {
 	w := New(deps, Options{})
 	log := w.deps.Log.With("job_id", jobID)
-	return w.createArchive(ctx, p, progress, jobID, log)
+	return w.createArchive(ctx, p, progress, jobID, log, nil)
 }
 
 // createJobResult is the backup.create job result: the archive and what
@@ -134,7 +135,7 @@ func (w *Worker) handleCreate(ctx context.Context, job *worker.Job) (any, error)
 		return nil, err
 	}
 	log := job.Logger()
-	res, err := w.createArchive(ctx, p, func(pct int, step string) error { return job.Step(ctx, pct, step) }, job.ID(), log)
+	res, err := w.createArchive(ctx, p, func(pct int, step string) error { return job.Step(ctx, pct, step) }, job.ID(), log, job.Audit)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +248,10 @@ func lockNames(components []string) []string {
 	return out
 }
 
-func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress func(int, string) error, jobID string, log *slog.Logger) (CreateResult, error) {
+// createArchive is CreateArchive on w. auditAs publishes the events of
+// lease waits; a job's handler passes job.Audit (so they carry the job's
+// submitter), other callers nil (the worker's audit publisher).
+func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress func(int, string) error, jobID string, log *slog.Logger, auditAs func(context.Context, audit.Event)) (CreateResult, error) {
 	if !backupfmt.ValidJobID(jobID) {
 		return CreateResult{}, jobs.Invalid("job id %q is not a canonical ULID", jobID)
 	}
@@ -276,7 +280,7 @@ func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress fun
 	// its archive (checkLeases), so a job never leaves two archives.
 	var held *heldLeases
 	if !p.SkipLocks {
-		set, h, err := w.acquire(ctx, jobID, lockNames(pl.include), progress)
+		set, h, err := w.acquire(ctx, jobID, lockNames(pl.include), progress, auditAs)
 		if err != nil {
 			return CreateResult{}, err
 		}
@@ -371,13 +375,13 @@ func (w *Worker) checkLeases(ctx context.Context, h heldLeases) error {
 // acquire takes the leases, waiting up to LockWait while another operation
 // holds one, then failing with the retryable "lock_held". It returns the
 // holder it wrote.
-func (w *Worker) acquire(ctx context.Context, jobID string, names []string, progress func(int, string) error) (locks.Set, locks.Holder, error) {
+func (w *Worker) acquire(ctx context.Context, jobID string, names []string, progress func(int, string) error, auditAs func(context.Context, audit.Event)) (locks.Set, locks.Holder, error) {
 	h := locks.Holder{Owner: jobID, Operation: jobs.KindBackupCreate, Since: time.Now().UTC()}
-	set, err := w.acquireAs(ctx, h, names, progress)
+	set, err := w.acquireAs(ctx, h, names, progress, auditAs)
 	return set, h, err
 }
 
-func (w *Worker) acquireAs(ctx context.Context, h locks.Holder, names []string, progress func(int, string) error) (locks.Set, error) {
+func (w *Worker) acquireAs(ctx context.Context, h locks.Holder, names []string, progress func(int, string) error, auditAs func(context.Context, audit.Event)) (locks.Set, error) {
 	if w.deps.Bus == nil || w.deps.Bus.Locks == nil {
 		return nil, errors.New("backup: no LOCKS bucket to take leases in")
 	}
@@ -387,11 +391,9 @@ func (w *Worker) acquireAs(ctx context.Context, h locks.Holder, names []string, 
 	takeovers := 0
 	lastMsg := ""
 	// Each wait for a lease held by another operation is audited once
-	// (<kind>.lock_wait), as the job when the runtime runs it.
-	waits := &locks.WaitAuditor{Kind: h.Operation, JobID: jobID}
-	if job, ok := worker.JobFrom(ctx); ok && job.ID() == jobID {
-		waits.Publish = job.Audit
-	} else if w.deps.Audit != nil {
+	// (<kind>.lock_wait), as the job when its handler runs this.
+	waits := &locks.WaitAuditor{Kind: h.Operation, JobID: jobID, Publish: auditAs}
+	if waits.Publish == nil && w.deps.Audit != nil {
 		waits.Publish = w.deps.Audit.Record
 	}
 	for {

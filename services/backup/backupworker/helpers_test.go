@@ -200,7 +200,7 @@ func (e *env) create(p CreateParams) CreateResult {
 func (e *env) createID(id string, p CreateParams) (CreateResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	return e.w.createArchive(ctx, p, nil, id, e.deps.Log)
+	return e.w.createArchive(ctx, p, nil, id, e.deps.Log, nil)
 }
 
 // archivePath is the local store's file of an archive.
