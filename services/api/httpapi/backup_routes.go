@@ -84,14 +84,8 @@ type pruneRequest struct {
 // backup) the answer is 409 naming the holder; a lock taken after this
 // check makes the job wait for it instead.
 func (s *Server) submitBackup(c echo.Context) error {
-	var req backupRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		return err
-	}
-	if err := s.checkBackupComponents(req.Components); err != nil {
-		return err
-	}
-	if err := checkNote(req.Note); err != nil {
+	req, err := s.parseBackup(c)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
@@ -108,6 +102,24 @@ func (s *Server) submitBackup(c echo.Context) error {
 		msg = "backup of " + strings.Join(req.Components, ", ") + " queued"
 	}
 	return s.submit(c, jobs.KindBackupCreate, backupParams{Components: req.Components, Note: req.Note}, msg)
+}
+
+// parseBackup decodes and validates the optional body of POST
+// /admin/db/backup: components (checkBackupComponents: known, unique, and
+// ones this deployment has; nil for every enabled one) and the note
+// (checkNote). A bad body is a 4xx *APIError.
+func (s *Server) parseBackup(c echo.Context) (backupRequest, error) {
+	var req backupRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return backupRequest{}, err
+	}
+	if err := s.checkBackupComponents(req.Components); err != nil {
+		return backupRequest{}, err
+	}
+	if err := checkNote(req.Note); err != nil {
+		return backupRequest{}, err
+	}
+	return req, nil
 }
 
 // checkBackupComponents validates requested components (nil: all enabled).
@@ -279,18 +291,32 @@ func archiveParam(c echo.Context) (string, error) {
 	return name, nil
 }
 
+// parseBackupVerify checks the request of POST
+// /admin/db/backup/:name/verify: the :name parameter (archiveParam) and
+// the optional body, absent, blank or {}. It returns the job's params; a
+// bad name or body is a 4xx *APIError. Whether the archive is listed is
+// the handler's check.
+func (s *Server) parseBackupVerify(c echo.Context) (verifyParams, error) {
+	name, err := archiveParam(c)
+	if err != nil {
+		return verifyParams{}, err
+	}
+	var empty struct{}
+	if err := decodeJSON(c, &empty, true); err != nil {
+		return verifyParams{}, err
+	}
+	return verifyParams{Name: name}, nil
+}
+
 // submitBackupVerify answers POST /admin/db/backup/:name/verify: 400 for a
 // malformed name, 404 for one that is not listed, else 202 with the job.
 // The body is optional ({}).
 func (s *Server) submitBackupVerify(c echo.Context) error {
-	name, err := archiveParam(c)
+	params, err := s.parseBackupVerify(c)
 	if err != nil {
 		return err
 	}
-	var empty struct{}
-	if err := decodeJSON(c, &empty, true); err != nil {
-		return err
-	}
+	name := params.Name
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
 	defer cancel()
 	st, err := s.backupStore(ctx)
@@ -302,13 +328,24 @@ func (s *Server) submitBackupVerify(c echo.Context) error {
 	} else if err != nil {
 		return unavailable("the backup store", err)
 	}
-	return s.submit(c, jobs.KindBackupVerify, verifyParams{Name: name}, fmt.Sprintf("verification of %s queued", name))
+	return s.submit(c, jobs.KindBackupVerify, params, fmt.Sprintf("verification of %s queued", name))
+}
+
+// parseBackupPrune decodes the optional body of POST
+// /admin/db/backup/prune, {dry_run?}, which is also the job's params; a
+// bad body is a 4xx *APIError.
+func (s *Server) parseBackupPrune(c echo.Context) (pruneRequest, error) {
+	var req pruneRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return pruneRequest{}, err
+	}
+	return req, nil
 }
 
 // submitBackupPrune answers POST /admin/db/backup/prune.
 func (s *Server) submitBackupPrune(c echo.Context) error {
-	var req pruneRequest
-	if err := decodeJSON(c, &req, true); err != nil {
+	req, err := s.parseBackupPrune(c)
+	if err != nil {
 		return err
 	}
 	msg := "retention queued"

@@ -97,11 +97,22 @@ func chromaError(c *vectors.Client, err error) error {
 // trainRequest is the (empty) body POST /admin/db/chroma/train accepts.
 type trainRequest struct{}
 
+// parseChromaTrain decodes the optional body of POST
+// /admin/db/chroma/train: absent, blank or {}; anything else is a 4xx
+// *APIError. Whether the vector store is enabled is the handler's check
+// (a 503), not the request's.
+func (s *Server) parseChromaTrain(c echo.Context) (trainRequest, error) {
+	var req trainRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return trainRequest{}, err
+	}
+	return req, nil
+}
+
 // submitChromaTrain answers POST /admin/db/chroma/train: queue a
 // jobs.chroma.train job. The body is optional; when present it must be {}.
 func (s *Server) submitChromaTrain(c echo.Context) error {
-	var req trainRequest
-	if err := decodeJSON(c, &req, true); err != nil {
+	if _, err := s.parseChromaTrain(c); err != nil {
 		return err
 	}
 	if _, err := s.vectorStoreOr503(); err != nil {

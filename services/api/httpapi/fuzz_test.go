@@ -23,91 +23,145 @@ import (
 	"github.com/insightops/insightops/shared/config"
 )
 
-// fuzzRoute is one submit route's body decoding and params validation,
-// exactly as its handler runs them before anything touches the bus.
+// fuzzArchive is the :name path parameter of every FuzzSubmitBodies
+// request: a valid archive name, so that the verify and restore routes
+// parse their bodies (FuzzArchiveParam fuzzes the name).
+const fuzzArchive = "backup-20261127T101500Z-01JD0000000000000000000000.tar.gz"
+
+// fuzzRoute is one submit route under FuzzSubmitBodies: its real parse
+// function (what its handler runs on the request before anything touches
+// the bus, the System DB or the network) and the oracle of what an
+// accepted value must satisfy.
 type fuzzRoute struct {
-	name       string
+	name string
+	// allowEmpty is the contract: an absent or blank body is accepted.
 	allowEmpty bool
-	// fresh returns a pointer to a new zero request value.
-	fresh func() any
-	// validate runs the route's params validation on a decoded value and
-	// checks what an accepted value must satisfy.
-	validate func(t *testing.T, s *Server, v any) error
+	// parse calls the route's parse function.
+	parse func(s *Server, c echo.Context) (any, error)
+	// asBody turns a parsed value into the request body that asks for it
+	// again; nil when the value is its own body.
+	asBody func(v any) any
+	// check, when set, checks an accepted value v parsed from body.
+	check func(t *testing.T, s *Server, body []byte, v any)
 }
 
+// parser adapts a route's parse function to fuzzRoute.parse.
+func parser[T any](parse func(*Server, echo.Context) (T, error)) func(*Server, echo.Context) (any, error) {
+	return func(s *Server, c echo.Context) (any, error) {
+		v, err := parse(s, c)
+		return v, err
+	}
+}
+
+// hasControl reports a control character other than newline and tab.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' })
+}
+
+// checkComponentList checks an accepted components list: nil, or
+// non-empty with known components, each once.
+func checkComponentList(t *testing.T, comps []string) {
+	t.Helper()
+	if comps != nil && len(comps) == 0 {
+		t.Fatalf("accepted an empty components list")
+	}
+	seen := map[string]bool{}
+	for _, c := range comps {
+		if !slices.Contains(backupfmt.Components, c) || seen[c] {
+			t.Fatalf("accepted components %q", comps)
+		}
+		seen[c] = true
+	}
+}
+
+// fuzzRoutes are the submit routes; FuzzSubmitBodies seeds index them by
+// position, so the order is fixed: append, never reorder.
 var fuzzRoutes = []fuzzRoute{
-	{"login", false, func() any { return new(loginRequest) }, nil},
-	{"init", true, func() any { return new(initRequest) }, nil},
-	{"backup", true, func() any { return new(backupRequest) }, func(t *testing.T, s *Server, v any) error {
-		req := v.(*backupRequest)
-		if err := s.checkBackupComponents(req.Components); err != nil {
-			return err
+	{name: "login", allowEmpty: false, parse: parser((*Server).parseLogin), check: func(t *testing.T, s *Server, body []byte, v any) {
+		req := v.(loginRequest)
+		e := req.Email
+		if e == "" || req.Password == "" || len(e) > maxEmailLen || len(req.Password) > maxPasswordLen {
+			t.Fatalf("accepted login %q with a password of %d bytes", e, len(req.Password))
 		}
-		if err := checkNote(req.Note); err != nil {
-			return err
+		if strings.TrimSpace(e) != e || strings.ToLower(e) != e {
+			t.Fatalf("e-mail %q is not normalised", e)
 		}
-		seen := map[string]bool{}
-		for _, c := range req.Components {
-			if !slices.Contains(backupfmt.Components, c) || seen[c] {
-				t.Fatalf("accepted components %q", req.Components)
-			}
-			seen[c] = true
+	}},
+	{name: "init", allowEmpty: true, parse: parser((*Server).parseInit)},
+	{name: "backup", allowEmpty: true, parse: parser((*Server).parseBackup), check: func(t *testing.T, s *Server, body []byte, v any) {
+		req := v.(backupRequest)
+		checkComponentList(t, req.Components)
+		if slices.Contains(req.Components, backupfmt.ComponentChroma) && s.cfg.ChromaURL == "" {
+			t.Fatalf("accepted chroma without CHROMA_URL")
 		}
-		if req.Components != nil && len(req.Components) == 0 {
-			t.Fatalf("accepted an empty components list")
+		if slices.Contains(req.Components, backupfmt.ComponentTarget) && s.cfg.TargetDatabaseURL != "" {
+			t.Fatalf("accepted target with an external TARGET_DATABASE_URL")
 		}
-		if len(req.Note) > MaxBackupNote || !utf8.ValidString(req.Note) || strings.ContainsFunc(req.Note, func(r rune) bool {
-			return unicode.IsControl(r) && r != '\n' && r != '\t'
-		}) {
+		if len(req.Note) > MaxBackupNote || !utf8.ValidString(req.Note) || hasControl(req.Note) {
 			t.Fatalf("accepted note %q", req.Note)
 		}
-		return nil
 	}},
-	{"verify", true, func() any { return new(struct{}) }, nil},
-	{"prune", true, func() any { return new(pruneRequest) }, nil},
-	{"restore", true, func() any { return new(restoreRequest) }, func(t *testing.T, s *Server, v any) error {
-		req := v.(*restoreRequest)
-		comps, err := normalizeComponents(req.Components)
-		if err != nil {
-			return err
-		}
-		// Normalised: known, unique, in archive order, and exactly the
-		// distinct requested ones.
-		want := []string{}
-		for _, c := range backupfmt.Components {
-			if slices.Contains(req.Components, c) {
-				want = append(want, c)
+	{name: "verify", allowEmpty: true, parse: parser((*Server).parseBackupVerify),
+		asBody: func(any) any { return struct{}{} },
+		check: func(t *testing.T, s *Server, body []byte, v any) {
+			if p := v.(verifyParams); p.Name != fuzzArchive {
+				t.Fatalf("verify of %q parsed as %q", fuzzArchive, p.Name)
 			}
-		}
-		if req.Components != nil && !slices.Equal(comps, want) {
-			t.Fatalf("components %q normalised to %q, want %q", req.Components, comps, want)
-		}
-		return nil
-	}},
-	{"train", true, func() any { return new(trainRequest) }, nil},
-	{"target-test", false, func() any { return new(targetTestRequest) }, func(t *testing.T, s *Server, v any) error {
-		raw := strings.TrimSpace(v.(*targetTestRequest).URL)
-		if raw == "" {
-			return badRequest("field \"url\" is required")
-		}
-		kind, path, err := classifyTarget(raw)
-		if err != nil {
-			return err
-		}
-		switch kind {
-		case TargetKindPostgres:
-			if path != "" {
-				t.Fatalf("a postgres URL %q gave a sqlite path %q", raw, path)
+		}},
+	{name: "prune", allowEmpty: true, parse: parser((*Server).parseBackupPrune)},
+	{name: "restore", allowEmpty: true, parse: parser((*Server).parseRestore),
+		asBody: func(v any) any {
+			p := v.(restoreParams)
+			return restoreRequest{Components: p.Components, SkipSafetyBackup: p.SkipSafetyBackup}
+		},
+		check: func(t *testing.T, s *Server, body []byte, v any) {
+			p := v.(restoreParams)
+			if p.Archive != fuzzArchive {
+				t.Fatalf("restore of %q parsed as %q", fuzzArchive, p.Archive)
 			}
-		case TargetKindSQLite:
-			if path == "" {
-				t.Fatalf("sqlite target %q without a path", raw)
+			checkComponentList(t, p.Components)
+			// Normalised: in archive order, and exactly the distinct
+			// requested ones (the accepted body read back plainly).
+			var in restoreRequest
+			if len(bytes.TrimSpace(body)) > 0 {
+				if err := json.Unmarshal(body, &in); err != nil {
+					t.Fatalf("accepted body %q does not unmarshal: %v", body, err)
+				}
 			}
-		default:
-			t.Fatalf("accepted %q as kind %q", raw, kind)
-		}
-		return nil
-	}},
+			var want []string
+			for _, c := range backupfmt.Components {
+				if slices.Contains(in.Components, c) {
+					want = append(want, c)
+				}
+			}
+			if (in.Components == nil) != (p.Components == nil) || !slices.Equal(p.Components, want) {
+				t.Fatalf("components %q normalised to %q, want %q", in.Components, p.Components, want)
+			}
+			if p.SkipSafetyBackup != in.SkipSafetyBackup {
+				t.Fatalf("skip_safety_backup %v parsed as %v", in.SkipSafetyBackup, p.SkipSafetyBackup)
+			}
+		}},
+	{name: "train", allowEmpty: true, parse: parser((*Server).parseChromaTrain)},
+	{name: "target-test", allowEmpty: false, parse: parser((*Server).parseTargetTest),
+		asBody: func(v any) any { return targetTestRequest{URL: v.(testTarget).URL} },
+		check: func(t *testing.T, s *Server, body []byte, v any) {
+			tt := v.(testTarget)
+			if tt.URL == "" || strings.TrimSpace(tt.URL) != tt.URL {
+				t.Fatalf("accepted target URL %q", tt.URL)
+			}
+			switch tt.Kind {
+			case TargetKindPostgres:
+				if tt.SQLitePath != "" {
+					t.Fatalf("a postgres URL %q gave a sqlite path %q", tt.URL, tt.SQLitePath)
+				}
+			case TargetKindSQLite:
+				if tt.SQLitePath == "" {
+					t.Fatalf("sqlite target %q without a path", tt.URL)
+				}
+			default:
+				t.Fatalf("accepted %q as kind %q", tt.URL, tt.Kind)
+			}
+		}},
 }
 
 // fuzzServer is the part of a Server the validation and the error handler
@@ -135,17 +189,13 @@ func fuzzContext(body []byte, ct string) (echo.Context, *httptest.ResponseRecord
 	return echo.New().NewContext(req, rec), rec
 }
 
-// decodeAndValidate runs one route's decoding and validation on body.
-func decodeAndValidate(t *testing.T, s *Server, r fuzzRoute, body []byte, ct string) (any, error) {
-	v := r.fresh()
+// submitContext is fuzzContext for a submit route, with fuzzArchive as
+// its :name path parameter.
+func submitContext(body []byte, ct string) echo.Context {
 	c, _ := fuzzContext(body, ct)
-	if err := decodeJSON(c, v, r.allowEmpty); err != nil {
-		return v, err
-	}
-	if r.validate != nil {
-		return v, r.validate(t, s, v)
-	}
-	return v, nil
+	c.SetParamNames("name")
+	c.SetParamValues(fuzzArchive)
+	return c
 }
 
 // assertClientError checks that err is answered as a 4xx in the
@@ -170,12 +220,14 @@ func assertClientError(t *testing.T, s *Server, err error) {
 	}
 }
 
-// FuzzSubmitBodies feeds request bodies and Content-Types to every submit
-// route's decoding and validation (and the login's decoding). Invariants:
-// nothing panics; a refusal is a 4xx *APIError rendered as
-// {"error":{code,message}}; a non-blank body is accepted only as
-// application/json; an accepted value, encoded again, is accepted again
-// and decodes to the same value.
+// FuzzSubmitBodies feeds request bodies and Content-Types to the parse
+// function of every submit route (and of the login and the target test):
+// the code each handler runs first. Invariants: nothing panics; a refusal
+// is a 4xx *APIError rendered as {"error":{code,message}}; a non-blank
+// body is accepted only as application/json; a blank one exactly where the
+// route allows it; an accepted value, encoded again as a body, is accepted
+// again and parses to the same value; and the route's check of an
+// accepted value.
 func FuzzSubmitBodies(f *testing.F) {
 	seeds := []struct {
 		route uint8
@@ -237,36 +289,48 @@ func FuzzSubmitBodies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, route uint8, body []byte, ct string, chroma, externalTarget bool) {
 		r := fuzzRoutes[int(route)%len(fuzzRoutes)]
 		s := fuzzServer(chroma, externalTarget)
-		v, err := decodeAndValidate(t, s, r, body, ct)
+		v, err := r.parse(s, submitContext(body, ct))
+		blank := len(bytes.TrimSpace(body)) == 0
 		if err != nil {
 			assertClientError(t, s, err)
+			if blank && r.allowEmpty && len(body) <= MaxBodyBytes {
+				t.Fatalf("route %s refused a blank body: %v", r.name, err)
+			}
 			return
 		}
-		if len(bytes.TrimSpace(body)) > 0 {
+		if !blank {
 			if mt, _, perr := mime.ParseMediaType(ct); perr != nil || mt != echo.MIMEApplicationJSON {
 				t.Fatalf("accepted a body with Content-Type %q", ct)
 			}
 		} else if !r.allowEmpty {
 			t.Fatalf("route %s accepted a blank body", r.name)
 		}
-		again, err := json.Marshal(v)
-		if err != nil {
-			t.Fatalf("accepted value %#v does not encode: %v", v, err)
+		if r.check != nil {
+			r.check(t, s, body, v)
 		}
-		v2, err := decodeAndValidate(t, s, r, again, echo.MIMEApplicationJSON)
+		reqBody := v
+		if r.asBody != nil {
+			reqBody = r.asBody(v)
+		}
+		again, err := json.Marshal(reqBody)
+		if err != nil {
+			t.Fatalf("accepted value %#v does not encode: %v", reqBody, err)
+		}
+		v2, err := r.parse(s, submitContext(again, echo.MIMEApplicationJSON))
 		if err != nil {
 			t.Fatalf("route %s accepted %q but refuses its re-encoding %s: %v", r.name, body, again, err)
 		}
 		if !reflect.DeepEqual(v, v2) {
-			t.Fatalf("route %s: %q decoded to %#v, its re-encoding to %#v", r.name, body, v, v2)
+			t.Fatalf("route %s: %q parsed to %#v, its re-encoding %s to %#v", r.name, body, v, again, v2)
 		}
 	})
 }
 
 // FuzzArchiveParam feeds raw :name path parameters to archiveParam, the
-// check of the verify and restore routes. An accepted name is exactly an
-// archive name: it formats back to itself, is local, holds no separator,
-// "..", NUL or space; a refused one is a 400.
+// check of the verify and restore routes, and to those routes' parse
+// functions (with no body), which must answer as archiveParam does. An
+// accepted name is exactly an archive name: it formats back to itself, is
+// local, holds no separator, "..", NUL or space; a refused one is a 4xx.
 func FuzzArchiveParam(f *testing.F) {
 	for _, s := range []string{
 		"backup-20261127T101500Z-01JD0000000000000000000000.tar.gz",
@@ -282,11 +346,31 @@ func FuzzArchiveParam(f *testing.F) {
 		f.Add(s)
 	}
 	s := fuzzServer(false, false)
-	f.Fuzz(func(t *testing.T, raw string) {
+	paramContext := func(raw string) echo.Context {
 		c, _ := fuzzContext(nil, "")
 		c.SetParamNames("name")
 		c.SetParamValues(raw)
-		name, err := archiveParam(c)
+		return c
+	}
+	routes := []struct {
+		name  string
+		parse func(echo.Context) (string, error)
+	}{
+		{"verify", func(c echo.Context) (string, error) { p, err := s.parseBackupVerify(c); return p.Name, err }},
+		{"restore", func(c echo.Context) (string, error) { p, err := s.parseRestore(c); return p.Archive, err }},
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		name, err := archiveParam(paramContext(raw))
+		for _, r := range routes {
+			got, rerr := r.parse(paramContext(raw))
+			var ae, rae *APIError
+			switch {
+			case err == nil && (rerr != nil || got != name):
+				t.Fatalf("%s of %q: %q, %v; archiveParam accepted %q", r.name, raw, got, rerr, name)
+			case err != nil && !(errors.As(err, &ae) && errors.As(rerr, &rae) && ae.Status == rae.Status && ae.Code == rae.Code && ae.Message == rae.Message):
+				t.Fatalf("%s of %q: %q, %v; archiveParam refused it: %v", r.name, raw, got, rerr, err)
+			}
+		}
 		if err != nil {
 			assertClientError(t, s, err)
 			return

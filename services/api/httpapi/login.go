@@ -32,25 +32,38 @@ type loginResponse struct {
 	Role      auth.Role `json:"role"`
 }
 
+// parseLogin decodes and checks the body of POST /auth/login: a required
+// JSON object {email, password}, both non-empty and within bounds. The
+// returned request holds the e-mail normalised (store.NormalizeEmail); a
+// bad body is a 4xx *APIError.
+func (s *Server) parseLogin(c echo.Context) (loginRequest, error) {
+	var req loginRequest
+	if err := decodeJSON(c, &req, false); err != nil {
+		return loginRequest{}, err
+	}
+	req.Email = store.NormalizeEmail(req.Email)
+	switch {
+	case req.Email == "" || req.Password == "":
+		return loginRequest{}, badRequest("email and password are required")
+	case len(req.Email) > maxEmailLen:
+		return loginRequest{}, badRequest("email is longer than %d characters", maxEmailLen)
+	case len(req.Password) > maxPasswordLen:
+		return loginRequest{}, badRequest("password is longer than %d bytes", maxPasswordLen)
+	}
+	return req, nil
+}
+
 // login answers POST /auth/login: {email, password} → {token, expires_at,
 // role}. Attempts are rate-limited per source IP and per e-mail (429 with
 // Retry-After); an unknown or inactive user costs the same bcrypt
 // comparison as a wrong password and gets the same answer. Every attempt is
 // audited as auth.login, never with the password.
 func (s *Server) login(c echo.Context) error {
-	var req loginRequest
-	if err := decodeJSON(c, &req, false); err != nil {
+	req, err := s.parseLogin(c)
+	if err != nil {
 		return err
 	}
-	email := store.NormalizeEmail(req.Email)
-	switch {
-	case email == "" || req.Password == "":
-		return badRequest("email and password are required")
-	case len(email) > maxEmailLen:
-		return badRequest("email is longer than %d characters", maxEmailLen)
-	case len(req.Password) > maxPasswordLen:
-		return badRequest("password is longer than %d bytes", maxPasswordLen)
-	}
+	email := req.Email
 
 	ev := audit.Event{Actor: email, Action: "auth.login", Resource: "auth"}
 	now := time.Now()

@@ -59,18 +59,11 @@ type restoreParams struct {
 // Nothing is read from or written to the archive here: the worker
 // verifies it before it changes anything.
 func (s *Server) submitRestore(c echo.Context) error {
-	name, err := archiveParam(c)
+	params, err := s.parseRestore(c)
 	if err != nil {
 		return err
 	}
-	var req restoreRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		return err
-	}
-	comps, err := normalizeComponents(req.Components)
-	if err != nil {
-		return err
-	}
+	name, comps := params.Archive, params.Components
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
 	defer cancel()
 	st, err := s.backupStore(ctx)
@@ -105,12 +98,35 @@ func (s *Server) submitRestore(c echo.Context) error {
 		return err
 	}
 	msg := fmt.Sprintf("restore of %s queued (%s)", name, strings.Join(touched, ", "))
-	if req.SkipSafetyBackup {
+	if params.SkipSafetyBackup {
 		msg += " without a safety backup"
 	} else {
 		msg += " with a safety backup first"
 	}
-	return s.submit(c, jobs.KindRestore, restoreParams{Archive: name, Components: comps, SkipSafetyBackup: req.SkipSafetyBackup}, msg)
+	return s.submit(c, jobs.KindRestore, params, msg)
+}
+
+// parseRestore checks the request of POST /admin/db/backup/restore/:name:
+// the :name parameter (archiveParam) and the optional body, whose
+// components are validated and normalised (normalizeComponents: known,
+// de-duplicated, in archive order; nil for every component of the
+// archive). It returns the job's params; a bad name or body is a 4xx
+// *APIError. Whether the archive is listed and holds the components is
+// the handler's check, against the backup store.
+func (s *Server) parseRestore(c echo.Context) (restoreParams, error) {
+	name, err := archiveParam(c)
+	if err != nil {
+		return restoreParams{}, err
+	}
+	var req restoreRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return restoreParams{}, err
+	}
+	comps, err := normalizeComponents(req.Components)
+	if err != nil {
+		return restoreParams{}, err
+	}
+	return restoreParams{Archive: name, Components: comps, SkipSafetyBackup: req.SkipSafetyBackup}, nil
 }
 
 // normalizeComponents validates and de-duplicates requested components,

@@ -120,11 +120,20 @@ func (s *Server) submit(c echo.Context, kind string, params any, message string)
 // initRequest is the (empty) body POST /admin/db/init accepts.
 type initRequest struct{}
 
+// parseInit decodes the optional body of POST /admin/db/init: absent,
+// blank or the empty object {}; anything else is a 4xx *APIError.
+func (s *Server) parseInit(c echo.Context) (initRequest, error) {
+	var req initRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return initRequest{}, err
+	}
+	return req, nil
+}
+
 // submitInit answers POST /admin/db/init: queue an init job. The body is
 // optional; when present it must be the empty object {}.
 func (s *Server) submitInit(c echo.Context) error {
-	var req initRequest
-	if err := decodeJSON(c, &req, true); err != nil {
+	if _, err := s.parseInit(c); err != nil {
 		return err
 	}
 	return s.submit(c, jobs.KindInit, nil, "init job queued")

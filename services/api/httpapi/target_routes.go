@@ -120,22 +120,46 @@ type TargetTestResult struct {
 	Error     string  `json:"error,omitempty"`
 }
 
+// testTarget is a checked POST /admin/db/target/test request: the URL,
+// trimmed, and what it names (classifyTarget).
+type testTarget struct {
+	// URL is the body's url without surrounding white space.
+	URL string
+	// Kind is TargetKindPostgres or TargetKindSQLite.
+	Kind string
+	// SQLitePath is the file a sqlite target names; empty for postgres.
+	SQLitePath string
+}
+
+// parseTargetTest decodes and checks the body of POST
+// /admin/db/target/test: a required JSON object {url} whose url, trimmed,
+// is non-empty and a postgres URL or a sqlite file (classifyTarget). A
+// bad body is a 4xx *APIError. Nothing is probed.
+func (s *Server) parseTargetTest(c echo.Context) (testTarget, error) {
+	var body targetTestRequest
+	if err := decodeJSON(c, &body, false); err != nil {
+		return testTarget{}, err
+	}
+	raw := strings.TrimSpace(body.URL)
+	if raw == "" {
+		return testTarget{}, badRequest("field \"url\" is required: a postgres:// URL, a sqlite file path or a file: URL")
+	}
+	kind, sqlitePath, err := classifyTarget(raw)
+	if err != nil {
+		return testTarget{}, err
+	}
+	return testTarget{URL: raw, Kind: kind, SQLitePath: sqlitePath}, nil
+}
+
 // targetTest answers POST /admin/db/target/test: probe the given URL
 // read-only within TargetProbeTimeout. A target that cannot be reached is
 // ok=false (200); a malformed body or an unsupported scheme is a 400.
 func (s *Server) targetTest(c echo.Context) error {
-	var body targetTestRequest
-	if err := decodeJSON(c, &body, false); err != nil {
-		return err
-	}
-	raw := strings.TrimSpace(body.URL)
-	if raw == "" {
-		return badRequest("field \"url\" is required: a postgres:// URL, a sqlite file path or a file: URL")
-	}
-	kind, sqlitePath, err := classifyTarget(raw)
+	target, err := s.parseTargetTest(c)
 	if err != nil {
 		return err
 	}
+	raw, kind, sqlitePath := target.URL, target.Kind, target.SQLitePath
 	ctx, cancel := context.WithTimeout(c.Request().Context(), TargetProbeTimeout)
 	defer cancel()
 	res := TargetTestResult{Kind: kind}
