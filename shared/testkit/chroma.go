@@ -176,7 +176,7 @@ func heartbeat(ctx context.Context, base string) error {
 	if err != nil {
 		return err
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := HTTP.Do(req)
 	if err != nil {
 		return err
 	}

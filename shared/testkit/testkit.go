@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"testing"
@@ -143,3 +144,8 @@ func redact(u string) string {
 	}
 	return fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
 }
+
+// HTTP is the client tests send requests with. Never http.DefaultClient:
+// chroma-go v0.3.5 writes its Transport while building a client, which
+// vectors.New undoes at once, but a test reading it at that moment races.
+var HTTP = &http.Client{Timeout: 2 * time.Minute}

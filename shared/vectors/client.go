@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	chroma "github.com/amikos-tech/chroma-go/pkg/api/v2"
@@ -62,7 +64,11 @@ func New(rawURL string, emb Embedder, opts Options) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	copts := []chroma.ClientOption{chroma.WithTimeout(timeout)}
+	// Our own HTTP client: chroma-go v0.3.5's WithTimeout only records the
+	// value (no request is bounded by it), and without WithHTTPClient it
+	// sends through http.DefaultClient, which it also reconfigures.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	copts := []chroma.ClientOption{chroma.WithHTTPClient(&http.Client{Timeout: timeout, Transport: tr}), chroma.WithTimeout(timeout)}
 	if u.User != nil {
 		pw, _ := u.User.Password()
 		copts = append(copts, chroma.WithAuth(chroma.NewBasicAuthCredentialsProvider(u.User.Username(), pw)))
@@ -71,7 +77,7 @@ func New(rawURL string, emb Embedder, opts Options) (*Client, error) {
 	u.RawQuery, u.Fragment = "", ""
 	base := strings.TrimSuffix(u.String(), "/")
 	copts = append([]chroma.ClientOption{chroma.WithBaseURL(base)}, copts...)
-	api, err := chroma.NewHTTPClient(copts...)
+	api, err := newChromaHTTPClient(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("vectors: chroma client for %s: %w", base, err)
 	}
@@ -433,4 +439,22 @@ func plainNumber(n json.Number) any {
 	}
 	f, _ := n.Float64()
 	return f
+}
+
+// defaultClientMu serialises newChromaHTTPClient.
+var defaultClientMu sync.Mutex
+
+// newChromaHTTPClient is chroma.NewHTTPClient without its side effect on
+// the process: chroma-go v0.3.5 sets http.DefaultClient.Transport to a bare
+// transport of its own before it applies the options (no proxy from the
+// environment, no dial timeouts for every other user of
+// http.DefaultClient). The previous transport is put back at once; the
+// mutex keeps two constructions from interleaving. Nothing in insightops
+// sends through http.DefaultClient, so nothing reads it in between.
+func newChromaHTTPClient(opts ...chroma.ClientOption) (chroma.Client, error) {
+	defaultClientMu.Lock()
+	defer defaultClientMu.Unlock()
+	prev := http.DefaultClient.Transport
+	defer func() { http.DefaultClient.Transport = prev }()
+	return chroma.NewHTTPClient(opts...)
 }

@@ -152,7 +152,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	r, _ := http.NewRequest(http.MethodGet, url+"/admin/db/tasks/"+acc.TaskID+"/events", nil)
 	r.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(r)
+	res, err := testkit.HTTP.Do(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 			break
 		}
 	}
-	if _, err := http.Get(url + "/health"); err == nil {
+	if _, err := testkit.HTTP.Get(url + "/health"); err == nil {
 		t.Error("still serving after shutdown")
 	}
 }

@@ -67,7 +67,7 @@ func start(t *testing.T, dataDir string, extra ...string) *instance {
 	t.Cleanup(func() { _ = in.stop() })
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(in.base + "/health")
+		resp, err := testkit.HTTP.Get(in.base + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -95,7 +95,7 @@ func (in *instance) call(t *testing.T, method, path, token string, body any, out
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testkit.HTTP.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -27,7 +27,7 @@ func TestRealJobBodiesMatchTheOpenAPIDescription(t *testing.T) {
 	token := in.loginWhenReady(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	chk, err := openapicheck.Fetch(ctx, http.DefaultClient, in.base)
+	chk, err := openapicheck.Fetch(ctx, testkit.HTTP, in.base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestRealJobBodiesMatchTheOpenAPIDescription(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := http.DefaultClient.Do(req)
+		res, err := testkit.HTTP.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, target, err)
 		}

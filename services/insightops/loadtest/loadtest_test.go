@@ -85,7 +85,7 @@ func startAllInOne(t *testing.T) string {
 	base := "http://" + cfg.APIAddr
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(base + "/health")
+		resp, err := testkit.HTTP.Get(base + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
