@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 
 type instance struct {
 	base   string
-	banner *bytes.Buffer
+	banner *lockedBuffer
 	deps   app.Deps
 	stop   func() error
 }
@@ -45,7 +46,7 @@ func start(t *testing.T, dataDir string, extra ...string) *instance {
 		cancel()
 		t.Fatal(err)
 	}
-	banner := &bytes.Buffer{}
+	banner := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- allinone.Run(ctx, deps, banner) }()
 	in := &instance{base: "http://" + cfg.APIAddr, banner: banner, deps: deps}
@@ -159,8 +160,8 @@ func steps(t *testing.T, rec jobs.Record) map[string]stepResult {
 func TestFirstStartInitialisesAndServes(t *testing.T) {
 	dir := t.TempDir()
 	in := start(t, dir)
-	if !strings.Contains(in.banner.String(), "first start: init job") {
-		t.Fatalf("banner lacks the first-start init job:\n%s", in.banner)
+	if b := in.bannerText(t); !strings.Contains(b, "first start: init job") {
+		t.Fatalf("banner lacks the first-start init job:\n%s", b)
 	}
 	// The admin exists only once init has run: log in when it has.
 	token := in.loginWhenReady(t)
@@ -222,12 +223,49 @@ func TestFirstStartInitialisesAndServes(t *testing.T) {
 	}
 
 	again := start(t, dir)
-	if strings.Contains(again.banner.String(), "first start") {
-		t.Fatalf("a restart ran the first-start init again:\n%s", again.banner)
+	if b := again.bannerText(t); strings.Contains(b, "first start") {
+		t.Fatalf("a restart ran the first-start init again:\n%s", b)
 	}
 	token = again.login(t)
 	again.call(t, "GET", "/admin/db/tasks?kind=init.run", token, nil, &list)
 	if len(list.Tasks) != 2 {
 		t.Fatalf("after restart %d init jobs, want the 2 from before", len(list.Tasks))
+	}
+}
+
+// lockedBuffer is the banner Run writes on its own goroutine while the
+// test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// bannerText waits for Run's whole banner (its last line names the health
+// route: Run prints it after the first-start init was submitted, which may
+// be after /health answers) and returns it.
+func (in *instance) bannerText(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b := in.banner.String()
+		if strings.Contains(b, "/admin/db/health\n\n") {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the banner is incomplete after 30s:\n%s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
