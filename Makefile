@@ -48,16 +48,22 @@ run: build
 	$(BIN)/insightops
 
 ## test: every module's tests
-test:
+test: chroma-ensure
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-test-race:
+test-race: chroma-ensure
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+# chroma-ensure installs the Chroma server the tests start, when npm is there
+# (without it the Chroma tests skip, or fail under CI).
+chroma-ensure:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory chroma-install; \
+	else echo "npm not found: no Chroma server for the tests (they skip, or fail when CI is set)"; fi
 
 ## fuzz: every Go fuzz target of the repository (found by shared/cmd/fuzzrun), FUZZTIME each
 ## (default 10s; CI runs FUZZTIME=5s). A failure fails the target; Go saves the failing input
 ## under the package's testdata/fuzz/<target>/.
-.PHONY: fuzz reliability
+.PHONY: fuzz reliability chroma-ensure
 fuzz:
 	cd shared && $(GO) run ./cmd/fuzzrun -root .. -fuzztime $(or $(FUZZTIME),10s)
 
