@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/insightops/insightops/shared/config"
 )
 
 // Names on the bus, as in the architecture contract.
@@ -145,7 +147,7 @@ func Connect(url, name, creds string, log *slog.Logger, extra ...nats.Option) (*
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", RedactURLs(url), err)
+		return nil, fmt.Errorf("connect nats %s: %w", config.RedactURLs(url), err)
 	}
 	return nc, nil
 }

@@ -150,8 +150,3 @@ func (b *Bus) Close() {
 		b.Embedded.WaitForShutdown()
 	}
 }
-
-// RedactURLs replaces the password (or the token) of every URL in a
-// comma-separated NATS_URL with "xxxxx" (a service's NATS credentials
-// travel in its URL). It is config.RedactURLs.
-func RedactURLs(urls string) string { return config.RedactURLs(urls) }

@@ -19,7 +19,6 @@ import (
 	"github.com/insightops/insightops/services/init/initworker"
 	"github.com/insightops/insightops/services/restore/restoreworker"
 	"github.com/insightops/insightops/shared/app"
-	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/store"
@@ -122,7 +121,7 @@ func printBanner(w io.Writer, cfg config.Config, deps app.Deps, initJob string) 
 		host = "127.0.0.1"
 	}
 	base := "http://" + net.JoinHostPort(host, port)
-	nats := bus.RedactURLs(cfg.NATSURL)
+	nats := config.RedactURLs(cfg.NATSURL)
 	if cfg.Embedded() && deps.Bus.Embedded != nil {
 		nats = deps.Bus.Embedded.ClientURL() + " (embedded, store " + cfg.DataDir + "/jetstream)"
 	}

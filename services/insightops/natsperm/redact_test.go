@@ -4,12 +4,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/insightops/insightops/shared/bus"
+	"github.com/insightops/insightops/shared/config"
 )
 
 // TestNATSURLPasswordsAreRedactedInMessages checks that the credentials a
 // service's NATS_URL carries never reach a log line or error through
-// bus.RedactURLs (used by bus.Connect's error).
+// config.RedactURLs (used by bus.Connect's error).
 func TestNATSURLPasswordsAreRedactedInMessages(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"nats://api:s3cret@nats-1:4222", "nats://api:xxxxx@nats-1:4222"},
@@ -18,7 +18,7 @@ func TestNATSURLPasswordsAreRedactedInMessages(t *testing.T) {
 		{"nats://s3cret@nats-1:4222", "nats://xxxxx@nats-1:4222"},
 	}
 	for _, c := range cases {
-		got := bus.RedactURLs(c.in)
+		got := config.RedactURLs(c.in)
 		if got != c.want || strings.Contains(got, "s3cret") {
 			t.Errorf("RedactURLs(%q) = %q, want %q", c.in, got, c.want)
 		}
