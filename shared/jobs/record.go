@@ -120,6 +120,14 @@ func ValidID(s string) bool {
 	return err == nil
 }
 
+// Args is the typed params of one job kind (package jobspec has one per
+// kind): Kind names the kind it is the params of, Validate checks what
+// needs nothing but the value (a failure is an Invalid error).
+type Args interface {
+	Kind() string
+	Validate() error
+}
+
 // Command is the message body published on a job subject.
 type Command struct {
 	ID     string          `json:"id"`

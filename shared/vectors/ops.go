@@ -15,7 +15,8 @@ import (
 // are done; an error it returns (cancellation) stops the operation.
 type Progress func(ctx context.Context, done, total int) error
 
-// SyncResult counts what Sync did to a collection.
+// SyncResult counts what Sync did to a collection (the chroma.train
+// result converts it to its jobspec.CollectionSync: keep the two alike).
 type SyncResult struct {
 	// Added entries were not in the collection and were upserted.
 	Added int `json:"added"`

@@ -47,22 +47,24 @@ package vectors
 
 import (
 	"errors"
-	"slices"
+
+	"github.com/insightops/insightops/shared/layout"
 )
 
-// The three collections of the layout.
+// The three collections of the layout (package layout, which
+// the job contract and the archive format use too).
 const (
-	CollectionSQL           = "sql"
-	CollectionDDL           = "ddl"
-	CollectionDocumentation = "documentation"
+	CollectionSQL           = layout.CollectionSQL
+	CollectionDDL           = layout.CollectionDDL
+	CollectionDocumentation = layout.CollectionDocumentation
 )
 
 // Collections lists the collections in the order Vanna's get_training_data
 // reads them.
-var Collections = []string{CollectionSQL, CollectionDDL, CollectionDocumentation}
+var Collections = layout.Collections
 
 // ValidCollection reports whether name is one of Collections.
-func ValidCollection(name string) bool { return slices.Contains(Collections, name) }
+func ValidCollection(name string) bool { return layout.ValidCollection(name) }
 
 // Training data types as Vanna's get_training_data reports them.
 const (

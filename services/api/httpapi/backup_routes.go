@@ -64,13 +64,13 @@ type backupParams struct {
 	Note       string   `json:"note,omitempty"`
 }
 
-// verifyParams mirror backupworker.VerifyParams.
+// verifyParams mirror jobspec.BackupVerifyArgs.
 type verifyParams struct {
 	Name string `json:"name"`
 }
 
 // pruneRequest is the optional body of POST /admin/db/backup/prune; it is
-// also the job's params (backupworker.PruneParams).
+// also the job's params (jobspec.BackupPruneArgs).
 type pruneRequest struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }

@@ -34,7 +34,7 @@ type restoreRequest struct {
 }
 
 // restoreParams are the params of a jobs.restore.run job. They mirror
-// restoreworker.Params (services/restore), which decodes them strictly:
+// jobspec.RestoreArgs (services/restore), which decodes them strictly:
 // keep the JSON names in step.
 type restoreParams struct {
 	Archive          string   `json:"archive"`

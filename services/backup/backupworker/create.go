@@ -23,6 +23,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/snapshot"
@@ -34,64 +35,14 @@ import (
 // pipeBuffer is the size of the writes into the store's pipe.
 const pipeBuffer = 1 << 20
 
-// MaxNote bounds the note of a backup (the manifest accepts 4096 bytes).
-const MaxNote = 1024
-
-// CreateParams are the parameters of a backup (the backup.create job's
-// params, minus SkipLocks).
+// CreateParams are a backup's args (the backup.create job's params) and how
+// the caller runs it.
 type CreateParams struct {
-	// Components to back up: "system", "target", "chroma". Empty means
-	// every enabled one; a component that is not enabled is then skipped
-	// with its reason in the manifest, while naming it explicitly makes
-	// the backup fail (permanently) with that reason.
-	Components []string `json:"components,omitempty"`
-	// Note is kept in the manifest and the store's Meta.
-	Note string `json:"note,omitempty"`
-	// VerifyAfter submits a backup.verify job of the archive once it is
-	// made (once per job: VerifyAfterKey); the scheduler sets it from
-	// BACKUP_VERIFY_AFTER.
-	VerifyAfter bool `json:"verify_after,omitempty"`
-	// Schedule is set on scheduled backups: the schedule and the tick.
-	Schedule *ScheduleTrigger `json:"schedule,omitempty"`
+	jobspec.BackupCreateArgs
 	// SkipLocks leaves the LOCKS leases alone: the caller already holds
 	// them (the restore job's pre-restore safety backup). Never set from
 	// job params.
 	SkipLocks bool `json:"-"`
-}
-
-// ComponentSummary is what an archive holds of one component.
-type ComponentSummary struct {
-	Status string `json:"status"`           // backupfmt.StatusIncluded or StatusSkipped
-	Reason string `json:"reason,omitempty"` // why it was skipped
-	Source string `json:"source,omitempty"` // where it came from, without credentials
-	// Files are the archive paths of the component's files.
-	Files []string `json:"files,omitempty"`
-	// Bytes is the uncompressed size of its files.
-	Bytes int64 `json:"bytes"`
-	// Count is the rows (system, target) or records (chroma) archived,
-	// -1 when not counted.
-	Count int64 `json:"count"`
-	// Counts are per table (system, target) or per collection (chroma).
-	Counts map[string]int64 `json:"counts,omitempty"`
-}
-
-// CreateResult describes an archive made (or reused) by CreateArchive.
-type CreateResult struct {
-	// Archive is the archive's name in the store.
-	Archive string `json:"archive"`
-	// SHA256 is the archive file's own SHA-256 (hex).
-	SHA256 string `json:"sha256"`
-	// Bytes is the archive's (compressed) size.
-	Bytes int64 `json:"bytes"`
-	// Components summarises every component, included or skipped.
-	Components map[string]ComponentSummary `json:"components"`
-	// Reused is true when a redelivered job found its own complete archive
-	// from an earlier attempt and returned it instead of making another.
-	Reused bool `json:"reused,omitempty"`
-	// Manifest is the archive's manifest. It is not part of the job
-	// result JSON (it can be large: one line per 16 MiB part); read it
-	// from the archive.
-	Manifest backupfmt.Manifest `json:"-"`
 }
 
 // CreateArchive backs up the components p asks for into one archive in
@@ -114,24 +65,16 @@ type CreateResult struct {
 // requested component that is not enabled (permanent), "lock_held" when a
 // lease stays held by another operation (retryable), jobs.ErrCancelled
 // when progress returned it.
-func CreateArchive(ctx context.Context, deps app.Deps, p CreateParams, progress func(pct int, step string) error, jobID string) (CreateResult, error) {
+func CreateArchive(ctx context.Context, deps app.Deps, p CreateParams, progress func(pct int, step string) error, jobID string) (jobspec.ArchiveSummary, error) {
 	w := New(deps, Options{})
 	log := w.deps.Log.With("job_id", jobID)
 	return w.createArchive(ctx, p, progress, jobID, log, nil)
 }
 
-// createJobResult is the backup.create job result: the archive and what
-// retention did after it.
-type createJobResult struct {
-	CreateResult
-	Retention      *PruneResult `json:"retention,omitempty"`
-	RetentionError string       `json:"retention_error,omitempty"`
-}
-
 // handleCreate is the backup.create handler.
 func (w *Worker) handleCreate(ctx context.Context, job *worker.Job) (any, error) {
 	var p CreateParams
-	if err := job.Decode(&p); err != nil {
+	if err := job.Decode(&p.BackupCreateArgs); err != nil {
 		return nil, err
 	}
 	log := job.Logger()
@@ -139,7 +82,7 @@ func (w *Worker) handleCreate(ctx context.Context, job *worker.Job) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	out := createJobResult{CreateResult: res}
+	out := jobspec.BackupCreateResult{ArchiveSummary: res}
 	if err := job.Step(ctx, 99, "applying retention"); err != nil {
 		return nil, err
 	}
@@ -169,8 +112,8 @@ type plan struct {
 
 // plan checks p against the configuration.
 func (w *Worker) plan(p CreateParams) (plan, error) {
-	if len(p.Note) > MaxNote {
-		return plan{}, jobs.Invalid("note: %d bytes, at most %d accepted", len(p.Note), MaxNote)
+	if len(p.Note) > jobspec.MaxBackupNote {
+		return plan{}, jobs.Invalid("note: %d bytes, at most %d accepted", len(p.Note), jobspec.MaxBackupNote)
 	}
 	explicit := map[string]bool{}
 	for _, c := range p.Components {
@@ -251,26 +194,26 @@ func lockNames(components []string) []string {
 // createArchive is CreateArchive on w. auditAs publishes the events of
 // lease waits; a job's handler passes job.Audit (so they carry the job's
 // submitter), other callers nil (the worker's audit publisher).
-func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress func(int, string) error, jobID string, log *slog.Logger, auditAs func(context.Context, audit.Event)) (CreateResult, error) {
+func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress func(int, string) error, jobID string, log *slog.Logger, auditAs func(context.Context, audit.Event)) (jobspec.ArchiveSummary, error) {
 	if !backupfmt.ValidJobID(jobID) {
-		return CreateResult{}, jobs.Invalid("job id %q is not a canonical ULID", jobID)
+		return jobspec.ArchiveSummary{}, jobs.Invalid("job id %q is not a canonical ULID", jobID)
 	}
 	if progress == nil {
 		progress = func(int, string) error { return nil }
 	}
 	pl, err := w.plan(p)
 	if err != nil {
-		return CreateResult{}, err
+		return jobspec.ArchiveSummary{}, err
 	}
 	comp := backupfmt.Gzip
 	if s := w.deps.Config.BackupCompression; s != "" {
 		if comp, err = backupfmt.ParseCompression(s); err != nil {
-			return CreateResult{}, jobs.Permanent("invalid_config", fmt.Errorf("BACKUP_COMPRESSION: %w", err))
+			return jobspec.ArchiveSummary{}, jobs.Permanent("invalid_config", fmt.Errorf("BACKUP_COMPRESSION: %w", err))
 		}
 	}
 	st, err := w.Store(ctx)
 	if err != nil {
-		return CreateResult{}, jobs.Retryable("store_unavailable", err)
+		return jobspec.ArchiveSummary{}, jobs.Retryable("store_unavailable", err)
 	}
 
 	// Leases first, then the look for an earlier attempt's archive: an
@@ -282,7 +225,7 @@ func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress fun
 	if !p.SkipLocks {
 		set, h, err := w.acquire(ctx, jobID, lockNames(pl.include), progress, auditAs)
 		if err != nil {
-			return CreateResult{}, err
+			return jobspec.ArchiveSummary{}, err
 		}
 		defer w.release(ctx, set, log)
 		lctx, stop := leaseContext(ctx, set)
@@ -291,10 +234,10 @@ func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress fun
 		held = &heldLeases{names: lockNames(pl.include), holder: h}
 	}
 	if err := progress(3, "looking for an archive of an earlier attempt"); err != nil {
-		return CreateResult{}, err
+		return jobspec.ArchiveSummary{}, err
 	}
 	if res, ok, err := w.reuse(ctx, st, jobID, log); err != nil {
-		return CreateResult{}, classify(err, "store_unavailable")
+		return jobspec.ArchiveSummary{}, classify(err, "store_unavailable")
 	} else if ok {
 		return res, nil
 	}
@@ -317,13 +260,13 @@ func (w *Worker) createArchive(ctx context.Context, p CreateParams, progress fun
 			// Permanent: the volume does not free itself within the retry
 			// backoff, and every retry would rewrite the whole dump and fill
 			// it to the brim again. Pruning or a bigger volume is needed.
-			return CreateResult{}, jobs.Permanent("backup_store_full", fmt.Errorf("the backup store (%s) is full; prune archives or give it more room (BACKUP_DIR's volume; for the NATS object store the bucket's max bytes or the server's or account's JetStream storage limit), then back up again: %w", st.Describe(), err))
+			return jobspec.ArchiveSummary{}, jobs.Permanent("backup_store_full", fmt.Errorf("the backup store (%s) is full; prune archives or give it more room (BACKUP_DIR's volume; for the NATS object store the bucket's max bytes or the server's or account's JetStream storage limit), then back up again: %w", st.Describe(), err))
 		}
 		code := "backup_failed"
 		if errors.Is(err, vectors.ErrUnavailable) {
 			code = "chroma_unavailable"
 		}
-		return CreateResult{}, classify(err, code)
+		return jobspec.ArchiveSummary{}, classify(err, code)
 	}
 	metrics.BackupBytes.Set(float64(res.Bytes))
 	metrics.BackupDuration.Observe(time.Since(started).Seconds())
@@ -452,7 +395,7 @@ type putResult struct {
 }
 
 // write streams the archive into the store.
-func (w *Worker) write(ctx context.Context, st backupstore.Store, pl plan, p CreateParams, comp backupfmt.Compression, progress func(int, string) error, jobID string, log *slog.Logger) (CreateResult, error) {
+func (w *Worker) write(ctx context.Context, st backupstore.Store, pl plan, p CreateParams, comp backupfmt.Compression, progress func(int, string) error, jobID string, log *slog.Logger) (jobspec.ArchiveSummary, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rep := &reporter{fn: progress, cancel: cancel}
@@ -483,9 +426,9 @@ func (w *Worker) write(ctx context.Context, st backupstore.Store, pl plan, p Cre
 	if err != nil {
 		_ = pw.CloseWithError(err)
 		<-putc
-		return CreateResult{}, jobs.Permanent("invalid_config", err)
+		return jobspec.ArchiveSummary{}, jobs.Permanent("invalid_config", err)
 	}
-	fail := func(err error) (CreateResult, error) {
+	fail := func(err error) (jobspec.ArchiveSummary, error) {
 		aw.Abort()
 		_ = pw.CloseWithError(err)
 		cancel(err)
@@ -495,9 +438,9 @@ func (w *Worker) write(ctx context.Context, st backupstore.Store, pl plan, p Cre
 			_ = st.Delete(context.WithoutCancel(ctx), name)
 		}
 		if rep.err != nil {
-			return CreateResult{}, rep.err // cancelled, or progress could not be written
+			return jobspec.ArchiveSummary{}, rep.err // cancelled, or progress could not be written
 		}
-		return CreateResult{}, err
+		return jobspec.ArchiveSummary{}, err
 	}
 
 	comps := map[string]backupfmt.Component{}
@@ -549,27 +492,27 @@ func (w *Worker) write(ctx context.Context, st backupstore.Store, pl plan, p Cre
 	}
 	pres := <-putc
 	if pres.err != nil {
-		return CreateResult{}, fmt.Errorf("store the archive %s: %w", name, pres.err)
+		return jobspec.ArchiveSummary{}, fmt.Errorf("store the archive %s: %w", name, pres.err)
 	}
 	if pres.info.SHA256 != "" && pres.info.SHA256 != res.SHA256 {
 		_ = st.Delete(context.WithoutCancel(ctx), name)
-		return CreateResult{}, fmt.Errorf("store the archive %s: the store computed SHA-256 %s, the writer %s; deleted", name, pres.info.SHA256, res.SHA256)
+		return jobspec.ArchiveSummary{}, fmt.Errorf("store the archive %s: the store computed SHA-256 %s, the writer %s; deleted", name, pres.info.SHA256, res.SHA256)
 	}
 	if err := rep.step(98, "recording the archive's summary"); err != nil {
 		_ = st.Delete(context.WithoutCancel(ctx), name)
-		return CreateResult{}, err
+		return jobspec.ArchiveSummary{}, err
 	}
 	if err := st.SetMeta(ctx, name, backupstore.Summary(res.Manifest)); err != nil {
 		if errors.Is(err, backupstore.ErrNoSpace) {
 			// The job fails permanently (see createArchive): it must not
 			// leave its archive behind.
 			_ = st.Delete(context.WithoutCancel(ctx), name)
-			return CreateResult{}, fmt.Errorf("record the summary of %s: %w", name, err)
+			return jobspec.ArchiveSummary{}, fmt.Errorf("record the summary of %s: %w", name, err)
 		}
 		// A retry finds the archive, verifies it and sets its Meta then.
-		return CreateResult{}, jobs.Retryable("store_unavailable", fmt.Errorf("record the summary of %s: %w", name, err))
+		return jobspec.ArchiveSummary{}, jobs.Retryable("store_unavailable", fmt.Errorf("record the summary of %s: %w", name, err))
 	}
-	return CreateResult{
+	return jobspec.ArchiveSummary{
 		Archive: name, SHA256: res.SHA256, Bytes: res.Size,
 		Components: Summarize(res.Manifest), Manifest: res.Manifest,
 	}, nil
@@ -835,14 +778,14 @@ func fraction(span int, done, total int64) int {
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // Summarize returns the per-component summary of a manifest.
-func Summarize(m backupfmt.Manifest) map[string]ComponentSummary {
-	out := map[string]ComponentSummary{}
+func Summarize(m backupfmt.Manifest) map[string]jobspec.ComponentSummary {
+	out := map[string]jobspec.ComponentSummary{}
 	for _, name := range backupfmt.Components {
 		c, ok := m.Components[name]
 		if !ok {
 			continue
 		}
-		s := ComponentSummary{Status: c.Status, Reason: c.Reason, Source: c.Source}
+		s := jobspec.ComponentSummary{Status: c.Status, Reason: c.Reason, Source: c.Source}
 		if c.Status == backupfmt.StatusIncluded {
 			s.Count = 0
 			for _, f := range c.Files {

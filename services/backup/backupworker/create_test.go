@@ -21,6 +21,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/vectors"
@@ -36,7 +37,7 @@ func TestCreateAllComponentsOnSQLite(t *testing.T) {
 	seedChroma(t, ch.URL, map[string]int{vectors.CollectionSQL: 30, vectors.CollectionDDL: 7})
 	// "documentation" does not exist: it is archived as an empty file.
 
-	res := e.create(CreateParams{Note: "before the upgrade"})
+	res := e.create(CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Note: "before the upgrade"}})
 	infos := e.listed()
 	if len(infos) != 1 || infos[0].Name != res.Archive {
 		t.Fatalf("listed %+v, want exactly %s", infos, res.Archive)
@@ -141,7 +142,7 @@ func TestCreateAllComponentsOnSQLite(t *testing.T) {
 	for _, f := range vr.Files {
 		checks[f.Path] = f.Check
 	}
-	if checks["system/system.db"] != CheckSQLite || checks["chroma/sql.jsonl"] != CheckJSONL || checks[targetEntry(e.cfg.TargetDBPath)] != CheckSQLite {
+	if checks["system/system.db"] != jobspec.CheckSQLite || checks["chroma/sql.jsonl"] != jobspec.CheckJSONL || checks[targetEntry(e.cfg.TargetDBPath)] != jobspec.CheckSQLite {
 		t.Errorf("checks %v", checks)
 	}
 	meta, err := e.st.Meta(ctx, res.Archive)
@@ -205,7 +206,7 @@ func TestCreateOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, vf := range vr.Files {
-		if vf.Path == "system/system.dump" && (vf.Check != CheckScratchRestore || vf.Count != f.Count) {
+		if vf.Path == "system/system.dump" && (vf.Check != jobspec.CheckScratchRestore || vf.Count != f.Count) {
 			t.Errorf("system dump checked by %q counting %d, want a scratch restore counting %d", vf.Check, vf.Count, f.Count)
 		}
 	}
@@ -224,7 +225,7 @@ func TestCreateOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, vf := range vr.Files {
-		if vf.Path == "system/system.dump" && vf.Check != CheckRestoreList {
+		if vf.Path == "system/system.dump" && vf.Check != jobspec.CheckRestoreList {
 			t.Errorf("without CREATEDB the dump was checked by %q", vf.Check)
 		}
 	}
@@ -234,7 +235,7 @@ func TestCreateOnPostgres(t *testing.T) {
 // tar read and that verifies.
 func TestCreateZstd(t *testing.T) {
 	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_COMPRESSION": "zstd"}})
-	res := e.create(CreateParams{Components: []string{"system", "target"}})
+	res := e.create(CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"system", "target"}}})
 	if !strings.HasSuffix(res.Archive, ".tar.zst") || res.Manifest.Compression != backupfmt.Zstd {
 		t.Fatalf("archive %s compression %s", res.Archive, res.Manifest.Compression)
 	}
@@ -258,11 +259,11 @@ func TestCreateZstd(t *testing.T) {
 func TestCreateRejectsBadParams(t *testing.T) {
 	e := newEnv(t, envOpts{noTarget: true})
 	for _, p := range []CreateParams{
-		{Components: []string{"system", "vectors"}},
-		{Components: []string{"system", "system"}},
-		{Components: []string{"chroma"}},
-		{Components: []string{"target"}},
-		{Note: strings.Repeat("n", MaxNote+1)},
+		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"system", "vectors"}}},
+		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"system", "system"}}},
+		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"chroma"}}},
+		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"target"}}},
+		{BackupCreateArgs: jobspec.BackupCreateArgs{Note: strings.Repeat("n", jobspec.MaxBackupNote+1)}},
 	} {
 		_, err := e.createID(jobs.NewID(), p)
 		if !jobs.IsPermanent(err) {

@@ -22,6 +22,7 @@ import (
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
@@ -188,7 +189,7 @@ func (e *env) listed() []backupstore.Info {
 }
 
 // create runs createArchive for a new job id.
-func (e *env) create(p CreateParams) CreateResult {
+func (e *env) create(p CreateParams) jobspec.ArchiveSummary {
 	e.t.Helper()
 	res, err := e.createID(jobs.NewID(), p)
 	if err != nil {
@@ -197,7 +198,7 @@ func (e *env) create(p CreateParams) CreateResult {
 	return res
 }
 
-func (e *env) createID(id string, p CreateParams) (CreateResult, error) {
+func (e *env) createID(id string, p CreateParams) (jobspec.ArchiveSummary, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	return e.w.createArchive(ctx, p, nil, id, e.deps.Log, nil)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/worker"
@@ -36,7 +37,7 @@ func TestLockWaitIsAuditedOnce(t *testing.T) {
 		Kind: Kind, Handlers: w.Handlers(), WorkerID: "backup-audit", Audit: pub,
 		Backoff: func(int) time.Duration { return 100 * time.Millisecond },
 	})
-	id := e.submit(jobs.KindBackupCreate, CreateParams{Components: []string{"system"}})
+	id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{Components: []string{"system"}})
 	eventually(t, 60*time.Second, "a second attempt to meet the held lease", func() bool {
 		rec := e.record(id)
 		return rec.Attempt >= 2 && rec.Error != nil && rec.Error.Code == "lock_held"

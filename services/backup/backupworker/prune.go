@@ -12,6 +12,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/worker"
 )
@@ -19,50 +20,16 @@ import (
 // DefaultRetentionCount is the retention when the configuration has none.
 const DefaultRetentionCount = 7
 
-// PruneParams are the backup.prune job's params.
-type PruneParams struct {
-	// DryRun lists what would be deleted and deletes nothing.
-	DryRun bool `json:"dry_run,omitempty"`
-}
-
-// Why an archive is kept.
-const (
-	KeptNewest         = "among the newest BACKUP_RETENTION_COUNT"
-	KeptNewestVerified = "newest verified archive"
-)
-
-// PrunedArchive is one archive in a PruneResult.
-type PrunedArchive struct {
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	Bytes     int64     `json:"bytes"`
-	Verified  bool      `json:"verified"`
-	// Reason says why it is kept, or why it was left alone (unreadable).
-	Reason string `json:"reason,omitempty"`
-}
-
-// PruneResult is what retention kept and deleted, newest first.
-type PruneResult struct {
-	DryRun         bool            `json:"dry_run"`
-	RetentionCount int             `json:"retention_count"`
-	Kept           []PrunedArchive `json:"kept"`
-	Deleted        []PrunedArchive `json:"deleted"`
-	WouldDelete    []PrunedArchive `json:"would_delete,omitempty"`
-	// Unreadable archives (no readable manifest, so no creation time)
-	// are neither counted nor deleted: an operator looks at them.
-	Unreadable []PrunedArchive `json:"unreadable,omitempty"`
-}
-
 // Prune applies retention to the store BACKUP_STORE selects (see
-// PruneResult and the package documentation).
-func Prune(ctx context.Context, deps app.Deps, dryRun bool) (PruneResult, error) {
+// jobspec.BackupPruneResult and the package documentation).
+func Prune(ctx context.Context, deps app.Deps, dryRun bool) (jobspec.BackupPruneResult, error) {
 	w := New(deps, Options{})
 	return w.prune(ctx, dryRun, w.deps.Log)
 }
 
 // handlePrune is the backup.prune handler.
 func (w *Worker) handlePrune(ctx context.Context, job *worker.Job) (any, error) {
-	var p PruneParams
+	var p jobspec.BackupPruneArgs
 	if err := job.Decode(&p); err != nil {
 		return nil, err
 	}
@@ -97,12 +64,12 @@ func (w *Worker) restoreHolder(ctx context.Context) (string, *locks.HeldError, e
 // and the newest verified one, and deletes the others (unless dryRun).
 // While a restore holds a lease it deletes nothing ("lock_held",
 // retryable): the archive being restored might be among the oldest.
-func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (PruneResult, error) {
+func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobspec.BackupPruneResult, error) {
 	keep := w.deps.Config.BackupRetentionCount
 	if keep < 1 {
 		keep = DefaultRetentionCount
 	}
-	res := PruneResult{DryRun: dryRun, RetentionCount: keep, Kept: []PrunedArchive{}, Deleted: []PrunedArchive{}}
+	res := jobspec.BackupPruneResult{DryRun: dryRun, RetentionCount: keep, Kept: []jobspec.PrunedArchive{}, Deleted: []jobspec.PrunedArchive{}}
 	if !dryRun {
 		if _, held, err := w.restoreHolder(ctx); err != nil {
 			return res, jobs.Retryable("lock_error", fmt.Errorf("read leases: %w", err))
@@ -138,7 +105,7 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (Prun
 				info.Meta = meta
 				created = m.CreatedAt
 			case invalid(err):
-				res.Unreadable = append(res.Unreadable, PrunedArchive{Name: info.Name, Bytes: info.Size, Reason: err.Error()})
+				res.Unreadable = append(res.Unreadable, jobspec.PrunedArchive{Name: info.Name, Bytes: info.Size, Reason: err.Error()})
 				continue
 			case errors.Is(err, backupstore.ErrNotFound):
 				continue
@@ -162,13 +129,13 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (Prun
 		}
 	}
 	for i, e := range entries {
-		a := PrunedArchive{Name: e.info.Name, CreatedAt: e.created, Bytes: e.info.Size, Verified: e.info.Meta.Verified()}
+		a := jobspec.PrunedArchive{Name: e.info.Name, CreatedAt: e.created, Bytes: e.info.Size, Verified: e.info.Meta.Verified()}
 		switch {
 		case i < keep:
-			a.Reason = KeptNewest
+			a.Reason = jobspec.KeptNewest
 			res.Kept = append(res.Kept, a)
 		case i == newestVerified:
-			a.Reason = KeptNewestVerified
+			a.Reason = jobspec.KeptNewestVerified
 			res.Kept = append(res.Kept, a)
 		case dryRun:
 			res.WouldDelete = append(res.WouldDelete, a)

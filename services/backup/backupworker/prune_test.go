@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 )
 
 // TestPruneKeepsNewestByCreatedAtAndTheNewestVerified: five archives whose
@@ -49,7 +50,7 @@ func TestPruneKeepsNewestByCreatedAtAndTheNewestVerified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keptNames := func(as []PrunedArchive) []string {
+	keptNames := func(as []jobspec.PrunedArchive) []string {
 		var out []string
 		for _, a := range as {
 			out = append(out, a.Name)
@@ -61,7 +62,7 @@ func TestPruneKeepsNewestByCreatedAtAndTheNewestVerified(t *testing.T) {
 	if !slices.Equal(keptNames(dry.Kept), wantKept) || !slices.Equal(keptNames(dry.WouldDelete), wantGone) || len(dry.Deleted) != 0 {
 		t.Fatalf("dry run kept %v would delete %v, want %v and %v", keptNames(dry.Kept), keptNames(dry.WouldDelete), wantKept, wantGone)
 	}
-	if dry.Kept[2].Reason != KeptNewestVerified || !dry.Kept[2].Verified {
+	if dry.Kept[2].Reason != jobspec.KeptNewestVerified || !dry.Kept[2].Verified {
 		t.Errorf("the verified archive is kept for %q", dry.Kept[2].Reason)
 	}
 	if len(e.listed()) != 5 {

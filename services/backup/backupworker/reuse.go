@@ -8,6 +8,7 @@ import (
 
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/metrics"
 )
 
@@ -46,13 +47,13 @@ func invalid(err error) bool {
 // the same job. The first that reads back intact is returned (ok) with
 // its Meta set again; others, and any that does not read back, are
 // deleted, so a job never leaves two archives.
-func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, log *slog.Logger) (CreateResult, bool, error) {
+func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, log *slog.Logger) (jobspec.ArchiveSummary, bool, error) {
 	infos, err := st.List(ctx)
 	if err != nil {
-		return CreateResult{}, false, fmt.Errorf("list archives: %w", err)
+		return jobspec.ArchiveSummary{}, false, fmt.Errorf("list archives: %w", err)
 	}
 	var (
-		res   CreateResult
+		res   jobspec.ArchiveSummary
 		found bool
 	)
 	for _, info := range infos {
@@ -63,7 +64,7 @@ func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, 
 		if found {
 			log.Warn("deleting a second archive of this job", "archive", info.Name, "kept", res.Archive)
 			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
-				return CreateResult{}, false, fmt.Errorf("delete duplicate archive %s: %w", info.Name, err)
+				return jobspec.ArchiveSummary{}, false, fmt.Errorf("delete duplicate archive %s: %w", info.Name, err)
 			}
 			continue
 		}
@@ -71,9 +72,9 @@ func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, 
 		switch {
 		case err == nil:
 			if _, err := recordSummary(ctx, st, info, m); err != nil {
-				return CreateResult{}, false, err
+				return jobspec.ArchiveSummary{}, false, err
 			}
-			res = CreateResult{Archive: info.Name, SHA256: info.SHA256, Bytes: info.Size, Components: Summarize(m), Reused: true, Manifest: m}
+			res = jobspec.ArchiveSummary{Archive: info.Name, SHA256: info.SHA256, Bytes: info.Size, Components: Summarize(m), Reused: true, Manifest: m}
 			found = true
 			metrics.BackupBytes.Set(float64(info.Size))
 			metrics.LastBackupSuccess.SetToCurrentTime()
@@ -81,12 +82,12 @@ func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, 
 		case invalid(err):
 			log.Warn("deleting an unusable archive of an earlier attempt of this job", "archive", info.Name, "err", err)
 			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
-				return CreateResult{}, false, fmt.Errorf("delete unusable archive %s: %w", info.Name, err)
+				return jobspec.ArchiveSummary{}, false, fmt.Errorf("delete unusable archive %s: %w", info.Name, err)
 			}
 		case errors.Is(err, backupstore.ErrNotFound):
 			// Deleted meanwhile (prune): nothing to reuse.
 		default:
-			return CreateResult{}, false, fmt.Errorf("read archive %s of an earlier attempt: %w", info.Name, err)
+			return jobspec.ArchiveSummary{}, false, fmt.Errorf("read archive %s of an earlier attempt: %w", info.Name, err)
 		}
 	}
 	return res, found, nil

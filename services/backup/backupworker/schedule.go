@@ -52,6 +52,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/jobsubmit"
 	"github.com/insightops/insightops/shared/worker"
 )
@@ -68,15 +69,6 @@ const (
 	// jumps (NTP, a suspended VM) is noticed within it.
 	maxSleep = time.Minute
 )
-
-// ScheduleTrigger is what a scheduled backup's params record about the
-// tick that made it (CreateParams.Schedule).
-type ScheduleTrigger struct {
-	// Schedule is BACKUP_SCHEDULE, normalised.
-	Schedule string `json:"schedule"`
-	// Tick is the instant the backup was scheduled for (UTC).
-	Tick time.Time `json:"tick"`
-}
 
 // TickKey is the idempotency key of the backup of schedule s at tick: the
 // same for every replica (the tick in UTC to the second, the schedule by
@@ -226,11 +218,11 @@ func (s *Scheduler) submit(ctx context.Context, tick time.Time) (jobs.Record, bo
 // params are the backup.create params of tick: a function of the schedule,
 // the tick and BACKUP_VERIFY_AFTER only, so every replica submits the
 // same bytes.
-func (s *Scheduler) params(tick time.Time) CreateParams {
-	return CreateParams{
+func (s *Scheduler) params(tick time.Time) jobspec.BackupCreateArgs {
+	return jobspec.BackupCreateArgs{
 		Note:        fmt.Sprintf("scheduled backup: BACKUP_SCHEDULE %q, tick %s", s.sched.String(), tick.UTC().Format(time.RFC3339)),
 		VerifyAfter: s.verifyAfter,
-		Schedule:    &ScheduleTrigger{Schedule: s.sched.String(), Tick: tick.UTC()},
+		Schedule:    &jobspec.ScheduleTrigger{Schedule: s.sched.String(), Tick: tick.UTC()},
 	}
 }
 
@@ -247,7 +239,7 @@ func (w *Worker) submitVerifyAfter(ctx context.Context, job *worker.Job, archive
 	defer cancel()
 	by := job.Record.SubmittedBy
 	rec, created, err := jobsubmit.Submit(sctx, w.pub, w.deps.Audit,
-		jobs.Submission{Kind: jobs.KindBackupVerify, Params: VerifyParams{Name: archive}, SubmittedBy: by, IdempotencyKey: VerifyAfterKey(job.ID())},
+		jobs.Submission{Kind: jobs.KindBackupVerify, Params: jobspec.BackupVerifyArgs{Name: archive}, SubmittedBy: by, IdempotencyKey: VerifyAfterKey(job.ID())},
 		audit.Event{Actor: by, Detail: map[string]any{"archive": archive, "after_job": job.ID()}},
 		jobsubmit.Options{Policy: jobsubmit.OncePerJob})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/reliability"
 )
 
@@ -93,7 +94,7 @@ func (e *env) verifyJobs() map[string][]jobs.Record {
 	}
 	out := map[string][]jobs.Record{}
 	for _, r := range recs {
-		var p VerifyParams
+		var p jobspec.BackupVerifyArgs
 		if err := json.Unmarshal(r.Params, &p); err != nil {
 			e.t.Errorf("verify job %s params %s: %v", r.ID, r.Params, err)
 			continue
@@ -214,7 +215,7 @@ func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string)
 				if rec.State != jobs.Succeeded {
 					continue
 				}
-				var res createJobResult
+				var res jobspec.BackupCreateResult
 				if err := json.Unmarshal(rec.Result, &res); err != nil {
 					t.Fatalf("job %s result: %v", rec.ID, err)
 				}
@@ -302,7 +303,7 @@ func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string)
 				t.Errorf("tick %s: job %s ended %s: %+v", tk.Format(time.RFC3339), rec.ID, rec.State, rec.Error)
 				continue
 			}
-			var res createJobResult
+			var res jobspec.BackupCreateResult
 			_ = json.Unmarshal(rec.Result, &res)
 			archives += len(archivesByJob[rec.ID])
 			if got := archivesByJob[rec.ID]; len(got) != 1 || got[0] != res.Archive {
@@ -358,8 +359,8 @@ func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string)
 // succeeds.
 func TestVerifyAfterSurvivesACrashBeforeItsSubmission(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	p := CreateParams{VerifyAfter: true, Note: "crash test"}
-	id := e.submit(jobs.KindBackupCreate, p)
+	p := CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{VerifyAfter: true, Note: "crash test"}}
+	id := e.submit(jobs.KindBackupCreate, p.BackupCreateArgs)
 	// The first attempt, as far as it got: the archive of this job id.
 	first, err := e.createID(id, p)
 	if err != nil {
@@ -373,7 +374,7 @@ func TestVerifyAfterSurvivesACrashBeforeItsSubmission(t *testing.T) {
 	if rec.State != jobs.Succeeded {
 		t.Fatalf("create %s: %+v", rec.State, rec.Error)
 	}
-	var res createJobResult
+	var res jobspec.BackupCreateResult
 	if err := json.Unmarshal(rec.Result, &res); err != nil {
 		t.Fatal(err)
 	}

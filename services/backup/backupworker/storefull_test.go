@@ -14,6 +14,7 @@ import (
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 )
 
 // TestBackupIntoFullNATSStore: with BACKUP_STORE=nats and the bucket
@@ -48,7 +49,7 @@ func TestBackupIntoFullNATSStore(t *testing.T) {
 	t.Logf("first archive %s: %d bytes; bucket limited to %d bytes", first.Archive, first.Bytes, limit)
 
 	startReplica(t, e, "backup-a", Options{}, nil)
-	id := e.submit(jobs.KindBackupCreate, CreateParams{})
+	id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{})
 	rec := e.waitFinal(id, 30*time.Second)
 	switch {
 	case rec.State != jobs.Failed:

@@ -14,52 +14,11 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/worker"
 )
-
-// VerifyParams are the backup.verify job's params.
-type VerifyParams struct {
-	// Name is the archive's name, as listed.
-	Name string `json:"name"`
-}
-
-// Checks run on archive files, as VerifiedFile.Check reports them.
-const (
-	CheckScratchRestore = "pg_restore into a scratch database"
-	CheckRestoreList    = "pg_restore --list"
-	CheckSQLite         = "sqlite integrity_check"
-	CheckJSONL          = "jsonl parsed"
-	CheckChecksum       = "sha256 only"
-)
-
-// VerifiedFile is what verification found of one file of an archive.
-type VerifiedFile struct {
-	Path  string `json:"path"`
-	Kind  string `json:"kind"`
-	Bytes int64  `json:"bytes"`
-	// Count is the rows or records the check counted (-1: not counted).
-	Count int64 `json:"count"`
-	// Check is the test restore that ran (Check* constants).
-	Check string `json:"check"`
-}
-
-// VerifyResult is the outcome of verifying an archive.
-type VerifyResult struct {
-	Archive    string    `json:"archive"`
-	Outcome    string    `json:"outcome"` // backupstore.OutcomePassed or OutcomeFailed
-	VerifiedAt time.Time `json:"verified_at"`
-	// SHA256 and Bytes are those of the archive as read.
-	SHA256 string         `json:"sha256"`
-	Bytes  int64          `json:"bytes"`
-	Files  []VerifiedFile `json:"files"`
-	// Problems, first failing part first ("target/vanna_db.db: sha256 mismatch: …").
-	Problems []string `json:"problems,omitempty"`
-	// Manifest is the archive's manifest when it could be read (not in
-	// the job result JSON).
-	Manifest backupfmt.Manifest `json:"-"`
-}
 
 // VerifyArchive verifies the archive name of the store BACKUP_STORE
 // selects (see the package documentation), records the outcome in its
@@ -67,14 +26,14 @@ type VerifyResult struct {
 // "verify_failed" naming the first failing part, with the result filled;
 // an unknown name is the permanent "not_found"; a read error is
 // retryable. progress may be nil.
-func VerifyArchive(ctx context.Context, deps app.Deps, name string, progress func(pct int, step string) error, jobID string) (VerifyResult, error) {
+func VerifyArchive(ctx context.Context, deps app.Deps, name string, progress func(pct int, step string) error, jobID string) (jobspec.BackupVerifyResult, error) {
 	w := New(deps, Options{})
 	return w.verifyArchive(ctx, name, progress, jobID, w.deps.Log.With("job_id", jobID))
 }
 
 // handleVerify is the backup.verify handler.
 func (w *Worker) handleVerify(ctx context.Context, job *worker.Job) (any, error) {
-	var p VerifyParams
+	var p jobspec.BackupVerifyArgs
 	if err := job.Decode(&p); err != nil {
 		return nil, err
 	}
@@ -85,30 +44,30 @@ func (w *Worker) handleVerify(ctx context.Context, job *worker.Job) (any, error)
 	return res, err
 }
 
-func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(int, string) error, jobID string, log *slog.Logger) (VerifyResult, error) {
+func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(int, string) error, jobID string, log *slog.Logger) (jobspec.BackupVerifyResult, error) {
 	if progress == nil {
 		progress = func(int, string) error { return nil }
 	}
 	if _, err := backupfmt.ParseArchiveName(name); err != nil {
-		return VerifyResult{}, jobs.Invalid("%v", err)
+		return jobspec.BackupVerifyResult{}, jobs.Invalid("%v", err)
 	}
 	st, err := w.Store(ctx)
 	if err != nil {
-		return VerifyResult{}, jobs.Retryable("store_unavailable", err)
+		return jobspec.BackupVerifyResult{}, jobs.Retryable("store_unavailable", err)
 	}
 	scratch, err := scratchDir(w.deps)
 	if err != nil {
-		return VerifyResult{}, err
+		return jobspec.BackupVerifyResult{}, err
 	}
 	if err := progress(1, "opening "+name); err != nil {
-		return VerifyResult{}, err
+		return jobspec.BackupVerifyResult{}, err
 	}
 	rc, info, err := st.Open(ctx, name)
 	if errors.Is(err, backupstore.ErrNotFound) {
-		return VerifyResult{}, jobs.Permanent("not_found", fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
+		return jobspec.BackupVerifyResult{}, jobs.Permanent("not_found", fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
 	}
 	if err != nil {
-		return VerifyResult{}, jobs.Retryable("store_unavailable", err)
+		return jobspec.BackupVerifyResult{}, jobs.Retryable("store_unavailable", err)
 	}
 	defer rc.Close()
 
@@ -119,7 +78,7 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 		rep.tick(5+fraction(90, n, info.Size), fmt.Sprintf("verifying %s: %s of %s read", name, mib(n), mib(info.Size)))
 	}}
 	if err := rep.step(5, "verifying "+name); err != nil {
-		return VerifyResult{}, err
+		return jobspec.BackupVerifyResult{}, err
 	}
 	checks := &checkLog{m: map[string]string{}}
 	report, verr := backupfmt.Verify(vctx, src, backupfmt.VerifyOptions{
@@ -127,22 +86,22 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 		Checkers:    w.checkers(scratch, checks, log),
 	})
 	if rep.err != nil {
-		return VerifyResult{}, rep.err
+		return jobspec.BackupVerifyResult{}, rep.err
 	}
 	if verr != nil && !errors.Is(verr, backupfmt.ErrInvalidArchive) {
 		// The source failed or ctx ended: nothing is known about the archive.
-		return VerifyResult{}, classify(fmt.Errorf("verify %s: %w", name, verr), "store_unavailable")
+		return jobspec.BackupVerifyResult{}, classify(fmt.Errorf("verify %s: %w", name, verr), "store_unavailable")
 	}
-	res := VerifyResult{
+	res := jobspec.BackupVerifyResult{
 		Archive: name, VerifiedAt: time.Now().UTC(), SHA256: report.ArchiveSHA256, Bytes: report.ArchiveSize,
-		Files: []VerifiedFile{}, Manifest: report.Manifest,
+		Files: []jobspec.VerifiedFile{}, Manifest: report.Manifest,
 	}
 	for _, f := range report.Files {
 		check := checks.get(f.Path)
 		if !f.Checked || check == "" {
-			check = CheckChecksum
+			check = jobspec.CheckChecksum
 		}
-		res.Files = append(res.Files, VerifiedFile{Path: f.Path, Kind: f.Kind, Bytes: f.Size, Count: f.Count, Check: check})
+		res.Files = append(res.Files, jobspec.VerifiedFile{Path: f.Path, Kind: f.Kind, Bytes: f.Size, Count: f.Count, Check: check})
 	}
 	for _, p := range report.Problems {
 		res.Problems = append(res.Problems, p.Error())
@@ -172,7 +131,7 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 
 // recordVerification stores the outcome in the archive's Meta, filling
 // the manifest summary too when the Meta had none.
-func (w *Worker) recordVerification(ctx context.Context, st backupstore.Store, res VerifyResult, jobID string) error {
+func (w *Worker) recordVerification(ctx context.Context, st backupstore.Store, res jobspec.BackupVerifyResult, jobID string) error {
 	meta, err := st.Meta(ctx, res.Archive)
 	if err != nil {
 		return fmt.Errorf("read the meta of %s: %w", res.Archive, err)
@@ -222,7 +181,7 @@ func (w *Worker) checkers(scratch string, checks *checkLog, log *slog.Logger) ma
 			if isPostgresURL(dbURL) {
 				rows, err := snapshot.TestRestorePostgres(ctx, dbURL, r, opts...)
 				if err == nil {
-					checks.set(f.Path, CheckScratchRestore)
+					checks.set(f.Path, jobspec.CheckScratchRestore)
 					return rows.Total(), nil
 				}
 				if !errors.Is(err, snapshot.ErrScratchUnavailable) {
@@ -232,14 +191,14 @@ func (w *Worker) checkers(scratch string, checks *checkLog, log *slog.Logger) ma
 				log.Info("no scratch database allowed; checking the dump with pg_restore --list", "file", f.Path, "reason", err.Error())
 			}
 			c, err := snapshot.CheckSystem(ctx, snapshot.KindPgDump, r, opts...)
-			checks.set(f.Path, CheckRestoreList)
+			checks.set(f.Path, jobspec.CheckRestoreList)
 			if err != nil {
 				return backupfmt.CountUnknown, err
 			}
 			return c.Total(), nil
 		},
 		backupfmt.KindSQLite: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
-			checks.set(f.Path, CheckSQLite)
+			checks.set(f.Path, jobspec.CheckSQLite)
 			if f.Component() == backupfmt.ComponentSystem {
 				// Counts the System DB tables only, as the dump did.
 				c, err := snapshot.CheckSystem(ctx, snapshot.KindSQLite, r, opts...)
@@ -255,7 +214,7 @@ func (w *Worker) checkers(scratch string, checks *checkLog, log *slog.Logger) ma
 			return counts.Total(), nil
 		},
 		backupfmt.KindJSONL: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
-			checks.set(f.Path, CheckJSONL)
+			checks.set(f.Path, jobspec.CheckJSONL)
 			return backupfmt.CheckJSONL(ctx, f, r)
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/worker"
@@ -124,7 +125,7 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 				<-ctx.Done() // stuck mid-archive until killed
 				return ctx.Err()
 			})
-			id := e.submit(jobs.KindBackupCreate, CreateParams{})
+			id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{})
 			select {
 			case <-reached:
 			case <-time.After(20 * time.Second):
@@ -154,7 +155,7 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 			if rec.State != jobs.Succeeded || rec.Attempt < 2 {
 				t.Fatalf("job %s attempt %d: %+v", rec.State, rec.Attempt, rec.Error)
 			}
-			var res createJobResult
+			var res jobspec.BackupCreateResult
 			if err := json.Unmarshal(rec.Result, &res); err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +192,7 @@ func TestLockedJobWaitsThenSucceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	startReplica(t, e, "backup-c", Options{LockWait: 400 * time.Millisecond}, nil)
-	id := e.submit(jobs.KindBackupCreate, CreateParams{Components: []string{"system"}})
+	id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{Components: []string{"system"}})
 	want := "system is locked by restore.run " + restoreID + " since"
 	var sawRetry bool
 	eventually(t, 20*time.Second, "the job to report the held lease and retry", func() bool {
@@ -223,29 +224,29 @@ func TestVerifyAndPruneJobs(t *testing.T) {
 	if first.State != jobs.Succeeded {
 		t.Fatalf("create: %+v", first.Error)
 	}
-	var created createJobResult
+	var created jobspec.BackupCreateResult
 	_ = json.Unmarshal(first.Result, &created)
 	if created.Retention == nil || len(created.Retention.Kept) != 1 {
 		t.Errorf("retention after create: %+v %s", created.Retention, created.RetentionError)
 	}
-	v := e.waitFinal(e.submit(jobs.KindBackupVerify, VerifyParams{Name: created.Archive}), 30*time.Second)
+	v := e.waitFinal(e.submit(jobs.KindBackupVerify, jobspec.BackupVerifyArgs{Name: created.Archive}), 30*time.Second)
 	if v.State != jobs.Succeeded {
 		t.Fatalf("verify: %+v", v.Error)
 	}
-	bad := e.waitFinal(e.submit(jobs.KindBackupVerify, VerifyParams{Name: "../" + created.Archive}), 10*time.Second)
+	bad := e.waitFinal(e.submit(jobs.KindBackupVerify, jobspec.BackupVerifyArgs{Name: "../" + created.Archive}), 10*time.Second)
 	if bad.State != jobs.Failed || bad.Attempt != 1 || bad.Error.Code != "invalid_params" {
 		t.Errorf("verify of a bad name: %s attempt %d %+v", bad.State, bad.Attempt, bad.Error)
 	}
 	second := e.waitFinal(e.submit(jobs.KindBackupCreate, nil), 30*time.Second)
-	var res2 createJobResult
+	var res2 jobspec.BackupCreateResult
 	_ = json.Unmarshal(second.Result, &res2)
 	// Retention 1 keeps the newest, and the older one because it is the
 	// newest verified.
 	if res2.Retention == nil || len(res2.Retention.Kept) != 2 || len(res2.Retention.Deleted) != 0 {
 		t.Errorf("retention after the second create: %+v", res2.Retention)
 	}
-	p := e.waitFinal(e.submit(jobs.KindBackupPrune, PruneParams{DryRun: true}), 10*time.Second)
-	var pr PruneResult
+	p := e.waitFinal(e.submit(jobs.KindBackupPrune, jobspec.BackupPruneArgs{DryRun: true}), 10*time.Second)
+	var pr jobspec.BackupPruneResult
 	_ = json.Unmarshal(p.Result, &pr)
 	if p.State != jobs.Succeeded || !pr.DryRun || len(pr.Kept) != 2 || len(pr.WouldDelete) != 0 {
 		t.Errorf("prune dry run: %s %+v", p.State, pr)

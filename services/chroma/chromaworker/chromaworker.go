@@ -64,6 +64,7 @@ import (
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/vectors"
@@ -173,24 +174,6 @@ type Progress interface {
 	Step(ctx context.Context, progress int, step string) error
 }
 
-// TrainParams are the params of jobs.chroma.train: none (unknown fields
-// are refused).
-type TrainParams struct{}
-
-// ClearParams are the params of jobs.chroma.clear.
-type ClearParams struct {
-	// CollectionName is one of sql, ddl, documentation; empty clears all three.
-	CollectionName string `json:"collection_name,omitempty"`
-}
-
-// Validate checks the collection name.
-func (p ClearParams) Validate() error {
-	if p.CollectionName != "" && !vectors.ValidCollection(p.CollectionName) {
-		return fmt.Errorf("collection_name %q: accepted values: %v (or none for all three)", p.CollectionName, vectors.Collections)
-	}
-	return nil
-}
-
 // client returns the Chroma client or the permanent error why there is none.
 func (w *Worker) client() (*vectors.Client, error) {
 	if w.Vectors != nil {
@@ -209,7 +192,7 @@ func (w *Worker) client() (*vectors.Client, error) {
 // Train is the handler of jobs.chroma.train: it takes the chroma lease and
 // runs Sync.
 func (w *Worker) Train(ctx context.Context, job *worker.Job) (any, error) {
-	var p TrainParams
+	var p jobspec.ChromaTrainArgs
 	if err := job.Decode(&p); err != nil {
 		return nil, err
 	}
@@ -231,12 +214,12 @@ func (w *Worker) Train(ctx context.Context, job *worker.Job) (any, error) {
 // Clear is the handler of jobs.chroma.clear: under the chroma lease it
 // empties one collection or all three, recreating each with its metadata.
 func (w *Worker) Clear(ctx context.Context, job *worker.Job) (any, error) {
-	var p ClearParams
+	var p jobspec.ChromaClearArgs
 	if err := job.Decode(&p); err != nil {
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {
-		return nil, jobs.Permanent("invalid_params", err)
+		return nil, err
 	}
 	c, err := w.client()
 	if err != nil {
@@ -254,22 +237,8 @@ func (w *Worker) Clear(ctx context.Context, job *worker.Job) (any, error) {
 	return res, nil
 }
 
-// ClearResult is the result of jobs.chroma.clear.
-type ClearResult struct {
-	Chroma      string         `json:"chroma"`
-	Collections []ClearedEntry `json:"collections"`
-}
-
-// ClearedEntry is one cleared collection.
-type ClearedEntry struct {
-	Name     string         `json:"name"`
-	Removed  int            `json:"removed"`
-	Count    int            `json:"count"`
-	Metadata map[string]any `json:"metadata"`
-}
-
-func (w *Worker) clear(ctx context.Context, c *vectors.Client, p ClearParams, prog Progress, log *slog.Logger) (ClearResult, error) {
-	res := ClearResult{Chroma: c.URL(), Collections: []ClearedEntry{}}
+func (w *Worker) clear(ctx context.Context, c *vectors.Client, p jobspec.ChromaClearArgs, prog Progress, log *slog.Logger) (jobspec.ChromaClearResult, error) {
+	res := jobspec.ChromaClearResult{Chroma: c.URL(), Collections: []jobspec.ClearedEntry{}}
 	names := vectors.Collections
 	if p.CollectionName != "" {
 		names = []string{p.CollectionName}
@@ -290,7 +259,7 @@ func (w *Worker) clear(ctx context.Context, c *vectors.Client, p ClearParams, pr
 			return res, err
 		}
 		log.Info("chroma collection cleared", "collection", name, "removed", before)
-		res.Collections = append(res.Collections, ClearedEntry{Name: name, Removed: before, Count: info.Count, Metadata: info.Metadata})
+		res.Collections = append(res.Collections, jobspec.ClearedEntry{Name: name, Removed: before, Count: info.Count, Metadata: info.Metadata})
 	}
 	return res, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/ontology"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
@@ -119,12 +120,12 @@ func waitFinal(t *testing.T, b *bus.Bus, id string) jobs.Record {
 }
 
 // trainResult decodes a succeeded train job's result.
-func trainResult(t *testing.T, rec jobs.Record) chromaworker.TrainResult {
+func trainResult(t *testing.T, rec jobs.Record) jobspec.ChromaTrainResult {
 	t.Helper()
 	if rec.State != jobs.Succeeded {
 		t.Fatalf("job %s %s: %+v", rec.Kind, rec.State, rec.Error)
 	}
-	var r chromaworker.TrainResult
+	var r jobspec.ChromaTrainResult
 	if err := json.Unmarshal(rec.Result, &r); err != nil {
 		t.Fatalf("decode result %s: %v", rec.Result, err)
 	}
@@ -132,7 +133,7 @@ func trainResult(t *testing.T, rec jobs.Record) chromaworker.TrainResult {
 }
 
 // counts is added/unchanged/removed of one collection, for messages.
-func counts(r vectors.SyncResult) string {
+func counts(r jobspec.CollectionSync) string {
 	return fmt.Sprintf("added %d, unchanged %d, removed %d, total %d", r.Added, r.Unchanged, r.Removed, r.Total)
 }
 

@@ -7,56 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/vectors"
 )
-
-// TrainResult is the result of jobs.chroma.train.
-type TrainResult struct {
-	// Chroma is the server's URL (no credentials).
-	Chroma string `json:"chroma"`
-	// Embedding is the embedder the vectors come from.
-	Embedding EmbeddingInfo `json:"embedding"`
-	// Target describes the schema read.
-	Target TargetInfo `json:"target"`
-	// Sources counts the entries each source gave.
-	Sources SourceCounts `json:"sources"`
-	// Collections has added, unchanged and removed counts per collection.
-	Collections map[string]vectors.SyncResult `json:"collections"`
-	// Written is the number of entries upserted plus deleted.
-	Written int `json:"written"`
-	// Warnings are sources skipped (no System DB, no training assets) or
-	// read in part (a view over a dropped table).
-	Warnings   []string `json:"warnings"`
-	DurationMS int64    `json:"duration_ms"`
-}
-
-// EmbeddingInfo names an embedder.
-type EmbeddingInfo struct {
-	Provider  string `json:"provider"`
-	Model     string `json:"model"`
-	Dimension int    `json:"dimension"`
-}
-
-// TargetInfo describes the target schema read.
-type TargetInfo struct {
-	Dialect  string `json:"dialect"`
-	Source   string `json:"source"`
-	Database string `json:"database"`
-	Tables   int    `json:"tables"`
-	Views    int    `json:"views"`
-	Indexes  int    `json:"indexes"`
-}
-
-// SourceCounts counts the training entries by source (before duplicates
-// are merged).
-type SourceCounts struct {
-	DDL              int `json:"ddl"`
-	TableDocs        int `json:"table_docs"`
-	OntologyTerms    int `json:"ontology_terms"`
-	AssetPairs       int `json:"question_sql_assets"`
-	FeedbackPairs    int `json:"question_sql_feedback"`
-	QuestionSQLTotal int `json:"question_sql"`
-}
 
 // Progress ranges of a training run.
 const (
@@ -68,19 +21,19 @@ const (
 // them (see the package documentation), reporting to p. It does not take
 // the chroma lease: Train does; other callers (the benchmark) must make
 // sure nothing else writes the collections meanwhile.
-func (w *Worker) Sync(ctx context.Context, p Progress, log *slog.Logger) (TrainResult, error) {
+func (w *Worker) Sync(ctx context.Context, p Progress, log *slog.Logger) (jobspec.ChromaTrainResult, error) {
 	started := time.Now()
 	c, err := w.client()
 	if err != nil {
-		return TrainResult{}, err
+		return jobspec.ChromaTrainResult{}, err
 	}
 	batch := w.BatchSize
 	if batch < 1 {
 		batch = BatchSize
 	}
 	emb := c.Embedder()
-	res := TrainResult{Chroma: c.URL(), Embedding: EmbeddingInfo{Provider: emb.Provider(), Model: emb.Model()},
-		Collections: map[string]vectors.SyncResult{}, Warnings: []string{}}
+	res := jobspec.ChromaTrainResult{Chroma: c.URL(), Embedding: jobspec.EmbeddingInfo{Provider: emb.Provider(), Model: emb.Model()},
+		Collections: map[string]jobspec.CollectionSync{}, Warnings: []string{}}
 
 	if err := p.Step(ctx, 2, "checking Chroma at "+c.URL()); err != nil {
 		return res, err
@@ -96,7 +49,7 @@ func (w *Worker) Sync(ctx context.Context, p Progress, log *slog.Logger) (TrainR
 	if err != nil {
 		return res, err
 	}
-	res.Target = TargetInfo{Dialect: schema.Dialect, Source: schema.Source, Database: schema.Database}
+	res.Target = jobspec.TargetInfo{Dialect: schema.Dialect, Source: schema.Source, Database: schema.Database}
 	res.Warnings = append(res.Warnings, schema.Warnings...)
 	res.Target.Tables, res.Target.Views, res.Target.Indexes = schema.Counts()
 	log.Info("target schema read", "source", schema.Source, "tables", res.Target.Tables, "views", res.Target.Views, "indexes", res.Target.Indexes)
@@ -170,7 +123,7 @@ func (w *Worker) Sync(ctx context.Context, p Progress, log *slog.Logger) (TrainR
 			return res, err
 		}
 		written += len(plan.Add) + len(plan.Remove)
-		res.Collections[name] = r
+		res.Collections[name] = jobspec.CollectionSync(r)
 		log.Info("chroma collection synced", "collection", name, "added", r.Added, "unchanged", r.Unchanged, "removed", r.Removed, "total", r.Total)
 	}
 	res.Written = written

@@ -17,6 +17,7 @@ import (
 
 	"github.com/insightops/insightops/services/chroma/chromaworker"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
@@ -108,7 +109,7 @@ func TestTrainOnTheDemoDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	nDDL, nDoc, nSQL := len(masterDDL), 13+len(terms), len(assetPairs)+1
-	want := map[string]vectors.SyncResult{
+	want := map[string]jobspec.CollectionSync{
 		"ddl":           {Added: nDDL, Total: nDDL},
 		"documentation": {Added: nDoc, Total: nDoc},
 		"sql":           {Added: nSQL, Total: nSQL},
@@ -190,7 +191,7 @@ func TestTrainOnTheDemoDatabase(t *testing.T) {
 	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID)
 	res = trainResult(t, rec)
 	for name, n := range map[string]int{"ddl": nDDL, "documentation": nDoc, "sql": nSQL} {
-		if got := res.Collections[name]; got != (vectors.SyncResult{Unchanged: n, Total: n}) {
+		if got := res.Collections[name]; got != (jobspec.CollectionSync{Unchanged: n, Total: n}) {
 			t.Errorf("second train %s: %s", name, counts(got))
 		}
 	}
@@ -209,10 +210,10 @@ func TestTrainOnTheDemoDatabase(t *testing.T) {
 	tdb.Close()
 	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID)
 	res = trainResult(t, rec)
-	if got := res.Collections["ddl"]; got != (vectors.SyncResult{Unchanged: nDDL - 3, Removed: 3, Total: nDDL - 3}) {
+	if got := res.Collections["ddl"]; got != (jobspec.CollectionSync{Unchanged: nDDL - 3, Removed: 3, Total: nDDL - 3}) {
 		t.Errorf("after drop, ddl: %s", counts(got))
 	}
-	if got := res.Collections["documentation"]; got != (vectors.SyncResult{Unchanged: nDoc - 1, Removed: 1, Total: nDoc - 1}) {
+	if got := res.Collections["documentation"]; got != (jobspec.CollectionSync{Unchanged: nDoc - 1, Removed: 1, Total: nDoc - 1}) {
 		t.Errorf("after drop, documentation: %s", counts(got))
 	}
 	after := export(t, c, "ddl")
@@ -343,11 +344,11 @@ func TestClearJob(t *testing.T) {
 		before[coll] = info
 	}
 
-	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaClear, chromaworker.ClearParams{CollectionName: "sql"}, 3).ID)
+	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaClear, jobspec.ChromaClearArgs{CollectionName: "sql"}, 3).ID)
 	if rec.State != jobs.Succeeded {
 		t.Fatalf("clear sql: %s %+v", rec.State, rec.Error)
 	}
-	var cr chromaworker.ClearResult
+	var cr jobspec.ChromaClearResult
 	if err := json.Unmarshal(rec.Result, &cr); err != nil || len(cr.Collections) != 1 || cr.Collections[0].Removed != before["sql"].Count || cr.Collections[0].Count != 0 {
 		t.Errorf("clear result %s %v", rec.Result, err)
 	}

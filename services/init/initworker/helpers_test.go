@@ -20,6 +20,7 @@ import (
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/worker"
@@ -114,7 +115,7 @@ func rowCounts(t *testing.T, db *store.DB) map[string]int64 {
 	return out
 }
 
-// wireResult is a Result as it reads back from JSON (the job record).
+// wireResult is a jobspec.InitResult as it reads back from JSON (the job record).
 type wireResult struct {
 	JobID       string `json:"job_id"`
 	Mode        string `json:"mode"`
@@ -136,8 +137,8 @@ func decodeResult(t *testing.T, raw []byte) wireResult {
 	return r
 }
 
-// wire round-trips a Result through JSON, as the record stores it.
-func wire(t *testing.T, res initworker.Result) wireResult {
+// wire round-trips a jobspec.InitResult through JSON, as the record stores it.
+func wire(t *testing.T, res jobspec.InitResult) wireResult {
 	t.Helper()
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -179,8 +180,8 @@ func step[T any](t *testing.T, r wireResult, name string) (string, T) {
 }
 
 var allSteps = []string{
-	initworker.StepGoldenCopy, initworker.StepMigrations, initworker.StepOntology, initworker.StepAdminUser,
-	initworker.StepDemoData, initworker.StepAutoTrain, initworker.StepMarkComplete,
+	jobspec.InitStepGoldenCopy, jobspec.InitStepMigrations, jobspec.InitStepOntology, jobspec.InitStepAdminUser,
+	jobspec.InitStepDemoData, jobspec.InitStepAutoTrain, jobspec.InitStepMarkComplete,
 }
 
 // busDeps are the dependencies of a worker on a fresh embedded NATS and a

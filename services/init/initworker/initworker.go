@@ -33,6 +33,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/worker"
 )
@@ -69,7 +70,7 @@ type Invocation struct {
 	ID string
 	// SubmittedBy is the init job's submitter, who also submits the train job.
 	SubmittedBy string
-	// Mode is ModeJob or ModeOnce.
+	// Mode is jobspec.InitModeJob or jobspec.InitModeOnce.
 	Mode string
 	// Log logs the run (job.Logger() in a job, so lines carry job_id).
 	Log *slog.Logger
@@ -124,24 +125,24 @@ func (s *Steps) Handle(ctx context.Context, job *worker.Job) (any, error) {
 	if s.DB == nil {
 		return nil, jobs.Permanent("no_system_db", errors.New("init: this worker has no System DB"))
 	}
-	return s.Run(ctx, job, Invocation{ID: job.ID(), SubmittedBy: job.Record.SubmittedBy, Mode: ModeJob, Log: job.Logger()})
+	return s.Run(ctx, job, Invocation{ID: job.ID(), SubmittedBy: job.Record.SubmittedBy, Mode: jobspec.InitModeJob, Log: job.Logger()})
 }
 
 // RunOnce runs the init steps once without a bus job, as `init --once` does
 // in a deployment's init container. deps needs the System DB; deps.Bus is
 // needed only to publish the auto-train job (without it auto-train is a
 // warning). The run gets a fresh id, stored as init.job_id.
-func RunOnce(ctx context.Context, deps app.Deps) (Result, error) {
+func RunOnce(ctx context.Context, deps app.Deps) (jobspec.InitResult, error) {
 	if deps.DB == nil {
-		return Result{}, errors.New("initworker: run once: no System DB")
+		return jobspec.InitResult{}, errors.New("initworker: run once: no System DB")
 	}
 	log := deps.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	id := jobs.NewID()
-	log = log.With("init_run_id", id, "mode", ModeOnce)
-	return NewSteps(deps).Run(ctx, logProgress{log: log}, Invocation{ID: id, SubmittedBy: OnceSubmitter, Mode: ModeOnce, Log: log})
+	log = log.With("init_run_id", id, "mode", jobspec.InitModeOnce)
+	return NewSteps(deps).Run(ctx, logProgress{log: log}, Invocation{ID: id, SubmittedBy: OnceSubmitter, Mode: jobspec.InitModeOnce, Log: log})
 }
 
 // logProgress is the Progress of a run without a job record: it logs.
@@ -167,13 +168,13 @@ type plannedStep struct {
 
 func (s *Steps) plan() []plannedStep {
 	return []plannedStep{
-		{StepGoldenCopy, 5, "syncing the target database's golden copy", s.goldenCopy},
-		{StepMigrations, 20, "migrating the system database", s.migrate},
-		{StepOntology, 35, "loading the business ontology", s.loadOntology},
-		{StepAdminUser, 50, "creating the admin user", s.adminUser},
-		{StepDemoData, 65, "seeding demo data", s.demoData},
-		{StepAutoTrain, 80, "publishing the chroma training job", s.autoTrain},
-		{StepMarkComplete, 95, "recording init completion", s.markComplete},
+		{jobspec.InitStepGoldenCopy, 5, "syncing the target database's golden copy", s.goldenCopy},
+		{jobspec.InitStepMigrations, 20, "migrating the system database", s.migrate},
+		{jobspec.InitStepOntology, 35, "loading the business ontology", s.loadOntology},
+		{jobspec.InitStepAdminUser, 50, "creating the admin user", s.adminUser},
+		{jobspec.InitStepDemoData, 65, "seeding demo data", s.demoData},
+		{jobspec.InitStepAutoTrain, 80, "publishing the chroma training job", s.autoTrain},
+		{jobspec.InitStepMarkComplete, 95, "recording init completion", s.markComplete},
 	}
 }
 
@@ -182,37 +183,37 @@ func (s *Steps) plan() []plannedStep {
 // far. A failed step is recorded in the result and ends the run with its
 // error: permanent (jobs.Permanent) for bad configuration or a required
 // asset missing, plain for what a retry can fix.
-func (s *Steps) Run(ctx context.Context, p Progress, inv Invocation) (Result, error) {
+func (s *Steps) Run(ctx context.Context, p Progress, inv Invocation) (jobspec.InitResult, error) {
 	if inv.Log == nil {
 		inv.Log = slog.Default()
 	}
 	if inv.Mode == "" {
-		inv.Mode = ModeJob
+		inv.Mode = jobspec.InitModeJob
 	}
-	res := Result{JobID: inv.ID, Mode: inv.Mode, Steps: []StepResult{}}
+	res := jobspec.InitResult{JobID: inv.ID, Mode: inv.Mode, Steps: []jobspec.InitStep{}}
 	for _, st := range s.plan() {
 		if err := p.Step(ctx, st.progress, st.label); err != nil {
 			return res, err
 		}
 		status, detail, err := st.run(ctx, inv)
 		if err != nil {
-			fd := FailureDetail{Error: err.Error()}
+			fd := jobspec.InitFailureDetail{Error: err.Error()}
 			var ce *jobs.CodedError
 			if errors.As(err, &ce) {
 				fd.Code = ce.Code
 			}
-			res.Steps = append(res.Steps, StepResult{Name: st.name, Status: StatusFailed, Detail: fd})
+			res.Steps = append(res.Steps, jobspec.InitStep{Name: st.name, Status: jobspec.InitStatusFailed, Detail: fd})
 			inv.Log.Error("init step failed", "step", st.name, "err", err, "permanent", jobs.IsPermanent(err))
 			return res, fmt.Errorf("init step %s: %w", st.name, err)
 		}
-		res.Steps = append(res.Steps, StepResult{Name: st.name, Status: status, Detail: detail})
-		if status == StatusWarning {
+		res.Steps = append(res.Steps, jobspec.InitStep{Name: st.name, Status: status, Detail: detail})
+		if status == jobspec.InitStatusWarning {
 			res.Warnings++
 			inv.Log.Warn("init step finished with a warning", "step", st.name, "detail", detail)
 		} else {
 			inv.Log.Info("init step finished", "step", st.name, "status", status)
 		}
-		if d, ok := detail.(CompleteDetail); ok {
+		if d, ok := detail.(jobspec.InitCompleteDetail); ok {
 			res.CompletedAt = d.CompletedAt
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/golden"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/worker"
@@ -45,33 +46,33 @@ func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
 			if js, err := json.MarshalIndent(res1, "", "  "); err == nil {
 				t.Logf("first run result:\n%s", js)
 			}
-			if !slices.Equal(first.names(), allSteps) || first.Mode != initworker.ModeOnce || first.Warnings != 0 {
+			if !slices.Equal(first.names(), allSteps) || first.Mode != jobspec.InitModeOnce || first.Warnings != 0 {
 				t.Fatalf("first run: steps %v mode %s warnings %d", first.names(), first.Mode, first.Warnings)
 			}
-			gs, g := step[initworker.GoldenDetail](t, first, initworker.StepGoldenCopy)
-			if gs != initworker.StatusOK || g.Action != golden.ActionCopied || g.SHA256 != sourceSum || g.Tables == 0 {
+			gs, g := step[jobspec.InitGoldenDetail](t, first, jobspec.InitStepGoldenCopy)
+			if gs != jobspec.InitStatusOK || g.Action != golden.ActionCopied || g.SHA256 != sourceSum || g.Tables == 0 {
 				t.Fatalf("first golden copy: %s %+v", gs, g)
 			}
 			if got := sha256File(t, cfg1.TargetDBPath); got != sourceSum {
 				t.Fatalf("runtime copy sha256 %s, source %s", got, sourceSum)
 			}
-			_, m := step[initworker.MigrationsDetail](t, first, initworker.StepMigrations)
+			_, m := step[jobspec.InitMigrationsDetail](t, first, jobspec.InitStepMigrations)
 			if len(m.Applied) == 0 || m.SchemaVersion == 0 || m.Dialect != d.name {
 				t.Fatalf("first migrations: %+v", m)
 			}
-			_, o := step[initworker.OntologyDetail](t, first, initworker.StepOntology)
+			_, o := step[jobspec.InitOntologyDetail](t, first, jobspec.InitStepOntology)
 			if o.Terms == 0 || o.Inserted != o.Terms || o.Updated+o.Unchanged != 0 {
 				t.Fatalf("first ontology: %+v", o)
 			}
-			_, a := step[initworker.AdminDetail](t, first, initworker.StepAdminUser)
+			_, a := step[jobspec.InitAdminDetail](t, first, jobspec.InitStepAdminUser)
 			if !a.Created || a.Username != "admin@example.com" || a.Role != store.RoleAdmin {
 				t.Fatalf("first admin: %+v", a)
 			}
-			_, demo := step[initworker.DemoDetail](t, first, initworker.StepDemoData)
+			_, demo := step[jobspec.InitDemoDetail](t, first, jobspec.InitStepDemoData)
 			if demo.Inserted != initworker.DemoRows {
 				t.Fatalf("first demo data: %+v", demo)
 			}
-			if s, _ := step[initworker.AutoTrainDetail](t, first, initworker.StepAutoTrain); s != initworker.StatusSkipped {
+			if s, _ := step[jobspec.InitAutoTrainDetail](t, first, jobspec.InitStepAutoTrain); s != jobspec.InitStatusSkipped {
 				t.Fatalf("auto-train with AUTO_TRAIN_CHROMA=false: %s", s)
 			}
 			if v, err := db.GetConfig(ctx, initworker.ConfigJobID); err != nil || v != res1.JobID {
@@ -106,23 +107,23 @@ func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
 			if !slices.Equal(second.names(), allSteps) || second.Warnings != 0 {
 				t.Fatalf("second run: steps %v warnings %d", second.names(), second.Warnings)
 			}
-			_, g2 := step[initworker.GoldenDetail](t, second, initworker.StepGoldenCopy)
+			_, g2 := step[jobspec.InitGoldenDetail](t, second, jobspec.InitStepGoldenCopy)
 			if g2.Action != golden.ActionUnchanged || g2.SHA256 != sourceSum {
 				t.Fatalf("second golden copy: %+v", g2)
 			}
-			_, m2 := step[initworker.MigrationsDetail](t, second, initworker.StepMigrations)
+			_, m2 := step[jobspec.InitMigrationsDetail](t, second, jobspec.InitStepMigrations)
 			if len(m2.Applied) != 0 || m2.SchemaVersion != m.SchemaVersion {
 				t.Fatalf("second migrations: %+v", m2)
 			}
-			_, o2 := step[initworker.OntologyDetail](t, second, initworker.StepOntology)
+			_, o2 := step[jobspec.InitOntologyDetail](t, second, jobspec.InitStepOntology)
 			if o2.Unchanged != o.Terms || o2.Inserted+o2.Updated != 0 {
 				t.Fatalf("second ontology: %+v", o2)
 			}
-			_, a2 := step[initworker.AdminDetail](t, second, initworker.StepAdminUser)
+			_, a2 := step[jobspec.InitAdminDetail](t, second, jobspec.InitStepAdminUser)
 			if a2.Created {
 				t.Fatalf("second admin: %+v", a2)
 			}
-			_, demo2 := step[initworker.DemoDetail](t, second, initworker.StepDemoData)
+			_, demo2 := step[jobspec.InitDemoDetail](t, second, jobspec.InitStepDemoData)
 			if demo2.Inserted != 0 || demo2.Rows != initworker.DemoRows {
 				t.Fatalf("second demo data: %+v", demo2)
 			}
@@ -139,7 +140,7 @@ func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
 			if got := sha256File(t, cfg1.TargetDBSource); got != sourceSum {
 				t.Fatalf("golden source changed: %s → %s", sourceSum, got)
 			}
-			for _, raw := range []initworker.Result{res1, res2} {
+			for _, raw := range []jobspec.InitResult{res1, res2} {
 				b, _ := json.Marshal(raw)
 				if strings.Contains(string(b), "password-") || strings.Contains(string(b), admin1.PasswordHash) {
 					t.Fatalf("result leaks the admin password or its hash: %s", b)
@@ -163,27 +164,27 @@ func TestInitJobThroughTheBusRecordsEveryStep(t *testing.T) {
 		t.Fatalf("init job: state %s attempt %d progress %d error %+v", rec.State, rec.Attempt, rec.Progress, rec.Error)
 	}
 	res := decodeResult(t, rec.Result)
-	if !slices.Equal(res.names(), allSteps) || res.JobID != rec.ID || res.Mode != initworker.ModeJob {
+	if !slices.Equal(res.names(), allSteps) || res.JobID != rec.ID || res.Mode != jobspec.InitModeJob {
 		t.Fatalf("result: steps %v job %s mode %s", res.names(), res.JobID, res.Mode)
 	}
 	want := map[string]string{
-		initworker.StepGoldenCopy: "ok", initworker.StepMigrations: "ok", initworker.StepOntology: "ok",
-		initworker.StepAdminUser: "ok", initworker.StepDemoData: "ok", initworker.StepAutoTrain: "skipped",
-		initworker.StepMarkComplete: "ok",
+		jobspec.InitStepGoldenCopy: "ok", jobspec.InitStepMigrations: "ok", jobspec.InitStepOntology: "ok",
+		jobspec.InitStepAdminUser: "ok", jobspec.InitStepDemoData: "ok", jobspec.InitStepAutoTrain: "skipped",
+		jobspec.InitStepMarkComplete: "ok",
 	}
 	if got := res.statuses(); !maps.Equal(got, want) {
 		t.Fatalf("statuses %v, want %v", got, want)
 	}
-	if _, g := step[initworker.GoldenDetail](t, res, initworker.StepGoldenCopy); g.Action != golden.ActionCopied || g.Tables == 0 || len(g.TableSample) == 0 {
+	if _, g := step[jobspec.InitGoldenDetail](t, res, jobspec.InitStepGoldenCopy); g.Action != golden.ActionCopied || g.Tables == 0 || len(g.TableSample) == 0 {
 		t.Fatalf("golden copy: %+v", g)
 	}
-	if _, a := step[initworker.AdminDetail](t, res, initworker.StepAdminUser); !a.Created {
+	if _, a := step[jobspec.InitAdminDetail](t, res, jobspec.InitStepAdminUser); !a.Created {
 		t.Fatalf("admin: %+v", a)
 	}
-	if _, d := step[initworker.DemoDetail](t, res, initworker.StepDemoData); d.Inserted != initworker.DemoRows {
+	if _, d := step[jobspec.InitDemoDetail](t, res, jobspec.InitStepDemoData); d.Inserted != initworker.DemoRows {
 		t.Fatalf("demo data: %+v", d)
 	}
-	if _, c := step[initworker.CompleteDetail](t, res, initworker.StepMarkComplete); c.JobID != rec.ID || c.CompletedAt != res.CompletedAt {
+	if _, c := step[jobspec.InitCompleteDetail](t, res, jobspec.InitStepMarkComplete); c.JobID != rec.ID || c.CompletedAt != res.CompletedAt {
 		t.Fatalf("mark completed: %+v (result completed_at %s)", c, res.CompletedAt)
 	}
 	if v, err := deps.DB.GetConfig(context.Background(), initworker.ConfigJobID); err != nil || v != rec.ID {
@@ -198,13 +199,13 @@ func TestInitJobThroughTheBusRecordsEveryStep(t *testing.T) {
 		t.Fatalf("second init job: %s %+v", again.State, again.Error)
 	}
 	res2 := decodeResult(t, again.Result)
-	if _, g := step[initworker.GoldenDetail](t, res2, initworker.StepGoldenCopy); g.Action != golden.ActionUnchanged {
+	if _, g := step[jobspec.InitGoldenDetail](t, res2, jobspec.InitStepGoldenCopy); g.Action != golden.ActionUnchanged {
 		t.Fatalf("second golden copy: %+v", g)
 	}
-	if _, a := step[initworker.AdminDetail](t, res2, initworker.StepAdminUser); a.Created {
+	if _, a := step[jobspec.InitAdminDetail](t, res2, jobspec.InitStepAdminUser); a.Created {
 		t.Fatalf("second admin: %+v", a)
 	}
-	if _, d := step[initworker.DemoDetail](t, res2, initworker.StepDemoData); d.Inserted != 0 {
+	if _, d := step[jobspec.InitDemoDetail](t, res2, jobspec.InitStepDemoData); d.Inserted != 0 {
 		t.Fatalf("second demo data: %+v", d)
 	}
 	if n := messagesOn(t, deps.Bus, bus.StreamAudit, "audit.user.created"); n != 1 {
@@ -231,11 +232,11 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 			t.Fatalf("init job: %s %+v", rec.State, rec.Error)
 		}
 		res := decodeResult(t, rec.Result)
-		status, g := step[initworker.GoldenDetail](t, res, initworker.StepGoldenCopy)
-		if status != initworker.StatusWarning || !strings.Contains(g.Reason, "golden source missing") || res.Warnings != 1 {
+		status, g := step[jobspec.InitGoldenDetail](t, res, jobspec.InitStepGoldenCopy)
+		if status != jobspec.InitStatusWarning || !strings.Contains(g.Reason, "golden source missing") || res.Warnings != 1 {
 			t.Fatalf("golden copy: %s %+v (warnings %d)", status, g, res.Warnings)
 		}
-		if s, _ := step[initworker.AdminDetail](t, res, initworker.StepAdminUser); s != initworker.StatusOK {
+		if s, _ := step[jobspec.InitAdminDetail](t, res, jobspec.InitStepAdminUser); s != jobspec.InitStatusOK {
 			t.Fatalf("admin step after the warning: %s", s)
 		}
 		if _, err := os.Stat(cfg.TargetDBPath); !errors.Is(err, os.ErrNotExist) {
@@ -254,10 +255,10 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 			t.Fatalf("init job: state %s attempt %d error %+v", rec.State, rec.Attempt, rec.Error)
 		}
 		res := decodeResult(t, rec.Result)
-		if len(res.Steps) != 1 || res.Steps[0].Name != initworker.StepGoldenCopy || res.Steps[0].Status != initworker.StatusFailed {
+		if len(res.Steps) != 1 || res.Steps[0].Name != jobspec.InitStepGoldenCopy || res.Steps[0].Status != jobspec.InitStatusFailed {
 			t.Fatalf("partial result: %+v", res.Steps)
 		}
-		if _, f := step[initworker.FailureDetail](t, res, initworker.StepGoldenCopy); f.Code != "target_source_missing" {
+		if _, f := step[jobspec.InitFailureDetail](t, res, jobspec.InitStepGoldenCopy); f.Code != "target_source_missing" {
 			t.Fatalf("failure detail: %+v", f)
 		}
 		// Terminated, not retried: nothing pending, nothing redelivered, and
@@ -308,8 +309,8 @@ func TestRedeliveredInitPublishesOneTrainJob(t *testing.T) {
 		t.Fatalf("%d jobs.chroma.train commands on JOBS, want exactly 1", n)
 	}
 	res := decodeResult(t, rec.Result)
-	status, at := step[initworker.AutoTrainDetail](t, res, initworker.StepAutoTrain)
-	if status != initworker.StatusOK || at.TrainJobID == "" || !at.AlreadyPublished {
+	status, at := step[jobspec.InitAutoTrainDetail](t, res, jobspec.InitStepAutoTrain)
+	if status != jobspec.InitStatusOK || at.TrainJobID == "" || !at.AlreadyPublished {
 		t.Fatalf("auto-train on the redelivery: %s %+v (want the first attempt's job, already published)", status, at)
 	}
 	train, _, err := jobs.NewStore(deps.Bus.Jobs).Get(context.Background(), at.TrainJobID)
@@ -330,11 +331,11 @@ func TestAutoTrainWithoutABusIsAWarningInOnceMode(t *testing.T) {
 		t.Fatalf("init: %v", err)
 	}
 	w := wire(t, res)
-	status, at := step[initworker.AutoTrainDetail](t, w, initworker.StepAutoTrain)
-	if status != initworker.StatusWarning || !strings.Contains(at.Reason, "no bus in --once mode") || w.Warnings != 1 {
+	status, at := step[jobspec.InitAutoTrainDetail](t, w, jobspec.InitStepAutoTrain)
+	if status != jobspec.InitStatusWarning || !strings.Contains(at.Reason, "no bus in --once mode") || w.Warnings != 1 {
 		t.Fatalf("auto-train: %s %+v warnings %d", status, at, w.Warnings)
 	}
-	if s, _ := step[initworker.CompleteDetail](t, w, initworker.StepMarkComplete); s != initworker.StatusOK {
+	if s, _ := step[jobspec.InitCompleteDetail](t, w, jobspec.InitStepMarkComplete); s != jobspec.InitStatusOK {
 		t.Fatalf("init did not complete after the warning: %s", s)
 	}
 }
@@ -354,8 +355,8 @@ func TestExternalTargetSkipsTheGoldenCopyWithoutEchoingCredentials(t *testing.T)
 		t.Fatalf("init: %v", err)
 	}
 	w := wire(t, res)
-	status, g := step[initworker.GoldenDetail](t, w, initworker.StepGoldenCopy)
-	if status != initworker.StatusSkipped || g.Target != "postgres://db.internal:5432/business" || !strings.Contains(g.Reason, "external target") {
+	status, g := step[jobspec.InitGoldenDetail](t, w, jobspec.InitStepGoldenCopy)
+	if status != jobspec.InitStatusSkipped || g.Target != "postgres://db.internal:5432/business" || !strings.Contains(g.Reason, "external target") {
 		t.Fatalf("golden copy: %s %+v", status, g)
 	}
 	b, _ := json.Marshal(res)
@@ -379,8 +380,8 @@ func TestMissingOntologyDirectoryIsAWarning(t *testing.T) {
 		t.Fatalf("init: %v", err)
 	}
 	w := wire(t, res)
-	status, o := step[initworker.OntologyDetail](t, w, initworker.StepOntology)
-	if status != initworker.StatusWarning || !strings.Contains(o.Reason, "not found") || w.Warnings != 1 {
+	status, o := step[jobspec.InitOntologyDetail](t, w, jobspec.InitStepOntology)
+	if status != jobspec.InitStatusWarning || !strings.Contains(o.Reason, "not found") || w.Warnings != 1 {
 		t.Fatalf("ontology: %s %+v", status, o)
 	}
 	if n := rowCounts(t, db)["business_ontologies"]; n != 0 {
@@ -406,7 +407,7 @@ func TestInvalidOntologyFailsPermanently(t *testing.T) {
 		t.Fatalf("init with a malformed ontology: %v (permanent %v)", err, jobs.IsPermanent(err))
 	}
 	last := res.Steps[len(res.Steps)-1]
-	if last.Name != initworker.StepOntology || last.Status != initworker.StatusFailed {
+	if last.Name != jobspec.InitStepOntology || last.Status != jobspec.InitStatusFailed {
 		t.Fatalf("last step %+v", last)
 	}
 	if _, err := db.GetConfig(context.Background(), initworker.ConfigCompletedAt); !errors.Is(err, store.ErrNotFound) {
@@ -453,8 +454,8 @@ func TestOnceModeWithABusPublishesOneTrainJobAsSystem(t *testing.T) {
 	if err != nil {
 		t.Fatalf("init: %v", err)
 	}
-	status, at := step[initworker.AutoTrainDetail](t, wire(t, res), initworker.StepAutoTrain)
-	if status != initworker.StatusOK || at.TrainJobID == "" || at.AlreadyPublished || at.State != string(jobs.Queued) {
+	status, at := step[jobspec.InitAutoTrainDetail](t, wire(t, res), jobspec.InitStepAutoTrain)
+	if status != jobspec.InitStatusOK || at.TrainJobID == "" || at.AlreadyPublished || at.State != string(jobs.Queued) {
 		t.Fatalf("auto-train: %s %+v", status, at)
 	}
 	train, _, err := jobs.NewStore(b.Jobs).Get(context.Background(), at.TrainJobID)
@@ -481,7 +482,7 @@ func TestDescribeTargetDropsCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: init: %v", tc.in, err)
 		}
-		_, g := step[initworker.GoldenDetail](t, wire(t, res), initworker.StepGoldenCopy)
+		_, g := step[jobspec.InitGoldenDetail](t, wire(t, res), jobspec.InitStepGoldenCopy)
 		if g.Target != tc.want {
 			t.Errorf("target %q shown as %q, want %q", tc.in, g.Target, tc.want)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/golden"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/ontology"
 	"github.com/insightops/insightops/shared/store"
 )
@@ -27,12 +28,12 @@ const tableSample = 5
 func (s *Steps) goldenCopy(ctx context.Context, inv Invocation) (string, any, error) {
 	cfg := s.Config
 	if cfg.TargetDatabaseURL != "" {
-		return StatusSkipped, GoldenDetail{
+		return jobspec.InitStatusSkipped, jobspec.InitGoldenDetail{
 			Reason: "an external target database is configured (TARGET_DATABASE_URL); no golden copy is made",
 			Target: describeTarget(cfg.TargetDatabaseURL),
 		}, nil
 	}
-	d := GoldenDetail{Source: cfg.TargetDBSource, Path: cfg.TargetDBPath}
+	d := jobspec.InitGoldenDetail{Source: cfg.TargetDBSource, Path: cfg.TargetDBPath}
 	if cfg.TargetDBSource == "" || cfg.TargetDBPath == "" {
 		return "", d, jobs.Permanent("invalid_config", errors.New("TARGET_DB_SOURCE and TARGET_DB_PATH must both be set"))
 	}
@@ -64,7 +65,7 @@ func (s *Steps) goldenCopy(ctx context.Context, inv Invocation) (string, any, er
 			return "", d, jobs.Permanent(code, fmt.Errorf("ENABLE_TARGET_DB is true: %w", err))
 		}
 		d.Reason = err.Error() + " (ENABLE_TARGET_DB is false, so init goes on without a target database)"
-		return StatusWarning, d, nil
+		return jobspec.InitStatusWarning, d, nil
 	}
 	d.Action, d.SHA256, d.Bytes = synced.Action, synced.DestSHA256, synced.Bytes
 	if synced.Action == golden.ActionReplaced {
@@ -82,7 +83,7 @@ func (s *Steps) goldenCopy(ctx context.Context, inv Invocation) (string, any, er
 		return "", d, fmt.Errorf("inspect runtime copy: %w", err)
 	}
 	d.Tables, d.Views, d.TableSample = info.Tables, info.Views, info.TableNames
-	return StatusOK, d, nil
+	return jobspec.InitStatusOK, d, nil
 }
 
 // describeTarget returns a target database URL without user, password or
@@ -108,18 +109,18 @@ func (s *Steps) migrate(ctx context.Context, inv Invocation) (string, any, error
 	if applied == nil {
 		applied = []int64{}
 	}
-	return StatusOK, MigrationsDetail{Dialect: s.DB.Dialect().String(), Applied: applied, SchemaVersion: m.Version}, nil
+	return jobspec.InitStatusOK, jobspec.InitMigrationsDetail{Dialect: s.DB.Dialect().String(), Applied: applied, SchemaVersion: m.Version}, nil
 }
 
 // loadOntology upserts the glossary from ASSETS_DIR/ontology; a missing
 // directory is a warning, an invalid file a permanent failure.
 func (s *Steps) loadOntology(ctx context.Context, inv Invocation) (string, any, error) {
 	dir := filepath.Join(s.Config.AssetsDir, "ontology")
-	d := OntologyDetail{Dir: dir}
+	d := jobspec.InitOntologyDetail{Dir: dir}
 	terms, err := ontology.Load(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		d.Reason = "ontology directory not found: " + dir
-		return StatusWarning, d, nil
+		return jobspec.InitStatusWarning, d, nil
 	}
 	if err != nil {
 		return "", d, jobs.Permanent("ontology_invalid", err)
@@ -127,7 +128,7 @@ func (s *Steps) loadOntology(ctx context.Context, inv Invocation) (string, any, 
 	d.Terms = len(terms)
 	if len(terms) == 0 {
 		d.Reason = "no ontology terms in " + dir
-		return StatusWarning, d, nil
+		return jobspec.InitStatusWarning, d, nil
 	}
 	rows := make([]store.OntologyTerm, len(terms))
 	for i, t := range terms {
@@ -138,7 +139,7 @@ func (s *Steps) loadOntology(ctx context.Context, inv Invocation) (string, any, 
 		return "", d, fmt.Errorf("upsert ontology: %w", err)
 	}
 	d.Inserted, d.Updated, d.Unchanged = r.Inserted, r.Updated, r.Unchanged
-	return StatusOK, d, nil
+	return jobspec.InitStatusOK, d, nil
 }
 
 // adminUser creates INIT_ADMIN_USERNAME with role admin unless a user with
@@ -146,14 +147,14 @@ func (s *Steps) loadOntology(ctx context.Context, inv Invocation) (string, any, 
 // changed, and the password is hashed only when a user is to be created.
 func (s *Steps) adminUser(ctx context.Context, inv Invocation) (string, any, error) {
 	email := store.NormalizeEmail(s.Config.InitAdminUsername)
-	d := AdminDetail{Username: email, Role: store.RoleAdmin}
+	d := jobspec.InitAdminDetail{Username: email, Role: store.RoleAdmin}
 	if email == "" {
 		return "", d, jobs.Permanent("invalid_config", errors.New("INIT_ADMIN_USERNAME is empty"))
 	}
 	existing, err := s.DB.UserByEmail(ctx, email)
 	if err == nil {
 		d.Role = existing.Role
-		return StatusOK, d, nil
+		return jobspec.InitStatusOK, d, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return "", d, fmt.Errorf("look up admin user: %w", err)
@@ -179,19 +180,19 @@ func (s *Steps) adminUser(ctx context.Context, inv Invocation) (string, any, err
 			})
 		}
 	}
-	return StatusOK, d, nil
+	return jobspec.InitStatusOK, d, nil
 }
 
 // demoData seeds the deterministic demo transactions when SEED_DEMO_DATA.
 func (s *Steps) demoData(ctx context.Context, inv Invocation) (string, any, error) {
 	if !s.Config.SeedDemoData {
-		return StatusSkipped, DemoDetail{Reason: "SEED_DEMO_DATA is false"}, nil
+		return jobspec.InitStatusSkipped, jobspec.InitDemoDetail{Reason: "SEED_DEMO_DATA is false"}, nil
 	}
 	n, err := s.DB.SeedDemoTransactions(ctx, store.DemoTransactions(DemoRows, DemoSeed))
 	if err != nil {
 		return "", nil, fmt.Errorf("seed demo data: %w", err)
 	}
-	return StatusOK, DemoDetail{Rows: DemoRows, Inserted: n}, nil
+	return jobspec.InitStatusOK, jobspec.InitDemoDetail{Rows: DemoRows, Inserted: n}, nil
 }
 
 // TrainIdempotencyKey is the idempotency key of the train job published by
@@ -202,10 +203,10 @@ func TrainIdempotencyKey(initID string) string { return "init:" + initID }
 // autoTrain publishes a jobs.chroma.train job when AUTO_TRAIN_CHROMA.
 func (s *Steps) autoTrain(ctx context.Context, inv Invocation) (string, any, error) {
 	if !s.Config.AutoTrainChroma {
-		return StatusSkipped, AutoTrainDetail{Reason: "AUTO_TRAIN_CHROMA is false"}, nil
+		return jobspec.InitStatusSkipped, jobspec.InitAutoTrainDetail{Reason: "AUTO_TRAIN_CHROMA is false"}, nil
 	}
 	if s.Publisher == nil {
-		return StatusWarning, AutoTrainDetail{Reason: "no bus in --once mode: no training job published (submit POST /admin/db/chroma/train once the workers run)"}, nil
+		return jobspec.InitStatusWarning, jobspec.InitAutoTrainDetail{Reason: "no bus in --once mode: no training job published (submit POST /admin/db/chroma/train once the workers run)"}, nil
 	}
 	rec, created, err := s.Publisher.Submit(ctx, jobs.Submission{
 		Kind: jobs.KindChromaTrain, SubmittedBy: submitter(inv), IdempotencyKey: TrainIdempotencyKey(inv.ID),
@@ -216,15 +217,15 @@ func (s *Steps) autoTrain(ctx context.Context, inv Invocation) (string, any, err
 	if err != nil {
 		return "", nil, fmt.Errorf("publish chroma train job: %w", err)
 	}
-	d := AutoTrainDetail{TrainJobID: rec.ID, AlreadyPublished: !created, State: string(rec.State)}
+	d := jobspec.InitAutoTrainDetail{TrainJobID: rec.ID, AlreadyPublished: !created, State: string(rec.State)}
 	if rec.State == jobs.Failed && rec.Error != nil && rec.Error.Code == "dispatch_failed" {
 		d.Reason = "the train job published by an earlier attempt was never dispatched: " + rec.Error.Message
-		return StatusWarning, d, nil
+		return jobspec.InitStatusWarning, d, nil
 	}
 	if created {
 		inv.Log.Info("chroma train job published", "train_job_id", rec.ID)
 	}
-	return StatusOK, d, nil
+	return jobspec.InitStatusOK, d, nil
 }
 
 // markComplete records init.completed_at and init.job_id.
@@ -240,7 +241,7 @@ func (s *Steps) markComplete(ctx context.Context, inv Invocation) (string, any, 
 	if err := s.DB.SetConfig(ctx, ConfigJobID, inv.ID); err != nil {
 		return "", nil, fmt.Errorf("record init job id: %w", err)
 	}
-	return StatusOK, CompleteDetail{CompletedAt: at, JobID: inv.ID}, nil
+	return jobspec.InitStatusOK, jobspec.InitCompleteDetail{CompletedAt: at, JobID: inv.ID}, nil
 }
 
 func submitter(inv Invocation) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/presence"
 	"github.com/insightops/insightops/shared/testkit"
@@ -136,7 +137,7 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	}
 
 	// backup: a real archive of the System DB and target into BACKUPS.
-	bk := waitFinal(ctx, t, api, submit(jobs.KindBackupCreate, backupworker.CreateParams{Components: []string{"system", "target"}}).ID)
+	bk := waitFinal(ctx, t, api, submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{Components: []string{"system", "target"}}).ID)
 	if bk.State != jobs.Succeeded {
 		t.Fatalf("backup.create %s: %+v", bk.State, bk.Error)
 	}
@@ -159,7 +160,7 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	}
 
 	// restore: the System DB from that archive (audit sink paused, AUDIT re-read).
-	rs := waitFinal(ctx, t, api, submit(jobs.KindRestore, restoreworker.Params{Archive: res.Archive, Components: []string{"system"}}).ID)
+	rs := waitFinal(ctx, t, api, submit(jobs.KindRestore, jobspec.RestoreArgs{Archive: res.Archive, Components: []string{"system"}}).ID)
 	if rs.State != jobs.Succeeded {
 		t.Fatalf("restore %s: %+v", rs.State, rs.Error)
 	}

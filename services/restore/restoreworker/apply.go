@@ -12,6 +12,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/vectors"
@@ -24,7 +25,7 @@ import (
 // verification fails the file's reader before its consumer sees the end,
 // so pg_restore rolls back and a Target DB copy is never renamed into
 // place.
-func (w *Worker) apply(ctx context.Context, job *worker.Job, st backupstore.Store, name string, m backupfmt.Manifest, pl *restorePlan, leases locks.Set, res *Result) error {
+func (w *Worker) apply(ctx context.Context, job *worker.Job, st backupstore.Store, name string, m backupfmt.Manifest, pl *restorePlan, leases locks.Set, res *jobspec.RestoreResult) error {
 	log := job.Logger()
 	rc, _, err := st.Open(ctx, name)
 	if errors.Is(err, backupstore.ErrNotFound) {
@@ -89,7 +90,7 @@ func (w *Worker) apply(ctx context.Context, job *worker.Job, st backupstore.Stor
 			if _, err := pl.vectors.Clear(ctx, coll); err != nil {
 				return applyError(fmt.Errorf("restore: empty collection %s, which the archive does not hold: %w", coll, err))
 			}
-			res.chroma(pl.vectors).Collections = append(res.chroma(pl.vectors).Collections, CollectionResult{Name: coll, Cleared: true})
+			chromaOf(res, pl.vectors).Collections = append(chromaOf(res, pl.vectors).Collections, jobspec.RestoredCollection{Name: coll, Cleared: true})
 		}
 	}
 	return nil
@@ -112,7 +113,7 @@ func applyError(err error) error {
 // restoreSystem restores the System DB dump read from r, migrates the
 // schema, and re-syncs audit_logs from the AUDIT stream, with the audit
 // sink paused throughout (see AuditSync).
-func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader, res *Result) error {
+func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader, res *jobspec.RestoreResult) error {
 	log := job.Logger()
 	db := w.Deps.DB
 	var js jetstream.JetStream
@@ -129,7 +130,7 @@ func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader
 	if err != nil {
 		return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: %w", err))
 	}
-	sys := &SystemResult{Kind: rr.Kind, Rows: rr.Rows, AuditReinserted: rr.AuditReinserted}
+	sys := &jobspec.RestoredSystem{Kind: rr.Kind, Rows: rr.Rows, AuditReinserted: rr.AuditReinserted}
 	res.System = sys
 	log.Info("system db restored", "kind", rr.Kind, "bytes", rr.Bytes, "audit_reinserted", rr.AuditReinserted)
 
@@ -156,7 +157,7 @@ func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader
 
 // restoreTarget replaces the Target DB's runtime copy with the copy read
 // from r; the golden source is never written.
-func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, res *Result) error {
+func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, res *jobspec.RestoreResult) error {
 	cfg := w.Deps.Config
 	tr, err := snapshot.RestoreTarget(ctx, r, cfg.TargetDBPath, cfg.TargetDBSource, snapshot.WithScratchDir(w.ScratchDir))
 	if errors.Is(err, snapshot.ErrGoldenSource) {
@@ -165,7 +166,7 @@ func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, res *Result) er
 	if err != nil {
 		return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: %w", err))
 	}
-	res.Target = &TargetResult{Path: tr.Path, Tables: tr.Tables, SHA256: tr.SHA256, Bytes: tr.Bytes}
+	res.Target = &jobspec.RestoredTarget{Path: tr.Path, Tables: tr.Tables, SHA256: tr.SHA256, Bytes: tr.Bytes}
 	return nil
 }
 
@@ -173,28 +174,28 @@ func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, res *Result) er
 // upserts the records read from r, with their saved embeddings. A
 // collection that did not exist when the archive was made (an empty file)
 // is emptied if it exists now, and not created otherwise.
-func (w *Worker) restoreCollection(ctx context.Context, c *vectors.Client, coll string, m backupfmt.Manifest, r io.Reader, res *Result) error {
+func (w *Worker) restoreCollection(ctx context.Context, c *vectors.Client, coll string, m backupfmt.Manifest, r io.Reader, res *jobspec.RestoreResult) error {
 	md, existed := collectionMetadata(m, coll)
-	cr := res.chroma(c)
+	cr := chromaOf(res, c)
 	if !existed {
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			return err
 		}
 		if _, err := c.Info(ctx, coll); errors.Is(err, vectors.ErrNotFound) {
-			cr.Collections = append(cr.Collections, CollectionResult{Name: coll})
+			cr.Collections = append(cr.Collections, jobspec.RestoredCollection{Name: coll})
 			return nil
 		}
 		if _, err := c.Clear(ctx, coll); err != nil {
 			return chromaError(coll, err)
 		}
-		cr.Collections = append(cr.Collections, CollectionResult{Name: coll, Cleared: true})
+		cr.Collections = append(cr.Collections, jobspec.RestoredCollection{Name: coll, Cleared: true})
 		return nil
 	}
 	n, err := c.Import(ctx, coll, md, vectors.ReadJSONL(r), w.BatchSize)
 	if err != nil {
 		return chromaError(coll, err)
 	}
-	cr.Collections = append(cr.Collections, CollectionResult{Name: coll, Imported: n})
+	cr.Collections = append(cr.Collections, jobspec.RestoredCollection{Name: coll, Imported: n})
 	return nil
 }
 
@@ -205,10 +206,10 @@ func chromaError(coll string, err error) error {
 	return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: collection %s: %w", coll, err))
 }
 
-// chroma returns res.Chroma, creating it.
-func (res *Result) chroma(c *vectors.Client) *ChromaResult {
+// chromaOf returns res.Chroma, creating it.
+func chromaOf(res *jobspec.RestoreResult, c *vectors.Client) *jobspec.RestoredChroma {
 	if res.Chroma == nil {
-		res.Chroma = &ChromaResult{URL: c.URL()}
+		res.Chroma = &jobspec.RestoredChroma{URL: c.URL()}
 	}
 	return res.Chroma
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
 )
@@ -21,7 +22,7 @@ import (
 //     manifest, the file's total.
 //   - Target DB: every table of the new runtime copy, exactly.
 //   - Chroma: every restored collection's count, exactly.
-func (w *Worker) checkCounts(ctx context.Context, pl *restorePlan, m backupfmt.Manifest, res *Result) []string {
+func (w *Worker) checkCounts(ctx context.Context, pl *restorePlan, m backupfmt.Manifest, res *jobspec.RestoreResult) []string {
 	var problems []string
 	if pl.system != nil && res.System != nil {
 		rows, err := countTables(ctx, w.Deps.DB, store.TableNames())
@@ -45,8 +46,8 @@ func (w *Worker) checkCounts(ctx context.Context, pl *restorePlan, m backupfmt.M
 		if ok {
 			res.Target.Expected = want
 			problems = append(problems, exactCounts("target", res.Target.Tables, want)...)
-		} else if pl.target.Count >= 0 && res.Target.Tables.Total() != pl.target.Count {
-			problems = append(problems, fmt.Sprintf("target: %d rows in all, the copy held %d", res.Target.Tables.Total(), pl.target.Count))
+		} else if pl.target.Count >= 0 && snapshot.Counts(res.Target.Tables).Total() != pl.target.Count {
+			problems = append(problems, fmt.Sprintf("target: %d rows in all, the copy held %d", snapshot.Counts(res.Target.Tables).Total(), pl.target.Count))
 		}
 	}
 	if res.Chroma != nil {

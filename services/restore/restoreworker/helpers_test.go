@@ -21,6 +21,7 @@ import (
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/vectors"
@@ -483,9 +484,9 @@ func keys[V any](m map[string]V) []string {
 }
 
 // backup takes an archive of every store through the backup worker.
-func (e *env) backup() backupworker.CreateResult {
+func (e *env) backup() jobspec.ArchiveSummary {
 	e.t.Helper()
-	res, err := backupworker.CreateArchive(e.ctx, e.deps, backupworker.CreateParams{Note: "test"}, nil, jobs.NewID())
+	res, err := backupworker.CreateArchive(e.ctx, e.deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Note: "test"}}, nil, jobs.NewID())
 	if err != nil {
 		e.t.Fatalf("backup: %v", err)
 	}
@@ -498,7 +499,7 @@ func (e *env) backup() backupworker.CreateResult {
 }
 
 // submit queues a restore job as an admin would.
-func (e *env) submit(p restoreworker.Params) string {
+func (e *env) submit(p jobspec.RestoreArgs) string {
 	e.t.Helper()
 	rec, _, err := e.pub.Submit(e.ctx, jobs.Submission{Kind: jobs.KindRestore, Params: p, SubmittedBy: "admin@example.com"})
 	if err != nil {
@@ -513,9 +514,9 @@ func (e *env) final(id string) jobs.Record {
 	return testkit.WaitFinal(e.t, e.jobs, id, 3*time.Minute)
 }
 
-func resultOf(t *testing.T, rec jobs.Record) restoreworker.Result {
+func resultOf(t *testing.T, rec jobs.Record) jobspec.RestoreResult {
 	t.Helper()
-	var res restoreworker.Result
+	var res jobspec.RestoreResult
 	if err := json.Unmarshal(rec.Result, &res); err != nil {
 		t.Fatalf("decode result %s: %v", rec.Result, err)
 	}

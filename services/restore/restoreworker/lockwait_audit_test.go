@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/insightops/insightops/services/restore/restoreworker"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/testkit"
 )
@@ -32,7 +32,7 @@ func TestLockWaitIsAudited(t *testing.T) {
 			_ = lease.Release(e.ctx)
 		}
 	}()
-	id := e.submit(restoreworker.Params{Archive: archive.Archive})
+	id := e.submit(jobspec.RestoreArgs{Archive: archive.Archive})
 	testkit.WaitJob(t, e.jobs, id, 60*time.Second, "the job to wait for the lock", func(r jobs.Record) bool {
 		return r.State == jobs.Running && strings.Contains(r.Step, "system is locked by backup.create")
 	})

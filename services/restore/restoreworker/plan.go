@@ -14,6 +14,7 @@ import (
 
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/vectors"
@@ -46,7 +47,7 @@ func (p *restorePlan) close() {
 // DB dump is of the running System DB's dialect, the Target DB's runtime
 // path is not its golden source, the Chroma files name known collections
 // and Chroma is configured and answering.
-func (w *Worker) plan(ctx context.Context, p Params, m backupfmt.Manifest, locked []string) (*restorePlan, error) {
+func (w *Worker) plan(ctx context.Context, p jobspec.RestoreArgs, m backupfmt.Manifest, locked []string) (*restorePlan, error) {
 	pl := &restorePlan{skipped: map[string]string{}, chroma: map[string]backupfmt.File{}}
 	included := m.Included()
 	explicit := len(p.Components) > 0

@@ -71,7 +71,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +82,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/vectors"
 	"github.com/insightops/insightops/shared/worker"
@@ -116,116 +116,9 @@ const (
 	CodeUnavailable     = "store_unavailable"
 )
 
-// Params are the params of a jobs.restore.run job, as the API submits them
-// (POST /admin/db/backup/restore/{name}).
-type Params struct {
-	// Archive is the archive's name in the backup store.
-	Archive string `json:"archive"`
-	// Components to restore; empty means every component the archive includes.
-	Components []string `json:"components,omitempty"`
-	// SkipSafetyBackup skips the backup of the current state.
-	SkipSafetyBackup bool `json:"skip_safety_backup,omitempty"`
-}
-
-// Validate checks the params without looking at the store: a valid archive
-// name, known components. Its errors are permanent (invalid_params).
-func (p *Params) Validate() error {
-	if _, err := backupfmt.ParseArchiveName(p.Archive); err != nil {
-		return jobs.Invalid("restore: %v", err)
-	}
-	var out []string
-	for _, c := range p.Components {
-		if !slices.Contains(backupfmt.Components, c) {
-			return jobs.Invalid("restore: component %q: accepted values: system, target, chroma", c)
-		}
-	}
-	for _, c := range backupfmt.Components {
-		if slices.Contains(p.Components, c) {
-			out = append(out, c)
-		}
-	}
-	p.Components = out
-	return nil
-}
-
-// Result is the job result of a restore.
-type Result struct {
-	// Archive is the archive restored.
-	Archive string `json:"archive"`
-	// ArchiveSHA256 is the SHA-256 of the archive as verified.
-	ArchiveSHA256 string `json:"archive_sha256"`
-	// CreatedAt is the archive's creation time (manifest).
-	CreatedAt time.Time `json:"created_at"`
-	// Components are the components restored, in archive order.
-	Components []string `json:"components"`
-	// Skipped are the components not restored, with the reason.
-	Skipped map[string]string `json:"skipped,omitempty"`
-	// SafetyBackup is the pre-restore archive; nil when skipped, with
-	// the reason in SafetyBackupSkipped.
-	SafetyBackup        *SafetyBackup `json:"safety_backup,omitempty"`
-	SafetyBackupSkipped string        `json:"safety_backup_skipped,omitempty"`
-	// System, Target and Chroma describe each restored component.
-	System *SystemResult `json:"system,omitempty"`
-	Target *TargetResult `json:"target,omitempty"`
-	Chroma *ChromaResult `json:"chroma,omitempty"`
-	// CountsOK is true when every restored count matches the manifest.
-	CountsOK bool `json:"counts_ok"`
-	// CountProblems lists the differences found, if any.
-	CountProblems []string `json:"count_problems,omitempty"`
-}
-
-// SafetyBackup is the archive of the state before the restore.
-type SafetyBackup struct {
-	Archive string `json:"archive"`
-	SHA256  string `json:"sha256,omitempty"`
-	Bytes   int64  `json:"bytes,omitempty"`
-	// Reused is true when an earlier attempt of the same job had taken it.
-	Reused bool `json:"reused,omitempty"`
-}
-
-// SystemResult describes the System DB restore.
-type SystemResult struct {
-	Kind string `json:"kind"` // pg_dump or sqlite
-	// Rows after the restore; Expected from the manifest.
-	Rows     snapshot.Counts `json:"rows"`
-	Expected snapshot.Counts `json:"expected,omitempty"`
-	// AuditReinserted counts audit rows newer than the archive put back.
-	AuditReinserted int64 `json:"audit_reinserted"`
-	// AuditResynced counts events copied from the AUDIT stream afterwards.
-	AuditResynced int `json:"audit_resynced"`
-	// Migrations applied after the restore (an older archive's schema).
-	Migrations    []int64 `json:"migrations,omitempty"`
-	SchemaVersion int64   `json:"schema_version"`
-}
-
-// TargetResult describes the Target DB restore.
-type TargetResult struct {
-	Path     string          `json:"path"`
-	Tables   snapshot.Counts `json:"tables"`
-	Expected snapshot.Counts `json:"expected,omitempty"`
-	SHA256   string          `json:"sha256"`
-	Bytes    int64           `json:"bytes"`
-}
-
-// ChromaResult describes the vector store restore.
-type ChromaResult struct {
-	URL         string             `json:"url"`
-	Collections []CollectionResult `json:"collections"`
-}
-
-// CollectionResult is one restored collection.
-type CollectionResult struct {
-	Name     string `json:"name"`
-	Imported int    `json:"imported"`
-	Count    int    `json:"count"`    // counted after the restore
-	Expected int64  `json:"expected"` // the manifest's record count
-	// Cleared is true for a collection the archive does not hold, emptied.
-	Cleared bool `json:"cleared,omitempty"`
-}
-
 // SafetyBackupFunc takes the pre-restore backup of components; progress
 // receives 0–100. jobID names the archive (the restore job's id).
-type SafetyBackupFunc func(ctx context.Context, components []string, note string, progress func(pct int, step string) error, jobID string) (SafetyBackup, error)
+type SafetyBackupFunc func(ctx context.Context, components []string, note string, progress func(pct int, step string) error, jobID string) (jobspec.SafetyBackup, error)
 
 // Worker restores archives. Build it with New; the exported fields are
 // knobs tests and the all-in-one binary may adjust before Handlers.
@@ -299,13 +192,14 @@ const (
 // Restore is the handler of jobs.restore.run.
 func (w *Worker) Restore(ctx context.Context, job *worker.Job) (any, error) {
 	log := job.Logger()
-	var p Params
+	var p jobspec.RestoreArgs
 	if err := job.Decode(&p); err != nil {
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	p = p.Normalized()
 	st, err := w.store(ctx)
 	if err != nil {
 		return nil, jobs.Retryable(CodeUnavailable, fmt.Errorf("open the backup store: %w", err))
@@ -342,7 +236,7 @@ func (w *Worker) Restore(ctx context.Context, job *worker.Job) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Archive: p.Archive, ArchiveSHA256: v.sha256, CreatedAt: v.manifest.CreatedAt}
+	res := &jobspec.RestoreResult{Archive: p.Archive, ArchiveSHA256: v.sha256, CreatedAt: v.manifest.CreatedAt}
 	plan, err := w.plan(ctx, p, v.manifest, lockNames)
 	if err != nil {
 		return nil, err
@@ -530,7 +424,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 
 // auditApplied publishes restore.applied: what was restored, from which
 // archive, the safety backup and the count check (never a secret).
-func (w *Worker) auditApplied(ctx context.Context, job *worker.Job, res *Result, applyErr error) {
+func (w *Worker) auditApplied(ctx context.Context, job *worker.Job, res *jobspec.RestoreResult, applyErr error) {
 	if w.Deps.Audit == nil {
 		return
 	}

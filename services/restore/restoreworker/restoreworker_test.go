@@ -15,6 +15,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auditsink"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
@@ -74,7 +75,7 @@ func TestRestore(t *testing.T) {
 				}()
 				listed := e.archives()
 
-				rec := e.final(e.submit(restoreworker.Params{Archive: archive.Archive}))
+				rec := e.final(e.submit(jobspec.RestoreArgs{Archive: archive.Archive}))
 				if rec.State != jobs.Failed || rec.Error == nil || rec.Error.Code != restoreworker.CodeArchiveInvalid {
 					t.Fatalf("job %s, error %+v; want failed with %s", rec.State, rec.Error, restoreworker.CodeArchiveInvalid)
 				}
@@ -105,7 +106,7 @@ func TestRestore(t *testing.T) {
 				// Events keep coming while the restore runs: the sink and the
 				// restore must not lose or fork any of them.
 				stopEvents := e.publishContinuously("during-restore")
-				id := e.submit(restoreworker.Params{Archive: archive.Archive})
+				id := e.submit(jobspec.RestoreArgs{Archive: archive.Archive})
 				testkit.WaitJob(t, e.jobs, id, 30*time.Second, "the job to wait for the lock", func(r jobs.Record) bool {
 					return r.State == jobs.Running && strings.Contains(r.Step, "system is locked by backup.create")
 				})
@@ -173,7 +174,7 @@ func TestRestore(t *testing.T) {
 					t.Skip("no safety backup")
 				}
 				before := e.archives()
-				rec := e.final(e.submit(restoreworker.Params{Archive: safety, SkipSafetyBackup: true}))
+				rec := e.final(e.submit(jobspec.RestoreArgs{Archive: safety, SkipSafetyBackup: true}))
 				if rec.State != jobs.Succeeded {
 					t.Fatalf("job %s, error %+v", rec.State, rec.Error)
 				}
@@ -193,15 +194,15 @@ func TestRestore(t *testing.T) {
 				// succeed, and the backup holds one whole state, never a
 				// half-restored one.
 				type created struct {
-					res backupworker.CreateResult
+					res jobspec.ArchiveSummary
 					err error
 				}
 				bc := make(chan created, 1)
 				go func() {
-					res, err := backupworker.CreateArchive(e.ctx, e.deps, backupworker.CreateParams{Note: "concurrent"}, nil, jobs.NewID())
+					res, err := backupworker.CreateArchive(e.ctx, e.deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Note: "concurrent"}}, nil, jobs.NewID())
 					bc <- created{res, err}
 				}()
-				rec := e.final(e.submit(restoreworker.Params{Archive: archive.Archive, SkipSafetyBackup: true}))
+				rec := e.final(e.submit(jobspec.RestoreArgs{Archive: archive.Archive, SkipSafetyBackup: true}))
 				b := <-bc
 				if rec.State != jobs.Succeeded || b.err != nil {
 					t.Fatalf("restore %s %+v; backup %v", rec.State, rec.Error, b.err)
@@ -209,7 +210,7 @@ func TestRestore(t *testing.T) {
 				sameStores(t, "after the restore", e.state(), seeded)
 				e.noLocksHeld()
 
-				rec = e.final(e.submit(restoreworker.Params{Archive: b.res.Archive, SkipSafetyBackup: true}))
+				rec = e.final(e.submit(jobspec.RestoreArgs{Archive: b.res.Archive, SkipSafetyBackup: true}))
 				if rec.State != jobs.Succeeded {
 					t.Fatalf("restore of the concurrent backup: %s %+v", rec.State, rec.Error)
 				}
@@ -233,12 +234,12 @@ func TestRestoreRefusals(t *testing.T) {
 	archive := e.backup()
 	for _, tc := range []struct {
 		name string
-		p    restoreworker.Params
+		p    jobspec.RestoreArgs
 		code string
 	}{
-		{"unknown archive", restoreworker.Params{Archive: "backup-20200101T000000Z-01JD0000000000000000000000.tar.gz"}, restoreworker.CodeArchiveNotFound},
-		{"bad name", restoreworker.Params{Archive: "../" + archive.Archive}, "invalid_params"},
-		{"unknown component", restoreworker.Params{Archive: archive.Archive, Components: []string{"everything"}}, "invalid_params"},
+		{"unknown archive", jobspec.RestoreArgs{Archive: "backup-20200101T000000Z-01JD0000000000000000000000.tar.gz"}, restoreworker.CodeArchiveNotFound},
+		{"bad name", jobspec.RestoreArgs{Archive: "../" + archive.Archive}, "invalid_params"},
+		{"unknown component", jobspec.RestoreArgs{Archive: archive.Archive, Components: []string{"everything"}}, "invalid_params"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.state()
@@ -256,7 +257,7 @@ func TestRestoreRefusals(t *testing.T) {
 		}
 		tdb.Close()
 		e.exec(`DELETE FROM queries`)
-		rec := e.final(e.submit(restoreworker.Params{Archive: archive.Archive, Components: []string{"target"}, SkipSafetyBackup: true}))
+		rec := e.final(e.submit(jobspec.RestoreArgs{Archive: archive.Archive, Components: []string{"target"}, SkipSafetyBackup: true}))
 		if rec.State != jobs.Succeeded {
 			t.Fatalf("job %s error %+v", rec.State, rec.Error)
 		}

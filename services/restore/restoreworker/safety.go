@@ -12,6 +12,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/worker"
 )
 
@@ -20,12 +21,12 @@ import (
 // CreateArchive is idempotent per job id and applies no retention, so the
 // archive being restored is never pruned by its own safety backup.
 func backupworkerSafety(deps app.Deps) SafetyBackupFunc {
-	return func(ctx context.Context, components []string, note string, progress func(int, string) error, jobID string) (SafetyBackup, error) {
-		res, err := backupworker.CreateArchive(ctx, deps, backupworker.CreateParams{Components: components, Note: note, SkipLocks: true}, progress, jobID)
+	return func(ctx context.Context, components []string, note string, progress func(int, string) error, jobID string) (jobspec.SafetyBackup, error) {
+		res, err := backupworker.CreateArchive(ctx, deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Components: components, Note: note}, SkipLocks: true}, progress, jobID)
 		if err != nil {
-			return SafetyBackup{}, err
+			return jobspec.SafetyBackup{}, err
 		}
-		return SafetyBackup{Archive: res.Archive, SHA256: res.SHA256, Bytes: res.Bytes, Reused: res.Reused}, nil
+		return jobspec.SafetyBackup{Archive: res.Archive, SHA256: res.SHA256, Bytes: res.Bytes, Reused: res.Reused}, nil
 	}
 }
 
@@ -34,7 +35,7 @@ func backupworkerSafety(deps app.Deps) SafetyBackupFunc {
 // its first attempt back (Reused) rather than a copy of a half-restored
 // state. Its failure fails the attempt before anything is changed
 // (retryable unless the backup says otherwise).
-func (w *Worker) safetyBackup(ctx context.Context, job *worker.Job, st backupstore.Store, p Params, components []string) (*SafetyBackup, error) {
+func (w *Worker) safetyBackup(ctx context.Context, job *worker.Job, st backupstore.Store, p jobspec.RestoreArgs, components []string) (*jobspec.SafetyBackup, error) {
 	components = w.existing(components)
 	if len(components) == 0 {
 		job.Logger().Info("no safety backup: none of the stores to restore holds anything yet")

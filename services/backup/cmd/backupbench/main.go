@@ -36,6 +36,7 @@ import (
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
@@ -97,7 +98,7 @@ func runChild(component, dir, target, dbURL, comp string) error {
 		deps.DB = db
 	}
 	start := time.Now()
-	res, err := backupworker.CreateArchive(ctx, deps, backupworker.CreateParams{Components: []string{component}, SkipLocks: true}, nil, jobs.NewID())
+	res, err := backupworker.CreateArchive(ctx, deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{component}}, SkipLocks: true}, nil, jobs.NewID())
 	if err != nil {
 		return err
 	}

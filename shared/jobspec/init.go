@@ -1,51 +1,53 @@
-package initworker
+package jobspec
+
+import "github.com/insightops/insightops/shared/jobs"
 
 // Step names, in the order the steps run; each is the "name" of one entry
-// of Result.Steps.
+// of InitResult.Steps.
 const (
-	StepGoldenCopy   = "golden_copy"
-	StepMigrations   = "migrations"
-	StepOntology     = "ontology"
-	StepAdminUser    = "admin_user"
-	StepDemoData     = "demo_data"
-	StepAutoTrain    = "auto_train"
-	StepMarkComplete = "mark_completed"
+	InitStepGoldenCopy   = "golden_copy"
+	InitStepMigrations   = "migrations"
+	InitStepOntology     = "ontology"
+	InitStepAdminUser    = "admin_user"
+	InitStepDemoData     = "demo_data"
+	InitStepAutoTrain    = "auto_train"
+	InitStepMarkComplete = "mark_completed"
 )
 
 // Statuses of a step.
 const (
-	// StatusOK means the step did what it had to (which may be nothing, when
+	// InitStatusOK means the step did what it had to (which may be nothing, when
 	// a previous init already did it).
-	StatusOK = "ok"
-	// StatusWarning means the step could not do its work but init may go on
+	InitStatusOK = "ok"
+	// InitStatusWarning means the step could not do its work but init may go on
 	// without it (a missing optional asset, no bus in --once mode).
-	StatusWarning = "warning"
-	// StatusSkipped means the configuration turned the step off.
-	StatusSkipped = "skipped"
-	// StatusFailed means the step failed and ended the run.
-	StatusFailed = "failed"
+	InitStatusWarning = "warning"
+	// InitStatusSkipped means the configuration turned the step off.
+	InitStatusSkipped = "skipped"
+	// InitStatusFailed means the step failed and ended the run.
+	InitStatusFailed = "failed"
 )
 
-// Modes of a run, reported in Result.Mode.
+// Modes of a run, reported in InitResult.Mode.
 const (
-	// ModeJob is a run of a jobs.init.run command by the worker.
-	ModeJob = "job"
-	// ModeOnce is a run by RunOnce (`init --once`), without a bus job.
-	ModeOnce = "once"
+	// InitModeJob is a run of a jobs.init.run command by the worker.
+	InitModeJob = "job"
+	// InitModeOnce is a run by RunOnce (`init --once`), without a bus job.
+	InitModeOnce = "once"
 )
 
-// Result is what an init run did: the job record's "result" and what
+// InitResult is what an init run did: the job record's "result" and what
 // `init --once` prints. It never holds a password, a hash or a URL's
 // credentials.
-type Result struct {
+type InitResult struct {
 	// JobID is the init job's id (in --once mode, the id made up for the run).
 	JobID string `json:"job_id"`
-	// Mode is ModeJob or ModeOnce.
+	// Mode is InitModeJob or InitModeOnce.
 	Mode string `json:"mode"`
 	// Steps holds one entry per step run, in order; a failed run ends with
 	// the failed step.
-	Steps []StepResult `json:"steps"`
-	// Warnings counts the steps whose status is StatusWarning.
+	Steps []InitStep `json:"steps"`
+	// Warnings counts the steps whose status is InitStatusWarning.
 	Warnings int `json:"warnings"`
 	// CompletedAt is the RFC 3339 time stored as init.completed_at; empty
 	// when the run did not complete.
@@ -53,33 +55,33 @@ type Result struct {
 }
 
 // Step returns the entry of the step called name, if it ran.
-func (r Result) Step(name string) (StepResult, bool) {
+func (r InitResult) Step(name string) (InitStep, bool) {
 	for _, s := range r.Steps {
 		if s.Name == name {
 			return s, true
 		}
 	}
-	return StepResult{}, false
+	return InitStep{}, false
 }
 
-// StepResult is one step's outcome. Detail holds the step's *Detail type
-// below (FailureDetail when it failed).
-type StepResult struct {
+// InitStep is one step's outcome. Detail holds the step's *Detail type
+// below (InitFailureDetail when it failed).
+type InitStep struct {
 	Name   string `json:"name"`
 	Status string `json:"status"`
 	Detail any    `json:"detail"`
 }
 
-// FailureDetail is the detail of a failed step.
-type FailureDetail struct {
+// InitFailureDetail is the detail of a failed step.
+type InitFailureDetail struct {
 	Error string `json:"error"`
 	// Code is the error code the job record carries (empty for a retryable
 	// error without one).
 	Code string `json:"code,omitempty"`
 }
 
-// GoldenDetail is the detail of the golden_copy step.
-type GoldenDetail struct {
+// InitGoldenDetail is the detail of the golden_copy step.
+type InitGoldenDetail struct {
 	// Source is the golden source path (TARGET_DB_SOURCE).
 	Source string `json:"source,omitempty"`
 	// Path is the runtime copy (TARGET_DB_PATH).
@@ -100,8 +102,8 @@ type GoldenDetail struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// MigrationsDetail is the detail of the migrations step.
-type MigrationsDetail struct {
+// InitMigrationsDetail is the detail of the migrations step.
+type InitMigrationsDetail struct {
 	Dialect string `json:"dialect"`
 	// Applied lists the versions this run applied; empty when the schema
 	// was current.
@@ -109,8 +111,8 @@ type MigrationsDetail struct {
 	SchemaVersion int64   `json:"schema_version"`
 }
 
-// OntologyDetail is the detail of the ontology step.
-type OntologyDetail struct {
+// InitOntologyDetail is the detail of the ontology step.
+type InitOntologyDetail struct {
 	Dir       string `json:"dir"`
 	Terms     int    `json:"terms"`
 	Inserted  int    `json:"inserted"`
@@ -119,8 +121,8 @@ type OntologyDetail struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
-// AdminDetail is the detail of the admin_user step.
-type AdminDetail struct {
+// InitAdminDetail is the detail of the admin_user step.
+type InitAdminDetail struct {
 	Username string `json:"username"`
 	// Role is the stored user's role ("admin" when init created it).
 	Role string `json:"role"`
@@ -129,8 +131,8 @@ type AdminDetail struct {
 	Created bool `json:"created"`
 }
 
-// DemoDetail is the detail of the demo_data step.
-type DemoDetail struct {
+// InitDemoDetail is the detail of the demo_data step.
+type InitDemoDetail struct {
 	// Rows is the size of the deterministic demo set.
 	Rows int `json:"rows"`
 	// Inserted counts the rows this run added (0 when they were all there).
@@ -138,8 +140,8 @@ type DemoDetail struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// AutoTrainDetail is the detail of the auto_train step.
-type AutoTrainDetail struct {
+// InitAutoTrainDetail is the detail of the auto_train step.
+type InitAutoTrainDetail struct {
 	TrainJobID string `json:"train_job_id,omitempty"`
 	// AlreadyPublished is true when an earlier delivery of the same init
 	// job had published the train job (TrainJobID is that job): a
@@ -150,8 +152,17 @@ type AutoTrainDetail struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// CompleteDetail is the detail of the mark_completed step.
-type CompleteDetail struct {
+// InitCompleteDetail is the detail of the mark_completed step.
+type InitCompleteDetail struct {
 	CompletedAt string `json:"completed_at"`
 	JobID       string `json:"job_id"`
 }
+
+// InitArgs are the params of init.run: none (unknown fields are refused).
+type InitArgs struct{}
+
+// Kind is jobs.KindInit.
+func (InitArgs) Kind() string { return jobs.KindInit }
+
+// Validate accepts the only value.
+func (InitArgs) Validate() error { return nil }
