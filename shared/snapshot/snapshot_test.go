@@ -35,19 +35,14 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-type backend struct {
-	name string
-	open func(t *testing.T) *store.DB
-}
-
 func openSQLite(t *testing.T) *store.DB {
 	t.Helper()
-	return openMigrated(t, "", filepath.Join(t.TempDir(), "system.db"))
+	return testkit.SQLite.SystemDB(t)
 }
 
 func openPostgres(t *testing.T) *store.DB {
 	t.Helper()
-	return openMigrated(t, testkit.Postgres(t), "")
+	return testkit.PostgreSQL.SystemDB(t)
 }
 
 func openMigrated(t *testing.T, databaseURL, path string) *store.DB {
@@ -63,8 +58,6 @@ func openMigrated(t *testing.T, databaseURL, path string) *store.DB {
 	}
 	return db
 }
-
-var backends = []backend{{"sqlite", openSQLite}, {"postgres", openPostgres}}
 
 func exec1(t *testing.T, db *store.DB, q string, args ...any) {
 	t.Helper()
@@ -178,10 +171,10 @@ func sha(b []byte) string {
 }
 
 func TestSystemRoundTrip(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testkit.Dialects {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := ctxT(t)
-			db := b.open(t)
+			db := b.SystemDB(t)
 			seed(t, db, 300)
 
 			var dump bytes.Buffer
@@ -190,7 +183,7 @@ func TestSystemRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("dump: %v", err)
 			}
-			wantKind := map[string]string{"sqlite": snapshot.KindSQLite, "postgres": snapshot.KindPgDump}[b.name]
+			wantKind := map[string]string{"sqlite": snapshot.KindSQLite, "postgres": snapshot.KindPgDump}[b.Name]
 			if d.Kind != wantKind || d.Bytes != int64(dump.Len()) || d.SHA256 != sha(dump.Bytes()) || progressed != d.Bytes {
 				t.Fatalf("dump = %+v (progress %d, %d bytes written, sha %s)", d, progressed, dump.Len(), sha(dump.Bytes()))
 			}
@@ -200,7 +193,7 @@ func TestSystemRoundTrip(t *testing.T) {
 			if got := counts(t, db); !reflect.DeepEqual(d.Rows, got) {
 				t.Fatalf("dump rows = %v, want %v", d.Rows, got)
 			}
-			t.Logf("%s dump: %d bytes, rows %v, tool %q, server %q", b.name, d.Bytes, d.Rows, d.ToolVersion, d.ServerVersion)
+			t.Logf("%s dump: %d bytes, rows %v, tool %q, server %q", b.Name, d.Bytes, d.Rows, d.ToolVersion, d.ServerVersion)
 			if d.Kind == snapshot.KindSQLite {
 				// A self-contained file: rollback-journal mode, not WAL.
 				if h := dump.Bytes(); h[18] != 1 || h[19] != 1 {
@@ -248,7 +241,7 @@ func TestSystemRoundTrip(t *testing.T) {
 			}
 			// A second handle on the same database, open across the restore.
 			var other *store.DB
-			if b.name == "sqlite" {
+			if b.Name == "sqlite" {
 				other = openMigrated(t, "", db.SQLitePath())
 				if _, err := other.UserByEmail(ctx, "intruder@example.com"); err != nil {
 					t.Fatal(err)
@@ -321,10 +314,10 @@ func TestSystemRoundTrip(t *testing.T) {
 // An audit event whose id the dump gives to another event is kept under a
 // new id.
 func TestRestoreKeepsAuditEventWhoseIDIsTaken(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testkit.Dialects {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := ctxT(t)
-			db := b.open(t)
+			db := b.SystemDB(t)
 			seed(t, db, 10)
 			var dump bytes.Buffer
 			if _, err := snapshot.DumpSystem(ctx, db, &dump, nil); err != nil {
@@ -356,10 +349,10 @@ func TestRestoreKeepsAuditEventWhoseIDIsTaken(t *testing.T) {
 }
 
 func TestRestoreTruncatedOrForeignDumpChangesNothing(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testkit.Dialects {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := ctxT(t)
-			db := b.open(t)
+			db := b.SystemDB(t)
 			seed(t, db, 2000)
 			var dump bytes.Buffer
 			if _, err := snapshot.DumpSystem(ctx, db, &dump, nil); err != nil {
@@ -374,9 +367,9 @@ func TestRestoreTruncatedOrForeignDumpChangesNothing(t *testing.T) {
 				"header only":  full[:16],
 				"empty":        nil,
 				"garbage":      []byte("this is not a database dump at all"),
-				"other format": otherDialectDump(t, b.name),
+				"other format": otherDialectDump(t, b.Name),
 			}
-			if b.name == "sqlite" {
+			if b.Name == "sqlite" {
 				// A SQLite file whose pages are fine but that is not a System DB.
 				inputs["not a system db"] = targetDump(t)
 			}

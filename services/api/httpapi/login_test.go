@@ -13,7 +13,6 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
-	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 )
 
@@ -231,23 +230,7 @@ func TestDummyHashMatchesCost(t *testing.T) {
 // TestLoginPostgres runs login against the System DB on PostgreSQL (a
 // skip without one, a failure under CI).
 func TestLoginPostgres(t *testing.T) {
-	url := testkit.Postgres(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadTestConfig(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ns := testkit.Bus(t)
-	e := startEnv(t, cfg, b, ns, db)
+	e := startEnv(t, testkit.NewEnv(t, testkit.WithDialect(testkit.PostgreSQL)))
 	if res := login(e, testUsers[auth.Operator], testPassword, nil); res.status != http.StatusOK {
 		t.Fatalf("login on postgres: %d %s", res.status, res.body)
 	}

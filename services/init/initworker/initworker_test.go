@@ -28,10 +28,10 @@ import (
 // password when INIT_ADMIN_PASSWORD changed in between) and still succeeds,
 // and the golden source's bytes are never touched.
 func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
-	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
+	for _, d := range testkit.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
 			ctx := context.Background()
-			env := map[string]string{"DATABASE_URL": d.url(t)}
+			env := map[string]string{"DATABASE_URL": d.DatabaseURL(t)}
 			cfg1 := newConfig(t, env)
 			sourceSum := sha256File(t, cfg1.TargetDBSource)
 			db := openDB(t, cfg1)
@@ -56,7 +56,7 @@ func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
 				t.Fatalf("runtime copy sha256 %s, source %s", got, sourceSum)
 			}
 			_, m := step[initworker.MigrationsDetail](t, first, initworker.StepMigrations)
-			if len(m.Applied) == 0 || m.SchemaVersion == 0 || m.Dialect != d.name {
+			if len(m.Applied) == 0 || m.SchemaVersion == 0 || m.Dialect != d.Name {
 				t.Fatalf("first migrations: %+v", m)
 			}
 			_, o := step[initworker.OntologyDetail](t, first, initworker.StepOntology)

@@ -35,9 +35,9 @@ import (
 //  3. restore the safety backup taken by step 2 (skipping another one):
 //     the stores are back to the changed state.
 func TestRestore(t *testing.T) {
-	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			e := newEnv(t, d.url(t))
+	for _, d := range testkit.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			e := newEnv(t, d.DatabaseURL(t))
 			e.seed()
 			beforeBackup := e.publishAudit("before-backup", 3)
 			seeded := e.state()
