@@ -13,8 +13,10 @@ import (
 )
 
 func TestSinkStoresEachEventOnceInStreamOrderAndVerifyFindsTampering(t *testing.T) {
+	t.Parallel()
 	for _, d := range testkit.Dialects {
 		t.Run(d.Name, func(t *testing.T) {
+			t.Parallel()
 			db := d.SystemDB(t)
 			b, _ := testkit.Bus(t)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -74,6 +76,7 @@ func TestSinkStoresEachEventOnceInStreamOrderAndVerifyFindsTampering(t *testing.
 }
 
 func TestSinkRestartWritesNothingTwice(t *testing.T) {
+	t.Parallel()
 	db := testkit.SQLite.SystemDB(t)
 	b, _ := testkit.Bus(t)
 	pub := audit.NewPublisher(b.JS, testkit.Logger(t))

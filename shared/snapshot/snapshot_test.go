@@ -171,8 +171,10 @@ func sha(b []byte) string {
 }
 
 func TestSystemRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, b := range testkit.Dialects {
 		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
 			ctx := ctxT(t)
 			db := b.SystemDB(t)
 			seed(t, db, 300)
@@ -314,8 +316,10 @@ func TestSystemRoundTrip(t *testing.T) {
 // An audit event whose id the dump gives to another event is kept under a
 // new id.
 func TestRestoreKeepsAuditEventWhoseIDIsTaken(t *testing.T) {
+	t.Parallel()
 	for _, b := range testkit.Dialects {
 		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
 			ctx := ctxT(t)
 			db := b.SystemDB(t)
 			seed(t, db, 10)
@@ -349,8 +353,10 @@ func TestRestoreKeepsAuditEventWhoseIDIsTaken(t *testing.T) {
 }
 
 func TestRestoreTruncatedOrForeignDumpChangesNothing(t *testing.T) {
+	t.Parallel()
 	for _, b := range testkit.Dialects {
 		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
 			ctx := ctxT(t)
 			db := b.SystemDB(t)
 			seed(t, db, 2000)
@@ -424,6 +430,7 @@ func writeScript(t *testing.T, body string) string {
 }
 
 func TestPgDumpOlderThanServerIsAClearError(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openPostgres(t)
 	var major int
@@ -453,6 +460,7 @@ func TestPgDumpOlderThanServerIsAClearError(t *testing.T) {
 // The password reaches pg_dump through PGPASSWORD only, never its command
 // line, and never appears in an error.
 func TestPgDumpPasswordStaysOffTheCommandLine(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	base := testkit.Postgres(t)
 	u, err := url.Parse(base)
@@ -493,6 +501,7 @@ exit 1`, real, secret))
 // An uncompressed custom-format dump (for archives compressed anyway)
 // checks and restores like the default one.
 func TestPgDumpWithoutCompression(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openPostgres(t)
 	seed(t, db, 500)
@@ -519,6 +528,7 @@ func TestPgDumpWithoutCompression(t *testing.T) {
 // Cancelling the context kills pg_dump (a fixture that hangs stands in for a
 // very long dump) and ends the snapshot transaction.
 func TestDumpSystemKillsPgDumpOnCancel(t *testing.T) {
+	t.Parallel()
 	db := openPostgres(t)
 	hang := writeScript(t, `case "$1" in --version) echo "pg_dump (PostgreSQL) 99.0"; exit 0;; esac
 exec sleep 60`)
@@ -540,6 +550,7 @@ exec sleep 60`)
 }
 
 func TestCheckSystemRejectsBrokenDumps(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	for _, kind := range []string{snapshot.KindPgDump, snapshot.KindSQLite} {
 		for name, in := range map[string][]byte{"empty": nil, "garbage": []byte("garbage garbage garbage garbage")} {
@@ -558,6 +569,7 @@ func TestCheckSystemRejectsBrokenDumps(t *testing.T) {
 }
 
 func TestTestRestorePostgresFailsOnTruncatedDumpAndDropsScratch(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openPostgres(t)
 	seed(t, db, 2000)
@@ -585,6 +597,7 @@ func TestTestRestorePostgresFailsOnTruncatedDumpAndDropsScratch(t *testing.T) {
 // time older than ScratchMaxAge) is dropped by the next test restore; a
 // recent one, possibly another replica's restore in flight, is not.
 func TestTestRestorePostgresDropsScratchDatabasesLeftByKilledProcesses(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openPostgres(t)
 	seed(t, db, 10)
@@ -619,6 +632,7 @@ func TestTestRestorePostgresDropsScratchDatabasesLeftByKilledProcesses(t *testin
 // Writers keep writing while the SQLite System DB is dumped: none fails,
 // and each copy is intact and holds exactly the rows it reports.
 func TestDumpSQLiteUnderConcurrentWrites(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openSQLite(t)
 	seed(t, db, 20000)
@@ -694,6 +708,7 @@ func TestDumpSQLiteUnderConcurrentWrites(t *testing.T) {
 // readers never fail, every audit event whose insert succeeded is in the
 // restored database (none slips in between), and the result is intact.
 func TestRestoreSQLiteUnderConcurrentWritesKeepsEveryAuditEvent(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openSQLite(t)
 	seed(t, db, 20000)
@@ -841,6 +856,7 @@ func targetSetup(t *testing.T) (source, runtime string) {
 }
 
 func TestTargetRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	source, runtime := targetSetup(t)
 	sourceSum := fileSHA(t, source)
@@ -928,6 +944,7 @@ func assertOnlyFile(t *testing.T, dir, name string) {
 }
 
 func TestRestoreTargetRefusesTheGoldenSource(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	source, runtime := targetSetup(t)
 	var dump bytes.Buffer
@@ -983,6 +1000,7 @@ func symlinkDir(t *testing.T, dir string) string {
 }
 
 func TestRestoreTargetRejectsBadInputAndKeepsTheRuntimeCopy(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	source, runtime := targetSetup(t)
 	var dump bytes.Buffer
@@ -1013,6 +1031,7 @@ func TestRestoreTargetRejectsBadInputAndKeepsTheRuntimeCopy(t *testing.T) {
 }
 
 func TestCheckCounts(t *testing.T) {
+	t.Parallel()
 	r := snapshot.RestoreResult{Rows: snapshot.Counts{"users": 3, "audit_logs": 10}}
 	if err := r.CheckCounts(snapshot.Counts{"users": 3, "audit_logs": 8}); err != nil {
 		t.Errorf("more audit rows than the manifest: %v", err)
@@ -1025,6 +1044,7 @@ func TestCheckCounts(t *testing.T) {
 }
 
 func TestGenerateSQLite(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	path := filepath.Join(t.TempDir(), "big.db")
 	g, err := snapshot.GenerateSQLite(ctx, path, 8<<20)

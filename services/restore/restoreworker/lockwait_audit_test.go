@@ -18,6 +18,7 @@ import (
 // it — denied, on the system store, naming the holder, as the submitter —
 // and one restore.lock_acquired saying how long it waited.
 func TestLockWaitIsAudited(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "")
 	e.seed()
 	archive := e.backup()

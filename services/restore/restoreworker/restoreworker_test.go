@@ -35,8 +35,10 @@ import (
 //  3. restore the safety backup taken by step 2 (skipping another one):
 //     the stores are back to the changed state.
 func TestRestore(t *testing.T) {
+	t.Parallel()
 	for _, d := range testkit.Dialects {
 		t.Run(d.Name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, d.DatabaseURL(t))
 			e.seed()
 			beforeBackup := e.publishAudit("before-backup", 3)
@@ -228,6 +230,7 @@ func TestRestore(t *testing.T) {
 // TestRestoreRefusals covers what fails before anything is touched: an
 // unknown archive, a component the archive lacks, a bad name.
 func TestRestoreRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "")
 	e.seed()
 	archive := e.backup()

@@ -21,6 +21,7 @@ import (
 // it starts after the highest stored sequence, and that a second run, or
 // the sink afterwards, adds nothing.
 func TestResyncWritesWhatTheSinkWrites(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	b, _ := testkit.Bus(t)
 	log := testkit.Logger(t)
