@@ -21,7 +21,8 @@ const envSetupTimeout = 60 * time.Second
 
 // Dialect is a System DB flavour a test runs against.
 type Dialect struct {
-	// Name is the dialect as the store names it: "sqlite" or "postgres".
+	// Name is the dialect as the store names it (store.SQLite,
+	// store.Postgres).
 	Name string
 	// DatabaseURL returns the DATABASE_URL of a System DB of this dialect
 	// for t: "" for SQLite (system.db under DATA_DIR), a fresh PostgreSQL
@@ -33,10 +34,10 @@ type Dialect struct {
 // The System DB dialects.
 var (
 	// SQLite keeps the System DB in system.db under DATA_DIR.
-	SQLite = Dialect{Name: "sqlite", DatabaseURL: func(testing.TB) string { return "" }}
+	SQLite = Dialect{Name: string(store.SQLite), DatabaseURL: func(testing.TB) string { return "" }}
 	// PostgreSQL puts the System DB in a fresh database of the test
 	// server (see Postgres).
-	PostgreSQL = Dialect{Name: "postgres", DatabaseURL: Postgres}
+	PostgreSQL = Dialect{Name: string(store.Postgres), DatabaseURL: Postgres}
 )
 
 // SystemDB is a migrated System DB of this dialect for t (SystemDB over

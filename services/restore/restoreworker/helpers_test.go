@@ -52,16 +52,15 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func newEnv(t *testing.T, databaseURL string) *env {
+func newEnv(t *testing.T, dialect testkit.Dialect) *env {
 	t.Helper()
 	ctx := ctxT(t)
 	dir := t.TempDir()
 	golden := filepath.Join(dir, "golden", "vanna_db.db")
 	testkit.CopyFile(t, filepath.Join(assetsDir, "databases", "vanna_db.db"), golden)
-	te := testkit.NewEnv(t, testkit.WithChroma(), testkit.WithVars(map[string]string{
+	te := testkit.NewEnv(t, testkit.WithDialect(dialect), testkit.WithChroma(), testkit.WithVars(map[string]string{
 		"APP_ENV":            "development",
 		"DATA_DIR":           filepath.Join(dir, "data"),
-		"DATABASE_URL":       databaseURL,
 		"TARGET_DB_SOURCE":   golden,
 		"ENABLE_TARGET_DB":   "true",
 		"EMBEDDING_PROVIDER": "local",

@@ -19,7 +19,7 @@ import (
 // and one restore.lock_acquired saying how long it waited.
 func TestLockWaitIsAudited(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "")
+	e := newEnv(t, testkit.SQLite)
 	e.seed()
 	archive := e.backup()
 	backupID := jobs.NewID()

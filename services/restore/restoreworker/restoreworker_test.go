@@ -39,7 +39,7 @@ func TestRestore(t *testing.T) {
 	for _, d := range testkit.Dialects {
 		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, d.DatabaseURL(t))
+			e := newEnv(t, d)
 			e.seed()
 			beforeBackup := e.publishAudit("before-backup", 3)
 			seeded := e.state()
@@ -231,7 +231,7 @@ func TestRestore(t *testing.T) {
 // unknown archive, a component the archive lacks, a bad name.
 func TestRestoreRefusals(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "")
+	e := newEnv(t, testkit.SQLite)
 	e.seed()
 	archive := e.backup()
 	for _, tc := range []struct {
