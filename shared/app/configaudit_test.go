@@ -49,6 +49,7 @@ func variables(ps []app.Problem) []string {
 // error; no secret value — JWT secret, admin password, the passwords inside
 // database and Chroma URLs — is anywhere in the event.
 func TestInvalidConfigIsAuditedWithoutSecrets(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -94,6 +95,7 @@ func TestInvalidConfigIsAuditedWithoutSecrets(t *testing.T) {
 // TestInvalidConfigWithNATSUnreachableStillExits: nothing listens at
 // NATS_URL; the attempt gives up and the configuration error is returned.
 func TestInvalidConfigWithNATSUnreachableStillExits(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +124,7 @@ func errorOf(t *testing.T, vars map[string]string) error {
 // admin password and without JWT_SECRET opens and publishes one
 // config.warning event naming both, without the password itself.
 func TestConfigWarningsAreAuditedAtStart(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -155,6 +158,7 @@ func TestConfigWarningsAreAuditedAtStart(t *testing.T) {
 
 // TestConfigWarnings lists what each kind of start warns about.
 func TestConfigWarnings(t *testing.T) {
+	t.Parallel()
 	secret := strings.Repeat("k", 40)
 	for _, tc := range []struct {
 		name string
@@ -182,6 +186,7 @@ func TestConfigWarnings(t *testing.T) {
 // TestRedact: secret values and URL passwords leave the message; the rest
 // of it stays.
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	vars := map[string]string{"JWT_SECRET": "jwt-value-123", "DATABASE_URL": "postgres://u:dbpw99@h/x"}
 	for _, tc := range []struct{ in, want string }{
 		{`CHROMA_URL="http://a:b3cret@h:1": accepted values`, `CHROMA_URL="http://a:[redacted]@h:1": accepted values`},

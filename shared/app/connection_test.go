@@ -20,6 +20,7 @@ import (
 // once instead of being buffered for after the reconnect (the API's
 // guarantee that a submission it answered 503 never reaches the bus).
 func TestConnectionOptionsFollowTheRole(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		prefix     string
@@ -31,6 +32,7 @@ func TestConnectionOptionsFollowTheRole(t *testing.T) {
 		{name: "api: own prefix, fails fast while down", prefix: "_INBOX_api", failFast: true, wantInbox: "_INBOX_api.", wantFailed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, ns := testkit.Bus(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

@@ -3,7 +3,6 @@ package auditsink_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,28 +12,12 @@ import (
 	"github.com/insightops/insightops/shared/testkit"
 )
 
-func dialects(t *testing.T) map[string]func(t *testing.T) *store.DB {
-	open := func(t *testing.T, url, path string) *store.DB {
-		db, err := store.Open(context.Background(), url, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		if _, err := db.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
-	return map[string]func(t *testing.T) *store.DB{
-		"sqlite":   func(t *testing.T) *store.DB { return open(t, "", filepath.Join(t.TempDir(), "system.db")) },
-		"postgres": func(t *testing.T) *store.DB { return open(t, testkit.Postgres(t), "") },
-	}
-}
-
 func TestSinkStoresEachEventOnceInStreamOrderAndVerifyFindsTampering(t *testing.T) {
-	for name, openDB := range dialects(t) {
-		t.Run(name, func(t *testing.T) {
-			db := openDB(t)
+	t.Parallel()
+	for _, d := range testkit.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			t.Parallel()
+			db := d.SystemDB(t)
 			b, _ := testkit.Bus(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -93,7 +76,8 @@ func TestSinkStoresEachEventOnceInStreamOrderAndVerifyFindsTampering(t *testing.
 }
 
 func TestSinkRestartWritesNothingTwice(t *testing.T) {
-	db := dialects(t)["sqlite"](t)
+	t.Parallel()
+	db := testkit.SQLite.SystemDB(t)
 	b, _ := testkit.Bus(t)
 	pub := audit.NewPublisher(b.JS, testkit.Logger(t))
 	run := func() {

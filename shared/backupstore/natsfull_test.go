@@ -153,6 +153,7 @@ func assertOnly(ctx context.Context, t *testing.T, n *NATS, js jetstream.JetStre
 // leaves nothing listed and no chunk or meta behind, the earlier archives
 // read back unchanged, and the space is given back.
 func TestNATSFullStore(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		// maxStore is the server's JetStream file storage, account the
@@ -244,6 +245,7 @@ func TestNATSFullStore(t *testing.T) {
 // (pruning, the way out) still removes an archive, meta and chunks,
 // although its delete marker is refused.
 func TestNATSFullStoreSetMetaAndDelete(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	n, js := natsOn(ctx, t, limitedServer(t, 0))
 	keep := map[string][]byte{nameA: randomBytes(300_000, 40), nameB: randomBytes(150_000, 41)}
@@ -285,6 +287,7 @@ func TestNATSFullStoreSetMetaAndDelete(t *testing.T) {
 // TestIsNoSpace pins the API errors taken for a full store, and that the
 // codes and texts matched are nats-server's.
 func TestIsNoSpace(t *testing.T) {
+	t.Parallel()
 	api := func(code jetstream.ErrorCode, desc string) error {
 		return &jetstream.APIError{Code: 503, ErrorCode: code, Description: desc}
 	}

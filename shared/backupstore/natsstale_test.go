@@ -129,6 +129,7 @@ func (w *staleWorld) check(ctx context.Context, t *testing.T, orphansKept bool) 
 }
 
 func TestRemoveStaleChunks(t *testing.T) {
+	t.Parallel()
 	data := func(seed uint64) []byte { return randomBytes(300<<10+7, seed) } // 3 chunks
 	cutoff := func() time.Time { return time.Now().Add(-StaleAfter) }        // what the store uses
 	future := func() time.Time { return time.Now().Add(time.Hour) }          // every chunk is "old"
@@ -251,6 +252,7 @@ func TestRemoveStaleChunks(t *testing.T) {
 // A Put in progress has chunks and no meta yet: the cleanup (with the
 // store's own cutoff) keeps them and the Put completes intact.
 func TestRemoveStaleKeepsPutInProgress(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	w := newStaleWorld(t)
 	pr, pw := io.Pipe()
@@ -286,6 +288,7 @@ func TestRemoveStaleKeepsPutInProgress(t *testing.T) {
 // outcome is kept; opening and reading (what the API's user, which may not
 // purge, does) never cleans.
 func TestPutAndDeleteRemoveStale(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	w := newStaleWorld(t)
 	w.abandon(ctx, t, "KILLEDPUT0000000000001", 2) // fresh: kept
@@ -325,6 +328,7 @@ func TestPutAndDeleteRemoveStale(t *testing.T) {
 
 // A meta that cannot be decoded may refer to any chunks: nothing is purged.
 func TestRemoveStaleStopsOnUnreadableMeta(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	w := newStaleWorld(t)
 	if _, err := w.n.js.Publish(ctx, metaPrefix+"Z2FyYmFnZQ==", []byte("{not json")); err != nil {
@@ -342,6 +346,7 @@ func TestRemoveStaleStopsOnUnreadableMeta(t *testing.T) {
 // Many objects and orphans: every orphan is found and every live object
 // kept.
 func TestRemoveStaleManyObjects(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	w := newStaleWorld(t)
 	const objects, orphans = 300, 60
@@ -396,6 +401,7 @@ func TestRemoveStaleManyObjects(t *testing.T) {
 // found. The live objects are fakes (a meta and one chunk each, published
 // directly) to keep this to seconds; it is skipped with -short.
 func TestRemoveStaleFindsOrphansPastTheFirstPage(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("publishes 200,000 messages")
 	}

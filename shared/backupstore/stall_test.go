@@ -12,6 +12,7 @@ import (
 // consumer can vanish under a cluster restart), while time the caller
 // spends between reads never counts as a stall.
 func TestStalledReadFailsInsteadOfWaitingForEver(t *testing.T) {
+	t.Parallel()
 	pr, pw := io.Pipe()
 	r := newStallReader(pr, 200*time.Millisecond)
 

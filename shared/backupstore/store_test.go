@@ -97,6 +97,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestPutListOpenDelete(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, fx fixture) {
 		ctx := ctxT(t)
 		s := fx.store
@@ -237,6 +238,7 @@ func (s *slowReader) Read(p []byte) (int, error) {
 }
 
 func TestFailedPutLeavesNothing(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, fx fixture) {
 		s := fx.store
 		ctx := ctxT(t)
@@ -303,6 +305,7 @@ func assertNoOrphanChunks(t *testing.T, n *NATS, names []string) {
 
 // An archive being written is not listed until it is complete.
 func TestPutInProgressIsNotListed(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, fx fixture) {
 		s := fx.store
 		ctx := ctxT(t)
@@ -336,6 +339,7 @@ func TestPutInProgressIsNotListed(t *testing.T) {
 }
 
 func TestInvalidNames(t *testing.T) {
+	t.Parallel()
 	bad := []string{
 		"", "../../etc/passwd", "../victim", "backup-x/../../y", "/etc/passwd",
 		nameA + "\x00", "\x00", nameA + "/../../victim", "./" + nameA, nameA + ".sha256", nameA + ".meta.json",
@@ -384,6 +388,7 @@ func TestInvalidNames(t *testing.T) {
 }
 
 func TestMetaRoundTrip(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, fx fixture) {
 		s := fx.store
 		ctx := ctxT(t)
@@ -453,6 +458,7 @@ func TestMetaRoundTrip(t *testing.T) {
 }
 
 func TestSummary(t *testing.T) {
+	t.Parallel()
 	m := backupfmt.Manifest{
 		CreatedAt: t0, JobID: jobA, AppVersion: "v", Note: "n",
 		Components: map[string]backupfmt.Component{
@@ -469,6 +475,7 @@ func TestSummary(t *testing.T) {
 }
 
 func TestListIgnoresForeignEntries(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, fx fixture) {
 		s := fx.store
 		ctx := ctxT(t)
@@ -509,6 +516,7 @@ func TestListIgnoresForeignEntries(t *testing.T) {
 // by an injected writer that fails with ENOSPC after N bytes (mounting a
 // small tmpfs is not possible in unprivileged tests).
 func TestLocalDiskFull(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	l, err := NewLocal(t.TempDir())
 	if err != nil {
@@ -558,6 +566,7 @@ func (d *diskFull) Write(p []byte) (int, error) {
 }
 
 func TestNewLocalRemovesStaleFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	old := time.Now().Add(-2 * StaleAfter)
 	files := map[string]bool{ // name → kept
@@ -591,6 +600,7 @@ func TestNewLocalRemovesStaleFiles(t *testing.T) {
 }
 
 func TestLocalSidecarChecksWithSha256sum(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("sha256sum"); err != nil {
 		t.Skip("sha256sum not installed")
 	}
@@ -614,6 +624,7 @@ func TestLocalSidecarChecksWithSha256sum(t *testing.T) {
 
 // A whole archive from backupfmt goes through the store and verifies.
 func TestArchiveThroughStore(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, fx fixture) {
 		ctx := ctxT(t)
 		pr, pw := io.Pipe()
@@ -654,6 +665,7 @@ func TestArchiveThroughStore(t *testing.T) {
 }
 
 func TestFromConfig(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	cfg := config.Config{BackupStore: "local", BackupDir: t.TempDir()}
 	s, err := FromConfig(ctx, cfg, nil)
@@ -694,6 +706,7 @@ func TestFromConfig(t *testing.T) {
 }
 
 func TestOpenCloseNoLeak(t *testing.T) {
+	// Not parallel: counts the goroutines of the whole process.
 	forEachStore(t, func(t *testing.T, fx fixture) {
 		ctx := ctxT(t)
 		if _, err := fx.store.Put(ctx, nameA, bytes.NewReader(randomBytes(2<<20, 16))); err != nil {

@@ -13,6 +13,7 @@ import (
 )
 
 func TestProvisionCreatesTheContractAndIsIdempotent(t *testing.T) {
+	t.Parallel()
 	ns := testkit.NATS(t)
 	nc := testkit.Connect(t, ns)
 	js, _ := jetstream.New(nc)
@@ -51,6 +52,7 @@ func TestProvisionCreatesTheContractAndIsIdempotent(t *testing.T) {
 }
 
 func TestProvisionUpdatesWhatCanChange(t *testing.T) {
+	t.Parallel()
 	ns := testkit.NATS(t)
 	js, _ := jetstream.New(testkit.Connect(t, ns))
 	ctx := context.Background()
@@ -72,6 +74,7 @@ func TestProvisionUpdatesWhatCanChange(t *testing.T) {
 }
 
 func TestProvisionSaysWhatCannotChange(t *testing.T) {
+	t.Parallel()
 	ns := testkit.NATS(t)
 	js, _ := jetstream.New(testkit.Connect(t, ns))
 	ctx := context.Background()
@@ -89,6 +92,7 @@ func TestProvisionSaysWhatCannotChange(t *testing.T) {
 }
 
 func TestAuditStreamIsAppendOnly(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	ctx := context.Background()
 	if _, err := b.JS.Publish(ctx, "audit.test.event", []byte(`{}`)); err != nil {

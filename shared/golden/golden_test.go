@@ -73,6 +73,7 @@ func pair(t *testing.T, dir string) (a, b string) {
 }
 
 func TestSync(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		name string
@@ -183,6 +184,7 @@ func assertNoTemp(t *testing.T, dir string) {
 }
 
 func TestSyncLeavesSourceUntouched(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	src, other := pair(t, dir)
@@ -233,6 +235,7 @@ func TestSyncLeavesSourceUntouched(t *testing.T) {
 }
 
 func TestSyncErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		name    string
@@ -354,6 +357,7 @@ func TestSyncErrors(t *testing.T) {
 }
 
 func TestSyncMissingSourceNoDest(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "target.db")
 	_, err := Sync(context.Background(), filepath.Join(dir, "missing.db"), dest)
@@ -369,6 +373,7 @@ func TestSyncMissingSourceNoDest(t *testing.T) {
 }
 
 func TestSyncRefusesSameFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, _ := pair(t, dir)
 	if _, err := Sync(context.Background(), a, a); err == nil {
@@ -384,6 +389,7 @@ func TestSyncRefusesSameFile(t *testing.T) {
 }
 
 func TestSyncEmptyWALIgnored(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, _ := pair(t, dir)
 	if err := os.WriteFile(a+"-wal", nil, 0o644); err != nil {
@@ -399,6 +405,7 @@ func TestSyncEmptyWALIgnored(t *testing.T) {
 // left) is a valid golden source: it is copied byte for byte and opens
 // read-only.
 func TestSyncCheckpointedWALModeSource(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "wal.db")
@@ -437,6 +444,7 @@ func TestSyncCheckpointedWALModeSource(t *testing.T) {
 }
 
 func TestSyncRemovesStaleDestSidecars(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, b := pair(t, dir)
 	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
@@ -456,6 +464,7 @@ func TestSyncRemovesStaleDestSidecars(t *testing.T) {
 }
 
 func TestSyncCancelled(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, _ := pair(t, dir)
 	dest := filepath.Join(dir, "target.db")
@@ -471,6 +480,7 @@ func TestSyncCancelled(t *testing.T) {
 }
 
 func TestOpenReadOnlyRefusesWrites(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// Special characters in the path must not be taken for URI syntax.
 	dir := filepath.Join(t.TempDir(), "odd dir #1 %20 ?x")
@@ -522,6 +532,7 @@ func TestOpenReadOnlyRefusesWrites(t *testing.T) {
 }
 
 func TestOpenReadOnlyErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	if _, err := OpenReadOnly(ctx, filepath.Join(dir, "missing.db")); !errors.Is(err, os.ErrNotExist) {
@@ -545,6 +556,7 @@ func TestOpenReadOnlyErrors(t *testing.T) {
 }
 
 func TestInspect(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "x.db")
 	makeDB(t, path,
@@ -600,6 +612,7 @@ func TestInspect(t *testing.T) {
 }
 
 func TestHashFileStreams(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "big.bin")
 	f, err := os.Create(path)
 	if err != nil {
@@ -623,6 +636,7 @@ func TestHashFileStreams(t *testing.T) {
 }
 
 func TestFileURI(t *testing.T) {
+	t.Parallel()
 	tests := map[string]string{
 		"/a/b.db":         "file:/a/b.db?mode=ro",
 		"rel/x.db":        "file:rel/x.db?mode=ro",

@@ -16,6 +16,7 @@ import (
 )
 
 func TestStateMachineOnlyMovesForward(t *testing.T) {
+	t.Parallel()
 	all := []jobs.State{jobs.Queued, jobs.Running, jobs.Succeeded, jobs.Failed, jobs.Cancelled}
 	allowed := map[[2]jobs.State]bool{
 		{jobs.Queued, jobs.Queued}: true, {jobs.Queued, jobs.Running}: true, {jobs.Queued, jobs.Cancelled}: true, {jobs.Queued, jobs.Failed}: true,
@@ -31,6 +32,7 @@ func TestStateMachineOnlyMovesForward(t *testing.T) {
 }
 
 func TestAuditActionDropsGenericVerbs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ kind, phase, want string }{
 		{jobs.KindBackupCreate, "requested", "backup.requested"},
 		{jobs.KindInit, "succeeded", "init.succeeded"},
@@ -44,6 +46,7 @@ func TestAuditActionDropsGenericVerbs(t *testing.T) {
 }
 
 func TestConcurrentUpdatesLoseNothing(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	p := jobs.NewPublisher(b.JS, store, 3)
@@ -69,6 +72,7 @@ func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 }
 
 func TestFinalRecordRefusesChange(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	rec, _, err := jobs.NewPublisher(b.JS, store, 3).Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit})
@@ -85,6 +89,7 @@ func TestFinalRecordRefusesChange(t *testing.T) {
 }
 
 func TestIdempotencyKeyGivesOneJobEvenUnderRace(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	p := jobs.NewPublisher(b.JS, store, 3)
@@ -137,6 +142,7 @@ func TestIdempotencyKeyGivesOneJobEvenUnderRace(t *testing.T) {
 }
 
 func TestListFiltersNewestFirst(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	p := jobs.NewPublisher(b.JS, store, 3)
@@ -181,6 +187,7 @@ func TestListFiltersNewestFirst(t *testing.T) {
 // TestListKeepsTheNewestPageOfMany lists a page out of far more records
 // than List keeps in memory at once (it trims while it reads).
 func TestListKeepsTheNewestPageOfMany(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	ctx := context.Background()
@@ -209,6 +216,7 @@ func TestListKeepsTheNewestPageOfMany(t *testing.T) {
 }
 
 func TestGetRejectsInvalidIDs(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	for _, id := range []string{"", "../etc", "idem.abc", "01JD", "*", ">"} {
@@ -219,6 +227,7 @@ func TestGetRejectsInvalidIDs(t *testing.T) {
 }
 
 func TestIdempotencyKeyWithOtherParamsIsAConflict(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 3)
 	first, _, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindBackupCreate, Params: map[string]any{"note": "a"}, IdempotencyKey: "k"})
@@ -232,6 +241,7 @@ func TestIdempotencyKeyWithOtherParamsIsAConflict(t *testing.T) {
 }
 
 func TestWatchEndsAtTheFinalState(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	rec, _, err := jobs.NewPublisher(b.JS, store, 3).Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit})
@@ -272,6 +282,7 @@ func TestWatchEndsAtTheFinalState(t *testing.T) {
 // first caller was refused, so nobody was told the job was accepted); a
 // further retry, after the command is out, is a replay.
 func TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	ctx := context.Background()
 	store := jobs.NewStore(b.Jobs)

@@ -40,6 +40,7 @@ type step struct {
 // audit.>, which sees duplicates too) and every stored event (audit.Read,
 // after Nats-Msg-Id deduplication).
 func TestSubmit(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	watch := testkit.Connect(t, ns)
 	pub := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 3)
@@ -236,6 +237,7 @@ func TestSubmit(t *testing.T) {
 // TestSubmitWithoutPolicy: a missing policy is refused before anything is
 // submitted (the nil publisher would panic if it were used).
 func TestSubmitWithoutPolicy(t *testing.T) {
+	t.Parallel()
 	_, _, err := jobsubmit.Submit(context.Background(), nil, nil, jobs.Submission{Kind: jobs.KindInit}, audit.Event{}, jobsubmit.Options{})
 	if !errors.Is(err, jobsubmit.ErrNoPolicy) {
 		t.Fatalf("err %v, want ErrNoPolicy", err)
@@ -247,6 +249,7 @@ func TestSubmitWithoutPolicy(t *testing.T) {
 // AuditTimeout that bound is its own, not ctx's deadline (the event of a
 // queued job outlives a caller that went away); without it, ctx's.
 func TestSubmitAuditBound(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	pub := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 3)
 	ap := audit.NewPublisher(b.JS, testkit.Logger(t))

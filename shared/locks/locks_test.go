@@ -13,6 +13,7 @@ import (
 )
 
 func TestSecondHolderIsRefusedWithTheHolderNamed(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	ctx := context.Background()
 	l, err := locks.Acquire(ctx, b.Locks, locks.System, locks.Holder{Owner: "job-1", Operation: "restore.run"}, time.Second)
@@ -35,6 +36,7 @@ func TestSecondHolderIsRefusedWithTheHolderNamed(t *testing.T) {
 }
 
 func TestAcquireAllIsAllOrNothing(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	ctx := context.Background()
 	chroma, err := locks.Acquire(ctx, b.Locks, locks.Chroma, locks.Holder{Owner: "train"}, time.Second)
@@ -61,6 +63,7 @@ func TestAcquireAllIsAllOrNothing(t *testing.T) {
 // TestCrashedHolderLeaseExpires: a holder that stops refreshing (crashed)
 // loses the lease after the bucket TTL, and a refreshing one keeps it.
 func TestCrashedHolderLeaseExpiresAndALiveOneIsKept(t *testing.T) {
+	t.Parallel()
 	ns := testkit.NATS(t)
 	js, _ := jetstream.New(testkit.Connect(t, ns))
 	ctx := context.Background()
@@ -92,6 +95,7 @@ func TestCrashedHolderLeaseExpiresAndALiveOneIsKept(t *testing.T) {
 }
 
 func TestReleaseDoesNotDeleteSomeoneElsesLease(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	ctx := context.Background()
 	l, err := locks.Acquire(ctx, b.Locks, locks.Chroma, locks.Holder{Owner: "a"}, time.Hour)

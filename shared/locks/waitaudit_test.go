@@ -18,6 +18,7 @@ import (
 // lock_wait event in the AUDIT stream; taking the lease after the wait adds
 // one lock_acquired event with the wait's duration.
 func TestWaitAuditorAuditsOneEventPerWaitEpisode(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -80,6 +81,7 @@ func TestWaitAuditorAuditsOneEventPerWaitEpisode(t *testing.T) {
 // TestWaitAuditorWithoutPublisherDoesNothing: the zero value is safe, so
 // callers without an audit publisher need no check.
 func TestWaitAuditorWithoutPublisherDoesNothing(t *testing.T) {
+	t.Parallel()
 	var w locks.WaitAuditor
 	w.Held(context.Background(), &locks.HeldError{Name: locks.Chroma, Holder: locks.Holder{Owner: "x"}})
 	if !w.Waited() {

@@ -14,6 +14,7 @@ import (
 // destination's write lock (so no event can be stored between reading the
 // live audit rows and the copy) while WAL readers keep reading.
 func TestBackupStepZeroLocksTheDestination(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -63,6 +64,7 @@ func TestBackupStepZeroLocksTheDestination(t *testing.T) {
 }
 
 func TestPgConnKeepsLibpqSettingsAndDropsThePassword(t *testing.T) {
+	t.Parallel()
 	for _, cs := range []string{
 		"postgres://app:pa%40ss@db.example.com:6432/insight?sslmode=require&connect_timeout=7&pool_max_conns=5&search_path=x&application_name=io",
 		"host=db.example.com port=6432 user=app password='pa@ss' dbname=insight sslmode=require connect_timeout=7 search_path=x application_name='io'",
@@ -87,6 +89,7 @@ func TestPgConnKeepsLibpqSettingsAndDropsThePassword(t *testing.T) {
 }
 
 func TestParseTOC(t *testing.T) {
+	t.Parallel()
 	out := []byte(`;
 ; Archive created at 2026-01-01 00:00:00 UTC
 ;

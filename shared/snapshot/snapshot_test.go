@@ -35,19 +35,14 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-type backend struct {
-	name string
-	open func(t *testing.T) *store.DB
-}
-
 func openSQLite(t *testing.T) *store.DB {
 	t.Helper()
-	return openMigrated(t, "", filepath.Join(t.TempDir(), "system.db"))
+	return testkit.SQLite.SystemDB(t)
 }
 
 func openPostgres(t *testing.T) *store.DB {
 	t.Helper()
-	return openMigrated(t, testkit.Postgres(t), "")
+	return testkit.PostgreSQL.SystemDB(t)
 }
 
 func openMigrated(t *testing.T, databaseURL, path string) *store.DB {
@@ -63,8 +58,6 @@ func openMigrated(t *testing.T, databaseURL, path string) *store.DB {
 	}
 	return db
 }
-
-var backends = []backend{{"sqlite", openSQLite}, {"postgres", openPostgres}}
 
 func exec1(t *testing.T, db *store.DB, q string, args ...any) {
 	t.Helper()
@@ -178,10 +171,12 @@ func sha(b []byte) string {
 }
 
 func TestSystemRoundTrip(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	t.Parallel()
+	for _, b := range testkit.Dialects {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
 			ctx := ctxT(t)
-			db := b.open(t)
+			db := b.SystemDB(t)
 			seed(t, db, 300)
 
 			var dump bytes.Buffer
@@ -190,7 +185,7 @@ func TestSystemRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("dump: %v", err)
 			}
-			wantKind := map[string]string{"sqlite": snapshot.KindSQLite, "postgres": snapshot.KindPgDump}[b.name]
+			wantKind := map[string]string{"sqlite": snapshot.KindSQLite, "postgres": snapshot.KindPgDump}[b.Name]
 			if d.Kind != wantKind || d.Bytes != int64(dump.Len()) || d.SHA256 != sha(dump.Bytes()) || progressed != d.Bytes {
 				t.Fatalf("dump = %+v (progress %d, %d bytes written, sha %s)", d, progressed, dump.Len(), sha(dump.Bytes()))
 			}
@@ -200,7 +195,7 @@ func TestSystemRoundTrip(t *testing.T) {
 			if got := counts(t, db); !reflect.DeepEqual(d.Rows, got) {
 				t.Fatalf("dump rows = %v, want %v", d.Rows, got)
 			}
-			t.Logf("%s dump: %d bytes, rows %v, tool %q, server %q", b.name, d.Bytes, d.Rows, d.ToolVersion, d.ServerVersion)
+			t.Logf("%s dump: %d bytes, rows %v, tool %q, server %q", b.Name, d.Bytes, d.Rows, d.ToolVersion, d.ServerVersion)
 			if d.Kind == snapshot.KindSQLite {
 				// A self-contained file: rollback-journal mode, not WAL.
 				if h := dump.Bytes(); h[18] != 1 || h[19] != 1 {
@@ -248,7 +243,7 @@ func TestSystemRoundTrip(t *testing.T) {
 			}
 			// A second handle on the same database, open across the restore.
 			var other *store.DB
-			if b.name == "sqlite" {
+			if b.Name == "sqlite" {
 				other = openMigrated(t, "", db.SQLitePath())
 				if _, err := other.UserByEmail(ctx, "intruder@example.com"); err != nil {
 					t.Fatal(err)
@@ -321,10 +316,12 @@ func TestSystemRoundTrip(t *testing.T) {
 // An audit event whose id the dump gives to another event is kept under a
 // new id.
 func TestRestoreKeepsAuditEventWhoseIDIsTaken(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	t.Parallel()
+	for _, b := range testkit.Dialects {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
 			ctx := ctxT(t)
-			db := b.open(t)
+			db := b.SystemDB(t)
 			seed(t, db, 10)
 			var dump bytes.Buffer
 			if _, err := snapshot.DumpSystem(ctx, db, &dump, nil); err != nil {
@@ -356,10 +353,12 @@ func TestRestoreKeepsAuditEventWhoseIDIsTaken(t *testing.T) {
 }
 
 func TestRestoreTruncatedOrForeignDumpChangesNothing(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	t.Parallel()
+	for _, b := range testkit.Dialects {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
 			ctx := ctxT(t)
-			db := b.open(t)
+			db := b.SystemDB(t)
 			seed(t, db, 2000)
 			var dump bytes.Buffer
 			if _, err := snapshot.DumpSystem(ctx, db, &dump, nil); err != nil {
@@ -374,9 +373,9 @@ func TestRestoreTruncatedOrForeignDumpChangesNothing(t *testing.T) {
 				"header only":  full[:16],
 				"empty":        nil,
 				"garbage":      []byte("this is not a database dump at all"),
-				"other format": otherDialectDump(t, b.name),
+				"other format": otherDialectDump(t, b.Name),
 			}
-			if b.name == "sqlite" {
+			if b.Name == "sqlite" {
 				// A SQLite file whose pages are fine but that is not a System DB.
 				inputs["not a system db"] = targetDump(t)
 			}
@@ -431,6 +430,7 @@ func writeScript(t *testing.T, body string) string {
 }
 
 func TestPgDumpOlderThanServerIsAClearError(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openPostgres(t)
 	var major int
@@ -460,6 +460,7 @@ func TestPgDumpOlderThanServerIsAClearError(t *testing.T) {
 // The password reaches pg_dump through PGPASSWORD only, never its command
 // line, and never appears in an error.
 func TestPgDumpPasswordStaysOffTheCommandLine(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	base := testkit.Postgres(t)
 	u, err := url.Parse(base)
@@ -500,6 +501,7 @@ exit 1`, real, secret))
 // An uncompressed custom-format dump (for archives compressed anyway)
 // checks and restores like the default one.
 func TestPgDumpWithoutCompression(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openPostgres(t)
 	seed(t, db, 500)
@@ -526,6 +528,7 @@ func TestPgDumpWithoutCompression(t *testing.T) {
 // Cancelling the context kills pg_dump (a fixture that hangs stands in for a
 // very long dump) and ends the snapshot transaction.
 func TestDumpSystemKillsPgDumpOnCancel(t *testing.T) {
+	t.Parallel()
 	db := openPostgres(t)
 	hang := writeScript(t, `case "$1" in --version) echo "pg_dump (PostgreSQL) 99.0"; exit 0;; esac
 exec sleep 60`)
@@ -547,6 +550,7 @@ exec sleep 60`)
 }
 
 func TestCheckSystemRejectsBrokenDumps(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	for _, kind := range []string{snapshot.KindPgDump, snapshot.KindSQLite} {
 		for name, in := range map[string][]byte{"empty": nil, "garbage": []byte("garbage garbage garbage garbage")} {
@@ -565,6 +569,7 @@ func TestCheckSystemRejectsBrokenDumps(t *testing.T) {
 }
 
 func TestTestRestorePostgresFailsOnTruncatedDumpAndDropsScratch(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openPostgres(t)
 	seed(t, db, 2000)
@@ -592,6 +597,7 @@ func TestTestRestorePostgresFailsOnTruncatedDumpAndDropsScratch(t *testing.T) {
 // time older than ScratchMaxAge) is dropped by the next test restore; a
 // recent one, possibly another replica's restore in flight, is not.
 func TestTestRestorePostgresDropsScratchDatabasesLeftByKilledProcesses(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openPostgres(t)
 	seed(t, db, 10)
@@ -626,6 +632,7 @@ func TestTestRestorePostgresDropsScratchDatabasesLeftByKilledProcesses(t *testin
 // Writers keep writing while the SQLite System DB is dumped: none fails,
 // and each copy is intact and holds exactly the rows it reports.
 func TestDumpSQLiteUnderConcurrentWrites(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openSQLite(t)
 	seed(t, db, 20000)
@@ -701,6 +708,7 @@ func TestDumpSQLiteUnderConcurrentWrites(t *testing.T) {
 // readers never fail, every audit event whose insert succeeded is in the
 // restored database (none slips in between), and the result is intact.
 func TestRestoreSQLiteUnderConcurrentWritesKeepsEveryAuditEvent(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	db := openSQLite(t)
 	seed(t, db, 20000)
@@ -848,6 +856,7 @@ func targetSetup(t *testing.T) (source, runtime string) {
 }
 
 func TestTargetRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	source, runtime := targetSetup(t)
 	sourceSum := fileSHA(t, source)
@@ -935,6 +944,7 @@ func assertOnlyFile(t *testing.T, dir, name string) {
 }
 
 func TestRestoreTargetRefusesTheGoldenSource(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	source, runtime := targetSetup(t)
 	var dump bytes.Buffer
@@ -990,6 +1000,7 @@ func symlinkDir(t *testing.T, dir string) string {
 }
 
 func TestRestoreTargetRejectsBadInputAndKeepsTheRuntimeCopy(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	source, runtime := targetSetup(t)
 	var dump bytes.Buffer
@@ -1020,6 +1031,7 @@ func TestRestoreTargetRejectsBadInputAndKeepsTheRuntimeCopy(t *testing.T) {
 }
 
 func TestCheckCounts(t *testing.T) {
+	t.Parallel()
 	r := snapshot.RestoreResult{Rows: snapshot.Counts{"users": 3, "audit_logs": 10}}
 	if err := r.CheckCounts(snapshot.Counts{"users": 3, "audit_logs": 8}); err != nil {
 		t.Errorf("more audit rows than the manifest: %v", err)
@@ -1032,6 +1044,7 @@ func TestCheckCounts(t *testing.T) {
 }
 
 func TestGenerateSQLite(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	path := filepath.Join(t.TempDir(), "big.db")
 	g, err := snapshot.GenerateSQLite(ctx, path, 8<<20)

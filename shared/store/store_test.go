@@ -72,6 +72,7 @@ func count(t *testing.T, db *store.DB, table string) int64 {
 // TestStore runs every System DB behaviour against both dialects; each
 // behaviour gets a database of its own.
 func TestStore(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		onlySQLite bool
@@ -96,11 +97,12 @@ func TestStore(t *testing.T) {
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
 			for _, c := range cases {
 				if c.onlySQLite && b.name != "sqlite" {
 					continue
 				}
-				t.Run(c.name, func(t *testing.T) { c.run(t, b) })
+				t.Run(c.name, func(t *testing.T) { t.Parallel(); c.run(t, b) })
 			}
 		})
 	}
@@ -601,6 +603,7 @@ func testSQLitePragmas(t *testing.T, b backend) {
 }
 
 func TestDemoTransactionsAreDeterministicAndPlausible(t *testing.T) {
+	t.Parallel()
 	a, again, other := store.DemoTransactions(300, 42), store.DemoTransactions(300, 42), store.DemoTransactions(300, 43)
 	if !reflect.DeepEqual(a, again) {
 		t.Fatal("same seed gave different rows")
@@ -638,6 +641,7 @@ func TestDemoTransactionsAreDeterministicAndPlausible(t *testing.T) {
 }
 
 func TestOpenErrorsNeverContainThePassword(t *testing.T) {
+	t.Parallel()
 	const secret = "hunter2-Secret"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -664,6 +668,7 @@ func TestOpenErrorsNeverContainThePassword(t *testing.T) {
 }
 
 func TestRebindNumbersPlaceholdersForPostgresOnly(t *testing.T) {
+	t.Parallel()
 	db := &store.DB{}
 	if got := db.Rebind("SELECT ?"); got != "SELECT ?" {
 		t.Fatalf("zero DB (no dialect) rebound %q", got)

@@ -23,6 +23,7 @@ func provisionBackups(ctx context.Context, js jetstream.JetStream) error {
 // buckets and the BACKUPS object store are really R3: configured with three
 // replicas, led by one node and followed by the two others.
 func TestClusterProvisionsEveryStreamAndBucketWithThreeReplicas(t *testing.T) {
+	t.Parallel()
 	c := testkit.StartCluster(t)
 	nc := c.Connect(t, "cluster-test")
 	b := c.Provision(t, nc, provisionBackups)
@@ -78,6 +79,7 @@ func TestClusterProvisionsEveryStreamAndBucketWithThreeReplicas(t *testing.T) {
 // very state of the new leader, every message the cluster acknowledged
 // included.
 func TestClusterRestartedNodeCatchesUp(t *testing.T) {
+	t.Parallel()
 	c := testkit.StartCluster(t)
 	nc := c.Connect(t, "cluster-test")
 	b := c.Provision(t, nc, provisionBackups)

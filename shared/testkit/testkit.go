@@ -1,7 +1,9 @@
 // Package testkit starts the real services insightops tests run against:
 // an embedded nats-server (single node or a 3-node cluster), a fresh
-// PostgreSQL database per test, and reports an unreachable service as a
-// skip outside CI and a failure when CI is set.
+// PostgreSQL database per test, a Chroma server — and builds a test's
+// whole environment over them as a service gets it from app.Open (NewEnv:
+// configuration, System DB in either dialect, bus, audit publisher). An
+// unreachable service is a skip outside CI and a failure when CI is set.
 package testkit
 
 import (

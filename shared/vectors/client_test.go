@@ -39,6 +39,7 @@ func ddlDocs(tables ...string) []vectors.Doc {
 }
 
 func TestSyncAddsKeepsAndRemoves(t *testing.T) {
+	t.Parallel()
 	srv := testkit.Chroma(t)
 	ctx := context.Background()
 	c := newClient(t, srv.URL, vectors.NewLocal(0))
@@ -118,6 +119,7 @@ func TestSyncAddsKeepsAndRemoves(t *testing.T) {
 }
 
 func TestQuestionSQLEntries(t *testing.T) {
+	t.Parallel()
 	srv := testkit.Chroma(t)
 	ctx := context.Background()
 	c := newClient(t, srv.URL, vectors.NewLocal(0))
@@ -136,6 +138,7 @@ func TestQuestionSQLEntries(t *testing.T) {
 }
 
 func TestExportImportRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := testkit.Chroma(t)
 	ctx := context.Background()
 	c := newClient(t, srv.URL, vectors.NewLocal(0))
@@ -250,6 +253,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 }
 
 func TestEmbedderMismatchAndClear(t *testing.T) {
+	t.Parallel()
 	srv := testkit.Chroma(t)
 	ctx := context.Background()
 	c := newClient(t, srv.URL, vectors.NewLocal(0))
@@ -287,6 +291,7 @@ func TestEmbedderMismatchAndClear(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ func cosine(a, b []float32) float64 {
 }
 
 func TestLocalEmbedder(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := vectors.NewLocal(0)
 	if d, _ := l.Dimension(ctx); d != vectors.LocalDimension {
@@ -74,6 +75,7 @@ func TestLocalEmbedder(t *testing.T) {
 }
 
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	got := vectors.Tokens("CREATE TABLE invoice_lines (lineTotal REAL NOT NULL, unit_price REAL) -- the price of a line")
 	want := []string{"invoice", "lines", "line", "total", "unit", "price", "price", "line"}
 	if !slices.Equal(got, want) {
@@ -82,6 +84,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestNewEmbedder(t *testing.T) {
+	t.Parallel()
 	// load reads the environment the way every binary does.
 	load := func(m map[string]string) (config.Config, error) {
 		m["DATA_DIR"] = t.TempDir()

@@ -18,6 +18,7 @@ import (
 // nothing; before vectors.New gave it an http.Client with the timeout,
 // this hung until the context ended.)
 func TestRequestsAreBoundedByTheTimeout(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +53,7 @@ func TestRequestsAreBoundedByTheTimeout(t *testing.T) {
 // change http.DefaultClient for the rest of the process (chroma-go v0.3.5
 // sets its Transport; vectors.New puts it back).
 func TestNewLeavesTheDefaultHTTPClientAlone(t *testing.T) {
+	// Not parallel: reads http.DefaultClient, a process global every vectors.New writes.
 	before := http.DefaultClient.Transport
 	c, err := vectors.New("http://127.0.0.1:1", vectors.NewLocal(0), vectors.Options{})
 	if err != nil {

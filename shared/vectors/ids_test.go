@@ -51,6 +51,7 @@ func pyDumps(q, s string) string {
 }
 
 func TestVannaIDsFixture(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("testdata/vanna_ids.json")
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +89,7 @@ func TestVannaIDsFixture(t *testing.T) {
 // TestQuestionSQLDocumentLikePython: documents and ids computed by Python
 // 3.11 (json.dumps(…, ensure_ascii=False), uuid.uuid5, hashlib.sha256).
 func TestQuestionSQLDocumentLikePython(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ q, s, doc, id string }{
 		{"Quel est le chiffre d'affaires ?", "SELECT 1", "{\"question\": \"Quel est le chiffre d'affaires ?\", \"sql\": \"SELECT 1\"}", "6b2dfbfa-c4f5-511d-83a4-cf0419459374-sql"},
 		{"He said \"hi\"\\n", "SELECT '\\\\' AS x", "{\"question\": \"He said \\\"hi\\\"\\\\n\", \"sql\": \"SELECT '\\\\\\\\' AS x\"}", "df67a979-a9be-513a-8f24-3d0d8c3cdb07-sql"},
@@ -118,6 +120,7 @@ func TestQuestionSQLDocumentLikePython(t *testing.T) {
 }
 
 func TestIDSuffixes(t *testing.T) {
+	t.Parallel()
 	for coll, suffix := range map[string]string{"sql": "-sql", "ddl": "-ddl", "documentation": "-doc"} {
 		id := vectors.ID(coll, "x")
 		if !strings.HasSuffix(id, suffix) || id != vannaID(coll, "x") {

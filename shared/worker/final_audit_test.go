@@ -19,6 +19,7 @@ import (
 // leave exactly one "<kind>.succeeded" event — also when two redeliveries
 // (or a late original) publish it.
 func TestFinalAuditEventOfACrashedWorkerIsPublishedOnceByTheRedelivery(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	ctx := context.Background()
 	store := jobs.NewStore(b.Jobs)

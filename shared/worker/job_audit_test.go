@@ -16,6 +16,7 @@ import (
 // the AUDIT stream with the job's id, its submitter as actor and the worker
 // kind as resource.
 func TestJobAuditPublishesAsTheJob(t *testing.T) {
+	t.Parallel()
 	b, _ := testkit.Bus(t)
 	pub := audit.NewPublisher(b.JS, testkit.Logger(t))
 	handler := func(ctx context.Context, job *worker.Job) (any, error) {

@@ -59,6 +59,7 @@ func submit(t *testing.T, b *bus.Bus, kind string, maxAttempts int) jobs.Record 
 // it as attempt 2, and the side effect of the step done before the crash
 // is not done again.
 func TestKilledWorkerJobIsRedeliveredAndFinishedOnce(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 
@@ -127,6 +128,7 @@ func TestKilledWorkerJobIsRedeliveredAndFinishedOnce(t *testing.T) {
 }
 
 func TestAlwaysFailingJobFailsAfterMaxAttemptsAndIsDeadLettered(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	var calls atomic.Int32
 	startReplica(t, ns.ClientURL(), worker.Options{Kind: "test", WorkerID: "w1", Handlers: map[string]worker.Handler{
@@ -155,6 +157,7 @@ func TestAlwaysFailingJobFailsAfterMaxAttemptsAndIsDeadLettered(t *testing.T) {
 }
 
 func TestPermanentErrorTerminatesAtOnceWithoutRetry(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	var calls atomic.Int32
 	startReplica(t, ns.ClientURL(), worker.Options{Kind: "test", WorkerID: "w1", Handlers: map[string]worker.Handler{
@@ -177,6 +180,7 @@ func TestPermanentErrorTerminatesAtOnceWithoutRetry(t *testing.T) {
 }
 
 func TestCancelledRunningJobStopsAtNextStep(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	reached := make(chan struct{})
@@ -216,6 +220,7 @@ func TestCancelledRunningJobStopsAtNextStep(t *testing.T) {
 }
 
 func TestQueuedJobCancelledBeforeStartNeverRuns(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	rec := submit(t, b, "test.never", 3)
@@ -235,6 +240,7 @@ func TestQueuedJobCancelledBeforeStartNeverRuns(t *testing.T) {
 // TestShutdownDrainsInFlightJobs stops a replica while a job runs: the job
 // finishes inside the drain timeout and is acknowledged.
 func TestShutdownDrainsInFlightJobs(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	started := make(chan struct{})
 	r := startReplica(t, ns.ClientURL(), worker.Options{Kind: "test", WorkerID: "w1", ShutdownTimeout: 10 * time.Second, Handlers: map[string]worker.Handler{
@@ -258,6 +264,7 @@ func TestShutdownDrainsInFlightJobs(t *testing.T) {
 // the drain timeout is cancelled and handed back at once (Nak), so another
 // replica runs it without waiting for AckWait.
 func TestShutdownPastTimeoutReleasesJobToAnotherReplica(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	started := make(chan struct{}, 1)
 	h := func(ctx context.Context, job *worker.Job) (any, error) {
@@ -280,6 +287,7 @@ func TestShutdownPastTimeoutReleasesJobToAnotherReplica(t *testing.T) {
 }
 
 func TestReplicasShareTheWorkAndAnnouncePresence(t *testing.T) {
+	t.Parallel()
 	b, ns := testkit.Bus(t)
 	var mu sync.Mutex
 	byWorker := map[string]int{}
@@ -389,6 +397,7 @@ func assertJobsStreamEmptyWithin(t *testing.T, b *bus.Bus, within time.Duration)
 }
 
 func TestMetricsCountFinishedRetriedAndDeadLetteredJobs(t *testing.T) {
+	// Not parallel: reads the process-wide metrics registry, whose queue-depth collector follows the last worker started.
 	b, ns := testkit.Bus(t)
 	before := testutil.ToFloat64(metrics.JobsDeadLettered.WithLabelValues("test.metrics"))
 	retriedBefore := testutil.ToFloat64(metrics.JobRetries.WithLabelValues("test.metrics"))

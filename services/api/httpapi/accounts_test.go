@@ -15,6 +15,7 @@ import (
 // removed user is refused (401, audited with the user and the reason), a
 // demoted one acts with its new role, and an untouched one goes on.
 func TestTokenFollowsItsAccountInTheSystemDB(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		role       auth.Role // whose token
@@ -32,6 +33,7 @@ func TestTokenFollowsItsAccountInTheSystemDB(t *testing.T) {
 		{name: "demoted admin may still read", role: auth.Admin, change: `UPDATE users SET role = ? WHERE email = ?`, args: []any{"viewer"}, method: http.MethodGet, path: "/admin/db/tasks", wantStatus: http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			e.srv.accounts.ttl = 0 // recheck on every request
 			tok := e.token(tc.role)
@@ -72,6 +74,7 @@ func TestTokenFollowsItsAccountInTheSystemDB(t *testing.T) {
 // TestAccountStateIsCachedForTheRecheckInterval: within the interval the
 // last read stands (no query per request); after it the change is seen.
 func TestAccountStateIsCachedForTheRecheckInterval(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var clock atomic.Int64 // the handler reads it on its own goroutine
 	clock.Store(time.Now().UnixNano())
@@ -97,6 +100,7 @@ func TestAccountStateIsCachedForTheRecheckInterval(t *testing.T) {
 // read the user, so a genuine token is accepted (and the health route
 // can say the System DB is down).
 func TestSignedTokenStandsWhileTheSystemDBIsDown(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tok := e.token(auth.Viewer)
 	if err := e.db.Close(); err != nil {

@@ -14,6 +14,7 @@ import (
 // request reach audit_logs through the sink; the audit route filters
 // them; verify passes, then names a row altered by hand.
 func TestAuditRoutesShowTheSinkRowsAndTheChain(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

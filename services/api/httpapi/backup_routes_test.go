@@ -18,6 +18,7 @@ import (
 )
 
 func TestBackupContractRoutes(t *testing.T) {
+	t.Parallel()
 	idx := tableIndex()
 	for k, want := range map[string]Route{
 		"POST /admin/db/backup":              {MinRole: auth.Operator},
@@ -68,6 +69,7 @@ func putArchive(t *testing.T, e *env, created time.Time) (string, backupstore.St
 // TestSubmitBackup: 202 with the job for an operator, strict body
 // validation (400), 403 for a viewer, 409 while a store is locked.
 func TestSubmitBackup(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	op := e.token(auth.Operator)
 
@@ -139,6 +141,7 @@ func TestSubmitBackup(t *testing.T) {
 // TestListBackups: the Insight Engine's shape, newest first by creation
 // time, with verification shown.
 func TestListBackups(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	viewer := e.token(auth.Viewer)
 	empty := decode[backupList](t, e.do(req{method: http.MethodGet, path: "/admin/db/backup/list", token: viewer}))
@@ -191,6 +194,7 @@ func TestListBackups(t *testing.T) {
 // NUL bytes, other suffixes), unknown ones 404, a listed one 202; prune
 // takes {dry_run}.
 func TestVerifyAndPruneRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	op := e.token(auth.Operator)
 	name, _ := putArchive(t, e, time.Now().UTC().Add(-time.Minute))

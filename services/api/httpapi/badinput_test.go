@@ -15,6 +15,7 @@ import (
 // TestBadInputs: every malformed request is a 4xx answered in the
 // contract's error shape; none is a 500.
 func TestBadInputs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	admin := e.token(auth.Admin)
 	huge := bytes.Repeat([]byte("a"), MaxBodyBytes+10)
@@ -103,6 +104,7 @@ func TestBadInputs(t *testing.T) {
 }
 
 func TestInitAcceptsEmptyBodies(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	admin := e.token(auth.Admin)
 	for name, r := range map[string]req{
@@ -119,6 +121,7 @@ func TestInitAcceptsEmptyBodies(t *testing.T) {
 }
 
 func TestWrongMethodHasAllow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.do(req{method: http.MethodPost, path: "/health"})
 	if res.status != http.StatusMethodNotAllowed || !strings.Contains(res.header.Get("Allow"), "GET") {

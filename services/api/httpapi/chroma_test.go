@@ -23,6 +23,7 @@ func newChromaEnv(t *testing.T, chromaURL string) *env {
 }
 
 func TestChromaContractRoutes(t *testing.T) {
+	t.Parallel()
 	idx := tableIndex()
 	for k, want := range map[string]Route{
 		"POST /admin/db/chroma/train":         {MinRole: auth.Operator},
@@ -41,6 +42,7 @@ func TestChromaContractRoutes(t *testing.T) {
 // with a clear message, and health shows chroma as disabled without
 // changing the overall status.
 func TestChromaDisabled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	admin := e.token(auth.Admin)
 	for _, r := range []req{
@@ -95,6 +97,7 @@ func seedKnowledgeBase(t *testing.T, chromaURL string) *vectors.Client {
 }
 
 func TestKnowledgeBase(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	e := newChromaEnv(t, chroma.URL)
 	viewer := e.token(auth.Viewer)
@@ -212,6 +215,7 @@ func TestKnowledgeBase(t *testing.T) {
 }
 
 func TestChromaTrainAndClearRoutes(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	e := newChromaEnv(t, chroma.URL)
 	admin, operator := e.token(auth.Admin), e.token(auth.Operator)
@@ -276,6 +280,7 @@ func TestChromaTrainAndClearRoutes(t *testing.T) {
 // shows chroma down with the reason, knowledge-base answers 503, and the
 // rest of the API works.
 func TestChromaDownHealthAndRoutes(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ func announceAllKinds(t *testing.T, e *env) {
 // "no backup yet", so a fresh install is not degraded — and one
 // initialised longer ago is degraded.
 func TestBackupFreshnessRollsIntoHealth(t *testing.T) {
+	t.Parallel()
 	now := time.Now().UTC()
 	for _, tc := range []struct {
 		name       string
@@ -58,6 +59,7 @@ func TestBackupFreshnessRollsIntoHealth(t *testing.T) {
 		{"backup older than 25 h", 30 * time.Hour, 26 * time.Hour, StatusDegraded, "no backup in the last 25 hours"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			ctx := context.Background()
 			if tc.initAgo > 0 {

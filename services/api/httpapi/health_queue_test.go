@@ -14,6 +14,7 @@ import (
 // TestDBHealthShowsQueueDepthPerWorkerKind: with the init consumer in
 // place and no replica running, a submitted init job shows as pending.
 func TestDBHealthShowsQueueDepthPerWorkerKind(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if _, err := e.bus.JS.CreateOrUpdateConsumer(context.Background(), bus.StreamJobs, worker.ConsumerConfig("init", 30*time.Second)); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 )
 
 func TestHealthAndReady(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.do(req{method: http.MethodGet, path: "/health"})
 	if res.status != http.StatusOK || decode[map[string]string](t, res)["status"] != StatusOK {
@@ -36,6 +37,7 @@ func TestHealthAndReady(t *testing.T) {
 }
 
 func TestDBHealthListsLiveWorkers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	viewer := e.token(auth.Viewer)
 	health := func() (int, HealthReport) {
@@ -108,6 +110,7 @@ func TestDBHealthListsLiveWorkers(t *testing.T) {
 // /admin/db/health answer 503 and a submission fails with 503 within the
 // submit timeout instead of hanging.
 func TestNATSDown(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	admin := e.token(auth.Admin)
 	e.srv.submitTimeout = 2 * time.Second // SubmitTimeout is 5s in production

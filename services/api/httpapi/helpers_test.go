@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,31 +58,14 @@ func newEnv(t *testing.T) *env {
 // development defaults (DATA_DIR in a temp dir).
 func newEnvWith(t *testing.T, vars map[string]string) *env {
 	t.Helper()
-	m := map[string]string{"DATA_DIR": t.TempDir()}
-	for k, v := range vars {
-		m[k] = v
-	}
-	cfg, err := config.Load(mapEnv(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ns := testkit.Bus(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, "", filepath.Join(cfg.DataDir, "system.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return startEnv(t, cfg, b, ns, db)
+	return startEnv(t, testkit.NewEnv(t, testkit.WithVars(vars)))
 }
 
-func startEnv(t *testing.T, cfg config.Config, b *bus.Bus, ns *server.Server, db *store.DB) *env {
+// startEnv starts the API over te, with one user per role.
+func startEnv(t *testing.T, te *testkit.Env) *env {
 	t.Helper()
 	ctx := context.Background()
+	cfg, b, ns, db := te.Config, te.Bus, te.NATS, te.DB
 	for role, email := range testUsers {
 		h, err := auth.HashPassword(testPassword)
 		if err != nil {
@@ -100,15 +82,6 @@ func startEnv(t *testing.T, cfg config.Config, b *bus.Bus, ns *server.Server, db
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { srv.CloseStreams(); ts.Close() })
 	return &env{t: t, cfg: cfg, bus: b, ns: ns, db: db, srv: srv, ts: ts}
-}
-
-// loadTestConfig is the development configuration with DATA_DIR in a temp dir.
-func loadTestConfig(t *testing.T) (config.Config, error) {
-	return config.Load(mapEnv(map[string]string{"DATA_DIR": t.TempDir()}))
-}
-
-func mapEnv(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
 }
 
 // token issues a valid token for the test user of role.

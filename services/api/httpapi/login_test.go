@@ -13,7 +13,6 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
-	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 )
 
@@ -23,6 +22,7 @@ func login(e *env, email, password string, headers map[string]string) resp {
 }
 
 func TestLoginSuccess(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for role, email := range testUsers {
 		// E-mails match case-insensitively.
@@ -68,6 +68,7 @@ func TestLoginSuccess(t *testing.T) {
 }
 
 func TestLoginFailuresAreAuditedWithoutPassword(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	h, _ := auth.HashPassword(testPassword)
@@ -126,6 +127,7 @@ func TestLoginFailuresAreAuditedWithoutPassword(t *testing.T) {
 }
 
 func TestLoginRateLimits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.srv.loginByEmail = newKeyedLimiter(Limit{Every: time.Hour, Burst: 3})
 	e.srv.loginByIP = newKeyedLimiter(Limit{Every: time.Hour, Burst: 6})
@@ -195,6 +197,7 @@ func TestLoginRateLimits(t *testing.T) {
 }
 
 func TestKeyedLimiter(t *testing.T) {
+	t.Parallel()
 	k := newKeyedLimiter(Limit{Every: time.Second, Burst: 2})
 	now := time.Now()
 	for i := range 2 {
@@ -221,6 +224,7 @@ func TestKeyedLimiter(t *testing.T) {
 }
 
 func TestDummyHashMatchesCost(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c, err := bcrypt.Cost([]byte(e.srv.dummyHash))
 	if err != nil || c != auth.Cost {
@@ -231,23 +235,8 @@ func TestDummyHashMatchesCost(t *testing.T) {
 // TestLoginPostgres runs login against the System DB on PostgreSQL (a
 // skip without one, a failure under CI).
 func TestLoginPostgres(t *testing.T) {
-	url := testkit.Postgres(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadTestConfig(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ns := testkit.Bus(t)
-	e := startEnv(t, cfg, b, ns, db)
+	t.Parallel()
+	e := startEnv(t, testkit.NewEnv(t, testkit.WithDialect(testkit.PostgreSQL)))
 	if res := login(e, testUsers[auth.Operator], testPassword, nil); res.status != http.StatusOK {
 		t.Fatalf("login on postgres: %d %s", res.status, res.body)
 	}

@@ -85,6 +85,7 @@ var httpMethods = map[string]bool{"get": true, "put": true, "post": true, "delet
 // both ways, and checks each operation's role, confirm flag, path
 // parameters and that every $ref resolves.
 func TestOpenAPIDescribesExactlyTheRegisteredRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	s := fetchSpec(t, e)
 
@@ -201,6 +202,7 @@ func TestOpenAPIDescribesExactlyTheRegisteredRoutes(t *testing.T) {
 // TestOpenAPIResponsesMatchTheirSchemas sends real requests and checks
 // each JSON body against the schema documented for its status.
 func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -310,6 +312,7 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 // TestSchemaCheckerCatchesMismatches: the checker (kin-openapi on the
 // served description) is not vacuous: each kind of mismatch is reported.
 func TestSchemaCheckerCatchesMismatches(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	chk := loadChecker(t, e)
 	okBody := `{"tasks":[{"id":"01J","kind":"init.run","state":"queued","progress":0,"attempt":0,"max_attempts":3,"created_at":"2026-11-27T10:00:00Z","updated_at":"2026-11-27T10:00:00Z"}],"count":1}`
@@ -370,6 +373,7 @@ func TestSchemaCheckerCatchesMismatches(t *testing.T) {
 // TestDocsPageIsSelfContained: GET /docs is HTML that loads /openapi.json
 // and nothing from another origin.
 func TestDocsPageIsSelfContained(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.do(req{method: http.MethodGet, path: "/docs"})
 	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
@@ -445,6 +449,7 @@ func exchangeOf(t *testing.T, r req, res resp) openapicheck.Exchange {
 // similarity query) and the train and clear submissions match the
 // description.
 func TestOpenAPIChromaResponsesMatchTheirSchemas(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	e := newChromaEnv(t, chroma.URL)
 	seedKnowledgeBase(t, chroma.URL)

@@ -75,6 +75,7 @@ func restorePath(name string, confirm bool) string {
 }
 
 func TestRestoreRouteContract(t *testing.T) {
+	t.Parallel()
 	r, ok := tableIndex()["POST /admin/db/backup/restore/:name"]
 	if !ok || r.MinRole != auth.Admin || !r.Confirm {
 		t.Fatalf("restore route %+v (present %v): want admin and confirm", r, ok)
@@ -82,6 +83,7 @@ func TestRestoreRouteContract(t *testing.T) {
 }
 
 func TestRestoreRouteRefusals(t *testing.T) {
+	t.Parallel()
 	f := newRestoreFixture(t)
 	admin := f.token(auth.Admin)
 	listing := f.backupDirListing()
@@ -177,6 +179,7 @@ func TestRestoreRouteRefusals(t *testing.T) {
 }
 
 func TestRestoreRouteLocked(t *testing.T) {
+	t.Parallel()
 	f := newRestoreFixture(t)
 	admin := f.token(auth.Admin)
 	ctx := context.Background()
@@ -215,6 +218,7 @@ func TestRestoreRouteLocked(t *testing.T) {
 }
 
 func TestRestoreRouteAccepted(t *testing.T) {
+	t.Parallel()
 	f := newRestoreFixture(t)
 	admin := f.token(auth.Admin)
 	listing := f.backupDirListing()

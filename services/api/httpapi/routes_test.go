@@ -81,6 +81,7 @@ func noneToken(t *testing.T, role auth.Role) string {
 // tokens with 401, refuse roles below its minimum with 403, and let its
 // own role through.
 func TestEveryAdminRouteIsGuarded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	routes := registered(e.srv.Echo())
 	if len(routes) < len(routeTable) {
@@ -229,6 +230,7 @@ func TestEveryAdminRouteIsGuarded(t *testing.T) {
 // TestRouteCheckCatchesUnlistedRoutes proves the walk above fails when a
 // route is registered behind the table's back.
 func TestRouteCheckCatchesUnlistedRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.srv.Echo().GET("/admin/db/sneaky", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
 	e.srv.Echo().Group(AdminPrefix, e.srv.authenticate).DELETE("/db/also-sneaky", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
@@ -241,6 +243,7 @@ func TestRouteCheckCatchesUnlistedRoutes(t *testing.T) {
 }
 
 func TestValidateRoutes(t *testing.T) {
+	t.Parallel()
 	h := (*Server).health
 	cases := []struct {
 		name string
@@ -265,6 +268,7 @@ func TestValidateRoutes(t *testing.T) {
 
 // TestContractRoutes pins the route table to this contract rows.
 func TestContractRoutes(t *testing.T) {
+	t.Parallel()
 	want := map[string]auth.Role{
 		"GET /health":                     "",
 		"GET /ready":                      "",
@@ -292,6 +296,7 @@ func TestContractRoutes(t *testing.T) {
 }
 
 func TestRequireConfirm(t *testing.T) {
+	t.Parallel()
 	e := echo.New()
 	for q, ok := range map[string]bool{"": false, "?confirm=false": false, "?confirm=1": false, "?confirm=true": true} {
 		c := e.NewContext(httpRequest(t, "DELETE", "/x"+q), nil)

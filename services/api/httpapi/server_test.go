@@ -19,6 +19,7 @@ import (
 )
 
 func TestDevelopmentSecretPersists(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := filepath.Join(e.cfg.DataDir, SecretFile)
 	fi, err := os.Stat(path)
@@ -61,6 +62,7 @@ func TestDevelopmentSecretPersists(t *testing.T) {
 }
 
 func TestSecretFromConfig(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	cfg := e.cfg
 	cfg.DataDir = t.TempDir()
@@ -93,6 +95,7 @@ func TestSecretFromConfig(t *testing.T) {
 }
 
 func TestPanicIsGeneric500(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.srv.Echo().GET("/test/panic", func(echo.Context) error { panic("boom: secret internals") })
 	res := e.do(req{method: http.MethodGet, path: "/test/panic"})
@@ -111,6 +114,7 @@ func TestPanicIsGeneric500(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.do(req{method: http.MethodGet, path: "/health"})
 	if len(res.header.Get(echo.HeaderXRequestID)) < 16 {
@@ -131,6 +135,7 @@ func TestRequestID(t *testing.T) {
 // TestServeShutsDownGracefully runs the real listener and stops it with an
 // event stream open: the stream ends and Serve returns.
 func TestServeShutsDownGracefully(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, acc := e.submitInit("")
 	srv, err := New(Deps{Config: e.cfg, Bus: e.bus, DB: e.db, Log: testkit.Logger(t)})

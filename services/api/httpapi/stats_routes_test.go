@@ -10,6 +10,7 @@ import (
 )
 
 func TestDBStats(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.do(req{method: http.MethodGet, path: "/admin/db/stats", token: e.token(auth.Viewer)})
 	if res.status != http.StatusOK {

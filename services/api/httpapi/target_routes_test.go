@@ -54,7 +54,9 @@ func (e *env) targetHealth() TargetHealth {
 }
 
 func TestTargetHealth(t *testing.T) {
+	t.Parallel()
 	t.Run("disabled", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		th := e.targetHealth()
 		if th.Enabled || th.Status != TargetDisabled || th.SampleTables == nil || th.Error != "" {
@@ -66,6 +68,7 @@ func TestTargetHealth(t *testing.T) {
 		}
 	})
 	t.Run("enabled but missing", func(t *testing.T) {
+		t.Parallel()
 		e := newEnvWith(t, map[string]string{"ENABLE_TARGET_DB": "true"})
 		th := e.targetHealth()
 		if !th.Enabled || th.Status != TargetDown || !strings.Contains(th.Error, "init") || th.Path != e.cfg.TargetDBPath {
@@ -77,6 +80,7 @@ func TestTargetHealth(t *testing.T) {
 		}
 	})
 	t.Run("demo copy", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t) // ENABLE_TARGET_DB off, but a runtime copy exists
 		syncDemo(t, e.cfg.TargetDBPath)
 		want := demoInfo(t, e.cfg.TargetDBPath)
@@ -93,6 +97,7 @@ func TestTargetHealth(t *testing.T) {
 		}
 	})
 	t.Run("external postgres", func(t *testing.T) {
+		t.Parallel()
 		pg := testkit.Postgres(t)
 		e := newEnvWith(t, map[string]string{"TARGET_DATABASE_URL": pg})
 		th := e.targetHealth()
@@ -115,6 +120,7 @@ func (e *env) targetTest(body any) (resp, TargetTestResult) {
 }
 
 func TestTargetTest(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := filepath.Join(t.TempDir(), "copy.db")
 	syncDemo(t, path)
@@ -209,6 +215,7 @@ func (e *env) healthReport() HealthReport {
 }
 
 func TestHealthBackupsComponent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	// A fresh install (not initialised, no backup) is not degraded; see
 	// TestBackupFreshnessRollsIntoHealth for the 25 h after init.

@@ -30,6 +30,7 @@ func (e *env) submitInit(key string) (resp, Accepted) {
 }
 
 func TestSubmitInit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res, acc := e.submitInit("")
 	if loc := res.header.Get("Location"); loc != "/admin/db/tasks/"+acc.TaskID {
@@ -93,6 +94,7 @@ func TestSubmitInit(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, first := e.submitInit("init-2026-11-27")
 	res, again := e.submitInit("init-2026-11-27")
@@ -117,6 +119,7 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	op := e.token(auth.Operator)
 	_, acc := e.submitInit("")
@@ -240,6 +243,7 @@ func nextJob(t *testing.T, ch <-chan sseEvent) (jobs.Record, bool) {
 }
 
 func TestTaskEvents(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, acc := e.submitInit("")
 	ch, res := e.openStream(context.Background(), acc.TaskID)
@@ -291,6 +295,7 @@ func TestTaskEvents(t *testing.T) {
 }
 
 func TestTaskEventsKeepAliveAndDisconnect(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.srv.keepAlive = 50 * time.Millisecond
 	_, acc := e.submitInit("")
@@ -326,6 +331,7 @@ func TestTaskEventsKeepAliveAndDisconnect(t *testing.T) {
 }
 
 func TestTaskEventsUnknown(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.do(req{method: http.MethodGet, path: "/admin/db/tasks/" + jobs.NewID() + "/events", token: e.token(auth.Viewer)})
 	if res.status != http.StatusNotFound {

@@ -32,6 +32,7 @@ import (
 // once with the right counts, opens it with the standard tools, verifies
 // it, then flips one byte and sees verification fail naming the part.
 func TestCreateAllComponentsOnSQLite(t *testing.T) {
+	t.Parallel()
 	ch := testkit.Chroma(t)
 	e := newEnv(t, envOpts{chroma: ch.URL})
 	seedChroma(t, ch.URL, map[string]int{vectors.CollectionSQL: 30, vectors.CollectionDDL: 7})
@@ -182,6 +183,7 @@ func TestCreateAllComponentsOnSQLite(t *testing.T) {
 // scratch database, or falls back on pg_restore --list for a role that
 // may not create one.
 func TestCreateOnPostgres(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{postgres: true})
 	res := e.create(CreateParams{})
 	if c := res.Components["chroma"]; c.Status != backupfmt.StatusSkipped || !strings.Contains(c.Reason, "CHROMA_URL") {
@@ -234,6 +236,7 @@ func TestCreateOnPostgres(t *testing.T) {
 // TestCreateZstd: BACKUP_COMPRESSION=zstd gives a .tar.zst that zstd and
 // tar read and that verifies.
 func TestCreateZstd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_COMPRESSION": "zstd"}})
 	res := e.create(CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"system", "target"}}})
 	if !strings.HasSuffix(res.Archive, ".tar.zst") || res.Manifest.Compression != backupfmt.Zstd {
@@ -257,6 +260,7 @@ func TestCreateZstd(t *testing.T) {
 // component asked for explicitly, a long note: permanent errors, nothing
 // written.
 func TestCreateRejectsBadParams(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{noTarget: true})
 	for _, p := range []CreateParams{
 		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"system", "vectors"}}},
@@ -286,6 +290,7 @@ func TestCreateRejectsBadParams(t *testing.T) {
 // TestCreateSameJobTwiceKeepsOneArchive: a redelivered job reuses its
 // complete archive, and replaces one that does not verify.
 func TestCreateSameJobTwiceKeepsOneArchive(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	id := jobs.NewID()
 	first, err := e.createID(id, CreateParams{})
@@ -326,6 +331,7 @@ func TestCreateSameJobTwiceKeepsOneArchive(t *testing.T) {
 // TestCreateWhileLocked: a lease held by a restore is a retryable
 // lock_held error saying who holds it, and nothing is written.
 func TestCreateWhileLocked(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	restoreID := jobs.NewID()
@@ -361,6 +367,7 @@ func TestCreateWhileLocked(t *testing.T) {
 // the export (behind a proxy) fails the backup, retryable, with nothing
 // listed: no silently missing batch.
 func TestChromaPageFailureFailsTheBackup(t *testing.T) {
+	t.Parallel()
 	ch := testkit.Chroma(t)
 	seedChroma(t, ch.URL, map[string]int{vectors.CollectionSQL: 40})
 	target, err := url.Parse(ch.URL)
@@ -397,6 +404,7 @@ func TestChromaPageFailureFailsTheBackup(t *testing.T) {
 // taken over by a later attempt of the same job (its worker was cut off,
 // not dead) deletes the archive it completes, so the job never leaves two.
 func TestTakenOverAttemptDeletesItsArchive(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{noTarget: true})
 	id := jobs.NewID()
 	e.w.afterComponent = func(ctx context.Context, component string) error {

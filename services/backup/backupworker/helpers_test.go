@@ -54,29 +54,15 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	vars := map[string]string{"DATA_DIR": t.TempDir()}
+	var envOpts []testkit.EnvOption
 	if o.postgres {
-		vars["DATABASE_URL"] = testkit.Postgres(t)
+		envOpts = append(envOpts, testkit.WithDialect(testkit.PostgreSQL))
 	}
 	if o.chroma != "" {
-		vars["CHROMA_URL"] = o.chroma
+		envOpts = append(envOpts, testkit.WithVars(map[string]string{"CHROMA_URL": o.chroma}))
 	}
-	for k, v := range o.vars {
-		vars[k] = v
-	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ns := testkit.Bus(t)
-	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	te := testkit.NewEnv(t, append(envOpts, testkit.WithVars(o.vars))...)
+	cfg, b, ns, db := te.Config, te.Bus, te.NATS, te.DB
 	seedSystem(t, db)
 	if !o.noTarget {
 		if err := os.MkdirAll(filepath.Dir(cfg.TargetDBPath), 0o700); err != nil {
@@ -86,7 +72,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 			t.Fatal(err)
 		}
 	}
-	deps := app.Deps{Config: cfg, Bus: b, DB: db, Log: testkit.Logger(t)}
+	deps := te.Deps()
 	e := &env{t: t, cfg: cfg, bus: b, ns: ns, db: db, deps: deps}
 	e.w = New(deps, Options{ChunkSize: 64 << 10, LockWait: -1})
 	st, err := e.w.Store(ctx)

@@ -21,6 +21,7 @@ import (
 // backup.lock_acquired (none when the attempt after the release found the
 // lease free without waiting), which names the job it waited for.
 func TestLockWaitIsAuditedOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()

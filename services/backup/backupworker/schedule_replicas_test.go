@@ -135,12 +135,14 @@ func (e *env) auditByJob(actor, subject string) map[string]int {
 // finishes what they left queued (as a rolling restart would). On SQLite
 // and on PostgreSQL as the System DB.
 func TestScheduleRunsOncePerTickAcrossThreeReplicas(t *testing.T) {
+	t.Parallel()
 	ticks := 4 // after the catch-up tick
 	if reliability.Full() {
 		ticks = 15
 	}
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
+			t.Parallel()
 			name := "schedule-three-replicas"
 			if db == "postgres" {
 				name += "-postgres"
@@ -358,6 +360,7 @@ func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string)
 // verify job of it — keyed by the create job's id — is submitted and
 // succeeds.
 func TestVerifyAfterSurvivesACrashBeforeItsSubmission(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	p := CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{VerifyAfter: true, Note: "crash test"}}
 	id := e.submit(jobs.KindBackupCreate, p.BackupCreateArgs)

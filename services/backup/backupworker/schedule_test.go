@@ -21,6 +21,7 @@ func mustSchedule(t *testing.T, spec string) config.Schedule {
 // from different clocks, zones, spellings of the schedule or monotonic
 // readings derive the same idempotency key, so they submit one job.
 func TestTickKeyIsTheSameOnEveryReplica(t *testing.T) {
+	t.Parallel()
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +63,7 @@ func TestTickKeyIsTheSameOnEveryReplica(t *testing.T) {
 // schedule and tick does not change between releases (a rolling upgrade
 // at a tick must not submit twice).
 func TestTickKeyDiffersPerTickAndSchedule(t *testing.T) {
+	t.Parallel()
 	daily, hourly := mustSchedule(t, "0 2 * * *"), mustSchedule(t, "0 * * * *")
 	tick := time.Date(2025, 3, 15, 2, 0, 0, 0, time.UTC)
 	keys := map[string]string{}
@@ -100,6 +102,7 @@ func scheduledParams(t *testing.T, s config.Schedule, tick time.Time) string {
 // were missed (a long outage of the bus while submitting) only the latest
 // is submitted; a tick already handled is never submitted again.
 func TestSchedulerSubmitsAtMostOneMissedTick(t *testing.T) {
+	t.Parallel()
 	at := func(s string) time.Time {
 		v, err := time.Parse(time.TimeOnly, s)
 		if err != nil {

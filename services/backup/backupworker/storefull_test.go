@@ -26,6 +26,7 @@ import (
 // worker's provisioning (bus.ensureObjectStore) nor backupstore.NewNATS
 // change an existing bucket.
 func TestBackupIntoFullNATSStore(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_STORE": "nats"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -115,8 +115,10 @@ func (e *env) waitFinal(id string, within time.Duration) jobs.Record {
 // component; nothing partial is listed, the job is redelivered to another
 // replica and exactly one archive exists at the end. With both stores.
 func TestWorkerKilledMidArchive(t *testing.T) {
+	t.Parallel()
 	for _, storeKind := range []string{"nats", "local"} {
 		t.Run(storeKind, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_STORE": storeKind}})
 			reached := make(chan struct{})
 			var once sync.Once
@@ -184,6 +186,7 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 // the system lease waits (its step says who holds it), is retried with
 // backoff, and succeeds once the lease is released.
 func TestLockedJobWaitsThenSucceeds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	restoreID := jobs.NewID()
@@ -218,6 +221,7 @@ func TestLockedJobWaitsThenSucceeds(t *testing.T) {
 // listed archive succeeds, of a malformed name fails at once (permanent),
 // prune with dry_run deletes nothing.
 func TestVerifyAndPruneJobs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}})
 	startReplica(t, e, "backup-d", Options{}, nil)
 	first := e.waitFinal(e.submit(jobs.KindBackupCreate, nil), 30*time.Second)

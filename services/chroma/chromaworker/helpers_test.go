@@ -15,7 +15,6 @@ import (
 
 	"github.com/insightops/insightops/services/chroma/chromaworker"
 	"github.com/insightops/insightops/shared/app"
-	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
@@ -43,7 +42,6 @@ func newConfig(t *testing.T, env map[string]string) config.Config {
 	t.Helper()
 	vars := map[string]string{
 		"APP_ENV":      "development",
-		"DATA_DIR":     t.TempDir(),
 		"ASSETS_DIR":   assetsDir,
 		"JOB_ACK_WAIT": "2s",
 		"WORKER_ID":    "test",
@@ -51,11 +49,7 @@ func newConfig(t *testing.T, env map[string]string) config.Config {
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	return cfg
+	return testkit.Config(t, vars)
 }
 
 // systemDB opens and migrates a SQLite System DB and loads the shipped
@@ -63,14 +57,7 @@ func newConfig(t *testing.T, env map[string]string) config.Config {
 func systemDB(t *testing.T, cfg config.Config) *store.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
-	if err != nil {
-		t.Fatalf("open system db: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testkit.SystemDB(t, cfg)
 	terms, err := ontology.Load(filepath.Join(assetsDir, "ontology"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,9 +75,7 @@ func systemDB(t *testing.T, cfg config.Config) *store.DB {
 // busDeps are a chroma worker's dependencies on a fresh embedded NATS.
 func busDeps(t *testing.T, cfg config.Config, db *store.DB) app.Deps {
 	t.Helper()
-	b, _ := testkit.Bus(t)
-	log := testkit.Logger(t)
-	return app.Deps{Config: cfg, Bus: b, DB: db, Audit: audit.NewPublisher(b.JS, log), Log: log}
+	return testkit.NewEnv(t, testkit.WithConfig(cfg), testkit.WithDB(db)).Deps()
 }
 
 // startWorker runs a chroma worker replica with w's handlers and short

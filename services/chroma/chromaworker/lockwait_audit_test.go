@@ -18,6 +18,7 @@ import (
 // holds exactly one chroma.train.lock_wait event for it (its id is derived
 // from the job and the holder), with the holder in its detail.
 func TestLockWaitIsAuditedOnceAcrossRetries(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
 	deps := busDeps(t, cfg, systemDB(t, cfg))

@@ -77,6 +77,7 @@ func sqliteMasterDDL(t *testing.T, path string) map[string]string {
 // the ids are Vanna's (computed here from the formula), a second train
 // changes nothing, and dropping a table removes its DDL.
 func TestTrainOnTheDemoDatabase(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	target := targetCopy(t)
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": target})
@@ -261,6 +262,7 @@ var hitQuestions = []struct{ question, table string }{
 // question naming a table's business terms finds that table's DDL in the
 // top 3 for at least 80% of the questions.
 func TestRetrievalHitRate(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
 	c, err := chromaworker.NewVectors(cfg)
@@ -327,6 +329,7 @@ func TestRetrievalHitRate(t *testing.T) {
 // TestClearJob: clear one collection, then all; counts go to zero and the
 // collections stay, with their metadata. A bad collection name fails at once.
 func TestClearJob(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
 	db := systemDB(t, cfg)
@@ -392,6 +395,7 @@ func mustJSON(t *testing.T, v any) string {
 // failed and dead-lettered with a clear error naming the URL; the lease is
 // released after every attempt.
 func TestChromaDown(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	chroma.Stop() // a real server, now gone
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
@@ -415,6 +419,7 @@ func TestChromaDown(t *testing.T) {
 // TestLockHeldThenFree: a train waits (retries) while another operation
 // holds the chroma lease, then runs once it is released.
 func TestLockHeldThenFree(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
 	deps := busDeps(t, cfg, systemDB(t, cfg))
@@ -453,6 +458,7 @@ func TestLockHeldThenFree(t *testing.T) {
 // TestEmbedderMismatchFailsAtOnce: a collection filled by another embedder
 // is a permanent, explained failure.
 func TestEmbedderMismatchFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
 	other, err := vectors.New(chroma.URL, vectors.NewLocal(64), vectors.Options{})
@@ -474,6 +480,7 @@ func TestEmbedderMismatchFailsAtOnce(t *testing.T) {
 // TestDisabledAndMissingTarget: no CHROMA_URL, or no target database, is a
 // permanent failure with a clear message.
 func TestDisabledAndMissingTarget(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	for name, c := range map[string]struct {
 		env        map[string]string
@@ -487,6 +494,7 @@ func TestDisabledAndMissingTarget(t *testing.T) {
 		"bad embedder": {map[string]string{"CHROMA_URL": chroma.URL, "EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test-not-real", "OPENAI_EMBEDDING_MODEL": "nope"}, "invalid_config", "OPENAI_EMBEDDING_MODEL"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			cfg := newConfig(t, c.env)
 			deps := busDeps(t, cfg, systemDB(t, cfg))
 			w := chromaworker.New(deps)
@@ -502,6 +510,7 @@ func TestDisabledAndMissingTarget(t *testing.T) {
 // TestPostgresTarget trains from a PostgreSQL target: DDL rebuilt from the
 // catalogs with types, keys and constraints; a dropped table's DDL goes.
 func TestPostgresTarget(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	url := testkit.Postgres(t)
 	ctx := context.Background()

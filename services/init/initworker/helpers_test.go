@@ -15,7 +15,6 @@ import (
 
 	"github.com/insightops/insightops/services/init/initworker"
 	"github.com/insightops/insightops/shared/app"
-	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
@@ -34,16 +33,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// dialects runs a test against SQLite and PostgreSQL: url returns the
-// DATABASE_URL ("" for SQLite under DATA_DIR).
-var dialects = []struct {
-	name string
-	url  func(t *testing.T) string
-}{
-	{"sqlite", func(*testing.T) string { return "" }},
-	{"postgres", func(t *testing.T) string { return testkit.Postgres(t) }},
-}
-
 // goldenSource copies the shipped demo target DB into a temp dir, so the
 // test can check its bytes are never changed.
 func goldenSource(t *testing.T) string {
@@ -58,7 +47,6 @@ func newConfig(t *testing.T, env map[string]string) config.Config {
 	t.Helper()
 	vars := map[string]string{
 		"APP_ENV":             "development",
-		"DATA_DIR":            t.TempDir(),
 		"ASSETS_DIR":          assetsDir,
 		"INIT_ADMIN_USERNAME": "Admin@Example.com",
 		"INIT_ADMIN_PASSWORD": "first-password-1",
@@ -74,22 +62,14 @@ func newConfig(t *testing.T, env map[string]string) config.Config {
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	return cfg
+	return testkit.Config(t, vars)
 }
 
-// openDB opens the System DB the configuration names, closed at the end.
+// openDB opens the System DB the configuration names, unmigrated (init
+// migrates it), closed at the end.
 func openDB(t *testing.T, cfg config.Config) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), cfg.DatabaseURL, cfg.SQLitePath())
-	if err != nil {
-		t.Fatalf("open system db: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
+	return testkit.OpenSystemDB(t, cfg)
 }
 
 func sha256File(t *testing.T, path string) string {
@@ -188,13 +168,7 @@ var allSteps = []string{
 // SQLite System DB, migrated as app.Open does for the worker binary.
 func busDeps(t *testing.T, cfg config.Config) app.Deps {
 	t.Helper()
-	b, _ := testkit.Bus(t)
-	log := testkit.Logger(t)
-	db := openDB(t, cfg)
-	if _, err := db.Migrate(context.Background()); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return app.Deps{Config: cfg, Bus: b, DB: db, Audit: audit.NewPublisher(b.JS, log), Log: log}
+	return testkit.NewEnv(t, testkit.WithConfig(cfg)).Deps()
 }
 
 // startWorker runs a real init worker replica with short timeouts until the

@@ -29,10 +29,12 @@ import (
 // password when INIT_ADMIN_PASSWORD changed in between) and still succeeds,
 // and the golden source's bytes are never touched.
 func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
-	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
+	t.Parallel()
+	for _, d := range testkit.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			t.Parallel()
 			ctx := context.Background()
-			env := map[string]string{"DATABASE_URL": d.url(t)}
+			env := map[string]string{"DATABASE_URL": d.DatabaseURL(t)}
 			cfg1 := newConfig(t, env)
 			sourceSum := sha256File(t, cfg1.TargetDBSource)
 			db := openDB(t, cfg1)
@@ -57,7 +59,7 @@ func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
 				t.Fatalf("runtime copy sha256 %s, source %s", got, sourceSum)
 			}
 			_, m := step[jobspec.InitMigrationsDetail](t, first, jobspec.InitStepMigrations)
-			if len(m.Applied) == 0 || m.SchemaVersion == 0 || m.Dialect != d.name {
+			if len(m.Applied) == 0 || m.SchemaVersion == 0 || m.Dialect != d.Name {
 				t.Fatalf("first migrations: %+v", m)
 			}
 			_, o := step[jobspec.InitOntologyDetail](t, first, jobspec.InitStepOntology)
@@ -154,6 +156,7 @@ func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
 // real worker replica run it: the record ends succeeded with each step's
 // result, and a second init job through the bus changes nothing.
 func TestInitJobThroughTheBusRecordsEveryStep(t *testing.T) {
+	t.Parallel()
 	cfg := newConfig(t, nil)
 	deps := busDeps(t, cfg)
 	startWorker(t, deps, initworker.Handlers(deps))
@@ -221,7 +224,9 @@ func TestInitJobThroughTheBusRecordsEveryStep(t *testing.T) {
 // with true the job fails at its first attempt with target_source_missing
 // and is not retried.
 func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
+	t.Parallel()
 	t.Run("target db disabled: warning", func(t *testing.T) {
+		t.Parallel()
 		missing := filepath.Join(t.TempDir(), "absent.db")
 		cfg := newConfig(t, map[string]string{"TARGET_DB_SOURCE": missing, "ENABLE_TARGET_DB": "false"})
 		deps := busDeps(t, cfg)
@@ -245,6 +250,7 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 	})
 
 	t.Run("target db required: permanent failure", func(t *testing.T) {
+		t.Parallel()
 		missing := filepath.Join(t.TempDir(), "absent.db")
 		cfg := newConfig(t, map[string]string{"TARGET_DB_SOURCE": missing, "ENABLE_TARGET_DB": "true"})
 		deps := busDeps(t, cfg)
@@ -289,6 +295,7 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 // redelivers it as attempt 2): the JOBS stream holds exactly one
 // jobs.chroma.train command, submitted by the init job's submitter.
 func TestRedeliveredInitPublishesOneTrainJob(t *testing.T) {
+	t.Parallel()
 	cfg := newConfig(t, map[string]string{"AUTO_TRAIN_CHROMA": "true"})
 	deps := busDeps(t, cfg)
 	real := initworker.Handlers(deps)[jobs.KindInit]
@@ -325,6 +332,7 @@ func TestRedeliveredInitPublishesOneTrainJob(t *testing.T) {
 // TestAutoTrainWithoutABusIsAWarningInOnceMode: --once without a bus still
 // initialises everything and reports the train job it could not publish.
 func TestAutoTrainWithoutABusIsAWarningInOnceMode(t *testing.T) {
+	t.Parallel()
 	cfg := newConfig(t, map[string]string{"AUTO_TRAIN_CHROMA": "true"})
 	res, err := initworker.RunOnce(context.Background(), app.Deps{Config: cfg, DB: openDB(t, cfg), Log: testkit.Logger(t)})
 	if err != nil {
@@ -345,6 +353,7 @@ func TestAutoTrainWithoutABusIsAWarningInOnceMode(t *testing.T) {
 // source is missing and the target DB required) and the result names the
 // target without its user, password or query.
 func TestExternalTargetSkipsTheGoldenCopyWithoutEchoingCredentials(t *testing.T) {
+	t.Parallel()
 	cfg := newConfig(t, map[string]string{
 		"TARGET_DATABASE_URL": "postgres://reader:s3cr3t-pw@db.internal:5432/business?sslmode=require&password=other-secret",
 		"TARGET_DB_SOURCE":    filepath.Join(t.TempDir(), "absent.db"),
@@ -373,6 +382,7 @@ func TestExternalTargetSkipsTheGoldenCopyWithoutEchoingCredentials(t *testing.T)
 // TestMissingOntologyDirectoryIsAWarning: an ASSETS_DIR without ontology/
 // leaves the glossary alone and init goes on.
 func TestMissingOntologyDirectoryIsAWarning(t *testing.T) {
+	t.Parallel()
 	cfg := newConfig(t, map[string]string{"ASSETS_DIR": t.TempDir()})
 	db := openDB(t, cfg)
 	res, err := initworker.RunOnce(context.Background(), app.Deps{Config: cfg, DB: db, Log: testkit.Logger(t)})
@@ -393,6 +403,7 @@ func TestMissingOntologyDirectoryIsAWarning(t *testing.T) {
 // fixed by a retry, so init fails with ontology_invalid and records nothing
 // as completed.
 func TestInvalidOntologyFailsPermanently(t *testing.T) {
+	t.Parallel()
 	assets := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(assets, "ontology"), 0o755); err != nil {
 		t.Fatal(err)
@@ -429,6 +440,7 @@ func (c *cancelAt) Step(context.Context, int, string) error {
 // TestCancellationStopsBetweenSteps: a cancel seen at the third step ends
 // the run with jobs.ErrCancelled after two steps, with no user created.
 func TestCancellationStopsBetweenSteps(t *testing.T) {
+	t.Parallel()
 	cfg := newConfig(t, nil)
 	db := openDB(t, cfg)
 	steps := initworker.NewSteps(app.Deps{Config: cfg, DB: db})
@@ -448,6 +460,7 @@ func TestCancellationStopsBetweenSteps(t *testing.T) {
 // deployment with NATS publishes the train job itself, submitted by
 // "system" under the run's idempotency key.
 func TestOnceModeWithABusPublishesOneTrainJobAsSystem(t *testing.T) {
+	t.Parallel()
 	cfg := newConfig(t, map[string]string{"AUTO_TRAIN_CHROMA": "true"})
 	b, _ := testkit.Bus(t)
 	res, err := initworker.RunOnce(context.Background(), app.Deps{Config: cfg, Bus: b, DB: openDB(t, cfg), Log: testkit.Logger(t)})
@@ -470,6 +483,7 @@ func TestOnceModeWithABusPublishesOneTrainJobAsSystem(t *testing.T) {
 // TestDescribeTargetDropsCredentials checks the external target shown in
 // results: no user, password or query ever, a file path as is.
 func TestDescribeTargetDropsCredentials(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"postgres://u:pw@db:5432/biz?sslmode=disable", "postgres://db:5432/biz"},
 		{"postgresql://db.internal/biz?password=pw", "postgresql://db.internal/biz"},

@@ -158,6 +158,7 @@ func steps(t *testing.T, rec jobs.Record) map[string]stepResult {
 // second init is a no-op, every worker kind is alive, and a restart on the
 // same DATA_DIR does not run the first-start init again.
 func TestFirstStartInitialisesAndServes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	in := start(t, dir)
 	if b := in.bannerText(t); !strings.Contains(b, "first start: init job") {

@@ -22,6 +22,7 @@ import (
 // consumer — and checks it sees every event exactly once, in stream order,
 // and that no event holds a password, token or the JWT secret.
 func TestAuditTrailHoldsNoSecretAndAnExternalSubscriberSeesEachEventOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	in := start(t, dir)
 	const wrongPassword = "Wr0ng-Guess-Not-In-Any-Event"

@@ -22,6 +22,7 @@ import (
 // knowledge base and the target health — against GET /openapi.json with
 // kin-openapi.
 func TestRealJobBodiesMatchTheOpenAPIDescription(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	in := start(t, t.TempDir(), "CHROMA_URL", chroma.URL)
 	token := in.loginWhenReady(t)

@@ -28,6 +28,7 @@ import (
 // once, none with a secret; the hash chain verifies, and names a row
 // altered by hand.
 func TestScriptedRunLeavesExactlyTheExpectedAuditTrail(t *testing.T) {
+	t.Parallel()
 	chroma := testkit.Chroma(t)
 	dir := t.TempDir()
 	in := start(t, dir, "CHROMA_URL", chroma.URL)

@@ -36,6 +36,7 @@ const (
 // give back the space it took, and the earlier archives must still verify,
 // in the test and through backup.verify jobs.
 func TestFaultBackupDiskFull(t *testing.T) {
+	t.Parallel()
 	began := time.Now()
 	backupDir := filepath.Join(t.TempDir(), "backups")
 	if err := os.MkdirAll(backupDir, 0o755); err != nil {

@@ -44,6 +44,7 @@ const (
 // System DB has no doubled rows, and each job's requested and succeeded
 // audit events are there once. It runs once per backup store.
 func TestFaultWorkerProcessKill(t *testing.T) {
+	t.Parallel()
 	for _, store := range []string{"local", "nats"} {
 		t.Run("store="+store, func(t *testing.T) { runWorkerKill(t, store) })
 	}

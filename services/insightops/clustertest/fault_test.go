@@ -206,6 +206,7 @@ func (e *env) caughtUp(t *testing.T, i int) []string {
 // final audit event, one archive per backup; and the restarted node must
 // hold the same JOBS, AUDIT, JOB_PROGRESS and BACKUPS state as the leader.
 func TestFaultLeaderShutdown(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	n, minDown := 1000, 5*time.Second
 	if reliability.Full() {
@@ -296,6 +297,7 @@ func TestFaultLeaderShutdown(t *testing.T) {
 // the jobs queued before the outage, the submissions refused during it
 // (retried with their Idempotency-Key) and new ones all complete once.
 func TestFaultNATSUnreachable(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	nBefore, nAfter, outage := 200, 200, 10*time.Second
 	if reliability.Full() {

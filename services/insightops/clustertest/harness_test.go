@@ -69,20 +69,10 @@ func startEnv(t *testing.T) *env {
 		"WORKER_CONCURRENCY": "8", "JOB_MAX_ATTEMPTS": "10",
 		"JOB_ACK_WAIT": "10s", "SHUTDOWN_TIMEOUT": "5s",
 	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
+	cfg := testkit.Config(t, vars)
+	db := testkit.SystemDB(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	db, err := store.Open(ctx, cfg.DatabaseURL, "")
-	if err != nil {
-		t.Fatalf("system db: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
 
 	e := &env{t: t, cluster: c, cfg: cfg, base: "http://" + cfg.APIAddr, db: db, client: &http.Client{Timeout: 60 * time.Second}}
 	runCtx, stop := context.WithCancel(context.Background())

@@ -165,6 +165,7 @@ func settle(t *testing.T, gBase int, hBase, hSlack uint64) (int, uint64) {
 // the load the process's goroutines and heap must be back near where they
 // were before it.
 func TestLoadAPISubmitPoll(t *testing.T) {
+	// Not parallel: measures the goroutines and heap of the whole process.
 	duration, concurrency := 10*time.Second, 4
 	if reliability.Full() {
 		duration, concurrency = 60*time.Second, 8

@@ -242,6 +242,7 @@ func k8sContainers(t *testing.T, objs []k8sObject) []container {
 // replicas are 3; stop grace outlasts SHUTDOWN_TIMEOUT; and KEDA scales
 // each worker kind's Deployment on that kind's consumer of JOBS.
 func TestDeployManifestsMatchTheCode(t *testing.T) {
+	// Not parallel: sets process environment variables (t.Setenv) the shipped nats-server.conf reads.
 	known := map[string]bool{}
 	for _, v := range config.Vars {
 		known[v.Name] = true

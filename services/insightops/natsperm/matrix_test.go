@@ -85,6 +85,7 @@ var probes = []probe{
 // body, so an allowed JetStream API call is answered with an error and
 // changes nothing that matters on this throw-away server.
 func TestEveryUserHasExactlyThePermissionsOfItsRole(t *testing.T) {
+	// Not parallel: sets process environment variables (t.Setenv) the shipped nats-server.conf reads.
 	addr := startFromDeployConfig(t)
 	for _, u := range Users {
 		nc, _ := connectRaw(t, addr, u)

@@ -37,6 +37,7 @@ import (
 // train job under the chroma lease. No connection may see a single
 // permissions violation.
 func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
+	// Not parallel: sets process environment variables (t.Setenv) the shipped nats-server.conf reads.
 	addr := startFromDeployConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -227,6 +228,7 @@ func waitFinal(ctx context.Context, t *testing.T, api app.Deps, id string) jobs.
 // TestAServiceCannotDoAnothersJob tries, through the client APIs the code
 // uses, what each role must not do; each attempt must fail.
 func TestAServiceCannotDoAnothersJob(t *testing.T) {
+	// Not parallel: sets process environment variables (t.Setenv) the shipped nats-server.conf reads.
 	addr := startFromDeployConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -30,16 +28,6 @@ import (
 
 // assetsDir is the repository's assets/ seen from this package's directory.
 const assetsDir = "../../../assets"
-
-// dialects runs a test against a SQLite and a PostgreSQL System DB: url
-// returns the DATABASE_URL ("" for SQLite under DATA_DIR).
-var dialects = []struct {
-	name string
-	url  func(t *testing.T) string
-}{
-	{"sqlite", func(*testing.T) string { return "" }},
-	{"postgres", func(t *testing.T) string { return testkit.Postgres(t) }},
-}
 
 // env is a restore worker over real parts: an embedded NATS, a System DB
 // (SQLite or PostgreSQL), a golden source and its runtime copy, a Chroma
@@ -65,66 +53,25 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// copyFile copies src to dst (creating dst's directory).
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func newEnv(t *testing.T, databaseURL string) *env {
+func newEnv(t *testing.T, dialect testkit.Dialect) *env {
 	t.Helper()
 	ctx := ctxT(t)
-	srv := testkit.Chroma(t)
 	dir := t.TempDir()
 	golden := filepath.Join(dir, "golden", "vanna_db.db")
-	copyFile(t, filepath.Join(assetsDir, "databases", "vanna_db.db"), golden)
-	vars := map[string]string{
+	testkit.CopyFile(t, filepath.Join(assetsDir, "databases", "vanna_db.db"), golden)
+	te := testkit.NewEnv(t, testkit.WithDialect(dialect), testkit.WithChroma(), testkit.WithVars(map[string]string{
 		"APP_ENV":            "development",
 		"DATA_DIR":           filepath.Join(dir, "data"),
-		"DATABASE_URL":       databaseURL,
 		"TARGET_DB_SOURCE":   golden,
 		"ENABLE_TARGET_DB":   "true",
-		"CHROMA_URL":         srv.URL,
 		"EMBEDDING_PROVIDER": "local",
 		"BACKUP_STORE":       "local",
 		"JOB_ACK_WAIT":       "2s",
 		"JOB_MAX_ATTEMPTS":   "3",
 		"WORKER_ID":          "test",
-	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	copyFile(t, golden, cfg.TargetDBPath)
-
-	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
-	if err != nil {
-		t.Fatalf("open system db: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := testkit.Bus(t)
-	log := testkit.Logger(t)
-	deps := app.Deps{Config: cfg, Bus: b, DB: db, Audit: audit.NewPublisher(b.JS, log), Log: log}
+	}))
+	cfg, db, b, log, deps, srv := te.Config, te.DB, te.Bus, te.Log, te.Deps(), te.Chroma
+	testkit.CopyFile(t, golden, cfg.TargetDBPath)
 
 	vec, err := vectors.New(srv.URL, vectors.NewLocal(0), vectors.Options{})
 	if err != nil {

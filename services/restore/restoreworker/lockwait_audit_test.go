@@ -18,7 +18,8 @@ import (
 // it — denied, on the system store, naming the holder, as the submitter —
 // and one restore.lock_acquired saying how long it waited.
 func TestLockWaitIsAudited(t *testing.T) {
-	e := newEnv(t, "")
+	t.Parallel()
+	e := newEnv(t, testkit.SQLite)
 	e.seed()
 	archive := e.backup()
 	backupID := jobs.NewID()

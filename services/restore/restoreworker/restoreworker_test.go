@@ -36,9 +36,11 @@ import (
 //  3. restore the safety backup taken by step 2 (skipping another one):
 //     the stores are back to the changed state.
 func TestRestore(t *testing.T) {
-	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			e := newEnv(t, d.url(t))
+	t.Parallel()
+	for _, d := range testkit.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d)
 			e.seed()
 			beforeBackup := e.publishAudit("before-backup", 3)
 			seeded := e.state()
@@ -229,7 +231,8 @@ func TestRestore(t *testing.T) {
 // TestRestoreRefusals covers what fails before anything is touched: an
 // unknown archive, a component the archive lacks, a bad name.
 func TestRestoreRefusals(t *testing.T) {
-	e := newEnv(t, "")
+	t.Parallel()
+	e := newEnv(t, testkit.SQLite)
 	e.seed()
 	archive := e.backup()
 	for _, tc := range []struct {

@@ -3,7 +3,6 @@ package restoreworker_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,20 +21,13 @@ import (
 // it starts after the highest stored sequence, and that a second run, or
 // the sink afterwards, adds nothing.
 func TestResyncWritesWhatTheSinkWrites(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	b, _ := testkit.Bus(t)
 	log := testkit.Logger(t)
 	pub := audit.NewPublisher(b.JS, log)
-	openDB := func(name string) *store.DB {
-		db, err := store.Open(ctx, "", filepath.Join(t.TempDir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		if _, err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return db
+	openDB := func(name string) *store.DB { // a SQLite System DB of its own; name is for the reader
+		return testkit.SystemDB(t, testkit.Config(t, nil))
 	}
 	publish := func(from, n int) {
 		for i := from; i < from+n; i++ {
