@@ -47,7 +47,7 @@ func startReplica(t *testing.T, url string, opts worker.Options) *replica {
 func submit(t *testing.T, b *bus.Bus, kind string, maxAttempts int) jobs.Record {
 	t.Helper()
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), maxAttempts)
-	rec, created, err := p.Submit(context.Background(), jobs.Submission{Kind: kind, SubmittedBy: "test@example.com"})
+	rec, created, err := p.Submit(context.Background(), jobs.Submission{Args: jobs.RawArgs{JobKind: kind}, SubmittedBy: "test@example.com"})
 	if err != nil || !created {
 		t.Fatalf("submit %s: created=%v err=%v", kind, created, err)
 	}
@@ -165,7 +165,7 @@ func TestPermanentErrorTerminatesAtOnceWithoutRetry(t *testing.T) {
 		},
 	}})
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 5)
-	rec, _, err := p.Submit(context.Background(), jobs.Submission{Kind: "test.bad", Params: map[string]any{"nmae": "typo"}})
+	rec, _, err := p.Submit(context.Background(), jobs.Submission{Args: jobs.RawArgs{JobKind: "test.bad", Params: json.RawMessage(`{"nmae": "typo"}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
