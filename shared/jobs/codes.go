@@ -48,6 +48,9 @@ const (
 	// CodeBackupStoreFull: the backup store has no room left. Permanent
 	// (the volume does not free itself within the retry window).
 	CodeBackupStoreFull Code = "backup_store_full"
+	// CodeBackupFailed: dumping a component or writing the archive
+	// failed. Retried.
+	CodeBackupFailed Code = "backup_failed"
 	// CodePgDumpTooOld: pg_dump is older than the PostgreSQL server. Permanent.
 	CodePgDumpTooOld Code = "pg_dump_too_old"
 	// CodeNotFound: backup.verify of an archive that is not in the store. Permanent.
@@ -139,6 +142,7 @@ var Codes = []CodeInfo{
 	{CodeLockError, "the LOCKS bucket could not be read or written", true},
 	{CodeStoreUnavailable, "the backup store could not be opened, read or written", true},
 	{CodeBackupStoreFull, "the backup store has no room left", false},
+	{CodeBackupFailed, "dumping a component or writing the archive failed", true},
 	{CodePgDumpTooOld, "pg_dump is older than the PostgreSQL server", false},
 	{CodeNotFound, "the archive to verify is not in the backup store", false},
 	{CodeVerifyFailed, "the archive failed verification; the result names the first failing part", false},

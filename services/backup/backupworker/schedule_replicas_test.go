@@ -360,7 +360,7 @@ func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string)
 func TestVerifyAfterSurvivesACrashBeforeItsSubmission(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	p := CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{VerifyAfter: true, Note: "crash test"}}
-	id := e.submit(jobs.KindBackupCreate, p.BackupCreateArgs)
+	id := e.submit(p.BackupCreateArgs)
 	// The first attempt, as far as it got: the archive of this job id.
 	first, err := e.createID(id, p)
 	if err != nil {

@@ -49,7 +49,7 @@ func TestBackupIntoFullNATSStore(t *testing.T) {
 	t.Logf("first archive %s: %d bytes; bucket limited to %d bytes", first.Archive, first.Bytes, limit)
 
 	startReplica(t, e, "backup-a", Options{}, nil)
-	id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{})
+	id := e.submit(jobspec.BackupCreateArgs{})
 	rec := e.waitFinal(id, 30*time.Second)
 	switch {
 	case rec.State != jobs.Failed:
