@@ -105,6 +105,15 @@ const (
 
 	// CodeNoSystemDB: the init worker has no System DB. Permanent.
 	CodeNoSystemDB Code = "no_system_db"
+	// CodeTargetSourceMissing: TARGET_DB_SOURCE does not exist (with
+	// ENABLE_TARGET_DB). Permanent.
+	CodeTargetSourceMissing Code = "target_source_missing"
+	// CodeTargetSourceInvalid: TARGET_DB_SOURCE is not a SQLite database
+	// (with ENABLE_TARGET_DB). Permanent.
+	CodeTargetSourceInvalid Code = "target_source_invalid"
+	// CodeTargetSourceNotCheckpointed: TARGET_DB_SOURCE has a non-empty
+	// -wal or -journal file (with ENABLE_TARGET_DB). Permanent.
+	CodeTargetSourceNotCheckpointed Code = "target_source_not_checkpointed"
 	// CodeTargetSourceChanged: the golden source changed while it was
 	// copied. Retried.
 	CodeTargetSourceChanged Code = "target_source_changed"
@@ -163,6 +172,9 @@ var Codes = []CodeInfo{
 	{CodeTargetUnreadable, "the target database cannot be opened", false},
 	{CodeTargetURLInvalid, "TARGET_DATABASE_URL cannot be parsed", false},
 	{CodeNoSystemDB, "the init worker has no System DB", false},
+	{CodeTargetSourceMissing, "TARGET_DB_SOURCE does not exist (with ENABLE_TARGET_DB)", false},
+	{CodeTargetSourceInvalid, "TARGET_DB_SOURCE is not a SQLite database (with ENABLE_TARGET_DB)", false},
+	{CodeTargetSourceNotCheckpointed, "TARGET_DB_SOURCE has a non-empty -wal or -journal file (with ENABLE_TARGET_DB)", false},
 	{CodeTargetSourceChanged, "the golden source changed while it was copied", true},
 	{CodeOntologyInvalid, "the ontology assets do not parse", false},
 	{CodeTrainIdempotencyConflict, "the auto-train job's idempotency key holds a job with other params", false},

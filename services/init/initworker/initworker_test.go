@@ -156,7 +156,7 @@ func TestSecondInitIsANoOpThatSucceeds(t *testing.T) {
 func TestInitJobThroughTheBusRecordsEveryStep(t *testing.T) {
 	cfg := newConfig(t, nil)
 	deps := busDeps(t, cfg)
-	startWorker(t, deps, initworker.Handlers(deps))
+	startWorker(t, deps, initworker.New(deps, initworker.Options{}).Handlers())
 	sourceSum := sha256File(t, cfg.TargetDBSource)
 
 	rec := waitFinal(t, deps.Bus, submitInit(t, deps.Bus, "ops@example.com").ID)
@@ -225,7 +225,7 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 		missing := filepath.Join(t.TempDir(), "absent.db")
 		cfg := newConfig(t, map[string]string{"TARGET_DB_SOURCE": missing, "ENABLE_TARGET_DB": "false"})
 		deps := busDeps(t, cfg)
-		startWorker(t, deps, initworker.Handlers(deps))
+		startWorker(t, deps, initworker.New(deps, initworker.Options{}).Handlers())
 
 		rec := waitFinal(t, deps.Bus, submitInit(t, deps.Bus, "ops@example.com").ID)
 		if rec.State != jobs.Succeeded {
@@ -248,7 +248,7 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 		missing := filepath.Join(t.TempDir(), "absent.db")
 		cfg := newConfig(t, map[string]string{"TARGET_DB_SOURCE": missing, "ENABLE_TARGET_DB": "true"})
 		deps := busDeps(t, cfg)
-		startWorker(t, deps, initworker.Handlers(deps))
+		startWorker(t, deps, initworker.New(deps, initworker.Options{}).Handlers())
 
 		rec := waitFinal(t, deps.Bus, submitInit(t, deps.Bus, "ops@example.com").ID)
 		if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error == nil || rec.Error.Code != "target_source_missing" {
@@ -291,7 +291,7 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 func TestRedeliveredInitPublishesOneTrainJob(t *testing.T) {
 	cfg := newConfig(t, map[string]string{"AUTO_TRAIN_CHROMA": "true"})
 	deps := busDeps(t, cfg)
-	real := initworker.Handlers(deps)[jobs.KindInit]
+	real := initworker.New(deps, initworker.Options{}).Handlers()[jobs.KindInit]
 	crashOnce := func(ctx context.Context, job *worker.Job) (any, error) {
 		res, err := real(ctx, job)
 		if err == nil && job.Attempt() == 1 {
@@ -431,7 +431,7 @@ func (c *cancelAt) Step(context.Context, int, string) error {
 func TestCancellationStopsBetweenSteps(t *testing.T) {
 	cfg := newConfig(t, nil)
 	db := openDB(t, cfg)
-	steps := initworker.NewSteps(app.Deps{Config: cfg, DB: db})
+	steps := initworker.New(app.Deps{Config: cfg, DB: db}, initworker.Options{})
 	res, err := steps.Run(context.Background(), &cancelAt{n: 3}, initworker.Invocation{ID: jobs.NewID(), Log: testkit.Logger(t)})
 	if !errors.Is(err, jobs.ErrCancelled) {
 		t.Fatalf("run: %v, want jobs.ErrCancelled", err)
