@@ -13,6 +13,7 @@ import (
 
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 )
 
 // The OpenAPI 3 description of the API is built in Go from routeTable (the
@@ -259,7 +260,7 @@ func componentSchemas() map[string]schema {
 			"queue": mapOf(object(list("pending", "ack_pending"), map[string]schema{"pending": integer(), "ack_pending": integer()})),
 		}),
 		"BackupRequest": object(nil, map[string]schema{
-			"components": arrayOf(enum("system", "target", "chroma")), "note": schema{"type": "string", "maxLength": MaxBackupNote},
+			"components": arrayOf(enum("system", "target", "chroma")), "note": schema{"type": "string", "maxLength": jobspec.MaxBackupNote},
 		}),
 		"PruneRequest": object(nil, map[string]schema{"dry_run": boolean()}),
 		"RestoreRequest": object(nil, map[string]schema{
