@@ -16,6 +16,7 @@ import (
 
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/reliability"
 	"github.com/insightops/insightops/shared/testkit"
 )
@@ -73,7 +74,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 
 	var kept []string
 	for range 2 {
-		id := sub.submit(ctx, t, jobs.KindBackupCreate, nil)
+		id := sub.submit(ctx, t, jobspec.BackupCreateArgs{})
 		all = append(all, id)
 		kept = append(kept, archiveOf(t, sub.mustSucceed(ctx, t, id, 5*time.Minute)))
 	}
@@ -85,7 +86,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 	if err := os.Rename(targetPath+".new", targetPath); err != nil {
 		t.Fatal(err)
 	}
-	id := sub.submit(ctx, t, jobs.KindBackupCreate, nil)
+	id := sub.submit(ctx, t, jobspec.BackupCreateArgs{})
 	all = append(all, id)
 	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
 	rec := sub.waitFinal(wctx, []string{id})[id]
@@ -148,7 +149,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 	// The earlier archives through the verify job's whole path.
 	var verifyIDs []string
 	for _, name := range kept {
-		verifyIDs = append(verifyIDs, sub.submit(ctx, t, jobs.KindBackupVerify, map[string]any{"name": name}))
+		verifyIDs = append(verifyIDs, sub.submit(ctx, t, jobspec.BackupVerifyArgs{Name: name}))
 	}
 	all = append(all, verifyIDs...)
 	vctx, vcancel := context.WithTimeout(ctx, 5*time.Minute)
