@@ -18,15 +18,16 @@ import (
 // API keeps no copy of a job's params, limits or messages.
 
 // decodeArgs decodes the request body (optional when allowEmpty) into the
-// Args A as decodeJSON does, refusing as an unknown field any of notInBody
-// (params the server sets: from the path, or only by the scheduler).
-func decodeArgs[A jobs.Args](c echo.Context, allowEmpty bool, notInBody ...string) (A, error) {
+// Args A as decodeJSON does, refusing as an unknown field any field of
+// A's kind that a body may not set (bodyExcluded: from the path, or only
+// by the scheduler).
+func decodeArgs[A jobs.Args](c echo.Context, allowEmpty bool) (A, error) {
 	var a A
 	var fields map[string]json.RawMessage
 	if err := decodeJSON(c, &fields, allowEmpty); err != nil {
 		return a, err
 	}
-	for _, f := range notInBody {
+	for _, f := range bodyExcluded[a.Kind()] {
 		if _, ok := fields[f]; ok {
 			return a, apiErr(http.StatusBadRequest, CodeInvalidJSON, "unknown field %q", f)
 		}

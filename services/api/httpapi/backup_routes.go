@@ -74,7 +74,7 @@ func (s *Server) submitBackup(c echo.Context) error {
 // scheduler's fields (verify_after, schedule). A bad body is a 4xx
 // *APIError.
 func (s *Server) parseBackup(c echo.Context) (jobspec.BackupCreateArgs, error) {
-	req, err := decodeArgs[jobspec.BackupCreateArgs](c, true, "verify_after", "schedule")
+	req, err := decodeArgs[jobspec.BackupCreateArgs](c, true)
 	if err != nil {
 		return jobspec.BackupCreateArgs{}, err
 	}
@@ -219,7 +219,7 @@ func (s *Server) parseBackupVerify(c echo.Context) (jobspec.BackupVerifyArgs, er
 	if err != nil {
 		return jobspec.BackupVerifyArgs{}, err
 	}
-	if _, err := decodeArgs[jobspec.BackupVerifyArgs](c, true, "name"); err != nil {
+	if _, err := decodeArgs[jobspec.BackupVerifyArgs](c, true); err != nil {
 		return jobspec.BackupVerifyArgs{}, err
 	}
 	args := jobspec.BackupVerifyArgs{Name: name}

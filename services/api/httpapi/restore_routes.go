@@ -101,7 +101,7 @@ func (s *Server) parseRestore(c echo.Context) (jobspec.RestoreArgs, error) {
 	if err != nil {
 		return jobspec.RestoreArgs{}, err
 	}
-	args, err := decodeArgs[jobspec.RestoreArgs](c, true, "archive")
+	args, err := decodeArgs[jobspec.RestoreArgs](c, true)
 	if err != nil {
 		return jobspec.RestoreArgs{}, err
 	}
