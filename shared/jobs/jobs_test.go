@@ -316,7 +316,7 @@ func TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry(t *testing.T) {
 	if !errors.Is(err, jobs.ErrUnavailable) {
 		t.Fatalf("unkeyed publish into a full stream: %v", err)
 	}
-	if r, _, _ := store.Get(ctx, lost.ID); r.State != jobs.Failed || r.Error == nil || r.Error.Code != "dispatch_failed" {
+	if r, _, _ := store.Get(ctx, lost.ID); r.State != jobs.Failed || r.Error == nil || r.Error.Code != jobs.CodeDispatchFailed {
 		t.Fatalf("unkeyed undispatched job: %s %+v", r.State, r.Error)
 	}
 }

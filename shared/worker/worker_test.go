@@ -170,7 +170,7 @@ func TestPermanentErrorTerminatesAtOnceWithoutRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second)
-	if final.State != jobs.Failed || final.Attempt != 1 || calls.Load() != 1 || final.Error.Code != "invalid_params" {
+	if final.State != jobs.Failed || final.Attempt != 1 || calls.Load() != 1 || final.Error.Code != jobs.CodeInvalidParams {
 		t.Fatalf("state %s attempt %d calls %d err %+v", final.State, final.Attempt, calls.Load(), final.Error)
 	}
 	assertJobsStreamEmpty(t, b)
@@ -204,7 +204,7 @@ func TestCancelledRunningJobStopsAtNextStep(t *testing.T) {
 	}
 	n := stepsAfterCancel.Load()
 	final := testkit.WaitFinal(t, store, rec.ID, 10*time.Second)
-	if final.State != jobs.Cancelled || final.Error == nil || final.Error.Code != "cancelled" {
+	if final.State != jobs.Cancelled || final.Error == nil || final.Error.Code != jobs.CodeCancelled {
 		t.Fatalf("final %s %+v", final.State, final.Error)
 	}
 	if after := stepsAfterCancel.Load(); after > n+1 {

@@ -54,7 +54,7 @@ func TestBackupIntoFullNATSStore(t *testing.T) {
 	switch {
 	case rec.State != jobs.Failed:
 		t.Fatalf("backup into a full store: state %s, attempt %d, error %+v; want failed", rec.State, rec.Attempt, rec.Error)
-	case rec.Error == nil || rec.Error.Code != "backup_store_full":
+	case rec.Error == nil || rec.Error.Code != jobs.CodeBackupStoreFull:
 		t.Fatalf("backup into a full store failed with %+v, want code backup_store_full", rec.Error)
 	case rec.Attempt != 1:
 		t.Fatalf("backup into a full store ran %d attempts, want 1 (permanent)", rec.Attempt)

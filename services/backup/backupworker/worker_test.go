@@ -235,7 +235,7 @@ func TestVerifyAndPruneJobs(t *testing.T) {
 		t.Fatalf("verify: %+v", v.Error)
 	}
 	bad := e.waitFinal(e.submit(jobs.RawArgs{JobKind: jobs.KindBackupVerify, Params: json.RawMessage(`{"name":"../` + created.Archive + `"}`)}), 10*time.Second)
-	if bad.State != jobs.Failed || bad.Attempt != 1 || bad.Error.Code != "invalid_params" {
+	if bad.State != jobs.Failed || bad.Attempt != 1 || bad.Error.Code != jobs.CodeInvalidParams {
 		t.Errorf("verify of a bad name: %s attempt %d %+v", bad.State, bad.Attempt, bad.Error)
 	}
 	second := e.waitFinal(e.submit(jobspec.BackupCreateArgs{}), 30*time.Second)

@@ -374,7 +374,7 @@ func TestClearJob(t *testing.T) {
 	}
 
 	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.RawArgs{JobKind: jobs.KindChromaClear, Params: json.RawMessage(`{"collection_name": "nope"}`)}, 3).ID)
-	if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != "invalid_params" || !strings.Contains(rec.Error.Message, "nope") {
+	if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != jobs.CodeInvalidParams || !strings.Contains(rec.Error.Message, "nope") {
 		t.Errorf("bad collection: %s attempt %d %+v", rec.State, rec.Attempt, rec.Error)
 	}
 }
@@ -399,7 +399,7 @@ func TestChromaDown(t *testing.T) {
 	w := chromaworker.New(deps, chromaworker.Options{})
 	startWorker(t, deps, w)
 	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID)
-	if rec.State != jobs.Failed || rec.Attempt != 3 || rec.Error == nil || rec.Error.Code != "chroma_unavailable" {
+	if rec.State != jobs.Failed || rec.Attempt != 3 || rec.Error == nil || rec.Error.Code != jobs.CodeChromaUnavailable {
 		t.Fatalf("record %s attempt %d error %+v", rec.State, rec.Attempt, rec.Error)
 	}
 	if !strings.Contains(rec.Error.Message, "unreachable") || !strings.Contains(rec.Error.Message, chroma.URL) {
@@ -466,7 +466,7 @@ func TestEmbedderMismatchFailsAtOnce(t *testing.T) {
 	w := chromaworker.New(deps, chromaworker.Options{})
 	startWorker(t, deps, w)
 	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID)
-	if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != "embedder_mismatch" || !strings.Contains(rec.Error.Message, "64 dimensions") {
+	if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != jobs.CodeEmbedderMismatch || !strings.Contains(rec.Error.Message, "64 dimensions") {
 		t.Errorf("record %s attempt %d %+v", rec.State, rec.Attempt, rec.Error)
 	}
 }

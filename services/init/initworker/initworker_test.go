@@ -251,14 +251,14 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 		startWorker(t, deps, initworker.New(deps, initworker.Options{}).Handlers())
 
 		rec := waitFinal(t, deps.Bus, submitInit(t, deps.Bus, "ops@example.com").ID)
-		if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error == nil || rec.Error.Code != "target_source_missing" {
+		if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error == nil || rec.Error.Code != jobs.CodeTargetSourceMissing {
 			t.Fatalf("init job: state %s attempt %d error %+v", rec.State, rec.Attempt, rec.Error)
 		}
 		res := decodeResult(t, rec.Result)
 		if len(res.Steps) != 1 || res.Steps[0].Name != jobspec.InitStepGoldenCopy || res.Steps[0].Status != jobspec.InitStatusFailed {
 			t.Fatalf("partial result: %+v", res.Steps)
 		}
-		if _, f := step[jobspec.InitFailureDetail](t, res, jobspec.InitStepGoldenCopy); f.Code != "target_source_missing" {
+		if _, f := step[jobspec.InitFailureDetail](t, res, jobspec.InitStepGoldenCopy); f.Code != jobs.CodeTargetSourceMissing {
 			t.Fatalf("failure detail: %+v", f)
 		}
 		// Terminated, not retried: nothing pending, nothing redelivered, and
@@ -403,7 +403,7 @@ func TestInvalidOntologyFailsPermanently(t *testing.T) {
 	cfg := newConfig(t, map[string]string{"ASSETS_DIR": assets})
 	db := openDB(t, cfg)
 	res, err := initworker.RunOnce(context.Background(), app.Deps{Config: cfg, DB: db, Log: testkit.Logger(t)})
-	if err == nil || !jobs.IsPermanent(err) || jobs.ErrorOf(err).Code != "ontology_invalid" {
+	if err == nil || !jobs.IsPermanent(err) || jobs.ErrorOf(err).Code != jobs.CodeOntologyInvalid {
 		t.Fatalf("init with a malformed ontology: %v (permanent %v)", err, jobs.IsPermanent(err))
 	}
 	last := res.Steps[len(res.Steps)-1]

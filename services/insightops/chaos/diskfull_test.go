@@ -100,7 +100,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 	switch {
 	case rec.State != jobs.Failed:
 		t.Errorf("backup on a full disk: state %s (step %q, result %s), want failed", rec.State, rec.Step, rec.Result)
-	case rec.Error == nil || rec.Error.Code != "backup_store_full":
+	case rec.Error == nil || rec.Error.Code != jobs.CodeBackupStoreFull:
 		t.Errorf("backup on a full disk failed with %+v, want code backup_store_full", rec.Error)
 	case !strings.Contains(rec.Error.Message, "no space left on device") || !strings.Contains(rec.Error.Message, "is full"):
 		t.Errorf("error message %q does not say the store is full", rec.Error.Message)
