@@ -11,8 +11,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/insightops/insightops/shared/auditsink"
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/presence"
+	"github.com/insightops/insightops/shared/vectors"
 )
 
 // The OpenAPI 3 description of the API is built in Go from routeTable (the
@@ -120,22 +123,8 @@ func ref(name string) schema { return schema{"$ref": "#/components/schemas/" + n
 
 func str() schema                 { return schema{"type": "string"} }
 func strDesc(d string) schema     { return schema{"type": "string", "description": d} }
-func dateTime() schema            { return schema{"type": "string", "format": "date-time"} }
-func integer() schema             { return schema{"type": "integer"} }
-func number() schema              { return schema{"type": "number"} }
-func boolean() schema             { return schema{"type": "boolean"} }
 func arrayOf(items schema) schema { return schema{"type": "array", "items": items} }
 func enum(vals ...string) schema  { return schema{"type": "string", "enum": vals} }
-func nullable(s schema) schema {
-	out := schema{"nullable": true}
-	for k, v := range s {
-		out[k] = v
-	}
-	return out
-}
-
-// anyValue is any JSON value (an empty schema).
-func anyValue(desc string) schema { return schema{"description": desc} }
 
 // openObject is an object whose keys are not fixed.
 func openObject(desc string) schema {
@@ -158,92 +147,27 @@ func list(s ...string) []string { return s }
 
 var jobStates = []string{string(jobs.Queued), string(jobs.Running), string(jobs.Succeeded), string(jobs.Failed), string(jobs.Cancelled)}
 
-// componentSchemas are the named schemas of the description: those
-// written here and those generated from the job contract (jobSchemas).
+// componentSchemas are the named schemas of the description: generated
+// from the Go types the API reads and answers with (apiSchemaTypes) and
+// from the job contract (jobSchemas).
 func componentSchemas() (map[string]schema, error) {
-	errorDetail := object(list("code", "message"), map[string]schema{
-		"code":    strDesc("machine-readable code, e.g. not_found, invalid_credentials, confirmation_required"),
-		"message": str(),
-	})
 	out := map[string]schema{
-		"Error":       object(list("error"), map[string]schema{"error": ref("ErrorDetail")}),
-		"ErrorDetail": errorDetail,
-		"Health":      object(list("status"), map[string]schema{"status": enum(StatusOK)}),
-		"Ready": object(list("status", "checks"), map[string]schema{
-			"status": enum("ready", "not_ready"),
-			"checks": mapOf(str()),
-			"error":  ref("ErrorDetail"),
-		}),
+		"Health":          object(list("status"), map[string]schema{"status": enum(StatusOK)}),
 		"OpenAPIDocument": openObject("this document"),
-		"LoginRequest": object(list("email", "password"), map[string]schema{
-			"email": str(), "password": schema{"type": "string", "format": "password"},
-		}),
-		"LoginResponse": object(list("token", "token_type", "expires_at", "role"), map[string]schema{
-			"token": strDesc("a JWT for Authorization: Bearer"), "token_type": enum("Bearer"),
-			"expires_at": dateTime(), "role": enum(string(auth.Viewer), string(auth.Operator), string(auth.Admin)),
-		}),
-		"Accepted": object(list("status", "task_id", "message", "status_url", "job"), map[string]schema{
-			"status": enum(jobStates...), "task_id": str(), "message": str(),
-			"status_url": strDesc("where the job record is read: /admin/db/tasks/{id}"), "job": ref("JobRecord"),
-		}),
-		"TaskList": object(list("tasks", "count"), map[string]schema{"tasks": arrayOf(ref("JobRecord")), "count": integer()}),
-		"AuditEntry": object(list("id", "event_id", "stream_seq", "at", "actor", "action", "resource", "outcome", "hash", "prev_hash"), map[string]schema{
-			"id": integer(), "event_id": str(), "stream_seq": integer(), "at": dateTime(), "actor": str(), "role": str(),
-			"action": str(), "resource": str(), "job_id": str(), "outcome": str(), "detail": openObject("event details, by action"),
-			"source_ip": str(), "request_id": str(), "hash": str(), "prev_hash": str(),
-		}),
-		"AuditPage": object(list("entries", "count", "limit", "offset"), map[string]schema{
-			"entries": arrayOf(ref("AuditEntry")), "count": integer(), "limit": integer(), "offset": integer(),
-		}),
-		"AuditVerifyReport": object(list("rows", "ok"), map[string]schema{
-			"rows": integer(), "ok": boolean(),
-			"first_broken": object(list("id", "event_id", "stream_seq", "reason"), map[string]schema{
-				"id": integer(), "event_id": str(), "stream_seq": integer(), "reason": str(),
-			}),
-		}),
-		"HealthComponent": object(list("status", "latency_ms"), map[string]schema{
-			"status": str(), "detail": str(), "latency_ms": number(), "created_at": dateTime(), "verified_at": dateTime(),
-		}),
-		"Worker": object(list("id", "kind", "host", "pid", "concurrency", "in_flight", "started_at", "seen_at"), map[string]schema{
-			"id": str(), "kind": str(), "host": str(), "pid": integer(), "concurrency": integer(), "in_flight": integer(),
-			"started_at": dateTime(), "seen_at": dateTime(),
-		}),
-		"HealthReport": object(list("status", "components", "workers"), map[string]schema{
-			"status": enum(StatusOK, StatusDegraded, StatusDown), "components": mapOf(ref("HealthComponent")),
-			"workers": mapOf(arrayOf(ref("Worker"))), "error": ref("ErrorDetail"),
-			"queue": mapOf(object(list("pending", "ack_pending"), map[string]schema{"pending": integer(), "ack_pending": integer()})),
-		}),
-		"BackupItem": object(list("filename", "size_bytes", "size_mb", "created", "components", "sha256", "verified", "verified_at"), map[string]schema{
-			"filename": str(), "size_bytes": integer(), "size_mb": number(), "created": dateTime(),
-			"components": arrayOf(str()), "sha256": str(), "verified": boolean(), "verified_at": nullable(dateTime()),
-			"verify_outcome": str(), "verify_error": str(), "skipped": mapOf(str()), "note": str(), "job_id": str(),
-		}),
-		"BackupList": object(list("total_backups", "backups"), map[string]schema{
-			"total_backups": integer(), "backups": arrayOf(ref("BackupItem")),
-		}),
-		"CollectionInfo": object(list("name", "count", "metadata"), map[string]schema{
-			"name": str(), "count": integer(), "metadata": nullable(openObject("collection metadata")),
-		}),
-		"KnowledgeBaseEntry": object(list("id", "question", "content", "training_data_type", "collection"), map[string]schema{
-			"id": str(), "question": nullable(str()), "content": str(), "training_data_type": str(), "collection": str(),
-			"metadata": openObject("entry metadata"), "distance": number(),
-		}),
-		"KnowledgeBase": object(list("total_collections", "collections", "entries", "total_entries", "limit", "offset", "chroma"), map[string]schema{
-			"total_collections": integer(), "collections": arrayOf(ref("CollectionInfo")), "entries": arrayOf(ref("KnowledgeBaseEntry")),
-			"total_entries": integer(), "collection": str(), "limit": integer(), "offset": integer(), "q": str(), "chroma": str(),
-		}),
-		"TargetHealth": object(list("enabled", "status", "path", "tables", "views", "sample_tables"), map[string]schema{
-			"enabled": boolean(), "status": enum(TargetDisabled, TargetHealthy, TargetDown), "path": str(),
-			"tables": integer(), "views": integer(), "sample_tables": arrayOf(str()), "error": str(),
-		}),
-		"TargetTestRequest": object(list("url"), map[string]schema{"url": strDesc("postgres:// URL, sqlite file path or file: URL")}),
-		"TargetTestResult": object(list("ok", "kind", "tables", "latency_ms"), map[string]schema{
-			"ok": boolean(), "kind": enum(TargetKindPostgres, TargetKindSQLite), "tables": integer(), "latency_ms": number(), "error": str(),
-		}),
-		"TableStats": object(list("name", "rows", "bytes"), map[string]schema{"name": str(), "rows": integer(), "bytes": integer()}),
-		"Stats": object(list("database", "tables", "total_rows", "total_bytes"), map[string]schema{
-			"database": str(), "tables": arrayOf(ref("TableStats")), "total_rows": integer(), "total_bytes": integer(),
-		}),
+	}
+	for _, t := range apiSchemaTypes() {
+		sc, err := generateSchema(t.value, nil)
+		if err != nil {
+			return nil, err
+		}
+		props, _ := sc["properties"].(map[string]any)
+		for k, v := range t.props {
+			if _, ok := props[k]; !ok {
+				return nil, fmt.Errorf("component %s: no property %s to document", t.name, k)
+			}
+			props[k] = v
+		}
+		out[t.name] = sc
 	}
 	gen, err := jobSchemas()
 	if err != nil {
@@ -251,11 +175,58 @@ func componentSchemas() (map[string]schema, error) {
 	}
 	for name, sc := range gen {
 		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("component %s is both written and generated", name)
+			return nil, fmt.Errorf("component %s is generated twice", name)
 		}
 		out[name] = sc
 	}
 	return out, nil
+}
+
+// apiSchemaType is a component generated from a Go value's type, with the
+// properties its type cannot tell (accepted values, references to other
+// components) given by hand.
+type apiSchemaType struct {
+	name  string
+	value any
+	props map[string]schema
+}
+
+// apiSchemaTypes are the API's own request and response bodies.
+func apiSchemaTypes() []apiSchemaType {
+	roles := enum(string(auth.Viewer), string(auth.Operator), string(auth.Admin))
+	return []apiSchemaType{
+		{"Error", errorBody{}, map[string]schema{"error": ref("ErrorDetail")}},
+		{"ErrorDetail", errorDetail{}, map[string]schema{"code": strDesc("machine-readable code, e.g. not_found, invalid_credentials, confirmation_required")}},
+		{"Ready", readyBody{}, map[string]schema{"status": enum("ready", "not_ready"), "error": ref("ErrorDetail")}},
+		{"LoginRequest", loginRequest{}, map[string]schema{"password": schema{"type": "string", "format": "password"}}},
+		{"LoginResponse", loginResponse{}, map[string]schema{"token": strDesc("a JWT for Authorization: Bearer"), "token_type": enum("Bearer"), "role": roles}},
+		{"Accepted", Accepted{}, map[string]schema{
+			"status": enum(jobStates...), "job": ref("JobRecord"),
+			"status_url": strDesc("where the job record is read: /admin/db/tasks/{id}"),
+		}},
+		{"TaskList", TaskList{}, map[string]schema{"tasks": arrayOf(ref("JobRecord"))}},
+		{"AuditEntry", AuditEntry{}, map[string]schema{"detail": openObject("event details, by action")}},
+		{"AuditPage", AuditPage{}, map[string]schema{"entries": arrayOf(ref("AuditEntry"))}},
+		{"AuditVerifyReport", auditsink.Report{}, nil},
+		{"HealthComponent", Component{}, nil},
+		{"Worker", presence.Worker{}, nil},
+		{"HealthReport", HealthReport{}, map[string]schema{
+			"status": enum(StatusOK, StatusDegraded, StatusDown), "components": mapOf(ref("HealthComponent")),
+			"workers": mapOf(arrayOf(ref("Worker"))), "error": ref("ErrorDetail"),
+		}},
+		{"BackupItem", backupItem{}, nil},
+		{"BackupList", backupList{}, map[string]schema{"backups": arrayOf(ref("BackupItem"))}},
+		{"CollectionInfo", vectors.CollectionInfo{}, nil},
+		{"KnowledgeBaseEntry", vectors.Entry{}, nil},
+		{"KnowledgeBase", KnowledgeBase{}, map[string]schema{
+			"collections": arrayOf(ref("CollectionInfo")), "entries": arrayOf(ref("KnowledgeBaseEntry")),
+		}},
+		{"TargetHealth", TargetHealth{}, map[string]schema{"status": enum(TargetDisabled, TargetHealthy, TargetDown)}},
+		{"TargetTestRequest", targetTestRequest{}, map[string]schema{"url": strDesc("postgres:// URL, sqlite file path or file: URL")}},
+		{"TargetTestResult", TargetTestResult{}, map[string]schema{"kind": enum(TargetKindPostgres, TargetKindSQLite)}},
+		{"TableStats", TableStats{}, nil},
+		{"Stats", DBStats{}, map[string]schema{"tables": arrayOf(ref("TableStats"))}},
+	}
 }
 
 // openAPIPath turns echo's "/a/:id" into OpenAPI's "/a/{id}" and returns

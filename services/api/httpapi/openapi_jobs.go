@@ -34,10 +34,10 @@ var bodyExcluded = map[string][]string{
 	jobs.KindRestore:      {"archive"},
 }
 
-// schemaEnums are the accepted values of string fields (and of the items
-// of string arrays), by JSON field name, from the constants that define
-// them.
-var schemaEnums = map[string][]string{
+// jobEnums are the accepted values of string fields (and of the items of
+// string arrays) of the job contract's types, by JSON field name, from the
+// constants that define them.
+var jobEnums = map[string][]string{
 	"components":      backupfmt.Components,
 	"collection_name": layout.Collections,
 	"outcome":         {backupstore.OutcomePassed, backupstore.OutcomeFailed},
@@ -78,9 +78,16 @@ func bodySchema(kind string) string {
 
 var timeType = reflect.TypeFor[time.Time]()
 
-// customizeSchema is the openapi3gen customizer that makes the generated
-// schemas say what the types' JSON does (see above).
-func customizeSchema(name string, t reflect.Type, _ reflect.StructTag, s *openapi3.Schema) error {
+// customizer is the openapi3gen customizer that makes the generated
+// schemas say what the types' JSON does (see above), with enums the
+// accepted values of string fields by name.
+func customizer(enums map[string][]string) openapi3gen.SchemaCustomizerFn {
+	return func(name string, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
+		return customizeSchema(enums, name, t, s)
+	}
+}
+
+func customizeSchema(enums map[string][]string, name string, t reflect.Type, s *openapi3.Schema) error {
 	switch t.Kind() {
 	case reflect.Struct:
 		if t == timeType {
@@ -95,7 +102,7 @@ func customizeSchema(name string, t reflect.Type, _ reflect.StructTag, s *openap
 	case reflect.Slice, reflect.Map:
 		s.Nullable = true
 	case reflect.String:
-		if vals, ok := schemaEnums[name]; ok {
+		if vals, ok := enums[name]; ok {
 			for _, v := range vals {
 				s.Enum = append(s.Enum, v)
 			}
@@ -132,10 +139,10 @@ func requiredFields(t reflect.Type) []string {
 	return out
 }
 
-// generateSchema is the schema of v's type, without the properties in
-// exclude.
-func generateSchema(v any, exclude ...string) (schema, error) {
-	ref, err := openapi3gen.NewSchemaRefForValue(v, nil, openapi3gen.SchemaCustomizer(customizeSchema))
+// generateSchema is the schema of v's type (enums: see customizer),
+// without the properties in exclude.
+func generateSchema(v any, enums map[string][]string, exclude ...string) (schema, error) {
+	ref, err := openapi3gen.NewSchemaRefForValue(v, nil, openapi3gen.SchemaCustomizer(customizer(enums)))
 	if err != nil {
 		return nil, fmt.Errorf("schema of %T: %w", v, err)
 	}
@@ -177,7 +184,7 @@ func jobSchemas() (map[string]schema, error) {
 		if _, dup := out[name]; dup {
 			return fmt.Errorf("component %s generated twice", name)
 		}
-		sc, err := generateSchema(v, exclude...)
+		sc, err := generateSchema(v, jobEnums, exclude...)
 		out[name] = sc
 		return err
 	}
@@ -199,7 +206,7 @@ func jobSchemas() (map[string]schema, error) {
 				return nil, err
 			}
 		}
-		rec, err := generateSchema(jobs.Record{})
+		rec, err := generateSchema(jobs.Record{}, nil)
 		if err != nil {
 			return nil, err
 		}
