@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/testkit"
 )
 
@@ -50,7 +51,7 @@ func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
 	p := jobs.NewPublisher(b.JS, store, 3)
-	rec, _, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit})
+	rec, _, err := p.Submit(context.Background(), jobs.Submission{Args: jobspec.InitArgs{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestFinalRecordRefusesChange(t *testing.T) {
 	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
-	rec, _, err := jobs.NewPublisher(b.JS, store, 3).Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit})
+	rec, _, err := jobs.NewPublisher(b.JS, store, 3).Submit(context.Background(), jobs.Submission{Args: jobspec.InitArgs{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestIdempotencyKeyGivesOneJobEvenUnderRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rec, c, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit, SubmittedBy: "a@example.com", IdempotencyKey: "k-1"})
+			rec, c, err := p.Submit(context.Background(), jobs.Submission{Args: jobspec.InitArgs{}, SubmittedBy: "a@example.com", IdempotencyKey: "k-1"})
 			if err != nil {
 				t.Error(err)
 				return
@@ -126,7 +127,7 @@ func TestIdempotencyKeyGivesOneJobEvenUnderRace(t *testing.T) {
 		t.Fatalf("%d distinct jobs, %d created, want 1 and 1", len(seen), n)
 	}
 	// Another submitter, or another kind, with the same key is another job.
-	other, c, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit, SubmittedBy: "b@example.com", IdempotencyKey: "k-1"})
+	other, c, err := p.Submit(context.Background(), jobs.Submission{Args: jobspec.InitArgs{}, SubmittedBy: "b@example.com", IdempotencyKey: "k-1"})
 	if err != nil || !c || seen[other.ID] {
 		t.Fatalf("other submitter got %s created=%v err=%v", other.ID, c, err)
 	}
@@ -147,8 +148,8 @@ func TestListFiltersNewestFirst(t *testing.T) {
 	store := jobs.NewStore(b.Jobs)
 	p := jobs.NewPublisher(b.JS, store, 3)
 	var ids []string
-	for _, k := range []string{jobs.KindInit, jobs.KindBackupCreate, jobs.KindInit} {
-		r, _, err := p.Submit(context.Background(), jobs.Submission{Kind: k})
+	for _, k := range []jobs.Args{jobspec.InitArgs{}, jobspec.BackupCreateArgs{}, jobspec.InitArgs{}} {
+		r, _, err := p.Submit(context.Background(), jobs.Submission{Args: k})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,11 +231,11 @@ func TestIdempotencyKeyWithOtherParamsIsAConflict(t *testing.T) {
 	t.Parallel()
 	b, _ := testkit.Bus(t)
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 3)
-	first, _, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindBackupCreate, Params: map[string]any{"note": "a"}, IdempotencyKey: "k"})
+	first, _, err := p.Submit(context.Background(), jobs.Submission{Args: jobspec.BackupCreateArgs{Note: "a"}, IdempotencyKey: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindBackupCreate, Params: map[string]any{"note": "b"}, IdempotencyKey: "k"})
+	_, _, err = p.Submit(context.Background(), jobs.Submission{Args: jobspec.BackupCreateArgs{Note: "b"}, IdempotencyKey: "k"})
 	if !errors.Is(err, jobs.ErrIdempotencyConflict) || !strings.Contains(err.Error(), first.ID) {
 		t.Fatalf("reuse with other params: %v", err)
 	}
@@ -244,7 +245,7 @@ func TestWatchEndsAtTheFinalState(t *testing.T) {
 	t.Parallel()
 	b, _ := testkit.Bus(t)
 	store := jobs.NewStore(b.Jobs)
-	rec, _, err := jobs.NewPublisher(b.JS, store, 3).Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit})
+	rec, _, err := jobs.NewPublisher(b.JS, store, 3).Submit(context.Background(), jobs.Submission{Args: jobspec.InitArgs{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,10 +297,10 @@ func TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry(t *testing.T) {
 	if _, err := b.JS.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit}); err != nil {
+	if _, _, err := p.Submit(ctx, jobs.Submission{Args: jobspec.InitArgs{}}); err != nil {
 		t.Fatal(err)
 	}
-	first, _, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit, IdempotencyKey: "retry-me"})
+	first, _, err := p.Submit(ctx, jobs.Submission{Args: jobspec.InitArgs{}, IdempotencyKey: "retry-me"})
 	if !errors.Is(err, jobs.ErrUnavailable) {
 		t.Fatalf("publish into a full stream: %v", err)
 	}
@@ -309,11 +310,11 @@ func TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry(t *testing.T) {
 	if err := s.Purge(ctx); err != nil {
 		t.Fatal(err)
 	}
-	again, created, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit, IdempotencyKey: "retry-me"})
+	again, created, err := p.Submit(ctx, jobs.Submission{Args: jobspec.InitArgs{}, IdempotencyKey: "retry-me"})
 	if err != nil || !created || again.ID != first.ID {
 		t.Fatalf("retry: id %s (first %s) created=%v err=%v, want the first job, created by this retry", again.ID, first.ID, created, err)
 	}
-	replay, created, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit, IdempotencyKey: "retry-me"})
+	replay, created, err := p.Submit(ctx, jobs.Submission{Args: jobspec.InitArgs{}, IdempotencyKey: "retry-me"})
 	if err != nil || created || replay.ID != first.ID {
 		t.Fatalf("second retry: id %s (first %s) created=%v err=%v, want a replay of the first job", replay.ID, first.ID, created, err)
 	}
@@ -322,11 +323,11 @@ func TestKeyedSubmissionWhosePublishFailedIsPublishedByItsRetry(t *testing.T) {
 		t.Fatalf("JOBS holds %d commands after the retry, want 1", info.State.Msgs)
 	}
 	// An unkeyed submission that cannot be published is failed at once.
-	lost, _, err := p.Submit(ctx, jobs.Submission{Kind: jobs.KindInit})
+	lost, _, err := p.Submit(ctx, jobs.Submission{Args: jobspec.InitArgs{}})
 	if !errors.Is(err, jobs.ErrUnavailable) {
 		t.Fatalf("unkeyed publish into a full stream: %v", err)
 	}
-	if r, _, _ := store.Get(ctx, lost.ID); r.State != jobs.Failed || r.Error == nil || r.Error.Code != "dispatch_failed" {
+	if r, _, _ := store.Get(ctx, lost.ID); r.State != jobs.Failed || r.Error == nil || r.Error.Code != jobs.CodeDispatchFailed {
 		t.Fatalf("unkeyed undispatched job: %s %+v", r.State, r.Error)
 	}
 }

@@ -21,13 +21,44 @@ var ErrUnavailable = errors.New("job bus unavailable")
 // params than the job it first created.
 var ErrIdempotencyConflict = errors.New("idempotency key reused with different params")
 
-// Submission is a request for work.
+// ErrNoArgs is returned by Submit for a Submission without Args.
+var ErrNoArgs = errors.New("submission without args")
+
+// Submission is a request for work: the typed params of one job kind
+// (package jobspec), who asks and, optionally, an idempotency key.
 type Submission struct {
-	Kind           string
-	Params         any // marshalled to JSON; nil for none
+	// Args are the job's params; their Kind is the job's kind. They are
+	// validated before anything is written and published as JSON (an
+	// Args that encodes to {} is published without params).
+	Args           Args
 	SubmittedBy    string
 	IdempotencyKey string
 }
+
+// Kind is the kind of the submission's Args ("" without Args).
+func (s Submission) Kind() string {
+	if s.Args == nil {
+		return ""
+	}
+	return s.Args.Kind()
+}
+
+// RawArgs are params published as they are, without validation: the
+// low-level path for tests that check how a worker refuses malformed
+// params, and for synthetic kinds (cmd/jobbench, the runtime's own
+// tests). Application code submits the jobspec types.
+type RawArgs struct {
+	// JobKind is the job's kind.
+	JobKind string
+	// Params is the params' JSON, published byte for byte (nil: none).
+	Params json.RawMessage
+}
+
+// Kind is r.JobKind.
+func (r RawArgs) Kind() string { return r.JobKind }
+
+// Validate accepts everything: raw params are not checked.
+func (RawArgs) Validate() error { return nil }
 
 // Publisher writes a job's queued record and publishes its command.
 type Publisher struct {
@@ -59,15 +90,26 @@ func NewPublisher(js jetstream.JetStream, store *Store, maxAttempts int) *Publis
 // one it is true for exactly the call whose publish stored the command.
 // (If that publish's ack is lost, its caller gets an error and its retry
 // reports created=false: nobody was told the job was accepted.)
+//
+// sub.Args is validated first: an invalid Args is returned as its
+// Validate error (an Invalid error, CodeInvalidParams) and nothing is
+// written or published.
 func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, error) {
-	params, err := marshalParams(sub.Params)
+	if sub.Args == nil {
+		return Record{}, false, ErrNoArgs
+	}
+	kind := sub.Args.Kind()
+	if err := sub.Args.Validate(); err != nil {
+		return Record{}, false, fmt.Errorf("%s params: %w", kind, err)
+	}
+	params, err := marshalParams(sub.Args)
 	if err != nil {
 		return Record{}, false, err
 	}
 	id := NewID()
 	created := true
 	if sub.IdempotencyKey != "" {
-		key := idempotencyKey(sub.SubmittedBy, sub.Kind, sub.IdempotencyKey)
+		key := idempotencyKey(sub.SubmittedBy, kind, sub.IdempotencyKey)
 		if _, err := p.store.kv.Create(ctx, key, []byte(id)); err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) {
 				return Record{}, false, fmt.Errorf("%w: claim idempotency key: %v", ErrUnavailable, err)
@@ -104,7 +146,7 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 	}
 	now := p.now()
 	rec := Record{
-		ID: id, Kind: sub.Kind, State: Queued, Params: params,
+		ID: id, Kind: kind, State: Queued, Params: params,
 		MaxAttempts: p.maxAttempts, SubmittedBy: sub.SubmittedBy, IdempotencyKey: sub.IdempotencyKey,
 		CreatedAt: now, UpdatedAt: now, Step: "queued",
 	}
@@ -140,7 +182,7 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 			}
 			t := p.now()
 			r.State, r.FinishedAt = Failed, &t
-			r.Error = &Error{Code: "dispatch_failed", Message: "the command could not be published: " + err.Error()}
+			r.Error = &Error{Code: CodeDispatchFailed, Message: "the command could not be published: " + err.Error()}
 			return nil
 		})
 		return rec, created, err
@@ -172,18 +214,17 @@ func (p *Publisher) publish(ctx context.Context, rec Record, rev uint64) (stored
 	return !ack.Duplicate, nil
 }
 
-func marshalParams(v any) (json.RawMessage, error) {
-	switch t := v.(type) {
-	case nil:
-		return nil, nil
-	case json.RawMessage:
-		return t, nil
+// marshalParams encodes a's JSON; RawArgs' Params go as they are, and an
+// empty object or null is no params (as a kind without params publishes).
+func marshalParams(a Args) (json.RawMessage, error) {
+	if r, ok := a.(RawArgs); ok {
+		return r.Params, nil
 	}
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(a)
 	if err != nil {
-		return nil, fmt.Errorf("encode params: %w", err)
+		return nil, fmt.Errorf("encode %s params: %w", a.Kind(), err)
 	}
-	if string(b) == "null" {
+	if string(b) == "null" || string(b) == "{}" {
 		return nil, nil
 	}
 	return b, nil

@@ -56,7 +56,7 @@ func CanTransition(from, to State) bool {
 
 // Error is the machine-readable failure of a job.
 type Error struct {
-	Code    string `json:"code"`
+	Code    Code   `json:"code"`
 	Message string `json:"message"`
 }
 
@@ -143,9 +143,11 @@ type Command struct {
 
 // CodedError carries an error code for the job record and whether retrying
 // can help. Handlers return Permanent(...) for bad input so the job is
-// terminated at once instead of retried.
+// terminated at once instead of retried. errors.As finds it through any
+// number of %w wraps, and errors.Is(err, code) reports whether err carries
+// code (Code is an error for that purpose).
 type CodedError struct {
-	Code      string
+	Code      Code
 	Permanent bool
 	Err       error
 }
@@ -153,29 +155,47 @@ type CodedError struct {
 func (e *CodedError) Error() string { return e.Err.Error() }
 func (e *CodedError) Unwrap() error { return e.Err }
 
+// Is reports whether target is e's Code, so errors.Is(err, CodeLockHeld)
+// holds for a lock_held error however it was wrapped.
+func (e *CodedError) Is(target error) bool {
+	c, ok := target.(Code)
+	return ok && c == e.Code
+}
+
+// Error makes a Code usable as the target of errors.Is (see
+// CodedError.Is); it returns the code.
+func (c Code) Error() string { return string(c) }
+
 // Permanent marks err as one no retry can fix (the job is Term'ed).
-func Permanent(code string, err error) error {
+func Permanent(code Code, err error) error {
 	return &CodedError{Code: code, Permanent: true, Err: err}
 }
 
 // Retryable tags err with a code; the job is retried with backoff.
-func Retryable(code string, err error) error {
+func Retryable(code Code, err error) error {
 	return &CodedError{Code: code, Err: err}
 }
 
 // ErrCancelled is returned by a job step when cancellation was requested.
 var ErrCancelled = errors.New("job cancelled")
 
+// CodeOf returns the code the record gets for err: the outermost
+// CodedError's, CodeCancelled for ErrCancelled, CodeHandlerError
+// otherwise.
+func CodeOf(err error) Code {
+	var ce *CodedError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Code
+	case errors.Is(err, ErrCancelled):
+		return CodeCancelled
+	}
+	return CodeHandlerError
+}
+
 // ErrorOf turns a handler error into the record's Error.
 func ErrorOf(err error) *Error {
-	var ce *CodedError
-	if errors.As(err, &ce) {
-		return &Error{Code: ce.Code, Message: err.Error()}
-	}
-	if errors.Is(err, ErrCancelled) {
-		return &Error{Code: "cancelled", Message: err.Error()}
-	}
-	return &Error{Code: "handler_error", Message: err.Error()}
+	return &Error{Code: CodeOf(err), Message: err.Error()}
 }
 
 // IsPermanent reports whether err must not be retried.
@@ -184,9 +204,9 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &ce) && ce.Permanent
 }
 
-// Invalid returns a permanent bad-input error.
+// Invalid returns a permanent bad-input error (CodeInvalidParams).
 func Invalid(format string, args ...any) error {
-	return Permanent("invalid_params", fmt.Errorf(format, args...))
+	return Permanent(CodeInvalidParams, fmt.Errorf(format, args...))
 }
 
 // AuditAction names the audit action of a job phase: the kind with a

@@ -225,7 +225,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (Record, error) {
 		case r.State == Queued:
 			now := s.now()
 			r.State, r.FinishedAt, r.CancelRequested = Cancelled, &now, true
-			r.Error = &Error{Code: "cancelled", Message: "cancelled before it started"}
+			r.Error = &Error{Code: CodeCancelled, Message: "cancelled before it started"}
 		default:
 			r.CancelRequested = true
 		}

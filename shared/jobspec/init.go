@@ -77,7 +77,7 @@ type InitFailureDetail struct {
 	Error string `json:"error"`
 	// Code is the error code the job record carries (empty for a retryable
 	// error without one).
-	Code string `json:"code,omitempty"`
+	Code jobs.Code `json:"code,omitempty"`
 }
 
 // InitGoldenDetail is the detail of the golden_copy step.

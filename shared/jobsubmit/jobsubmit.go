@@ -82,20 +82,20 @@ var ErrNoPolicy = errors.New("jobsubmit: no audit policy")
 // "replayed".
 func Submit(ctx context.Context, pub *jobs.Publisher, ap *audit.Publisher, sub jobs.Submission, ev audit.Event, opts Options) (jobs.Record, bool, error) {
 	if opts.Policy != EveryCall && opts.Policy != OncePerJob {
-		return jobs.Record{}, false, fmt.Errorf("submit %s: %w (%s)", sub.Kind, ErrNoPolicy, opts.Policy)
+		return jobs.Record{}, false, fmt.Errorf("submit %s: %w (%s)", sub.Kind(), ErrNoPolicy, opts.Policy)
 	}
 	rec, created, err := pub.Submit(ctx, sub)
 	if err != nil {
-		return rec, created, fmt.Errorf("submit %s: %w", sub.Kind, err)
+		return rec, created, fmt.Errorf("submit %s: %w", sub.Kind(), err)
 	}
 	detail := make(map[string]any, len(ev.Detail)+3)
 	maps.Copy(detail, ev.Detail)
-	detail["kind"] = sub.Kind
+	detail["kind"] = sub.Kind()
 	if sub.IdempotencyKey != "" {
 		detail["idempotency_key"] = sub.IdempotencyKey
 	}
-	ev.Action = jobs.AuditAction(sub.Kind, "requested")
-	ev.Resource = jobs.WorkerKind(sub.Kind)
+	ev.Action = jobs.AuditAction(sub.Kind(), "requested")
+	ev.Resource = jobs.WorkerKind(sub.Kind())
 	ev.JobID = rec.ID
 	ev.Outcome = audit.Success
 	ev.Detail = detail

@@ -14,6 +14,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/jobsubmit"
 	"github.com/insightops/insightops/shared/testkit"
 )
@@ -28,7 +29,7 @@ type step struct {
 	state jobs.State
 	// params, when set, replaces the case's params (a conflicting reuse
 	// of the key).
-	params any
+	args jobs.Args
 	// wantCreated is the created flag the step must return.
 	wantCreated bool
 	// wantErr, when set, is the error the step must return (errors.Is).
@@ -39,6 +40,9 @@ type step struct {
 // the job's requested events twice: every publish (a core subscription on
 // audit.>, which sees duplicates too) and every stored event (audit.Read,
 // after Nats-Msg-Id deduplication).
+// verifyArchive is an archive name for the backup.verify cases.
+const verifyArchive = "backup-20260101T000000Z-01JD5ZQ8W3K9V4T7X2M6N1P0RT.tar.gz"
+
 func TestSubmit(t *testing.T) {
 	t.Parallel()
 	b, ns := testkit.Bus(t)
@@ -54,7 +58,7 @@ func TestSubmit(t *testing.T) {
 	for i, tc := range []struct {
 		name   string
 		policy jobsubmit.Policy
-		kind   string
+		args   jobs.Args
 		keyed  bool
 		steps  []step
 		// wantPublished is how many requested events were sent, and
@@ -65,52 +69,52 @@ func TestSubmit(t *testing.T) {
 		wantReplayed  []bool
 	}{
 		{
-			name: "every call: created, one event", policy: jobsubmit.EveryCall, kind: jobs.KindInit,
+			name: "every call: created, one event", policy: jobsubmit.EveryCall, args: jobspec.InitArgs{},
 			steps:         []step{{wantCreated: true}},
 			wantPublished: 1, wantStored: 1, wantReplayed: []bool{false},
 		},
 		{
-			name: "every call: a replay is a second event, marked replayed", policy: jobsubmit.EveryCall, kind: jobs.KindBackupCreate, keyed: true,
+			name: "every call: a replay is a second event, marked replayed", policy: jobsubmit.EveryCall, args: jobspec.BackupCreateArgs{Note: "n"}, keyed: true,
 			steps:         []step{{wantCreated: true}, {}},
 			wantPublished: 2, wantStored: 2, wantReplayed: []bool{false, true},
 		},
 		{
-			name: "every call: a replay of a running job is audited too", policy: jobsubmit.EveryCall, kind: jobs.KindBackupCreate, keyed: true,
+			name: "every call: a replay of a running job is audited too", policy: jobsubmit.EveryCall, args: jobspec.BackupCreateArgs{Note: "n"}, keyed: true,
 			steps:         []step{{wantCreated: true}, {state: jobs.Running}},
 			wantPublished: 2, wantStored: 2, wantReplayed: []bool{false, true},
 		},
 		{
-			name: "every call: a conflicting key submits and audits nothing", policy: jobsubmit.EveryCall, kind: jobs.KindBackupCreate, keyed: true,
-			steps:         []step{{wantCreated: true}, {params: map[string]any{"note": "other"}, wantErr: jobs.ErrIdempotencyConflict}},
+			name: "every call: a conflicting key submits and audits nothing", policy: jobsubmit.EveryCall, args: jobspec.BackupCreateArgs{Note: "n"}, keyed: true,
+			steps:         []step{{wantCreated: true}, {args: jobspec.BackupCreateArgs{Note: "other"}, wantErr: jobs.ErrIdempotencyConflict}},
 			wantPublished: 1, wantStored: 1, wantReplayed: []bool{false},
 		},
 		{
-			name: "once per job: created, one event", policy: jobsubmit.OncePerJob, kind: jobs.KindBackupVerify, keyed: true,
+			name: "once per job: created, one event", policy: jobsubmit.OncePerJob, args: jobspec.BackupVerifyArgs{Name: verifyArchive}, keyed: true,
 			steps:         []step{{wantCreated: true}},
 			wantPublished: 1, wantStored: 1,
 		},
 		{
-			name: "once per job: unkeyed, one event", policy: jobsubmit.OncePerJob, kind: jobs.KindBackupVerify,
+			name: "once per job: unkeyed, one event", policy: jobsubmit.OncePerJob, args: jobspec.BackupVerifyArgs{Name: verifyArchive},
 			steps:         []step{{wantCreated: true}},
 			wantPublished: 1, wantStored: 1,
 		},
 		{
-			name: "once per job: a replay while queued publishes the same id, stored once", policy: jobsubmit.OncePerJob, kind: jobs.KindBackupCreate, keyed: true,
+			name: "once per job: a replay while queued publishes the same id, stored once", policy: jobsubmit.OncePerJob, args: jobspec.BackupCreateArgs{Note: "n"}, keyed: true,
 			steps:         []step{{wantCreated: true}, {}, {}},
 			wantPublished: 3, wantStored: 1,
 		},
 		{
-			name: "once per job: a creator that died before auditing is audited by the replay while queued", policy: jobsubmit.OncePerJob, kind: jobs.KindBackupCreate, keyed: true,
+			name: "once per job: a creator that died before auditing is audited by the replay while queued", policy: jobsubmit.OncePerJob, args: jobspec.BackupCreateArgs{Note: "n"}, keyed: true,
 			steps:         []step{{bare: true, wantCreated: true}, {}},
 			wantPublished: 1, wantStored: 1,
 		},
 		{
-			name: "once per job: a replay once running publishes nothing", policy: jobsubmit.OncePerJob, kind: jobs.KindBackupCreate, keyed: true,
+			name: "once per job: a replay once running publishes nothing", policy: jobsubmit.OncePerJob, args: jobspec.BackupCreateArgs{Note: "n"}, keyed: true,
 			steps:         []step{{wantCreated: true}, {state: jobs.Running}},
 			wantPublished: 1, wantStored: 1,
 		},
 		{
-			name: "once per job: a running job whose creator died is not audited by a replay", policy: jobsubmit.OncePerJob, kind: jobs.KindBackupCreate, keyed: true,
+			name: "once per job: a running job whose creator died is not audited by a replay", policy: jobsubmit.OncePerJob, args: jobspec.BackupCreateArgs{Note: "n"}, keyed: true,
 			steps:         []step{{bare: true, wantCreated: true}, {state: jobs.Running}},
 			wantPublished: 0, wantStored: 0,
 		},
@@ -127,7 +131,7 @@ func TestSubmit(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			submission := jobs.Submission{Kind: tc.kind, Params: map[string]any{"note": "n"}, SubmittedBy: actor}
+			submission := jobs.Submission{Args: tc.args, SubmittedBy: actor}
 			if tc.keyed {
 				submission.IdempotencyKey = fmt.Sprintf("key-%d", i)
 			}
@@ -140,8 +144,8 @@ func TestSubmit(t *testing.T) {
 					}
 				}
 				s := submission
-				if st.params != nil {
-					s.Params = st.params
+				if st.args != nil {
+					s.Args = st.args
 				}
 				var rec jobs.Record
 				var created bool
@@ -218,12 +222,12 @@ func TestSubmit(t *testing.T) {
 						t.Errorf("event %d: replayed %v, want %v", n, e.Detail["replayed"], tc.wantReplayed[n])
 					}
 				}
-				if e.Action != jobs.AuditAction(tc.kind, "requested") || e.Resource != jobs.WorkerKind(tc.kind) ||
-					e.Subject() != "audit."+jobs.AuditAction(tc.kind, "requested") || e.Outcome != audit.Success ||
+				if e.Action != jobs.AuditAction(tc.args.Kind(), "requested") || e.Resource != jobs.WorkerKind(tc.args.Kind()) ||
+					e.Subject() != "audit."+jobs.AuditAction(tc.args.Kind(), "requested") || e.Outcome != audit.Success ||
 					e.Actor != actor || e.Role != "admin" || e.SourceIP != "10.0.0.7" || e.RequestID != "req-1" || e.At.IsZero() {
 					t.Errorf("event %+v", e)
 				}
-				if e.Detail["kind"] != tc.kind || e.Detail["archive"] != "a.tar.zst" {
+				if e.Detail["kind"] != tc.args.Kind() || e.Detail["archive"] != "a.tar.zst" {
 					t.Errorf("detail %v lacks the kind or the caller's entries", e.Detail)
 				}
 				if k, ok := e.Detail["idempotency_key"]; ok != tc.keyed || (ok && k != submission.IdempotencyKey) {
@@ -238,7 +242,7 @@ func TestSubmit(t *testing.T) {
 // submitted (the nil publisher would panic if it were used).
 func TestSubmitWithoutPolicy(t *testing.T) {
 	t.Parallel()
-	_, _, err := jobsubmit.Submit(context.Background(), nil, nil, jobs.Submission{Kind: jobs.KindInit}, audit.Event{}, jobsubmit.Options{})
+	_, _, err := jobsubmit.Submit(context.Background(), nil, nil, jobs.Submission{Args: jobspec.InitArgs{}}, audit.Event{}, jobsubmit.Options{})
 	if !errors.Is(err, jobsubmit.ErrNoPolicy) {
 		t.Fatalf("err %v, want ErrNoPolicy", err)
 	}
@@ -269,7 +273,7 @@ func TestSubmitAuditBound(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), ctxBound)
 			defer cancel()
 			began := time.Now()
-			rec, created, err := jobsubmit.Submit(ctx, pub, ap, jobs.Submission{Kind: jobs.KindInit, SubmittedBy: "u"}, audit.Event{},
+			rec, created, err := jobsubmit.Submit(ctx, pub, ap, jobs.Submission{Args: jobspec.InitArgs{}, SubmittedBy: "u"}, audit.Event{},
 				jobsubmit.Options{Policy: jobsubmit.EveryCall, AuditTimeout: tc.auditTimeout})
 			took := time.Since(began)
 			if err != nil || !created || rec.State != jobs.Queued {

@@ -39,7 +39,8 @@ type Handler func(ctx context.Context, job *Job) (result any, err error)
 type Options struct {
 	// Kind is the worker kind and durable consumer name: init, backup, restore, chroma.
 	Kind string
-	// Handlers by job kind ("backup.create", …). A job of another kind fails permanently.
+	// Handlers by job kind ("backup.create", …), built with Handlers from
+	// typed handlers (Handle). A job of another kind fails permanently.
 	Handlers map[string]Handler
 	// WorkerID names this replica in records and WORKERS.
 	WorkerID string
@@ -297,12 +298,12 @@ func (w *runner) process(msg *nats.Msg) {
 	if rec.MaxAttempts > 0 && attempt > rec.MaxAttempts {
 		// Earlier deliveries vanished without an answer (worker crashes).
 		err := fmt.Errorf("no attempt finished after %d deliveries (workers stopped answering)", attempt-1)
-		w.finish(ctx, msg, log, rec, rev, jobs.Failed, nil, jobs.Retryable("attempts_exhausted", err), true)
+		w.finish(ctx, msg, log, rec, rev, jobs.Failed, nil, jobs.Retryable(jobs.CodeAttemptsExhausted, err), true)
 		return
 	}
 	handler, ok := w.opts.Handlers[cmd.Kind]
 	if !ok {
-		w.finish(ctx, msg, log, rec, rev, jobs.Failed, nil, jobs.Permanent("unknown_kind", fmt.Errorf("no handler for job kind %q in worker %s", cmd.Kind, w.opts.Kind)), false)
+		w.finish(ctx, msg, log, rec, rev, jobs.Failed, nil, jobs.Permanent(jobs.CodeUnknownKind, fmt.Errorf("no handler for job kind %q in worker %s", cmd.Kind, w.opts.Kind)), false)
 		return
 	}
 
@@ -467,13 +468,13 @@ func (w *runner) auditFinal(ctx context.Context, rec jobs.Record, state jobs.Sta
 	detail := map[string]any{"attempt": rec.Attempt, "worker": rec.Worker}
 	if state == jobs.Failed {
 		outcome = audit.Failure
-		code := ""
+		var code jobs.Code
 		if herr != nil {
-			code = jobs.ErrorOf(herr).Code
+			code = jobs.CodeOf(herr)
 		} else if rec.Error != nil {
 			code = rec.Error.Code
 		}
-		detail["error_code"] = code
+		detail["error_code"] = string(code)
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.opts.AckWait/2)
 	defer cancel()
@@ -540,7 +541,7 @@ func call(ctx context.Context, h Handler, job *Job) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			job.log.Error("handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = jobs.Permanent("panic", fmt.Errorf("handler panicked: %v", p))
+			err = jobs.Permanent(jobs.CodePanic, fmt.Errorf("handler panicked: %v", p))
 		}
 	}()
 	return h(ctx, job)
@@ -560,6 +561,6 @@ func OptionsFrom(cfg config.Config, kind string, handlers map[string]Handler, pu
 // clear, permanent error instead of retrying.
 func NotYetImplemented(kind string) Handler {
 	return func(ctx context.Context, job *Job) (any, error) {
-		return nil, jobs.Permanent("not_implemented", fmt.Errorf("job kind %s is not implemented in this version", kind))
+		return nil, jobs.Permanent(jobs.CodeNotImplemented, fmt.Errorf("job kind %s is not implemented in this version", kind))
 	}
 }

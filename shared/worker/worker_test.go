@@ -47,7 +47,7 @@ func startReplica(t *testing.T, url string, opts worker.Options) *replica {
 func submit(t *testing.T, b *bus.Bus, kind string, maxAttempts int) jobs.Record {
 	t.Helper()
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), maxAttempts)
-	rec, created, err := p.Submit(context.Background(), jobs.Submission{Kind: kind, SubmittedBy: "test@example.com"})
+	rec, created, err := p.Submit(context.Background(), jobs.Submission{Args: jobs.RawArgs{JobKind: kind}, SubmittedBy: "test@example.com"})
 	if err != nil || !created {
 		t.Fatalf("submit %s: created=%v err=%v", kind, created, err)
 	}
@@ -168,12 +168,12 @@ func TestPermanentErrorTerminatesAtOnceWithoutRetry(t *testing.T) {
 		},
 	}})
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 5)
-	rec, _, err := p.Submit(context.Background(), jobs.Submission{Kind: "test.bad", Params: map[string]any{"nmae": "typo"}})
+	rec, _, err := p.Submit(context.Background(), jobs.Submission{Args: jobs.RawArgs{JobKind: "test.bad", Params: json.RawMessage(`{"nmae": "typo"}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	final := testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second)
-	if final.State != jobs.Failed || final.Attempt != 1 || calls.Load() != 1 || final.Error.Code != "invalid_params" {
+	if final.State != jobs.Failed || final.Attempt != 1 || calls.Load() != 1 || final.Error.Code != jobs.CodeInvalidParams {
 		t.Fatalf("state %s attempt %d calls %d err %+v", final.State, final.Attempt, calls.Load(), final.Error)
 	}
 	assertJobsStreamEmpty(t, b)
@@ -208,7 +208,7 @@ func TestCancelledRunningJobStopsAtNextStep(t *testing.T) {
 	}
 	n := stepsAfterCancel.Load()
 	final := testkit.WaitFinal(t, store, rec.ID, 10*time.Second)
-	if final.State != jobs.Cancelled || final.Error == nil || final.Error.Code != "cancelled" {
+	if final.State != jobs.Cancelled || final.Error == nil || final.Error.Code != jobs.CodeCancelled {
 		t.Fatalf("final %s %+v", final.State, final.Error)
 	}
 	if after := stepsAfterCancel.Load(); after > n+1 {

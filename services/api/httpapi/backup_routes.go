@@ -7,13 +7,10 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 )
 
@@ -40,39 +38,6 @@ var backupRoutes = []routeDef{
 	{Route{http.MethodPost, "/admin/db/backup/prune", auth.Operator, false,
 		"queue retention (202): keep the newest BACKUP_RETENTION_COUNT and the newest verified archive; body optional {dry_run?}"},
 		(*Server).submitBackupPrune},
-}
-
-// MaxBackupNote bounds the note of a backup, in bytes (the worker's limit).
-const MaxBackupNote = 1024
-
-// codeLockHeld is the error code of a 409 answered because a store's LOCKS
-// lease is held (the same code the restore route answers).
-const codeLockHeld = "lock_held"
-
-// backupRequest is the optional body of POST /admin/db/backup.
-type backupRequest struct {
-	// Components to back up; absent: every enabled one.
-	Components []string `json:"components"`
-	Note       string   `json:"note"`
-}
-
-// backupParams are the params of a jobs.backup.create job. They mirror
-// backupworker.CreateParams (services/backup), which decodes them
-// strictly: keep the JSON names in step.
-type backupParams struct {
-	Components []string `json:"components,omitempty"`
-	Note       string   `json:"note,omitempty"`
-}
-
-// verifyParams mirror jobspec.BackupVerifyArgs.
-type verifyParams struct {
-	Name string `json:"name"`
-}
-
-// pruneRequest is the optional body of POST /admin/db/backup/prune; it is
-// also the job's params (jobspec.BackupPruneArgs).
-type pruneRequest struct {
-	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // submitBackup answers POST /admin/db/backup. The body is validated
@@ -101,52 +66,22 @@ func (s *Server) submitBackup(c echo.Context) error {
 	if req.Components != nil {
 		msg = "backup of " + strings.Join(req.Components, ", ") + " queued"
 	}
-	return s.submit(c, jobs.KindBackupCreate, backupParams{Components: req.Components, Note: req.Note}, msg)
+	return s.submit(c, req, msg)
 }
 
-// parseBackup decodes and validates the optional body of POST
-// /admin/db/backup: components (checkBackupComponents: known, unique, and
-// ones this deployment has; nil for every enabled one) and the note
-// (checkNote). A bad body is a 4xx *APIError.
-func (s *Server) parseBackup(c echo.Context) (backupRequest, error) {
-	var req backupRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		return backupRequest{}, err
+// parseBackup decodes and checks (checkArgs) the optional body of POST
+// /admin/db/backup, the job's jobspec.BackupCreateArgs without the
+// scheduler's fields (verify_after, schedule). A bad body is a 4xx
+// *APIError.
+func (s *Server) parseBackup(c echo.Context) (jobspec.BackupCreateArgs, error) {
+	req, err := decodeArgs[jobspec.BackupCreateArgs](c, true)
+	if err != nil {
+		return jobspec.BackupCreateArgs{}, err
 	}
-	if err := s.checkBackupComponents(req.Components); err != nil {
-		return backupRequest{}, err
-	}
-	if err := checkNote(req.Note); err != nil {
-		return backupRequest{}, err
+	if err := s.checkArgs(req); err != nil {
+		return jobspec.BackupCreateArgs{}, err
 	}
 	return req, nil
-}
-
-// checkBackupComponents validates requested components (nil: all enabled).
-func (s *Server) checkBackupComponents(comps []string) error {
-	if comps == nil {
-		return nil
-	}
-	if len(comps) == 0 {
-		return badRequest("components is empty: leave it out to back up every enabled component")
-	}
-	seen := map[string]bool{}
-	for _, c := range comps {
-		if !slices.Contains(backupfmt.Components, c) {
-			return badRequest("component %q: accepted values: system, target, chroma", truncate(c, 40))
-		}
-		if seen[c] {
-			return badRequest("component %s is listed twice", c)
-		}
-		seen[c] = true
-		switch {
-		case c == backupfmt.ComponentChroma && s.cfg.ChromaURL == "":
-			return badRequest("component chroma cannot be backed up: CHROMA_URL is not set, the vector store is disabled")
-		case c == backupfmt.ComponentTarget && s.cfg.TargetDatabaseURL != "":
-			return badRequest("component target cannot be backed up: TARGET_DATABASE_URL is set, the external target database is not backed up by insightops")
-		}
-	}
-	return nil
 }
 
 // enabledComponents are the components a backup without a list reads.
@@ -159,23 +94,6 @@ func (s *Server) enabledComponents() []string {
 		out = append(out, backupfmt.ComponentChroma)
 	}
 	return out
-}
-
-// checkNote accepts at most MaxBackupNote bytes of UTF-8 text without
-// control characters other than newline and tab.
-func checkNote(note string) error {
-	if len(note) > MaxBackupNote {
-		return badRequest("note: %d bytes, at most %d accepted", len(note), MaxBackupNote)
-	}
-	if !utf8.ValidString(note) {
-		return badRequest("note is not valid UTF-8")
-	}
-	for _, r := range note {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return badRequest("note holds a control character (%U)", r)
-		}
-	}
-	return nil
 }
 
 // backupLocksFree answers 409 when the LOCKS lease of one of the stores
@@ -208,7 +126,7 @@ func (s *Server) backupLocksFree(ctx context.Context, c echo.Context, kind strin
 			Resource: jobs.WorkerKind(kind), Outcome: audit.Denied, Detail: map[string]any{"held": holders},
 		})
 	}
-	return apiErr(http.StatusConflict, codeLockHeld, "%s; retry when it is done", strings.Join(parts, "; "))
+	return apiErr(http.StatusConflict, string(jobs.CodeLockHeld), "%s; retry when it is done", strings.Join(parts, "; "))
 }
 
 // backupItem is one archive of GET /admin/db/backup/list: the Insight
@@ -277,35 +195,35 @@ func (s *Server) listBackups(c echo.Context) error {
 }
 
 // archiveParam returns the :name path parameter if it is exactly an
-// archive name (backupfmt.ParseArchiveName: no slashes, "..", NUL bytes or
-// other suffixes), else a 400.
+// archive name (jobspec.BackupVerifyArgs.Validate: no slashes, "..", NUL
+// bytes or other suffixes), else a 400.
 func archiveParam(c echo.Context) (string, error) {
 	raw := c.Param("name")
 	name, err := url.PathUnescape(raw)
 	if err != nil {
 		return "", badRequest("archive name %q is not validly escaped", truncate(raw, 100))
 	}
-	if _, err := backupfmt.ParseArchiveName(name); err != nil {
-		return "", badRequest("archive name %q is not a backup archive name (backup-<yyyymmddThhmmssZ>-<job id>.tar.gz or .tar.zst)", truncate(name, 100))
+	if err := (jobspec.BackupVerifyArgs{Name: name}).Validate(); err != nil {
+		return "", badRequest("%s", err.Error())
 	}
 	return name, nil
 }
 
 // parseBackupVerify checks the request of POST
 // /admin/db/backup/:name/verify: the :name parameter (archiveParam) and
-// the optional body, absent, blank or {}. It returns the job's params; a
+// the optional body, absent, blank or {}. It returns the job's Args; a
 // bad name or body is a 4xx *APIError. Whether the archive is listed is
 // the handler's check.
-func (s *Server) parseBackupVerify(c echo.Context) (verifyParams, error) {
+func (s *Server) parseBackupVerify(c echo.Context) (jobspec.BackupVerifyArgs, error) {
 	name, err := archiveParam(c)
 	if err != nil {
-		return verifyParams{}, err
+		return jobspec.BackupVerifyArgs{}, err
 	}
-	var empty struct{}
-	if err := decodeJSON(c, &empty, true); err != nil {
-		return verifyParams{}, err
+	if _, err := decodeArgs[jobspec.BackupVerifyArgs](c, true); err != nil {
+		return jobspec.BackupVerifyArgs{}, err
 	}
-	return verifyParams{Name: name}, nil
+	args := jobspec.BackupVerifyArgs{Name: name}
+	return args, s.checkArgs(args)
 }
 
 // submitBackupVerify answers POST /admin/db/backup/:name/verify: 400 for a
@@ -328,18 +246,18 @@ func (s *Server) submitBackupVerify(c echo.Context) error {
 	} else if err != nil {
 		return unavailable("the backup store", err)
 	}
-	return s.submit(c, jobs.KindBackupVerify, params, fmt.Sprintf("verification of %s queued", name))
+	return s.submit(c, params, fmt.Sprintf("verification of %s queued", name))
 }
 
 // parseBackupPrune decodes the optional body of POST
-// /admin/db/backup/prune, {dry_run?}, which is also the job's params; a
-// bad body is a 4xx *APIError.
-func (s *Server) parseBackupPrune(c echo.Context) (pruneRequest, error) {
-	var req pruneRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		return pruneRequest{}, err
+// /admin/db/backup/prune, the job's jobspec.BackupPruneArgs; a bad body
+// is a 4xx *APIError.
+func (s *Server) parseBackupPrune(c echo.Context) (jobspec.BackupPruneArgs, error) {
+	req, err := decodeArgs[jobspec.BackupPruneArgs](c, true)
+	if err != nil {
+		return jobspec.BackupPruneArgs{}, err
 	}
-	return req, nil
+	return req, s.checkArgs(req)
 }
 
 // submitBackupPrune answers POST /admin/db/backup/prune.
@@ -352,7 +270,7 @@ func (s *Server) submitBackupPrune(c echo.Context) error {
 	if req.DryRun {
 		msg = "retention dry run queued: the job result lists what would be deleted"
 	}
-	return s.submit(c, jobs.KindBackupPrune, req, msg)
+	return s.submit(c, req, msg)
 }
 
 // backupStoreCache holds the Server's backup store, opened on first use

@@ -14,6 +14,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 )
 
@@ -100,7 +101,7 @@ func TestSubmitBackup(t *testing.T) {
 		`{"components": []}`,
 		`{"components": ["chroma"]}`, // CHROMA_URL is not set
 		`{"components": "system"}`,
-		`{"note": "` + strings.Repeat("x", MaxBackupNote+1) + `"}`,
+		`{"note": "` + strings.Repeat("x", jobspec.MaxBackupNote+1) + `"}`,
 		`{"note": "a\u0000b"}`,
 		`{"compress": true}`,
 		`[]`,
@@ -120,7 +121,7 @@ func TestSubmitBackup(t *testing.T) {
 	}
 	res = e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: op})
 	code, msg := errorOf(t, res)
-	if res.status != http.StatusConflict || code != codeLockHeld || !strings.Contains(msg, "target is locked by restore.run "+restoreID+" since") {
+	if res.status != http.StatusConflict || code != string(jobs.CodeLockHeld) || !strings.Contains(msg, "target is locked by restore.run "+restoreID+" since") {
 		t.Errorf("while locked: %d %s %s", res.status, code, msg)
 	}
 	// The refusal is audited as lock contention, naming the holder.

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/vectors"
 )
 
@@ -33,8 +34,9 @@ const (
 )
 
 // CodeEmbedderMismatch is the error code of a similarity query on a
-// collection filled by another embedder than EMBEDDING_PROVIDER's.
-const CodeEmbedderMismatch = "embedder_mismatch"
+// collection filled by another embedder than EMBEDDING_PROVIDER's (the job
+// code of the same failure).
+const CodeEmbedderMismatch = string(jobs.CodeEmbedderMismatch)
 
 // errChromaDisabled is why the vector-store routes answer 503 without CHROMA_URL.
 var errChromaDisabled = errors.New("the vector store is disabled: CHROMA_URL is not set")
@@ -94,53 +96,46 @@ func chromaError(c *vectors.Client, err error) error {
 	return &APIError{Status: http.StatusBadGateway, Code: CodeUnavailable, Message: "the vector store answered with an error", Err: err}
 }
 
-// trainRequest is the (empty) body POST /admin/db/chroma/train accepts.
-type trainRequest struct{}
-
 // parseChromaTrain decodes the optional body of POST
 // /admin/db/chroma/train: absent, blank or {}; anything else is a 4xx
 // *APIError. Whether the vector store is enabled is the handler's check
 // (a 503), not the request's.
-func (s *Server) parseChromaTrain(c echo.Context) (trainRequest, error) {
-	var req trainRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		return trainRequest{}, err
+func (s *Server) parseChromaTrain(c echo.Context) (jobspec.ChromaTrainArgs, error) {
+	req, err := decodeArgs[jobspec.ChromaTrainArgs](c, true)
+	if err != nil {
+		return jobspec.ChromaTrainArgs{}, err
 	}
-	return req, nil
+	return req, s.checkArgs(req)
 }
 
 // submitChromaTrain answers POST /admin/db/chroma/train: queue a
 // jobs.chroma.train job. The body is optional; when present it must be {}.
 func (s *Server) submitChromaTrain(c echo.Context) error {
-	if _, err := s.parseChromaTrain(c); err != nil {
+	args, err := s.parseChromaTrain(c)
+	if err != nil {
 		return err
 	}
 	if _, err := s.vectorStoreOr503(); err != nil {
 		return err
 	}
-	return s.submit(c, jobs.KindChromaTrain, nil, "chroma training job queued")
-}
-
-// clearParams are the params of a jobs.chroma.clear job.
-type clearParams struct {
-	CollectionName string `json:"collection_name,omitempty"`
+	return s.submit(c, args, "chroma training job queued")
 }
 
 // submitChromaClear answers DELETE /admin/db/chroma/clear?confirm=true
 // [&collection_name=]: queue a jobs.chroma.clear job for one collection or
 // all three. The route table makes it admin-only and confirmed.
 func (s *Server) submitChromaClear(c echo.Context) error {
-	name := c.QueryParam("collection_name")
-	if name != "" && !vectors.ValidCollection(name) {
-		return badRequest("collection_name %q: accepted values: sql, ddl, documentation (or none for all three)", truncate(name, 100))
+	args := jobspec.ChromaClearArgs{CollectionName: c.QueryParam("collection_name")}
+	if err := s.checkArgs(args); err != nil {
+		return err
 	}
 	if _, err := s.vectorStoreOr503(); err != nil {
 		return err
 	}
-	if name == "" {
-		return s.submit(c, jobs.KindChromaClear, nil, "chroma clear job queued for every collection (sql, ddl, documentation)")
+	if args.CollectionName == "" {
+		return s.submit(c, args, "chroma clear job queued for every collection (sql, ddl, documentation)")
 	}
-	return s.submit(c, jobs.KindChromaClear, clearParams{CollectionName: name}, "chroma clear job queued for collection "+name)
+	return s.submit(c, args, "chroma clear job queued for collection "+args.CollectionName)
 }
 
 // KnowledgeBase is the body of GET /admin/db/chroma/knowledge-base: the

@@ -21,6 +21,7 @@ import (
 
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/jobspec"
 )
 
 // fuzzArchive is the :name path parameter of every FuzzSubmitBodies
@@ -89,7 +90,7 @@ var fuzzRoutes = []fuzzRoute{
 	}},
 	{name: "init", allowEmpty: true, parse: parser((*Server).parseInit)},
 	{name: "backup", allowEmpty: true, parse: parser((*Server).parseBackup), check: func(t *testing.T, s *Server, body []byte, v any) {
-		req := v.(backupRequest)
+		req := v.(jobspec.BackupCreateArgs)
 		checkComponentList(t, req.Components)
 		if slices.Contains(req.Components, backupfmt.ComponentChroma) && s.cfg.ChromaURL == "" {
 			t.Fatalf("accepted chroma without CHROMA_URL")
@@ -97,32 +98,33 @@ var fuzzRoutes = []fuzzRoute{
 		if slices.Contains(req.Components, backupfmt.ComponentTarget) && s.cfg.TargetDatabaseURL != "" {
 			t.Fatalf("accepted target with an external TARGET_DATABASE_URL")
 		}
-		if len(req.Note) > MaxBackupNote || !utf8.ValidString(req.Note) || hasControl(req.Note) {
+		if len(req.Note) > jobspec.MaxBackupNote || !utf8.ValidString(req.Note) || hasControl(req.Note) {
 			t.Fatalf("accepted note %q", req.Note)
 		}
 	}},
 	{name: "verify", allowEmpty: true, parse: parser((*Server).parseBackupVerify),
 		asBody: func(any) any { return struct{}{} },
 		check: func(t *testing.T, s *Server, body []byte, v any) {
-			if p := v.(verifyParams); p.Name != fuzzArchive {
+			if p := v.(jobspec.BackupVerifyArgs); p.Name != fuzzArchive {
 				t.Fatalf("verify of %q parsed as %q", fuzzArchive, p.Name)
 			}
 		}},
 	{name: "prune", allowEmpty: true, parse: parser((*Server).parseBackupPrune)},
 	{name: "restore", allowEmpty: true, parse: parser((*Server).parseRestore),
 		asBody: func(v any) any {
-			p := v.(restoreParams)
-			return restoreRequest{Components: p.Components, SkipSafetyBackup: p.SkipSafetyBackup}
+			// The body without the archive, which is the path's.
+			p := v.(jobspec.RestoreArgs)
+			return map[string]any{"components": p.Components, "skip_safety_backup": p.SkipSafetyBackup}
 		},
 		check: func(t *testing.T, s *Server, body []byte, v any) {
-			p := v.(restoreParams)
+			p := v.(jobspec.RestoreArgs)
 			if p.Archive != fuzzArchive {
 				t.Fatalf("restore of %q parsed as %q", fuzzArchive, p.Archive)
 			}
 			checkComponentList(t, p.Components)
 			// Normalised: in archive order, and exactly the distinct
 			// requested ones (the accepted body read back plainly).
-			var in restoreRequest
+			var in jobspec.RestoreArgs
 			if len(bytes.TrimSpace(body)) > 0 {
 				if err := json.Unmarshal(body, &in); err != nil {
 					t.Fatalf("accepted body %q does not unmarshal: %v", body, err)
@@ -260,7 +262,7 @@ func FuzzSubmitBodies(f *testing.F) {
 		{2, `{"components":"system"}`, "application/json"},
 		{2, `{"note":"a\u0000b"}`, "application/json"},
 		{2, `{"note":"line one\nline\ttwo"}`, "application/json"},
-		{2, `{"note":"` + strings.Repeat("n", MaxBackupNote+1) + `"}`, "application/json"},
+		{2, `{"note":"` + strings.Repeat("n", jobspec.MaxBackupNote+1) + `"}`, "application/json"},
 		{2, `{"note":"\ud800"}`, "application/json"},
 		{2, "{\"note\":\"\xff\xfe\"}", "application/json"},
 		{3, `{}`, "application/json"},

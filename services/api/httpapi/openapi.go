@@ -3,16 +3,19 @@ package httpapi
 import (
 	_ "embed"
 	"encoding/json"
+	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/insightops/insightops/shared/auditsink"
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/presence"
+	"github.com/insightops/insightops/shared/vectors"
 )
 
 // The OpenAPI 3 description of the API is built in Go from routeTable (the
@@ -70,7 +73,7 @@ var routeDocs = map[string]opDoc{
 		Responses: map[int]string{200: "LoginResponse", 400: "Error", 401: "Error", 415: "Error", 429: "Error", 503: "Error"}},
 
 	"GET /admin/db/health": {Responses: map[int]string{200: "HealthReport", 503: "HealthReport"}},
-	"POST /admin/db/init":  {Body: "EmptyObject", Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
+	"POST /admin/db/init":  {Body: bodySchema(jobs.KindInit), Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
 
 	"GET /admin/db/tasks": {Query: []param{
 		q("kind", "job kind: "+strings.Join(jobs.Kinds, ", ")),
@@ -91,14 +94,14 @@ var routeDocs = map[string]opDoc{
 	}, Responses: map[int]string{200: "AuditPage", 400: "Error"}},
 	"GET /admin/db/audit/verify": {Responses: map[int]string{200: "AuditVerifyReport"}},
 
-	"POST /admin/db/backup":              {Body: "BackupRequest", Responses: map[int]string{202: "Accepted", 400: "Error", 409: "Error", 422: "Error"}},
+	"POST /admin/db/backup":              {Body: bodySchema(jobs.KindBackupCreate), Responses: map[int]string{202: "Accepted", 400: "Error", 409: "Error", 422: "Error"}},
 	"GET /admin/db/backup/list":          {Responses: map[int]string{200: "BackupList"}},
-	"POST /admin/db/backup/:name/verify": {Body: "EmptyObject", Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 422: "Error"}},
-	"POST /admin/db/backup/prune":        {Body: "PruneRequest", Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
-	"POST /admin/db/backup/restore/:name": {Body: "RestoreRequest",
+	"POST /admin/db/backup/:name/verify": {Body: bodySchema(jobs.KindBackupVerify), Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 422: "Error"}},
+	"POST /admin/db/backup/prune":        {Body: bodySchema(jobs.KindBackupPrune), Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
+	"POST /admin/db/backup/restore/:name": {Body: bodySchema(jobs.KindRestore),
 		Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 409: "Error", 422: "Error"}},
 
-	"POST /admin/db/chroma/train": {Body: "EmptyObject", Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
+	"POST /admin/db/chroma/train": {Body: bodySchema(jobs.KindChromaTrain), Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
 	"GET /admin/db/chroma/knowledge-base": {Query: []param{
 		q("collection", "sql, ddl or documentation (default: all three)"),
 		q("limit", "1–500, default 50"), q("offset", "0 or more"),
@@ -120,45 +123,8 @@ func ref(name string) schema { return schema{"$ref": "#/components/schemas/" + n
 
 func str() schema                 { return schema{"type": "string"} }
 func strDesc(d string) schema     { return schema{"type": "string", "description": d} }
-func dateTime() schema            { return schema{"type": "string", "format": "date-time"} }
-func integer() schema             { return schema{"type": "integer"} }
-func number() schema              { return schema{"type": "number"} }
-func boolean() schema             { return schema{"type": "boolean"} }
 func arrayOf(items schema) schema { return schema{"type": "array", "items": items} }
 func enum(vals ...string) schema  { return schema{"type": "string", "enum": vals} }
-func nullable(s schema) schema {
-	out := schema{"nullable": true}
-	for k, v := range s {
-		out[k] = v
-	}
-	return out
-}
-
-// resultByKind is JobRecord.result: the result of a succeeded job, whose
-// schema depends on the job's kind (x-result-schemas names it per kind).
-// A failed job may carry a partial result or none.
-func resultByKind() schema {
-	kinds := make([]string, 0, len(ResultSchemas))
-	for k := range ResultSchemas {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
-	var alternatives []any
-	byKind := map[string]any{}
-	for _, k := range kinds {
-		alternatives = append(alternatives, ref(ResultSchemas[k]))
-		byKind[k] = "#/components/schemas/" + ResultSchemas[k]
-	}
-	return schema{
-		"description":      "the job's result, by kind: see x-result-schemas",
-		"nullable":         true,
-		"anyOf":            alternatives,
-		"x-result-schemas": byKind,
-	}
-}
-
-// anyValue is any JSON value (an empty schema).
-func anyValue(desc string) schema { return schema{"description": desc} }
 
 // openObject is an object whose keys are not fixed.
 func openObject(desc string) schema {
@@ -179,208 +145,87 @@ func object(required []string, props map[string]schema) schema {
 
 func list(s ...string) []string { return s }
 
-// ResultSchemas names, per job kind, the component schema of the result a
-// succeeded job of that kind carries (JobRecord.result).
-var ResultSchemas = map[string]string{
-	jobs.KindInit:         "InitResult",
-	jobs.KindBackupCreate: "BackupCreateResult",
-	jobs.KindBackupVerify: "BackupVerifyResult",
-	jobs.KindBackupPrune:  "BackupPruneResult",
-	jobs.KindRestore:      "RestoreResult",
-	jobs.KindChromaTrain:  "ChromaTrainResult",
-	jobs.KindChromaClear:  "ChromaClearResult",
-}
-
 var jobStates = []string{string(jobs.Queued), string(jobs.Running), string(jobs.Succeeded), string(jobs.Failed), string(jobs.Cancelled)}
 
-// componentSchemas are the named schemas of the description.
-func componentSchemas() map[string]schema {
-	errorDetail := object(list("code", "message"), map[string]schema{
-		"code":    strDesc("machine-readable code, e.g. not_found, invalid_credentials, confirmation_required"),
-		"message": str(),
-	})
+// componentSchemas are the named schemas of the description: generated
+// from the Go types the API reads and answers with (apiSchemaTypes) and
+// from the job contract (jobSchemas).
+func componentSchemas() (map[string]schema, error) {
 	out := map[string]schema{
-		"Error":       object(list("error"), map[string]schema{"error": ref("ErrorDetail")}),
-		"ErrorDetail": errorDetail,
-		"EmptyObject": object(nil, map[string]schema{}),
-		"Health":      object(list("status"), map[string]schema{"status": enum(StatusOK)}),
-		"Ready": object(list("status", "checks"), map[string]schema{
-			"status": enum("ready", "not_ready"),
-			"checks": mapOf(str()),
-			"error":  ref("ErrorDetail"),
-		}),
+		"Health":          object(list("status"), map[string]schema{"status": enum(StatusOK)}),
 		"OpenAPIDocument": openObject("this document"),
-		"LoginRequest": object(list("email", "password"), map[string]schema{
-			"email": str(), "password": schema{"type": "string", "format": "password"},
-		}),
-		"LoginResponse": object(list("token", "token_type", "expires_at", "role"), map[string]schema{
-			"token": strDesc("a JWT for Authorization: Bearer"), "token_type": enum("Bearer"),
-			"expires_at": dateTime(), "role": enum(string(auth.Viewer), string(auth.Operator), string(auth.Admin)),
-		}),
-		"JobError": object(list("code", "message"), map[string]schema{"code": str(), "message": str()}),
-		"JobRecord": object(list("id", "kind", "state", "progress", "attempt", "max_attempts", "created_at", "updated_at"), map[string]schema{
-			"id": strDesc("a ULID"), "kind": enum(jobs.Kinds...), "state": enum(jobStates...),
-			"progress": schema{"type": "integer", "minimum": 0, "maximum": 100}, "step": str(),
-			"params": anyValue("the job's parameters"), "attempt": integer(), "max_attempts": integer(),
-			"submitted_by": str(), "idempotency_key": str(),
-			"created_at": dateTime(), "started_at": dateTime(), "updated_at": dateTime(), "finished_at": dateTime(),
-			"result": resultByKind(), "error": ref("JobError"),
-			"worker": str(), "cancel_requested": boolean(),
-		}),
-		"Accepted": object(list("status", "task_id", "message", "status_url", "job"), map[string]schema{
-			"status": enum(jobStates...), "task_id": str(), "message": str(),
-			"status_url": strDesc("where the job record is read: /admin/db/tasks/{id}"), "job": ref("JobRecord"),
-		}),
-		"TaskList": object(list("tasks", "count"), map[string]schema{"tasks": arrayOf(ref("JobRecord")), "count": integer()}),
-		"AuditEntry": object(list("id", "event_id", "stream_seq", "at", "actor", "action", "resource", "outcome", "hash", "prev_hash"), map[string]schema{
-			"id": integer(), "event_id": str(), "stream_seq": integer(), "at": dateTime(), "actor": str(), "role": str(),
-			"action": str(), "resource": str(), "job_id": str(), "outcome": str(), "detail": openObject("event details, by action"),
-			"source_ip": str(), "request_id": str(), "hash": str(), "prev_hash": str(),
-		}),
-		"AuditPage": object(list("entries", "count", "limit", "offset"), map[string]schema{
-			"entries": arrayOf(ref("AuditEntry")), "count": integer(), "limit": integer(), "offset": integer(),
-		}),
-		"AuditVerifyReport": object(list("rows", "ok"), map[string]schema{
-			"rows": integer(), "ok": boolean(),
-			"first_broken": object(list("id", "event_id", "stream_seq", "reason"), map[string]schema{
-				"id": integer(), "event_id": str(), "stream_seq": integer(), "reason": str(),
-			}),
-		}),
-		"HealthComponent": object(list("status", "latency_ms"), map[string]schema{
-			"status": str(), "detail": str(), "latency_ms": number(), "created_at": dateTime(), "verified_at": dateTime(),
-		}),
-		"Worker": object(list("id", "kind", "host", "pid", "concurrency", "in_flight", "started_at", "seen_at"), map[string]schema{
-			"id": str(), "kind": str(), "host": str(), "pid": integer(), "concurrency": integer(), "in_flight": integer(),
-			"started_at": dateTime(), "seen_at": dateTime(),
-		}),
-		"HealthReport": object(list("status", "components", "workers"), map[string]schema{
-			"status": enum(StatusOK, StatusDegraded, StatusDown), "components": mapOf(ref("HealthComponent")),
-			"workers": mapOf(arrayOf(ref("Worker"))), "error": ref("ErrorDetail"),
-			"queue": mapOf(object(list("pending", "ack_pending"), map[string]schema{"pending": integer(), "ack_pending": integer()})),
-		}),
-		"BackupRequest": object(nil, map[string]schema{
-			"components": arrayOf(enum("system", "target", "chroma")), "note": schema{"type": "string", "maxLength": MaxBackupNote},
-		}),
-		"PruneRequest": object(nil, map[string]schema{"dry_run": boolean()}),
-		"RestoreRequest": object(nil, map[string]schema{
-			"components": arrayOf(enum("system", "target", "chroma")), "skip_safety_backup": boolean(),
-		}),
-		"BackupItem": object(list("filename", "size_bytes", "size_mb", "created", "components", "sha256", "verified", "verified_at"), map[string]schema{
-			"filename": str(), "size_bytes": integer(), "size_mb": number(), "created": dateTime(),
-			"components": arrayOf(str()), "sha256": str(), "verified": boolean(), "verified_at": nullable(dateTime()),
-			"verify_outcome": str(), "verify_error": str(), "skipped": mapOf(str()), "note": str(), "job_id": str(),
-		}),
-		"BackupList": object(list("total_backups", "backups"), map[string]schema{
-			"total_backups": integer(), "backups": arrayOf(ref("BackupItem")),
-		}),
-		"CollectionInfo": object(list("name", "count", "metadata"), map[string]schema{
-			"name": str(), "count": integer(), "metadata": nullable(openObject("collection metadata")),
-		}),
-		"KnowledgeBaseEntry": object(list("id", "question", "content", "training_data_type", "collection"), map[string]schema{
-			"id": str(), "question": nullable(str()), "content": str(), "training_data_type": str(), "collection": str(),
-			"metadata": openObject("entry metadata"), "distance": number(),
-		}),
-		"KnowledgeBase": object(list("total_collections", "collections", "entries", "total_entries", "limit", "offset", "chroma"), map[string]schema{
-			"total_collections": integer(), "collections": arrayOf(ref("CollectionInfo")), "entries": arrayOf(ref("KnowledgeBaseEntry")),
-			"total_entries": integer(), "collection": str(), "limit": integer(), "offset": integer(), "q": str(), "chroma": str(),
-		}),
-		"TargetHealth": object(list("enabled", "status", "path", "tables", "views", "sample_tables"), map[string]schema{
-			"enabled": boolean(), "status": enum(TargetDisabled, TargetHealthy, TargetDown), "path": str(),
-			"tables": integer(), "views": integer(), "sample_tables": arrayOf(str()), "error": str(),
-		}),
-		"TargetTestRequest": object(list("url"), map[string]schema{"url": strDesc("postgres:// URL, sqlite file path or file: URL")}),
-		"TargetTestResult": object(list("ok", "kind", "tables", "latency_ms"), map[string]schema{
-			"ok": boolean(), "kind": enum(TargetKindPostgres, TargetKindSQLite), "tables": integer(), "latency_ms": number(), "error": str(),
-		}),
-		"TableStats": object(list("name", "rows", "bytes"), map[string]schema{"name": str(), "rows": integer(), "bytes": integer()}),
-		"Stats": object(list("database", "tables", "total_rows", "total_bytes"), map[string]schema{
-			"database": str(), "tables": arrayOf(ref("TableStats")), "total_rows": integer(), "total_bytes": integer(),
-		}),
 	}
-	for name, sc := range resultSchemas() {
+	for _, t := range apiSchemaTypes() {
+		sc, err := generateSchema(t.value, nil)
+		if err != nil {
+			return nil, err
+		}
+		props, _ := sc["properties"].(map[string]any)
+		for k, v := range t.props {
+			if _, ok := props[k]; !ok {
+				return nil, fmt.Errorf("component %s: no property %s to document", t.name, k)
+			}
+			props[k] = v
+		}
+		out[t.name] = sc
+	}
+	gen, err := jobSchemas()
+	if err != nil {
+		return nil, err
+	}
+	for name, sc := range gen {
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("component %s is generated twice", name)
+		}
 		out[name] = sc
 	}
-	return out
+	return out, nil
 }
 
-// resultSchemas are the results of succeeded jobs, one per kind (see
-// ResultSchemas): the result structs of the init, backup, restore and
-// chroma workers. Maps keyed by table or collection name are open; every
-// struct is closed, so a field added to a result without documenting it
-// fails the all-in-one's end-to-end check against this description.
-func resultSchemas() map[string]schema {
-	counts := mapOf(integer())
-	pruned := object(list("name", "created_at", "bytes", "verified"), map[string]schema{
-		"name": str(), "created_at": dateTime(), "bytes": integer(), "verified": boolean(), "reason": str(),
-	})
-	return map[string]schema{
-		"InitResult": object(list("job_id", "mode", "steps", "warnings"), map[string]schema{
-			"job_id": str(), "mode": enum("job", "once"), "warnings": integer(), "completed_at": dateTime(),
-			"steps": arrayOf(object(list("name", "status", "detail"), map[string]schema{
-				"name":   strDesc("golden_copy, migrations, ontology, admin_user, demo_data, auto_train, mark_completed"),
-				"status": str(), "detail": openObject("the step's detail (never a password, hash or credential)"),
-			})),
-		}),
-		"BackupCreateResult": object(list("archive", "sha256", "bytes", "components"), map[string]schema{
-			"archive": str(), "sha256": str(), "bytes": integer(), "reused": boolean(),
-			"components": mapOf(object(list("status", "bytes", "count"), map[string]schema{
-				"status": enum("included", "skipped"), "reason": str(), "source": strDesc("where it came from, without credentials"),
-				"files": arrayOf(str()), "bytes": integer(), "count": integer(), "counts": counts,
-			})),
-			"retention": ref("BackupPruneResult"), "retention_error": str(),
-		}),
-		"BackupVerifyResult": object(list("archive", "outcome", "verified_at", "sha256", "bytes", "files"), map[string]schema{
-			"archive": str(), "outcome": enum("passed", "failed"), "verified_at": dateTime(), "sha256": str(), "bytes": integer(),
-			"files": arrayOf(object(list("path", "kind", "bytes", "count", "check"), map[string]schema{
-				"path": str(), "kind": str(), "bytes": integer(), "count": integer(), "check": str(),
-			})),
-			"problems": arrayOf(str()),
-		}),
-		"BackupPruneResult": object(list("dry_run", "retention_count", "kept", "deleted"), map[string]schema{
-			"dry_run": boolean(), "retention_count": integer(),
-			"kept": arrayOf(pruned), "deleted": arrayOf(pruned), "would_delete": arrayOf(pruned), "unreadable": arrayOf(pruned),
-		}),
-		"RestoreResult": object(list("archive", "archive_sha256", "created_at", "components", "counts_ok"), map[string]schema{
-			"archive": str(), "archive_sha256": str(), "created_at": dateTime(), "components": arrayOf(enum("system", "target", "chroma")),
-			"skipped": mapOf(str()), "safety_backup_skipped": str(),
-			"safety_backup": object(list("archive"), map[string]schema{"archive": str(), "sha256": str(), "bytes": integer(), "reused": boolean()}),
-			"system": object(list("kind", "rows", "audit_reinserted", "audit_resynced", "schema_version"), map[string]schema{
-				"kind": str(), "rows": counts, "expected": counts, "audit_reinserted": integer(), "audit_resynced": integer(),
-				"migrations": arrayOf(integer()), "schema_version": integer(),
-			}),
-			"target": object(list("path", "tables", "sha256", "bytes"), map[string]schema{
-				"path": str(), "tables": counts, "expected": counts, "sha256": str(), "bytes": integer(),
-			}),
-			"chroma": object(list("url", "collections"), map[string]schema{
-				"url": str(), "collections": arrayOf(object(list("name", "imported", "count", "expected"), map[string]schema{
-					"name": str(), "imported": integer(), "count": integer(), "expected": integer(), "cleared": boolean(),
-				})),
-			}),
-			"counts_ok": boolean(), "count_problems": arrayOf(str()),
-		}),
-		"ChromaTrainResult": object(list("chroma", "embedding", "target", "sources", "collections", "written", "warnings", "duration_ms"), map[string]schema{
-			"chroma": str(),
-			"embedding": object(list("provider", "model", "dimension"), map[string]schema{
-				"provider": enum("local", "openai", "ollama"), "model": str(), "dimension": integer(),
-			}),
-			"target": object(list("dialect", "source", "database", "tables", "views", "indexes"), map[string]schema{
-				"dialect": str(), "source": str(), "database": str(), "tables": integer(), "views": integer(), "indexes": integer(),
-			}),
-			"sources": object(list("ddl", "table_docs", "ontology_terms", "question_sql_assets", "question_sql_feedback", "question_sql"), map[string]schema{
-				"ddl": integer(), "table_docs": integer(), "ontology_terms": integer(),
-				"question_sql_assets": integer(), "question_sql_feedback": integer(), "question_sql": integer(),
-			}),
-			"collections": mapOf(object(list("added", "unchanged", "removed", "total"), map[string]schema{
-				"added": integer(), "unchanged": integer(), "removed": integer(), "total": integer(),
-			})),
-			"written": integer(), "warnings": nullable(arrayOf(str())), "duration_ms": integer(),
-		}),
-		"ChromaClearResult": object(list("chroma", "collections"), map[string]schema{
-			"chroma": str(),
-			"collections": arrayOf(object(list("name", "removed", "count", "metadata"), map[string]schema{
-				"name": str(), "removed": integer(), "count": integer(), "metadata": nullable(openObject("collection metadata")),
-			})),
-		}),
+// apiSchemaType is a component generated from a Go value's type, with the
+// properties its type cannot tell (accepted values, references to other
+// components) given by hand.
+type apiSchemaType struct {
+	name  string
+	value any
+	props map[string]schema
+}
+
+// apiSchemaTypes are the API's own request and response bodies.
+func apiSchemaTypes() []apiSchemaType {
+	roles := enum(string(auth.Viewer), string(auth.Operator), string(auth.Admin))
+	return []apiSchemaType{
+		{"Error", errorBody{}, map[string]schema{"error": ref("ErrorDetail")}},
+		{"ErrorDetail", errorDetail{}, map[string]schema{"code": strDesc("machine-readable code, e.g. not_found, invalid_credentials, confirmation_required")}},
+		{"Ready", readyBody{}, map[string]schema{"status": enum("ready", "not_ready"), "error": ref("ErrorDetail")}},
+		{"LoginRequest", loginRequest{}, map[string]schema{"password": schema{"type": "string", "format": "password"}}},
+		{"LoginResponse", loginResponse{}, map[string]schema{"token": strDesc("a JWT for Authorization: Bearer"), "token_type": enum("Bearer"), "role": roles}},
+		{"Accepted", Accepted{}, map[string]schema{
+			"status": enum(jobStates...), "job": ref("JobRecord"),
+			"status_url": strDesc("where the job record is read: /admin/db/tasks/{id}"),
+		}},
+		{"TaskList", TaskList{}, map[string]schema{"tasks": arrayOf(ref("JobRecord"))}},
+		{"AuditEntry", AuditEntry{}, map[string]schema{"detail": openObject("event details, by action")}},
+		{"AuditPage", AuditPage{}, map[string]schema{"entries": arrayOf(ref("AuditEntry"))}},
+		{"AuditVerifyReport", auditsink.Report{}, nil},
+		{"HealthComponent", Component{}, nil},
+		{"Worker", presence.Worker{}, nil},
+		{"HealthReport", HealthReport{}, map[string]schema{
+			"status": enum(StatusOK, StatusDegraded, StatusDown), "components": mapOf(ref("HealthComponent")),
+			"workers": mapOf(arrayOf(ref("Worker"))), "error": ref("ErrorDetail"),
+		}},
+		{"BackupItem", backupItem{}, nil},
+		{"BackupList", backupList{}, map[string]schema{"backups": arrayOf(ref("BackupItem"))}},
+		{"CollectionInfo", vectors.CollectionInfo{}, nil},
+		{"KnowledgeBaseEntry", vectors.Entry{}, nil},
+		{"KnowledgeBase", KnowledgeBase{}, map[string]schema{
+			"collections": arrayOf(ref("CollectionInfo")), "entries": arrayOf(ref("KnowledgeBaseEntry")),
+		}},
+		{"TargetHealth", TargetHealth{}, map[string]schema{"status": enum(TargetDisabled, TargetHealthy, TargetDown)}},
+		{"TargetTestRequest", targetTestRequest{}, map[string]schema{"url": strDesc("postgres:// URL, sqlite file path or file: URL")}},
+		{"TargetTestResult", TargetTestResult{}, map[string]schema{"kind": enum(TargetKindPostgres, TargetKindSQLite)}},
+		{"TableStats", TableStats{}, nil},
+		{"Stats", DBStats{}, map[string]schema{"tables": arrayOf(ref("TableStats"))}},
 	}
 }
 
@@ -407,7 +252,11 @@ func isAdminPath(p string) bool { return p == AdminPrefix || strings.HasPrefix(p
 
 // buildOpenAPI returns the OpenAPI document of routes, with the schemas
 // of docs.
-func buildOpenAPI(routes []Route, docs map[string]opDoc) map[string]any {
+func buildOpenAPI(routes []Route, docs map[string]opDoc) (map[string]any, error) {
+	schemas, err := componentSchemas()
+	if err != nil {
+		return nil, err
+	}
 	paths := map[string]map[string]any{}
 	for _, r := range routes {
 		p, names := openAPIPath(r.Path)
@@ -476,12 +325,12 @@ func buildOpenAPI(routes []Route, docs map[string]opDoc) map[string]any {
 		},
 		"paths": paths,
 		"components": map[string]any{
-			"schemas": componentSchemas(),
+			"schemas": schemas,
 			"securitySchemes": map[string]any{
 				"bearerAuth": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
 			},
 		},
-	}
+	}, nil
 }
 
 func response(status int, name string) map[string]any {
@@ -539,7 +388,12 @@ func init() { documentedRoutes = Routes }
 // openAPIJSON is the document of routeTable, built once.
 func openAPIJSON() ([]byte, error) {
 	openAPICache.once.Do(func() {
-		openAPICache.raw, openAPICache.err = json.MarshalIndent(buildOpenAPI(documentedRoutes(), routeDocs), "", "  ")
+		doc, err := buildOpenAPI(documentedRoutes(), routeDocs)
+		if err != nil {
+			openAPICache.err = err
+			return
+		}
+		openAPICache.raw, openAPICache.err = json.MarshalIndent(doc, "", "  ")
 	})
 	return openAPICache.raw, openAPICache.err
 }

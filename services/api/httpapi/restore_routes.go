@@ -14,6 +14,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 )
 
 // restoreRoutes are the restore endpoints.
@@ -21,25 +22,6 @@ var restoreRoutes = []routeDef{
 	{Route{http.MethodPost, "/admin/db/backup/restore/:name", auth.Admin, true,
 		"queue a restore of a listed archive (202), with a pre-restore safety backup; ?confirm=true; body optional {components?, skip_safety_backup?}; 409 while a store is locked"},
 		(*Server).submitRestore},
-}
-
-// restoreRequest is the optional body of POST /admin/db/backup/restore/:name.
-type restoreRequest struct {
-	// Components to restore (system, target, chroma); default: every
-	// component the archive includes.
-	Components []string `json:"components"`
-	// SkipSafetyBackup skips the backup of the current state taken before
-	// anything is overwritten.
-	SkipSafetyBackup bool `json:"skip_safety_backup"`
-}
-
-// restoreParams are the params of a jobs.restore.run job. They mirror
-// jobspec.RestoreArgs (services/restore), which decodes them strictly:
-// keep the JSON names in step.
-type restoreParams struct {
-	Archive          string   `json:"archive"`
-	Components       []string `json:"components,omitempty"`
-	SkipSafetyBackup bool     `json:"skip_safety_backup,omitempty"`
 }
 
 // submitRestore answers POST /admin/db/backup/restore/:name?confirm=true.
@@ -103,62 +85,29 @@ func (s *Server) submitRestore(c echo.Context) error {
 	} else {
 		msg += " with a safety backup first"
 	}
-	return s.submit(c, jobs.KindRestore, params, msg)
+	return s.submit(c, params, msg)
 }
 
 // parseRestore checks the request of POST /admin/db/backup/restore/:name:
-// the :name parameter (archiveParam) and the optional body, whose
-// components are validated and normalised (normalizeComponents: known,
+// the :name parameter (archiveParam) and the optional body, the job's
+// jobspec.RestoreArgs without the archive (it is the path's), checked
+// (checkArgs) and normalised (RestoreArgs.Normalized: components
 // de-duplicated, in archive order; nil for every component of the
-// archive). It returns the job's params; a bad name or body is a 4xx
+// archive). It returns the job's Args; a bad name or body is a 4xx
 // *APIError. Whether the archive is listed and holds the components is
 // the handler's check, against the backup store.
-func (s *Server) parseRestore(c echo.Context) (restoreParams, error) {
+func (s *Server) parseRestore(c echo.Context) (jobspec.RestoreArgs, error) {
 	name, err := archiveParam(c)
 	if err != nil {
-		return restoreParams{}, err
+		return jobspec.RestoreArgs{}, err
 	}
-	var req restoreRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		return restoreParams{}, err
-	}
-	comps, err := normalizeComponents(req.Components)
+	args, err := decodeArgs[jobspec.RestoreArgs](c, true)
 	if err != nil {
-		return restoreParams{}, err
+		return jobspec.RestoreArgs{}, err
 	}
-	return restoreParams{Archive: name, Components: comps, SkipSafetyBackup: req.SkipSafetyBackup}, nil
-}
-
-// normalizeComponents validates and de-duplicates requested components,
-// in archive order.
-func normalizeComponents(in []string) ([]string, error) {
-	if in == nil {
-		return nil, nil
+	args.Archive = name
+	if err := s.checkArgs(args); err != nil {
+		return jobspec.RestoreArgs{}, err
 	}
-	if len(in) == 0 {
-		return nil, badRequest("components is empty: leave it out to restore every component of the archive")
-	}
-	for _, comp := range in {
-		if !slices.Contains(backupfmt.Components, comp) {
-			return nil, badRequest("component %q: accepted values: system, target, chroma", truncate(printable(comp), 40))
-		}
-	}
-	var out []string
-	for _, comp := range backupfmt.Components {
-		if slices.Contains(in, comp) {
-			out = append(out, comp)
-		}
-	}
-	return out, nil
-}
-
-// printable replaces control characters (a NUL byte included) so a hostile
-// name can be echoed in a message.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
+	return args.Normalized(), nil
 }

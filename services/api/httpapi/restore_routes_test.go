@@ -16,6 +16,7 @@ import (
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 )
 
@@ -190,7 +191,7 @@ func TestRestoreRouteLocked(t *testing.T) {
 	}
 	res := f.do(req{method: http.MethodPost, path: restorePath(f.withMeta, true), token: admin})
 	code, msg := errorOf(t, res)
-	if res.status != http.StatusConflict || code != codeLockHeld || !strings.Contains(msg, "target is locked by backup.create "+owner) {
+	if res.status != http.StatusConflict || code != string(jobs.CodeLockHeld) || !strings.Contains(msg, "target is locked by backup.create "+owner) {
 		t.Errorf("locked: %d %s", res.status, res.body)
 	}
 	// Only the stores the restore touches count: chroma is not in the
@@ -208,7 +209,7 @@ func TestRestoreRouteLocked(t *testing.T) {
 	}
 	// ...but it does for an archive without a summary (every store).
 	res = f.do(req{method: http.MethodPost, path: restorePath(f.bare, true), token: admin})
-	if code, msg := errorOf(t, res); res.status != http.StatusConflict || code != codeLockHeld || !strings.Contains(msg, "chroma is locked by chroma.train") {
+	if code, msg := errorOf(t, res); res.status != http.StatusConflict || code != string(jobs.CodeLockHeld) || !strings.Contains(msg, "chroma is locked by chroma.train") {
 		t.Errorf("bare archive, chroma locked: %d %s", res.status, res.body)
 	}
 	// Naming the components narrows the check.
@@ -233,7 +234,7 @@ func TestRestoreRouteAccepted(t *testing.T) {
 		acc.Job.SubmittedBy != testUsers[auth.Admin] || !strings.Contains(acc.Message, "without a safety backup") {
 		t.Errorf("accepted %s", res.body)
 	}
-	var p restoreParams
+	var p jobspec.RestoreArgs
 	if err := json.Unmarshal(acc.Job.Params, &p); err != nil || p.Archive != f.withMeta || !slices.Equal(p.Components, []string{"system", "target"}) || !p.SkipSafetyBackup {
 		t.Errorf("params %s (%v)", acc.Job.Params, err)
 	}

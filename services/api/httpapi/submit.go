@@ -12,6 +12,7 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/jobsubmit"
 )
 
@@ -67,7 +68,8 @@ func idempotencyKey(c echo.Context) (string, error) {
 	return k, nil
 }
 
-// submit queues a job of kind with params for the authenticated caller and
+// submit queues a job with args (checked by the route: checkArgs) for the
+// authenticated caller and
 // answers 202 with Location: /admin/db/tasks/{id}. With an Idempotency-Key
 // the same caller repeating the same kind and key gets the first job back,
 // still with 202 (the body's status tells the job's state then). Every
@@ -76,7 +78,7 @@ func idempotencyKey(c echo.Context) (string, error) {
 // RequestedAuditTimeout on its own clock. The submission is bounded by
 // SubmitTimeout: a bus that does not answer gives 503, not a hung request,
 // and a client that is not connected to NATS at all gives 503 at once.
-func (s *Server) submit(c echo.Context, kind string, params any, message string) error {
+func (s *Server) submit(c echo.Context, args jobs.Args, message string) error {
 	key, err := idempotencyKey(c)
 	if err != nil {
 		return err
@@ -96,7 +98,7 @@ func (s *Server) submit(c echo.Context, kind string, params any, message string)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.submitTimeout)
 	defer cancel()
 	rec, created, err := jobsubmit.Submit(ctx, s.pub, s.audit,
-		jobs.Submission{Kind: kind, Params: params, SubmittedBy: cl.Subject, IdempotencyKey: key},
+		jobs.Submission{Args: args, SubmittedBy: cl.Subject, IdempotencyKey: key},
 		audit.Event{Actor: cl.Subject, Role: string(cl.Role), SourceIP: c.RealIP(), RequestID: requestID(c)},
 		jobsubmit.Options{Policy: jobsubmit.EveryCall, AuditTimeout: RequestedAuditTimeout})
 	if err != nil {
@@ -117,24 +119,23 @@ func (s *Server) submit(c echo.Context, kind string, params any, message string)
 	})
 }
 
-// initRequest is the (empty) body POST /admin/db/init accepts.
-type initRequest struct{}
-
-// parseInit decodes the optional body of POST /admin/db/init: absent,
-// blank or the empty object {}; anything else is a 4xx *APIError.
-func (s *Server) parseInit(c echo.Context) (initRequest, error) {
-	var req initRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		return initRequest{}, err
+// parseInit decodes the optional body of POST /admin/db/init, the job's
+// jobspec.InitArgs: absent, blank or the empty object {}; anything else is
+// a 4xx *APIError.
+func (s *Server) parseInit(c echo.Context) (jobspec.InitArgs, error) {
+	req, err := decodeArgs[jobspec.InitArgs](c, true)
+	if err != nil {
+		return jobspec.InitArgs{}, err
 	}
-	return req, nil
+	return req, s.checkArgs(req)
 }
 
 // submitInit answers POST /admin/db/init: queue an init job. The body is
 // optional; when present it must be the empty object {}.
 func (s *Server) submitInit(c echo.Context) error {
-	if _, err := s.parseInit(c); err != nil {
+	args, err := s.parseInit(c)
+	if err != nil {
 		return err
 	}
-	return s.submit(c, jobs.KindInit, nil, "init job queued")
+	return s.submit(c, args, "init job queued")
 }

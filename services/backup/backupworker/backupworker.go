@@ -163,18 +163,9 @@ func New(deps app.Deps, opts Options) *Worker {
 	return w
 }
 
-// Handlers returns the handler of every job kind this worker consumes.
-func Handlers(deps app.Deps) map[string]worker.Handler {
-	return New(deps, Options{}).Handlers()
-}
-
 // Handlers returns the worker's handlers by job kind.
 func (w *Worker) Handlers() map[string]worker.Handler {
-	return map[string]worker.Handler{
-		jobs.KindBackupCreate: w.handleCreate,
-		jobs.KindBackupVerify: w.handleVerify,
-		jobs.KindBackupPrune:  w.handlePrune,
-	}
+	return worker.Handlers(worker.Handle(w.handleCreate), worker.Handle(w.handleVerify), worker.Handle(w.handlePrune))
 }
 
 // Run consumes backup jobs until ctx ends, then drains. With a
@@ -187,7 +178,7 @@ func Run(ctx context.Context, deps app.Deps) error {
 		go func() { defer close(done); _ = s.Run(sctx) }()
 		defer func() { cancel(); <-done }()
 	}
-	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, Handlers(deps), deps.Audit, deps.Log))
+	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, New(deps, Options{}).Handlers(), deps.Audit, deps.Log))
 }
 
 // Store returns the backup store, opening it on first use (a failure is
@@ -262,5 +253,5 @@ func classify(err error, code string) error {
 	case errors.As(err, &ce), errors.Is(err, jobs.ErrCancelled), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
-	return jobs.Retryable(code, err)
+	return jobs.Retryable(jobs.Code(code), err)
 }

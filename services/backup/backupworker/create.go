@@ -72,19 +72,16 @@ func CreateArchive(ctx context.Context, deps app.Deps, p CreateParams, progress 
 }
 
 // handleCreate is the backup.create handler.
-func (w *Worker) handleCreate(ctx context.Context, job *worker.Job) (any, error) {
-	var p CreateParams
-	if err := job.Decode(&p.BackupCreateArgs); err != nil {
-		return nil, err
-	}
+func (w *Worker) handleCreate(ctx context.Context, job *worker.Job, args jobspec.BackupCreateArgs) (jobspec.BackupCreateResult, error) {
+	p := CreateParams{BackupCreateArgs: args}
 	log := job.Logger()
 	res, err := w.createArchive(ctx, p, func(pct int, step string) error { return job.Step(ctx, pct, step) }, job.ID(), log, job.Audit)
 	if err != nil {
-		return nil, err
+		return jobspec.BackupCreateResult{}, err
 	}
 	out := jobspec.BackupCreateResult{ArchiveSummary: res}
 	if err := job.Step(ctx, 99, "applying retention"); err != nil {
-		return nil, err
+		return jobspec.BackupCreateResult{}, err
 	}
 	pr, err := w.prune(ctx, false, log)
 	if err != nil {
@@ -98,7 +95,7 @@ func (w *Worker) handleCreate(ctx context.Context, job *worker.Job) (any, error)
 	}
 	if p.VerifyAfter {
 		if err := w.submitVerifyAfter(ctx, job, res.Archive); err != nil {
-			return nil, err // redelivered: the archive is reused, the verify job too
+			return jobspec.BackupCreateResult{}, err // redelivered: the archive is reused, the verify job too
 		}
 	}
 	return out, nil

@@ -38,7 +38,7 @@ func TestLockWaitIsAuditedOnce(t *testing.T) {
 		Kind: Kind, Handlers: w.Handlers(), WorkerID: "backup-audit", Audit: pub,
 		Backoff: func(int) time.Duration { return 100 * time.Millisecond },
 	})
-	id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{Components: []string{"system"}})
+	id := e.submit(jobspec.BackupCreateArgs{Components: []string{"system"}})
 	eventually(t, 60*time.Second, "a second attempt to meet the held lease", func() bool {
 		rec := e.record(id)
 		return rec.Attempt >= 2 && rec.Error != nil && rec.Error.Code == "lock_held"

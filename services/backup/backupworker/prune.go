@@ -28,17 +28,13 @@ func Prune(ctx context.Context, deps app.Deps, dryRun bool) (jobspec.BackupPrune
 }
 
 // handlePrune is the backup.prune handler.
-func (w *Worker) handlePrune(ctx context.Context, job *worker.Job) (any, error) {
-	var p jobspec.BackupPruneArgs
-	if err := job.Decode(&p); err != nil {
-		return nil, err
-	}
+func (w *Worker) handlePrune(ctx context.Context, job *worker.Job, p jobspec.BackupPruneArgs) (jobspec.BackupPruneResult, error) {
 	if err := job.Step(ctx, 5, "listing archives"); err != nil {
-		return nil, err
+		return jobspec.BackupPruneResult{}, err
 	}
 	res, err := w.prune(ctx, p.DryRun, job.Logger())
 	if err != nil {
-		return nil, err
+		return jobspec.BackupPruneResult{}, err
 	}
 	return res, nil
 }
@@ -79,11 +75,11 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobs
 	}
 	st, err := w.Store(ctx)
 	if err != nil {
-		return res, jobs.Retryable("store_unavailable", err)
+		return res, jobs.Retryable(jobs.CodeStoreUnavailable, err)
 	}
 	infos, err := st.List(ctx)
 	if err != nil {
-		return res, jobs.Retryable("store_unavailable", fmt.Errorf("list archives: %w", err))
+		return res, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("list archives: %w", err))
 	}
 	type entry struct {
 		info    backupstore.Info
@@ -110,7 +106,7 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobs
 			case errors.Is(err, backupstore.ErrNotFound):
 				continue
 			default:
-				return res, jobs.Retryable("store_unavailable", fmt.Errorf("read the manifest of %s: %w", info.Name, err))
+				return res, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("read the manifest of %s: %w", info.Name, err))
 			}
 		}
 		entries = append(entries, entry{info: info, created: created.UTC()})
@@ -141,7 +137,7 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobs
 			res.WouldDelete = append(res.WouldDelete, a)
 		default:
 			if err := st.Delete(ctx, a.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
-				return res, jobs.Retryable("store_unavailable", fmt.Errorf("delete %s: %w", a.Name, err))
+				return res, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("delete %s: %w", a.Name, err))
 			}
 			log.Info("archive deleted by retention", "archive", a.Name, "created_at", a.CreatedAt)
 			res.Deleted = append(res.Deleted, a)

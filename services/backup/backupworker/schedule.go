@@ -204,7 +204,7 @@ func (s *Scheduler) submit(ctx context.Context, tick time.Time) (jobs.Record, bo
 	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
 	rec, created, err := jobsubmit.Submit(sctx, s.pub, s.audit,
-		jobs.Submission{Kind: jobs.KindBackupCreate, Params: s.params(tick), SubmittedBy: SchedulerActor, IdempotencyKey: TickKey(s.sched, tick)},
+		jobs.Submission{Args: s.params(tick), SubmittedBy: SchedulerActor, IdempotencyKey: TickKey(s.sched, tick)},
 		audit.Event{Actor: SchedulerActor, Detail: map[string]any{
 			"schedule": s.sched.String(), "tick": tick.UTC().Format(time.RFC3339), "verify_after": s.verifyAfter,
 		}},
@@ -233,17 +233,17 @@ func (s *Scheduler) params(tick time.Time) jobspec.BackupCreateArgs {
 // submitTimeout bound of the submission.
 func (w *Worker) submitVerifyAfter(ctx context.Context, job *worker.Job, archive string) error {
 	if w.pub == nil {
-		return jobs.Permanent("verify_after", errors.New("verify_after needs the job bus"))
+		return jobs.Permanent(jobs.CodeVerifyAfter, errors.New("verify_after needs the job bus"))
 	}
 	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
 	by := job.Record.SubmittedBy
 	rec, created, err := jobsubmit.Submit(sctx, w.pub, w.deps.Audit,
-		jobs.Submission{Kind: jobs.KindBackupVerify, Params: jobspec.BackupVerifyArgs{Name: archive}, SubmittedBy: by, IdempotencyKey: VerifyAfterKey(job.ID())},
+		jobs.Submission{Args: jobspec.BackupVerifyArgs{Name: archive}, SubmittedBy: by, IdempotencyKey: VerifyAfterKey(job.ID())},
 		audit.Event{Actor: by, Detail: map[string]any{"archive": archive, "after_job": job.ID()}},
 		jobsubmit.Options{Policy: jobsubmit.OncePerJob})
 	if err != nil {
-		return jobs.Retryable("verify_after", fmt.Errorf("verify of %s: %w", archive, err))
+		return jobs.Retryable(jobs.CodeVerifyAfter, fmt.Errorf("verify of %s: %w", archive, err))
 	}
 	job.Logger().Info("verify after backup submitted", "verify_job_id", rec.ID, "archive", archive, "created", created)
 	return nil

@@ -363,7 +363,7 @@ func TestVerifyAfterSurvivesACrashBeforeItsSubmission(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
 	p := CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{VerifyAfter: true, Note: "crash test"}}
-	id := e.submit(jobs.KindBackupCreate, p.BackupCreateArgs)
+	id := e.submit(p.BackupCreateArgs)
 	// The first attempt, as far as it got: the archive of this job id.
 	first, err := e.createID(id, p)
 	if err != nil {

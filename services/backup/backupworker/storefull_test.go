@@ -50,12 +50,12 @@ func TestBackupIntoFullNATSStore(t *testing.T) {
 	t.Logf("first archive %s: %d bytes; bucket limited to %d bytes", first.Archive, first.Bytes, limit)
 
 	startReplica(t, e, "backup-a", Options{}, nil)
-	id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{})
+	id := e.submit(jobspec.BackupCreateArgs{})
 	rec := e.waitFinal(id, 30*time.Second)
 	switch {
 	case rec.State != jobs.Failed:
 		t.Fatalf("backup into a full store: state %s, attempt %d, error %+v; want failed", rec.State, rec.Attempt, rec.Error)
-	case rec.Error == nil || rec.Error.Code != "backup_store_full":
+	case rec.Error == nil || rec.Error.Code != jobs.CodeBackupStoreFull:
 		t.Fatalf("backup into a full store failed with %+v, want code backup_store_full", rec.Error)
 	case rec.Attempt != 1:
 		t.Fatalf("backup into a full store ran %d attempts, want 1 (permanent)", rec.Attempt)

@@ -32,14 +32,12 @@ func VerifyArchive(ctx context.Context, deps app.Deps, name string, progress fun
 }
 
 // handleVerify is the backup.verify handler.
-func (w *Worker) handleVerify(ctx context.Context, job *worker.Job) (any, error) {
-	var p jobspec.BackupVerifyArgs
-	if err := job.Decode(&p); err != nil {
-		return nil, err
-	}
+// A failed verification returns its report with the error (stored as the
+// job's result).
+func (w *Worker) handleVerify(ctx context.Context, job *worker.Job, p jobspec.BackupVerifyArgs) (jobspec.BackupVerifyResult, error) {
 	res, err := w.verifyArchive(ctx, p.Name, func(pct int, step string) error { return job.Step(ctx, pct, step) }, job.ID(), job.Logger())
 	if err != nil && res.Archive == "" {
-		return nil, err
+		return jobspec.BackupVerifyResult{}, err
 	}
 	return res, err
 }

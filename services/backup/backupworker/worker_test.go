@@ -82,13 +82,14 @@ func startReplica(t *testing.T, e *env, id string, opts Options, hook func(conte
 	return r
 }
 
-// submit queues a job as the API does.
-func (e *env) submit(kind string, params any) string {
+// submit queues args as the API does (jobs.RawArgs for params the
+// worker must refuse).
+func (e *env) submit(args jobs.Args) string {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pub := jobs.NewPublisher(e.bus.JS, jobs.NewStore(e.bus.Jobs), e.cfg.JobMaxAttempts)
-	rec, _, err := pub.Submit(ctx, jobs.Submission{Kind: kind, Params: params, SubmittedBy: "test@example.com"})
+	rec, _, err := pub.Submit(ctx, jobs.Submission{Args: args, SubmittedBy: "test@example.com"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 				<-ctx.Done() // stuck mid-archive until killed
 				return ctx.Err()
 			})
-			id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{})
+			id := e.submit(jobspec.BackupCreateArgs{})
 			select {
 			case <-reached:
 			case <-time.After(20 * time.Second):
@@ -195,7 +196,7 @@ func TestLockedJobWaitsThenSucceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	startReplica(t, e, "backup-c", Options{LockWait: 400 * time.Millisecond}, nil)
-	id := e.submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{Components: []string{"system"}})
+	id := e.submit(jobspec.BackupCreateArgs{Components: []string{"system"}})
 	want := "system is locked by restore.run " + restoreID + " since"
 	var sawRetry bool
 	eventually(t, 20*time.Second, "the job to report the held lease and retry", func() bool {
@@ -224,7 +225,7 @@ func TestVerifyAndPruneJobs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}})
 	startReplica(t, e, "backup-d", Options{}, nil)
-	first := e.waitFinal(e.submit(jobs.KindBackupCreate, nil), 30*time.Second)
+	first := e.waitFinal(e.submit(jobspec.BackupCreateArgs{}), 30*time.Second)
 	if first.State != jobs.Succeeded {
 		t.Fatalf("create: %+v", first.Error)
 	}
@@ -233,15 +234,15 @@ func TestVerifyAndPruneJobs(t *testing.T) {
 	if created.Retention == nil || len(created.Retention.Kept) != 1 {
 		t.Errorf("retention after create: %+v %s", created.Retention, created.RetentionError)
 	}
-	v := e.waitFinal(e.submit(jobs.KindBackupVerify, jobspec.BackupVerifyArgs{Name: created.Archive}), 30*time.Second)
+	v := e.waitFinal(e.submit(jobspec.BackupVerifyArgs{Name: created.Archive}), 30*time.Second)
 	if v.State != jobs.Succeeded {
 		t.Fatalf("verify: %+v", v.Error)
 	}
-	bad := e.waitFinal(e.submit(jobs.KindBackupVerify, jobspec.BackupVerifyArgs{Name: "../" + created.Archive}), 10*time.Second)
-	if bad.State != jobs.Failed || bad.Attempt != 1 || bad.Error.Code != "invalid_params" {
+	bad := e.waitFinal(e.submit(jobs.RawArgs{JobKind: jobs.KindBackupVerify, Params: json.RawMessage(`{"name":"../` + created.Archive + `"}`)}), 10*time.Second)
+	if bad.State != jobs.Failed || bad.Attempt != 1 || bad.Error.Code != jobs.CodeInvalidParams {
 		t.Errorf("verify of a bad name: %s attempt %d %+v", bad.State, bad.Attempt, bad.Error)
 	}
-	second := e.waitFinal(e.submit(jobs.KindBackupCreate, nil), 30*time.Second)
+	second := e.waitFinal(e.submit(jobspec.BackupCreateArgs{}), 30*time.Second)
 	var res2 jobspec.BackupCreateResult
 	_ = json.Unmarshal(second.Result, &res2)
 	// Retention 1 keeps the newest, and the older one because it is the
@@ -249,7 +250,7 @@ func TestVerifyAndPruneJobs(t *testing.T) {
 	if res2.Retention == nil || len(res2.Retention.Kept) != 2 || len(res2.Retention.Deleted) != 0 {
 		t.Errorf("retention after the second create: %+v", res2.Retention)
 	}
-	p := e.waitFinal(e.submit(jobs.KindBackupPrune, jobspec.BackupPruneArgs{DryRun: true}), 10*time.Second)
+	p := e.waitFinal(e.submit(jobspec.BackupPruneArgs{DryRun: true}), 10*time.Second)
 	var pr jobspec.BackupPruneResult
 	_ = json.Unmarshal(p.Result, &pr)
 	if p.State != jobs.Succeeded || !pr.DryRun || len(pr.Kept) != 2 || len(pr.WouldDelete) != 0 {

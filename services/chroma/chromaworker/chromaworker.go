@@ -81,8 +81,18 @@ const BatchSize = 500
 // bus's LOCKS TTL is unknown (it is a quarter of the TTL otherwise).
 const DefaultLockRefresh = 15 * time.Second
 
+// Options are the worker's knobs; zero values take the defaults.
+type Options struct {
+	// BatchSize is the number of entries per request (BatchSize when < 1).
+	BatchSize int
+	// LockRefresh is the lease refresh interval (a quarter of the bus's
+	// LOCKS TTL, DefaultLockRefresh without one, when zero).
+	LockRefresh time.Duration
+}
+
 // Worker runs the chroma jobs. Build it with New.
 type Worker struct {
+	Options
 	// Config is the process configuration (CHROMA_URL, EMBEDDING_PROVIDER,
 	// the target database, ASSETS_DIR).
 	Config config.Config
@@ -96,22 +106,24 @@ type Worker struct {
 	Vectors *vectors.Client
 	// ConfigError says why Vectors is nil.
 	ConfigError error
-	// BatchSize is the number of entries per request (BatchSize when < 1).
-	BatchSize int
-	// LockRefresh is the lease refresh interval.
-	LockRefresh time.Duration
 }
 
-// New builds the worker from deps: its configuration, System DB, the
-// LOCKS bucket of its bus, and a Chroma client with the embedder
+// New builds the worker from deps with opts: its configuration, System
+// DB, the LOCKS bucket of its bus, and a Chroma client with the embedder
 // EMBEDDING_PROVIDER names.
-func New(deps app.Deps) *Worker {
-	w := &Worker{Config: deps.Config, DB: deps.DB, BatchSize: BatchSize, LockRefresh: DefaultLockRefresh}
+func New(deps app.Deps, opts Options) *Worker {
+	if opts.BatchSize < 1 {
+		opts.BatchSize = BatchSize
+	}
+	w := &Worker{Options: opts, Config: deps.Config, DB: deps.DB}
 	if deps.Bus != nil {
 		w.Locks = deps.Bus.Locks
-		if ttl := deps.Bus.Settings.LockTTL; ttl > 0 {
+		if ttl := deps.Bus.Settings.LockTTL; ttl > 0 && w.LockRefresh <= 0 {
 			w.LockRefresh = ttl / 4
 		}
+	}
+	if w.LockRefresh <= 0 {
+		w.LockRefresh = DefaultLockRefresh
 	}
 	w.Vectors, w.ConfigError = NewVectors(deps.Config)
 	return w
@@ -143,11 +155,8 @@ func (w *Worker) Close() {
 
 // Handlers returns the handler of every job kind this worker consumes.
 func (w *Worker) Handlers() map[string]worker.Handler {
-	return map[string]worker.Handler{jobs.KindChromaTrain: w.Train, jobs.KindChromaClear: w.Clear}
+	return worker.Handlers(worker.Handle(w.Train), worker.Handle(w.Clear))
 }
-
-// Handlers returns the handlers of a worker built from deps.
-func Handlers(deps app.Deps) map[string]worker.Handler { return New(deps).Handlers() }
 
 // Run consumes chroma jobs until ctx ends, then drains. deps needs the bus
 // and the System DB (app.Options{SystemDB: true}).
@@ -158,7 +167,7 @@ func Run(ctx context.Context, deps app.Deps) error {
 	if deps.DB == nil {
 		return errors.New("chromaworker: run: no System DB (open it with app.Options{SystemDB: true})")
 	}
-	w := New(deps)
+	w := New(deps, Options{})
 	defer w.Close()
 	if w.ConfigError != nil {
 		deps.Log.Warn("chroma jobs will fail until the configuration is fixed", "reason", w.ConfigError.Error())
@@ -184,55 +193,44 @@ func (w *Worker) client() (*vectors.Client, error) {
 		err = ErrDisabled
 	}
 	if errors.Is(err, ErrDisabled) {
-		return nil, jobs.Permanent("chroma_disabled", err)
+		return nil, jobs.Permanent(jobs.CodeChromaDisabled, err)
 	}
-	return nil, jobs.Permanent("invalid_config", fmt.Errorf("vector store settings: %w", err))
+	return nil, jobs.Permanent(jobs.CodeInvalidConfig, fmt.Errorf("vector store settings: %w", err))
 }
 
 // Train is the handler of jobs.chroma.train: it takes the chroma lease and
 // runs Sync.
-func (w *Worker) Train(ctx context.Context, job *worker.Job) (any, error) {
-	var p jobspec.ChromaTrainArgs
-	if err := job.Decode(&p); err != nil {
-		return nil, err
-	}
+func (w *Worker) Train(ctx context.Context, job *worker.Job, _ jobspec.ChromaTrainArgs) (jobspec.ChromaTrainResult, error) {
 	if _, err := w.client(); err != nil {
-		return nil, err
+		return jobspec.ChromaTrainResult{}, err
 	}
 	lease, err := w.lock(ctx, job)
 	if err != nil {
-		return nil, err
+		return jobspec.ChromaTrainResult{}, err
 	}
 	defer w.release(ctx, lease, job.Logger())
 	res, err := w.Sync(ctx, leaseProgress{job, lease}, job.Logger())
 	if err != nil {
-		return nil, w.jobError(err)
+		return jobspec.ChromaTrainResult{}, w.jobError(err)
 	}
 	return res, nil
 }
 
 // Clear is the handler of jobs.chroma.clear: under the chroma lease it
 // empties one collection or all three, recreating each with its metadata.
-func (w *Worker) Clear(ctx context.Context, job *worker.Job) (any, error) {
-	var p jobspec.ChromaClearArgs
-	if err := job.Decode(&p); err != nil {
-		return nil, err
-	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
+func (w *Worker) Clear(ctx context.Context, job *worker.Job, p jobspec.ChromaClearArgs) (jobspec.ChromaClearResult, error) {
 	c, err := w.client()
 	if err != nil {
-		return nil, err
+		return jobspec.ChromaClearResult{}, err
 	}
 	lease, err := w.lock(ctx, job)
 	if err != nil {
-		return nil, err
+		return jobspec.ChromaClearResult{}, err
 	}
 	defer w.release(ctx, lease, job.Logger())
 	res, err := w.clear(ctx, c, p, leaseProgress{job, lease}, job.Logger())
 	if err != nil {
-		return nil, w.jobError(err)
+		return jobspec.ChromaClearResult{}, w.jobError(err)
 	}
 	return res, nil
 }
@@ -332,11 +330,11 @@ func (w *Worker) jobError(err error) error {
 	case errors.As(err, &ce), errors.Is(err, jobs.ErrCancelled), errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, vectors.ErrUnavailable):
-		return jobs.Retryable("chroma_unavailable", fmt.Errorf("the vector store is unreachable: %w", err))
+		return jobs.Retryable(jobs.CodeChromaUnavailable, fmt.Errorf("the vector store is unreachable: %w", err))
 	case errors.Is(err, vectors.ErrEmbedderMismatch):
-		return jobs.Permanent("embedder_mismatch", err)
+		return jobs.Permanent(jobs.CodeEmbedderMismatch, err)
 	case errors.Is(err, vectors.ErrInvalid):
-		return jobs.Permanent("invalid_data", err)
+		return jobs.Permanent(jobs.CodeInvalidData, err)
 	}
 	return err
 }

@@ -185,7 +185,7 @@ func LoadTrainingPairs(dir string) (pairs []QuestionSQL, ok bool, err error) {
 			return nil, true, fmt.Errorf("read training asset: %w", err)
 		}
 		if st.Size() > maxTrainingAssetBytes {
-			return nil, true, jobs.Permanent("invalid_training_asset", fmt.Errorf("training asset %s is larger than %d bytes", path, maxTrainingAssetBytes))
+			return nil, true, jobs.Permanent(jobs.CodeInvalidTrainingAsset, fmt.Errorf("training asset %s is larger than %d bytes", path, maxTrainingAssetBytes))
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -194,12 +194,12 @@ func LoadTrainingPairs(dir string) (pairs []QuestionSQL, ok bool, err error) {
 		var filePairs []QuestionSQL
 		dec := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))))
 		if err := dec.Decode(&filePairs); err != nil {
-			return nil, true, jobs.Permanent("invalid_training_asset", fmt.Errorf("training asset %s: want a JSON array of {\"question\", \"sql\"}: %v", path, err))
+			return nil, true, jobs.Permanent(jobs.CodeInvalidTrainingAsset, fmt.Errorf("training asset %s: want a JSON array of {\"question\", \"sql\"}: %v", path, err))
 		}
 		for i, p := range filePairs {
 			p.Question, p.SQL = strings.TrimSpace(p.Question), strings.TrimSpace(p.SQL)
 			if p.Question == "" || p.SQL == "" {
-				return nil, true, jobs.Permanent("invalid_training_asset", fmt.Errorf("training asset %s: entry #%d has an empty question or sql", path, i+1))
+				return nil, true, jobs.Permanent(jobs.CodeInvalidTrainingAsset, fmt.Errorf("training asset %s: entry #%d has an empty question or sql", path, i+1))
 			}
 			pairs = append(pairs, p)
 		}

@@ -88,12 +88,13 @@ func startWorker(t *testing.T, deps app.Deps, w *chromaworker.Worker) {
 	testkit.RunWorker(t, deps.Bus, opts)
 }
 
-func submit(t *testing.T, b *bus.Bus, kind string, params any, maxAttempts int) jobs.Record {
+// submit publishes args (jobs.RawArgs for params the worker must refuse).
+func submit(t *testing.T, b *bus.Bus, args jobs.Args, maxAttempts int) jobs.Record {
 	t.Helper()
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), maxAttempts)
-	rec, _, err := p.Submit(context.Background(), jobs.Submission{Kind: kind, Params: params, SubmittedBy: "ops@example.com"})
+	rec, _, err := p.Submit(context.Background(), jobs.Submission{Args: args, SubmittedBy: "ops@example.com"})
 	if err != nil {
-		t.Fatalf("submit %s: %v", kind, err)
+		t.Fatalf("submit %s: %v", args.Kind(), err)
 	}
 	return rec
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/insightops/insightops/services/chroma/chromaworker"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/testkit"
 )
@@ -29,8 +30,8 @@ func TestLockWaitIsAuditedOnceAcrossRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startWorker(t, deps, chromaworker.New(deps))
-	id := submit(t, deps.Bus, jobs.KindChromaTrain, nil, 20).ID
+	startWorker(t, deps, chromaworker.New(deps, chromaworker.Options{}))
+	id := submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 20).ID
 	st := jobs.NewStore(deps.Bus.Jobs)
 	deadline := time.Now().Add(60 * time.Second)
 	for {

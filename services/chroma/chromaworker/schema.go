@@ -103,14 +103,14 @@ func ReadSchema(ctx context.Context, cfg config.Config) (Schema, error) {
 
 func readSQLiteFile(ctx context.Context, path, variable string) (Schema, error) {
 	if path == "" {
-		return Schema{}, jobs.Permanent("no_target", fmt.Errorf("no target database: %s is empty", variable))
+		return Schema{}, jobs.Permanent(jobs.CodeNoTarget, fmt.Errorf("no target database: %s is empty", variable))
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return Schema{}, jobs.Permanent("target_missing", fmt.Errorf("target database %s (%s) does not exist: run init first (POST /admin/db/init) or fix %s", path, variable, variable))
+		return Schema{}, jobs.Permanent(jobs.CodeTargetMissing, fmt.Errorf("target database %s (%s) does not exist: run init first (POST /admin/db/init) or fix %s", path, variable, variable))
 	}
 	db, err := golden.OpenReadOnly(ctx, path)
 	if err != nil {
-		return Schema{}, jobs.Permanent("target_unreadable", fmt.Errorf("open target database %s: %w", path, err))
+		return Schema{}, jobs.Permanent(jobs.CodeTargetUnreadable, fmt.Errorf("open target database %s: %w", path, err))
 	}
 	defer db.Close()
 	s, err := readSQLite(ctx, db)
@@ -236,7 +236,7 @@ func readPostgres(ctx context.Context, rawURL string) (Schema, error) {
 	s := Schema{Dialect: "postgres", Source: "postgres " + desc}
 	db, err := sql.Open("pgx", rawURL)
 	if err != nil {
-		return s, jobs.Permanent("target_url_invalid", fmt.Errorf("TARGET_DATABASE_URL: %s", store.RedactPassword(err.Error(), rawURL)))
+		return s, jobs.Permanent(jobs.CodeTargetURLInvalid, fmt.Errorf("TARGET_DATABASE_URL: %s", store.RedactPassword(err.Error(), rawURL)))
 	}
 	defer db.Close()
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})

@@ -84,14 +84,14 @@ func TestTrainOnTheDemoDatabase(t *testing.T) {
 	db := systemDB(t, cfg)
 	seedFeedback(t, db)
 	deps := busDeps(t, cfg, db)
-	w := chromaworker.New(deps)
+	w := chromaworker.New(deps, chromaworker.Options{})
 	if w.ConfigError != nil {
 		t.Fatal(w.ConfigError)
 	}
 	startWorker(t, deps, w)
 	ctx := context.Background()
 
-	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID)
+	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID)
 	res := trainResult(t, rec)
 	if rec.Attempt != 1 || rec.Progress != 100 {
 		t.Errorf("record attempt %d progress %d", rec.Attempt, rec.Progress)
@@ -189,7 +189,7 @@ func TestTrainOnTheDemoDatabase(t *testing.T) {
 	}
 
 	// Second train: everything unchanged, nothing written.
-	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID)
+	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID)
 	res = trainResult(t, rec)
 	for name, n := range map[string]int{"ddl": nDDL, "documentation": nDoc, "sql": nSQL} {
 		if got := res.Collections[name]; got != (jobspec.CollectionSync{Unchanged: n, Total: n}) {
@@ -209,7 +209,7 @@ func TestTrainOnTheDemoDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	tdb.Close()
-	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID)
+	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID)
 	res = trainResult(t, rec)
 	if got := res.Collections["ddl"]; got != (jobspec.CollectionSync{Unchanged: nDDL - 3, Removed: 3, Total: nDDL - 3}) {
 		t.Errorf("after drop, ddl: %s", counts(got))
@@ -334,10 +334,10 @@ func TestClearJob(t *testing.T) {
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
 	db := systemDB(t, cfg)
 	deps := busDeps(t, cfg, db)
-	w := chromaworker.New(deps)
+	w := chromaworker.New(deps, chromaworker.Options{})
 	startWorker(t, deps, w)
 	ctx := context.Background()
-	trainResult(t, waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID))
+	trainResult(t, waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID))
 	before := map[string]vectors.CollectionInfo{}
 	for _, coll := range vectors.Collections {
 		info, err := w.Vectors.Info(ctx, coll)
@@ -347,7 +347,7 @@ func TestClearJob(t *testing.T) {
 		before[coll] = info
 	}
 
-	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaClear, jobspec.ChromaClearArgs{CollectionName: "sql"}, 3).ID)
+	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaClearArgs{CollectionName: "sql"}, 3).ID)
 	if rec.State != jobs.Succeeded {
 		t.Fatalf("clear sql: %s %+v", rec.State, rec.Error)
 	}
@@ -362,7 +362,7 @@ func TestClearJob(t *testing.T) {
 		t.Errorf("ddl has %d entries after clearing sql only", n)
 	}
 
-	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaClear, nil, 3).ID)
+	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaClearArgs{}, 3).ID)
 	if rec.State != jobs.Succeeded {
 		t.Fatalf("clear all: %s %+v", rec.State, rec.Error)
 	}
@@ -376,8 +376,8 @@ func TestClearJob(t *testing.T) {
 		}
 	}
 
-	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaClear, map[string]string{"collection_name": "nope"}, 3).ID)
-	if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != "invalid_params" || !strings.Contains(rec.Error.Message, "nope") {
+	rec = waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.RawArgs{JobKind: jobs.KindChromaClear, Params: json.RawMessage(`{"collection_name": "nope"}`)}, 3).ID)
+	if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != jobs.CodeInvalidParams || !strings.Contains(rec.Error.Message, "nope") {
 		t.Errorf("bad collection: %s attempt %d %+v", rec.State, rec.Attempt, rec.Error)
 	}
 }
@@ -400,10 +400,10 @@ func TestChromaDown(t *testing.T) {
 	chroma.Stop() // a real server, now gone
 	cfg := newConfig(t, map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": targetCopy(t)})
 	deps := busDeps(t, cfg, systemDB(t, cfg))
-	w := chromaworker.New(deps)
+	w := chromaworker.New(deps, chromaworker.Options{})
 	startWorker(t, deps, w)
-	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID)
-	if rec.State != jobs.Failed || rec.Attempt != 3 || rec.Error == nil || rec.Error.Code != "chroma_unavailable" {
+	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID)
+	if rec.State != jobs.Failed || rec.Attempt != 3 || rec.Error == nil || rec.Error.Code != jobs.CodeChromaUnavailable {
 		t.Fatalf("record %s attempt %d error %+v", rec.State, rec.Attempt, rec.Error)
 	}
 	if !strings.Contains(rec.Error.Message, "unreachable") || !strings.Contains(rec.Error.Message, chroma.URL) {
@@ -428,9 +428,9 @@ func TestLockHeldThenFree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := chromaworker.New(deps)
+	w := chromaworker.New(deps, chromaworker.Options{})
 	startWorker(t, deps, w)
-	id := submit(t, deps.Bus, jobs.KindChromaTrain, nil, 20).ID
+	id := submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 20).ID
 	st := jobs.NewStore(deps.Bus.Jobs)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -469,10 +469,10 @@ func TestEmbedderMismatchFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	deps := busDeps(t, cfg, systemDB(t, cfg))
-	w := chromaworker.New(deps)
+	w := chromaworker.New(deps, chromaworker.Options{})
 	startWorker(t, deps, w)
-	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID)
-	if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != "embedder_mismatch" || !strings.Contains(rec.Error.Message, "64 dimensions") {
+	rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID)
+	if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != jobs.CodeEmbedderMismatch || !strings.Contains(rec.Error.Message, "64 dimensions") {
 		t.Errorf("record %s attempt %d %+v", rec.State, rec.Attempt, rec.Error)
 	}
 }
@@ -483,23 +483,24 @@ func TestDisabledAndMissingTarget(t *testing.T) {
 	t.Parallel()
 	chroma := testkit.Chroma(t)
 	for name, c := range map[string]struct {
-		env        map[string]string
-		code, text string
+		env  map[string]string
+		code jobs.Code
+		text string
 	}{
-		"no chroma url":  {map[string]string{"TARGET_DB_PATH": "x.db"}, "chroma_disabled", "CHROMA_URL"},
-		"missing target": {map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": filepath.Join(t.TempDir(), "none.db")}, "target_missing", "run init first"},
+		"no chroma url":  {map[string]string{"TARGET_DB_PATH": "x.db"}, jobs.CodeChromaDisabled, "CHROMA_URL"},
+		"missing target": {map[string]string{"CHROMA_URL": chroma.URL, "TARGET_DB_PATH": filepath.Join(t.TempDir(), "none.db")}, jobs.CodeTargetMissing, "run init first"},
 		// config.Load refuses openai without a key at start; a model the
 		// embedder library does not know is found when the worker builds
 		// its embedder.
-		"bad embedder": {map[string]string{"CHROMA_URL": chroma.URL, "EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test-not-real", "OPENAI_EMBEDDING_MODEL": "nope"}, "invalid_config", "OPENAI_EMBEDDING_MODEL"},
+		"bad embedder": {map[string]string{"CHROMA_URL": chroma.URL, "EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test-not-real", "OPENAI_EMBEDDING_MODEL": "nope"}, jobs.CodeInvalidConfig, "OPENAI_EMBEDDING_MODEL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			cfg := newConfig(t, c.env)
 			deps := busDeps(t, cfg, systemDB(t, cfg))
-			w := chromaworker.New(deps)
+			w := chromaworker.New(deps, chromaworker.Options{})
 			startWorker(t, deps, w)
-			rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobs.KindChromaTrain, nil, 3).ID)
+			rec := waitFinal(t, deps.Bus, submit(t, deps.Bus, jobspec.ChromaTrainArgs{}, 3).ID)
 			if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error.Code != c.code || !strings.Contains(rec.Error.Message, c.text) {
 				t.Errorf("record %s attempt %d %+v", rec.State, rec.Attempt, rec.Error)
 			}

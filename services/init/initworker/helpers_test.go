@@ -183,7 +183,7 @@ func startWorker(t *testing.T, deps app.Deps, handlers map[string]worker.Handler
 func submitInit(t *testing.T, b *bus.Bus, by string) jobs.Record {
 	t.Helper()
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 5)
-	rec, created, err := p.Submit(context.Background(), jobs.Submission{Kind: jobs.KindInit, SubmittedBy: by})
+	rec, created, err := p.Submit(context.Background(), jobs.Submission{Args: jobspec.InitArgs{}, SubmittedBy: by})
 	if err != nil || !created {
 		t.Fatalf("submit init: created=%v err=%v", created, err)
 	}

@@ -76,8 +76,16 @@ type Invocation struct {
 	Log *slog.Logger
 }
 
-// Steps runs the init steps against a System DB and, optionally, a bus.
-type Steps struct {
+// Options are the init worker's knobs.
+type Options struct {
+	// Now is the clock of init.completed_at (time.Now when nil).
+	Now func() time.Time
+}
+
+// Worker runs the init steps against a System DB and, optionally, a bus:
+// as the handler of jobs.init.run, or once (RunOnce).
+type Worker struct {
+	Options
 	Config config.Config
 	DB     *store.DB
 	// Publisher submits the auto-train job; nil (--once without a bus)
@@ -85,14 +93,12 @@ type Steps struct {
 	Publisher *jobs.Publisher
 	// Audit, when set, receives a user.created event for the admin user.
 	Audit *audit.Publisher
-	// Now is the clock of init.completed_at (time.Now when nil).
-	Now func() time.Time
 }
 
-// NewSteps returns the steps over deps: its configuration and System DB,
-// and a job publisher on deps.Bus when there is one.
-func NewSteps(deps app.Deps) *Steps {
-	s := &Steps{Config: deps.Config, DB: deps.DB, Audit: deps.Audit}
+// New returns the worker over deps with opts: its configuration and
+// System DB, and a job publisher on deps.Bus when there is one.
+func New(deps app.Deps, opts Options) *Worker {
+	s := &Worker{Options: opts, Config: deps.Config, DB: deps.DB, Audit: deps.Audit}
 	if deps.Bus != nil {
 		s.Publisher = jobs.NewPublisher(deps.Bus.JS, jobs.NewStore(deps.Bus.Jobs), deps.Config.JobMaxAttempts)
 	}
@@ -100,8 +106,8 @@ func NewSteps(deps app.Deps) *Steps {
 }
 
 // Handlers returns the handler of every job kind this worker consumes.
-func Handlers(deps app.Deps) map[string]worker.Handler {
-	return map[string]worker.Handler{jobs.KindInit: NewSteps(deps).Handle}
+func (s *Worker) Handlers() map[string]worker.Handler {
+	return worker.Handlers(worker.Handle(s.Handle))
 }
 
 // Run consumes init jobs until ctx ends, then drains. deps needs the bus
@@ -113,17 +119,14 @@ func Run(ctx context.Context, deps app.Deps) error {
 	if deps.DB == nil {
 		return errors.New("initworker: run: no System DB (open it with app.Options{SystemDB: true})")
 	}
-	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, Handlers(deps), deps.Audit, deps.Log))
+	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, New(deps, Options{}).Handlers(), deps.Audit, deps.Log))
 }
 
-// Handle is the worker.Handler of jobs.init.run. The job takes no params;
-// any given are a permanent invalid_params failure.
-func (s *Steps) Handle(ctx context.Context, job *worker.Job) (any, error) {
-	if err := job.Decode(&struct{}{}); err != nil {
-		return nil, err
-	}
+// Handle is the handler of jobs.init.run. The job takes no params; any
+// given are a permanent invalid_params failure (worker.Handle).
+func (s *Worker) Handle(ctx context.Context, job *worker.Job, _ jobspec.InitArgs) (jobspec.InitResult, error) {
 	if s.DB == nil {
-		return nil, jobs.Permanent("no_system_db", errors.New("init: this worker has no System DB"))
+		return jobspec.InitResult{}, jobs.Permanent(jobs.CodeNoSystemDB, errors.New("init: this worker has no System DB"))
 	}
 	return s.Run(ctx, job, Invocation{ID: job.ID(), SubmittedBy: job.Record.SubmittedBy, Mode: jobspec.InitModeJob, Log: job.Logger()})
 }
@@ -142,7 +145,7 @@ func RunOnce(ctx context.Context, deps app.Deps) (jobspec.InitResult, error) {
 	}
 	id := jobs.NewID()
 	log = log.With("init_run_id", id, "mode", jobspec.InitModeOnce)
-	return NewSteps(deps).Run(ctx, logProgress{log: log}, Invocation{ID: id, SubmittedBy: OnceSubmitter, Mode: jobspec.InitModeOnce, Log: log})
+	return New(deps, Options{}).Run(ctx, logProgress{log: log}, Invocation{ID: id, SubmittedBy: OnceSubmitter, Mode: jobspec.InitModeOnce, Log: log})
 }
 
 // logProgress is the Progress of a run without a job record: it logs.
@@ -166,7 +169,7 @@ type plannedStep struct {
 	run      stepFunc
 }
 
-func (s *Steps) plan() []plannedStep {
+func (s *Worker) plan() []plannedStep {
 	return []plannedStep{
 		{jobspec.InitStepGoldenCopy, 5, "syncing the target database's golden copy", s.goldenCopy},
 		{jobspec.InitStepMigrations, 20, "migrating the system database", s.migrate},
@@ -183,7 +186,7 @@ func (s *Steps) plan() []plannedStep {
 // far. A failed step is recorded in the result and ends the run with its
 // error: permanent (jobs.Permanent) for bad configuration or a required
 // asset missing, plain for what a retry can fix.
-func (s *Steps) Run(ctx context.Context, p Progress, inv Invocation) (jobspec.InitResult, error) {
+func (s *Worker) Run(ctx context.Context, p Progress, inv Invocation) (jobspec.InitResult, error) {
 	if inv.Log == nil {
 		inv.Log = slog.Default()
 	}

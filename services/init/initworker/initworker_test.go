@@ -159,7 +159,7 @@ func TestInitJobThroughTheBusRecordsEveryStep(t *testing.T) {
 	t.Parallel()
 	cfg := newConfig(t, nil)
 	deps := busDeps(t, cfg)
-	startWorker(t, deps, initworker.Handlers(deps))
+	startWorker(t, deps, initworker.New(deps, initworker.Options{}).Handlers())
 	sourceSum := sha256File(t, cfg.TargetDBSource)
 
 	rec := waitFinal(t, deps.Bus, submitInit(t, deps.Bus, "ops@example.com").ID)
@@ -230,7 +230,7 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 		missing := filepath.Join(t.TempDir(), "absent.db")
 		cfg := newConfig(t, map[string]string{"TARGET_DB_SOURCE": missing, "ENABLE_TARGET_DB": "false"})
 		deps := busDeps(t, cfg)
-		startWorker(t, deps, initworker.Handlers(deps))
+		startWorker(t, deps, initworker.New(deps, initworker.Options{}).Handlers())
 
 		rec := waitFinal(t, deps.Bus, submitInit(t, deps.Bus, "ops@example.com").ID)
 		if rec.State != jobs.Succeeded {
@@ -254,17 +254,17 @@ func TestMissingGoldenSourceWarnsUnlessTheTargetDBIsRequired(t *testing.T) {
 		missing := filepath.Join(t.TempDir(), "absent.db")
 		cfg := newConfig(t, map[string]string{"TARGET_DB_SOURCE": missing, "ENABLE_TARGET_DB": "true"})
 		deps := busDeps(t, cfg)
-		startWorker(t, deps, initworker.Handlers(deps))
+		startWorker(t, deps, initworker.New(deps, initworker.Options{}).Handlers())
 
 		rec := waitFinal(t, deps.Bus, submitInit(t, deps.Bus, "ops@example.com").ID)
-		if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error == nil || rec.Error.Code != "target_source_missing" {
+		if rec.State != jobs.Failed || rec.Attempt != 1 || rec.Error == nil || rec.Error.Code != jobs.CodeTargetSourceMissing {
 			t.Fatalf("init job: state %s attempt %d error %+v", rec.State, rec.Attempt, rec.Error)
 		}
 		res := decodeResult(t, rec.Result)
 		if len(res.Steps) != 1 || res.Steps[0].Name != jobspec.InitStepGoldenCopy || res.Steps[0].Status != jobspec.InitStatusFailed {
 			t.Fatalf("partial result: %+v", res.Steps)
 		}
-		if _, f := step[jobspec.InitFailureDetail](t, res, jobspec.InitStepGoldenCopy); f.Code != "target_source_missing" {
+		if _, f := step[jobspec.InitFailureDetail](t, res, jobspec.InitStepGoldenCopy); f.Code != jobs.CodeTargetSourceMissing {
 			t.Fatalf("failure detail: %+v", f)
 		}
 		// Terminated, not retried: nothing pending, nothing redelivered, and
@@ -298,7 +298,7 @@ func TestRedeliveredInitPublishesOneTrainJob(t *testing.T) {
 	t.Parallel()
 	cfg := newConfig(t, map[string]string{"AUTO_TRAIN_CHROMA": "true"})
 	deps := busDeps(t, cfg)
-	real := initworker.Handlers(deps)[jobs.KindInit]
+	real := initworker.New(deps, initworker.Options{}).Handlers()[jobs.KindInit]
 	crashOnce := func(ctx context.Context, job *worker.Job) (any, error) {
 		res, err := real(ctx, job)
 		if err == nil && job.Attempt() == 1 {
@@ -414,7 +414,7 @@ func TestInvalidOntologyFailsPermanently(t *testing.T) {
 	cfg := newConfig(t, map[string]string{"ASSETS_DIR": assets})
 	db := openDB(t, cfg)
 	res, err := initworker.RunOnce(context.Background(), app.Deps{Config: cfg, DB: db, Log: testkit.Logger(t)})
-	if err == nil || !jobs.IsPermanent(err) || jobs.ErrorOf(err).Code != "ontology_invalid" {
+	if err == nil || !jobs.IsPermanent(err) || jobs.ErrorOf(err).Code != jobs.CodeOntologyInvalid {
 		t.Fatalf("init with a malformed ontology: %v (permanent %v)", err, jobs.IsPermanent(err))
 	}
 	last := res.Steps[len(res.Steps)-1]
@@ -443,7 +443,7 @@ func TestCancellationStopsBetweenSteps(t *testing.T) {
 	t.Parallel()
 	cfg := newConfig(t, nil)
 	db := openDB(t, cfg)
-	steps := initworker.NewSteps(app.Deps{Config: cfg, DB: db})
+	steps := initworker.New(app.Deps{Config: cfg, DB: db}, initworker.Options{})
 	res, err := steps.Run(context.Background(), &cancelAt{n: 3}, initworker.Invocation{ID: jobs.NewID(), Log: testkit.Logger(t)})
 	if !errors.Is(err, jobs.ErrCancelled) {
 		t.Fatalf("run: %v, want jobs.ErrCancelled", err)

@@ -25,7 +25,7 @@ const tableSample = 5
 // goldenCopy syncs TARGET_DB_SOURCE to TARGET_DB_PATH and inspects the
 // runtime copy read-only. With ENABLE_TARGET_DB false a missing or unusable
 // source is a warning; with it true, a permanent failure.
-func (s *Steps) goldenCopy(ctx context.Context, inv Invocation) (string, any, error) {
+func (s *Worker) goldenCopy(ctx context.Context, inv Invocation) (string, any, error) {
 	cfg := s.Config
 	if cfg.TargetDatabaseURL != "" {
 		return jobspec.InitStatusSkipped, jobspec.InitGoldenDetail{
@@ -35,7 +35,7 @@ func (s *Steps) goldenCopy(ctx context.Context, inv Invocation) (string, any, er
 	}
 	d := jobspec.InitGoldenDetail{Source: cfg.TargetDBSource, Path: cfg.TargetDBPath}
 	if cfg.TargetDBSource == "" || cfg.TargetDBPath == "" {
-		return "", d, jobs.Permanent("invalid_config", errors.New("TARGET_DB_SOURCE and TARGET_DB_PATH must both be set"))
+		return "", d, jobs.Permanent(jobs.CodeInvalidConfig, errors.New("TARGET_DB_SOURCE and TARGET_DB_PATH must both be set"))
 	}
 	srcAbs, err1 := filepath.Abs(cfg.TargetDBSource)
 	dstAbs, err2 := filepath.Abs(cfg.TargetDBPath)
@@ -43,21 +43,21 @@ func (s *Steps) goldenCopy(ctx context.Context, inv Invocation) (string, any, er
 		return "", d, fmt.Errorf("resolve target paths: %w", err)
 	}
 	if srcAbs == dstAbs {
-		return "", d, jobs.Permanent("invalid_config", fmt.Errorf("TARGET_DB_PATH is TARGET_DB_SOURCE (%s): the golden source must never be the runtime copy", srcAbs))
+		return "", d, jobs.Permanent(jobs.CodeInvalidConfig, fmt.Errorf("TARGET_DB_PATH is TARGET_DB_SOURCE (%s): the golden source must never be the runtime copy", srcAbs))
 	}
 
 	synced, err := golden.Sync(ctx, cfg.TargetDBSource, cfg.TargetDBPath)
 	if err != nil {
-		code := ""
+		var code jobs.Code
 		switch {
 		case errors.Is(err, golden.ErrSourceMissing):
-			code = "target_source_missing"
+			code = jobs.CodeTargetSourceMissing
 		case errors.Is(err, golden.ErrSourceInvalid):
-			code = "target_source_invalid"
+			code = jobs.CodeTargetSourceInvalid
 		case errors.Is(err, golden.ErrSourceNotCheckpointed):
-			code = "target_source_not_checkpointed"
+			code = jobs.CodeTargetSourceNotCheckpointed
 		case errors.Is(err, golden.ErrSourceChanged):
-			return "", d, jobs.Retryable("target_source_changed", err)
+			return "", d, jobs.Retryable(jobs.CodeTargetSourceChanged, err)
 		default:
 			return "", d, fmt.Errorf("sync golden copy: %w", err)
 		}
@@ -100,7 +100,7 @@ func describeTarget(raw string) string {
 }
 
 // migrate applies the System DB migrations.
-func (s *Steps) migrate(ctx context.Context, inv Invocation) (string, any, error) {
+func (s *Worker) migrate(ctx context.Context, inv Invocation) (string, any, error) {
 	m, err := s.DB.Migrate(ctx)
 	if err != nil {
 		return "", nil, fmt.Errorf("migrate system db: %w", err)
@@ -114,7 +114,7 @@ func (s *Steps) migrate(ctx context.Context, inv Invocation) (string, any, error
 
 // loadOntology upserts the glossary from ASSETS_DIR/ontology; a missing
 // directory is a warning, an invalid file a permanent failure.
-func (s *Steps) loadOntology(ctx context.Context, inv Invocation) (string, any, error) {
+func (s *Worker) loadOntology(ctx context.Context, inv Invocation) (string, any, error) {
 	dir := filepath.Join(s.Config.AssetsDir, "ontology")
 	d := jobspec.InitOntologyDetail{Dir: dir}
 	terms, err := ontology.Load(dir)
@@ -123,7 +123,7 @@ func (s *Steps) loadOntology(ctx context.Context, inv Invocation) (string, any, 
 		return jobspec.InitStatusWarning, d, nil
 	}
 	if err != nil {
-		return "", d, jobs.Permanent("ontology_invalid", err)
+		return "", d, jobs.Permanent(jobs.CodeOntologyInvalid, err)
 	}
 	d.Terms = len(terms)
 	if len(terms) == 0 {
@@ -145,11 +145,11 @@ func (s *Steps) loadOntology(ctx context.Context, inv Invocation) (string, any, 
 // adminUser creates INIT_ADMIN_USERNAME with role admin unless a user with
 // that email exists; an existing user (its password included) is never
 // changed, and the password is hashed only when a user is to be created.
-func (s *Steps) adminUser(ctx context.Context, inv Invocation) (string, any, error) {
+func (s *Worker) adminUser(ctx context.Context, inv Invocation) (string, any, error) {
 	email := store.NormalizeEmail(s.Config.InitAdminUsername)
 	d := jobspec.InitAdminDetail{Username: email, Role: store.RoleAdmin}
 	if email == "" {
-		return "", d, jobs.Permanent("invalid_config", errors.New("INIT_ADMIN_USERNAME is empty"))
+		return "", d, jobs.Permanent(jobs.CodeInvalidConfig, errors.New("INIT_ADMIN_USERNAME is empty"))
 	}
 	existing, err := s.DB.UserByEmail(ctx, email)
 	if err == nil {
@@ -161,7 +161,7 @@ func (s *Steps) adminUser(ctx context.Context, inv Invocation) (string, any, err
 	}
 	hash, err := auth.HashPassword(s.Config.InitAdminPassword)
 	if errors.Is(err, auth.ErrEmptyPassword) || errors.Is(err, auth.ErrPasswordTooLong) {
-		return "", d, jobs.Permanent("invalid_config", fmt.Errorf("INIT_ADMIN_PASSWORD: %w", err))
+		return "", d, jobs.Permanent(jobs.CodeInvalidConfig, fmt.Errorf("INIT_ADMIN_PASSWORD: %w", err))
 	}
 	if err != nil {
 		return "", d, fmt.Errorf("hash admin password: %w", err)
@@ -184,7 +184,7 @@ func (s *Steps) adminUser(ctx context.Context, inv Invocation) (string, any, err
 }
 
 // demoData seeds the deterministic demo transactions when SEED_DEMO_DATA.
-func (s *Steps) demoData(ctx context.Context, inv Invocation) (string, any, error) {
+func (s *Worker) demoData(ctx context.Context, inv Invocation) (string, any, error) {
 	if !s.Config.SeedDemoData {
 		return jobspec.InitStatusSkipped, jobspec.InitDemoDetail{Reason: "SEED_DEMO_DATA is false"}, nil
 	}
@@ -201,7 +201,7 @@ func (s *Steps) demoData(ctx context.Context, inv Invocation) (string, any, erro
 func TrainIdempotencyKey(initID string) string { return "init:" + initID }
 
 // autoTrain publishes a jobs.chroma.train job when AUTO_TRAIN_CHROMA.
-func (s *Steps) autoTrain(ctx context.Context, inv Invocation) (string, any, error) {
+func (s *Worker) autoTrain(ctx context.Context, inv Invocation) (string, any, error) {
 	if !s.Config.AutoTrainChroma {
 		return jobspec.InitStatusSkipped, jobspec.InitAutoTrainDetail{Reason: "AUTO_TRAIN_CHROMA is false"}, nil
 	}
@@ -209,16 +209,16 @@ func (s *Steps) autoTrain(ctx context.Context, inv Invocation) (string, any, err
 		return jobspec.InitStatusWarning, jobspec.InitAutoTrainDetail{Reason: "no bus in --once mode: no training job published (submit POST /admin/db/chroma/train once the workers run)"}, nil
 	}
 	rec, created, err := s.Publisher.Submit(ctx, jobs.Submission{
-		Kind: jobs.KindChromaTrain, SubmittedBy: submitter(inv), IdempotencyKey: TrainIdempotencyKey(inv.ID),
+		Args: jobspec.ChromaTrainArgs{}, SubmittedBy: submitter(inv), IdempotencyKey: TrainIdempotencyKey(inv.ID),
 	})
 	if errors.Is(err, jobs.ErrIdempotencyConflict) {
-		return "", nil, jobs.Permanent("train_idempotency_conflict", fmt.Errorf("publish chroma train job: %w", err))
+		return "", nil, jobs.Permanent(jobs.CodeTrainIdempotencyConflict, fmt.Errorf("publish chroma train job: %w", err))
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("publish chroma train job: %w", err)
 	}
 	d := jobspec.InitAutoTrainDetail{TrainJobID: rec.ID, AlreadyPublished: !created, State: string(rec.State)}
-	if rec.State == jobs.Failed && rec.Error != nil && rec.Error.Code == "dispatch_failed" {
+	if rec.State == jobs.Failed && rec.Error != nil && rec.Error.Code == jobs.CodeDispatchFailed {
 		d.Reason = "the train job published by an earlier attempt was never dispatched: " + rec.Error.Message
 		return jobspec.InitStatusWarning, d, nil
 	}
@@ -229,7 +229,7 @@ func (s *Steps) autoTrain(ctx context.Context, inv Invocation) (string, any, err
 }
 
 // markComplete records init.completed_at and init.job_id.
-func (s *Steps) markComplete(ctx context.Context, inv Invocation) (string, any, error) {
+func (s *Worker) markComplete(ctx context.Context, inv Invocation) (string, any, error) {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now

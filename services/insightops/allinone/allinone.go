@@ -21,6 +21,7 @@ import (
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/store"
 )
 
@@ -107,7 +108,7 @@ func firstStart(ctx context.Context, deps app.Deps) (string, error) {
 	p := jobs.NewPublisher(deps.Bus.JS, jobs.NewStore(deps.Bus.Jobs), deps.Config.JobMaxAttempts)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rec, _, err := p.Submit(sctx, jobs.Submission{Kind: jobs.KindInit, SubmittedBy: "system", IdempotencyKey: FirstStartKey})
+	rec, _, err := p.Submit(sctx, jobs.Submission{Args: jobspec.InitArgs{}, SubmittedBy: "system", IdempotencyKey: FirstStartKey})
 	if err != nil {
 		return "", fmt.Errorf("submit first-start init: %w", err)
 	}

@@ -236,9 +236,10 @@ func newSubmitter(b *bus.Bus, maxAttempts int, log *slog.Logger) *submitter {
 
 const chaosActor = "chaos@example.com"
 
-func (s *submitter) submit(ctx context.Context, t *testing.T, kind string, params any) string {
+func (s *submitter) submit(ctx context.Context, t *testing.T, args jobs.Args) string {
 	t.Helper()
-	rec, _, err := s.pub.Submit(ctx, jobs.Submission{Kind: kind, Params: params, SubmittedBy: chaosActor})
+	kind := args.Kind()
+	rec, _, err := s.pub.Submit(ctx, jobs.Submission{Args: args, SubmittedBy: chaosActor})
 	if err != nil {
 		t.Fatalf("submit %s: %v", kind, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/reliability"
 	"github.com/insightops/insightops/shared/testkit"
 )
@@ -74,7 +75,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 
 	var kept []string
 	for range 2 {
-		id := sub.submit(ctx, t, jobs.KindBackupCreate, nil)
+		id := sub.submit(ctx, t, jobspec.BackupCreateArgs{})
 		all = append(all, id)
 		kept = append(kept, archiveOf(t, sub.mustSucceed(ctx, t, id, 5*time.Minute)))
 	}
@@ -86,7 +87,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 	if err := os.Rename(targetPath+".new", targetPath); err != nil {
 		t.Fatal(err)
 	}
-	id := sub.submit(ctx, t, jobs.KindBackupCreate, nil)
+	id := sub.submit(ctx, t, jobspec.BackupCreateArgs{})
 	all = append(all, id)
 	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
 	rec := sub.waitFinal(wctx, []string{id})[id]
@@ -100,7 +101,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 	switch {
 	case rec.State != jobs.Failed:
 		t.Errorf("backup on a full disk: state %s (step %q, result %s), want failed", rec.State, rec.Step, rec.Result)
-	case rec.Error == nil || rec.Error.Code != "backup_store_full":
+	case rec.Error == nil || rec.Error.Code != jobs.CodeBackupStoreFull:
 		t.Errorf("backup on a full disk failed with %+v, want code backup_store_full", rec.Error)
 	case !strings.Contains(rec.Error.Message, "no space left on device") || !strings.Contains(rec.Error.Message, "is full"):
 		t.Errorf("error message %q does not say the store is full", rec.Error.Message)
@@ -149,7 +150,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 	// The earlier archives through the verify job's whole path.
 	var verifyIDs []string
 	for _, name := range kept {
-		verifyIDs = append(verifyIDs, sub.submit(ctx, t, jobs.KindBackupVerify, map[string]any{"name": name}))
+		verifyIDs = append(verifyIDs, sub.submit(ctx, t, jobspec.BackupVerifyArgs{Name: name}))
 	}
 	all = append(all, verifyIDs...)
 	vctx, vcancel := context.WithTimeout(ctx, 5*time.Minute)

@@ -20,6 +20,7 @@ import (
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/reliability"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/vectors"
@@ -93,25 +94,25 @@ func runWorkerKill(t *testing.T, backupStore string) {
 
 	// Setup, without kills: init, a clean train (its counts are the
 	// reference), a clear, and one archive for the verify jobs.
-	id := sub.submit(ctx, t, jobs.KindInit, nil)
+	id := sub.submit(ctx, t, jobspec.InitArgs{})
 	all = append(all, id)
 	sub.mustSucceed(ctx, t, id, 5*time.Minute)
 	rowsBefore := systemRows(ctx, t, pgURL)
 
-	id = sub.submit(ctx, t, jobs.KindChromaTrain, nil)
+	id = sub.submit(ctx, t, jobspec.ChromaTrainArgs{})
 	all = append(all, id)
 	sub.mustSucceed(ctx, t, id, 5*time.Minute)
 	clean := chromaCounts(ctx, t, chroma.URL)
 	if clean[vectors.CollectionDDL] == 0 || clean[vectors.CollectionDocumentation] == 0 {
 		t.Fatalf("a clean train wrote %v: nothing to compare with", clean)
 	}
-	id = sub.submit(ctx, t, jobs.KindChromaClear, map[string]any{})
+	id = sub.submit(ctx, t, jobspec.ChromaClearArgs{})
 	all = append(all, id)
 	sub.mustSucceed(ctx, t, id, 5*time.Minute)
 	if got := chromaCounts(ctx, t, chroma.URL); got[vectors.CollectionDDL] != 0 {
 		t.Fatalf("after clear: %v", got)
 	}
-	id = sub.submit(ctx, t, jobs.KindBackupCreate, nil)
+	id = sub.submit(ctx, t, jobspec.BackupCreateArgs{})
 	all = append(all, id)
 	seed := archiveOf(t, sub.mustSucceed(ctx, t, id, 5*time.Minute))
 
@@ -120,7 +121,7 @@ func runWorkerKill(t *testing.T, backupStore string) {
 	if reliability.Full() {
 		n = 120
 	}
-	mix := []string{jobs.KindBackupCreate, jobs.KindChromaTrain, jobs.KindBackupVerify, jobs.KindInit}
+	mix := []jobs.Args{jobspec.BackupCreateArgs{}, jobspec.ChromaTrainArgs{}, jobspec.BackupVerifyArgs{Name: seed}, jobspec.InitArgs{}}
 	var runIDs []string
 	stats := &killStats{byKind: map[string]int{}}
 	stop := make(chan struct{})
@@ -131,12 +132,7 @@ func runWorkerKill(t *testing.T, backupStore string) {
 		killLoop(ctx, t, c, sub, &runIDs, stats, stop)
 	}()
 	for i := range n {
-		kind := mix[i%len(mix)]
-		var params any
-		if kind == jobs.KindBackupVerify {
-			params = map[string]any{"name": seed}
-		}
-		id := sub.submit(ctx, t, kind, params)
+		id := sub.submit(ctx, t, mix[i%len(mix)])
 		c.mu.Lock()
 		runIDs = append(runIDs, id)
 		c.mu.Unlock()
@@ -255,7 +251,7 @@ func runWorkerKill(t *testing.T, backupStore string) {
 	// SQLite integrity_check, JSONL), now without kills.
 	var verifyIDs []string
 	for _, in := range infos {
-		verifyIDs = append(verifyIDs, sub.submit(ctx, t, jobs.KindBackupVerify, map[string]any{"name": in.Name}))
+		verifyIDs = append(verifyIDs, sub.submit(ctx, t, jobspec.BackupVerifyArgs{Name: in.Name}))
 	}
 	all = append(all, verifyIDs...)
 	vctx, vcancel := context.WithTimeout(ctx, 10*time.Minute)

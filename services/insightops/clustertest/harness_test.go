@@ -22,6 +22,7 @@ import (
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 )
@@ -127,7 +128,7 @@ func startEnv(t *testing.T) *env {
 
 	// First start, as the all-in-one does it: the init job creates the admin.
 	pub := jobs.NewPublisher(e.api.JS, jobs.NewStore(e.api.Jobs), cfg.JobMaxAttempts)
-	rec, _, err := pub.Submit(ctx, jobs.Submission{Kind: jobs.KindInit, SubmittedBy: "system", IdempotencyKey: allinone.FirstStartKey})
+	rec, _, err := pub.Submit(ctx, jobs.Submission{Args: jobspec.InitArgs{}, SubmittedBy: "system", IdempotencyKey: allinone.FirstStartKey})
 	if err != nil {
 		t.Fatalf("submit init: %v", err)
 	}

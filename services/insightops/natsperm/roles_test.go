@@ -112,9 +112,10 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	})
 
 	pub := jobs.NewPublisher(api.Bus.JS, jobs.NewStore(api.Bus.Jobs), 3)
-	submit := func(kind string, params any) jobs.Record {
+	submit := func(args jobs.Args) jobs.Record {
 		t.Helper()
-		rec, _, err := pub.Submit(ctx, jobs.Submission{Kind: kind, Params: params, SubmittedBy: "natsperm@example.com", IdempotencyKey: "k-" + kind})
+		kind := args.Kind()
+		rec, _, err := pub.Submit(ctx, jobs.Submission{Args: args, SubmittedBy: "natsperm@example.com", IdempotencyKey: "k-" + kind})
 		if err != nil {
 			t.Fatalf("api submits %s: %v", kind, err)
 		}
@@ -122,7 +123,7 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	}
 
 	// init: the real init job, which auto-submits chroma.train.
-	initRec := waitFinal(ctx, t, api, submit(jobs.KindInit, nil).ID)
+	initRec := waitFinal(ctx, t, api, submit(jobspec.InitArgs{}).ID)
 	if initRec.State != jobs.Succeeded {
 		t.Fatalf("init job %s: %+v", initRec.State, initRec.Error)
 	}
@@ -138,7 +139,7 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	}
 
 	// backup: a real archive of the System DB and target into BACKUPS.
-	bk := waitFinal(ctx, t, api, submit(jobs.KindBackupCreate, jobspec.BackupCreateArgs{Components: []string{"system", "target"}}).ID)
+	bk := waitFinal(ctx, t, api, submit(jobspec.BackupCreateArgs{Components: []string{"system", "target"}}).ID)
 	if bk.State != jobs.Succeeded {
 		t.Fatalf("backup.create %s: %+v", bk.State, bk.Error)
 	}
@@ -161,7 +162,7 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	}
 
 	// restore: the System DB from that archive (audit sink paused, AUDIT re-read).
-	rs := waitFinal(ctx, t, api, submit(jobs.KindRestore, jobspec.RestoreArgs{Archive: res.Archive, Components: []string{"system"}}).ID)
+	rs := waitFinal(ctx, t, api, submit(jobspec.RestoreArgs{Archive: res.Archive, Components: []string{"system"}}).ID)
 	if rs.State != jobs.Succeeded {
 		t.Fatalf("restore %s: %+v", rs.State, rs.Error)
 	}

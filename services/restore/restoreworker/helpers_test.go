@@ -94,7 +94,7 @@ func newEnv(t *testing.T, dialect testkit.Dialect) *env {
 	}()
 	t.Cleanup(func() { stopSink(); <-sinkDone })
 
-	w := restoreworker.New(deps)
+	w := restoreworker.New(deps, restoreworker.Options{})
 	w.Store = st
 	w.LockPoll = 100 * time.Millisecond
 	w.LockWait = 2 * time.Minute
@@ -445,10 +445,11 @@ func (e *env) backup() jobspec.ArchiveSummary {
 	return res
 }
 
-// submit queues a restore job as an admin would.
-func (e *env) submit(p jobspec.RestoreArgs) string {
+// submit queues a restore job as an admin would (jobs.RawArgs, see
+// unchecked, for params only the worker is to refuse).
+func (e *env) submit(p jobs.Args) string {
 	e.t.Helper()
-	rec, _, err := e.pub.Submit(e.ctx, jobs.Submission{Kind: jobs.KindRestore, Params: p, SubmittedBy: "admin@example.com"})
+	rec, _, err := e.pub.Submit(e.ctx, jobs.Submission{Args: p, SubmittedBy: "admin@example.com"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -482,4 +483,15 @@ func (e *env) archives() []string {
 		out = append(out, i.Name)
 	}
 	return out
+}
+
+// unchecked is p published as it is, without the publisher's validation,
+// so that the worker's refusal of invalid params is what is tested.
+func unchecked(t *testing.T, p jobspec.RestoreArgs) jobs.RawArgs {
+	t.Helper()
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs.RawArgs{JobKind: p.Kind(), Params: b}
 }

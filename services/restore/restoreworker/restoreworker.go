@@ -103,27 +103,30 @@ const (
 	DefaultLockRefresh = 15 * time.Second
 )
 
-// Error codes of a failed restore job (the record's error.code).
+// The error codes a restore job fails with: names in this package for
+// the shared job codes (jobs.Codes documents each).
+//
+// Deprecated: use the jobs constants; these names remain only so the
+// restore code that moves with the archive engine compiles unchanged
+// until it does.
 const (
-	CodeArchiveNotFound = "archive_not_found"
-	CodeArchiveInvalid  = "archive_invalid"
-	CodeLockHeld        = "lock_held"
-	CodeLockLost        = "lock_lost"
-	CodePrecondition    = "precondition_failed"
-	CodeSafetyBackup    = "safety_backup_failed"
-	CodeRestoreFailed   = "restore_failed"
-	CodeCountMismatch   = "count_mismatch"
-	CodeUnavailable     = "store_unavailable"
+	CodeArchiveNotFound = jobs.CodeArchiveNotFound
+	CodeArchiveInvalid  = jobs.CodeArchiveInvalid
+	CodeLockHeld        = jobs.CodeLockHeld
+	CodeLockLost        = jobs.CodeLockLost
+	CodePrecondition    = jobs.CodePreconditionFailed
+	CodeSafetyBackup    = jobs.CodeSafetyBackupFailed
+	CodeRestoreFailed   = jobs.CodeRestoreFailed
+	CodeCountMismatch   = jobs.CodeCountMismatch
+	CodeUnavailable     = jobs.CodeStoreUnavailable
 )
 
 // SafetyBackupFunc takes the pre-restore backup of components; progress
 // receives 0–100. jobID names the archive (the restore job's id).
 type SafetyBackupFunc func(ctx context.Context, components []string, note string, progress func(pct int, step string) error, jobID string) (jobspec.SafetyBackup, error)
 
-// Worker restores archives. Build it with New; the exported fields are
-// knobs tests and the all-in-one binary may adjust before Handlers.
-type Worker struct {
-	Deps app.Deps
+// Options are the worker's knobs; New fills the zero ones with defaults.
+type Options struct {
 	// Store holds the archives; nil opens the one the configuration names.
 	Store backupstore.Store
 	// Vectors returns the Chroma client (nil: from CHROMA_URL and
@@ -142,41 +145,56 @@ type Worker struct {
 	BatchSize int
 	// Audit re-sync and sink pause settings.
 	AuditSync AuditSync
+}
+
+// Worker restores archives. Build it with New; its Options are knobs
+// tests and the all-in-one binary may still adjust before Handlers.
+type Worker struct {
+	Deps app.Deps
+	Options
 
 	mu sync.Mutex // guards Store once jobs run
 }
 
-// New returns the worker of deps with its defaults.
-func New(deps app.Deps) *Worker {
-	w := &Worker{
-		Deps:        deps,
-		LockWait:    DefaultLockWait,
-		LockPoll:    DefaultLockPoll,
-		LockRefresh: DefaultLockRefresh,
-		ScratchDir:  filepath.Join(deps.Config.DataDir, "scratch"),
-		BatchSize:   vectors.DefaultBatchSize,
-		AuditSync:   DefaultAuditSync(),
+// New returns the worker of deps with opts, its zero knobs set to the
+// defaults.
+func New(deps app.Deps, opts Options) *Worker {
+	w := &Worker{Deps: deps, Options: opts}
+	if w.LockWait == 0 {
+		w.LockWait = DefaultLockWait
 	}
-	if deps.Bus != nil && deps.Bus.Settings.LockTTL > 0 {
-		w.LockRefresh = deps.Bus.Settings.LockTTL / 4
+	if w.LockPoll <= 0 {
+		w.LockPoll = DefaultLockPoll
 	}
-	w.SafetyBackup = backupworkerSafety(deps)
+	if w.LockRefresh <= 0 {
+		w.LockRefresh = DefaultLockRefresh
+		if deps.Bus != nil && deps.Bus.Settings.LockTTL > 0 {
+			w.LockRefresh = deps.Bus.Settings.LockTTL / 4
+		}
+	}
+	if w.ScratchDir == "" {
+		w.ScratchDir = filepath.Join(deps.Config.DataDir, "scratch")
+	}
+	if w.BatchSize <= 0 {
+		w.BatchSize = vectors.DefaultBatchSize
+	}
+	if w.AuditSync == (AuditSync{}) {
+		w.AuditSync = DefaultAuditSync()
+	}
+	if w.SafetyBackup == nil {
+		w.SafetyBackup = backupworkerSafety(deps)
+	}
 	return w
-}
-
-// Handlers returns the handler of every job kind this worker consumes.
-func Handlers(deps app.Deps) map[string]worker.Handler {
-	return New(deps).Handlers()
 }
 
 // Handlers returns w's handler of every job kind this worker consumes.
 func (w *Worker) Handlers() map[string]worker.Handler {
-	return map[string]worker.Handler{jobs.KindRestore: w.Restore}
+	return worker.Handlers(worker.Handle(w.Restore))
 }
 
 // Run consumes restore jobs until ctx ends, then drains.
 func Run(ctx context.Context, deps app.Deps) error {
-	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, Handlers(deps), deps.Audit, deps.Log))
+	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, New(deps, Options{}).Handlers(), deps.Audit, deps.Log))
 }
 
 // progress bands of the job: 0–5 locks, 5–30 verify, 30–55 safety backup,
@@ -190,15 +208,8 @@ const (
 )
 
 // Restore is the handler of jobs.restore.run.
-func (w *Worker) Restore(ctx context.Context, job *worker.Job) (any, error) {
+func (w *Worker) Restore(ctx context.Context, job *worker.Job, p jobspec.RestoreArgs) (*jobspec.RestoreResult, error) {
 	log := job.Logger()
-	var p jobspec.RestoreArgs
-	if err := job.Decode(&p); err != nil {
-		return nil, err
-	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
 	p = p.Normalized()
 	st, err := w.store(ctx)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/insightops/insightops/services/backup/backupworker"
-	"github.com/insightops/insightops/services/restore/restoreworker"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auditsink"
 	"github.com/insightops/insightops/shared/jobs"
@@ -78,8 +77,8 @@ func TestRestore(t *testing.T) {
 				listed := e.archives()
 
 				rec := e.final(e.submit(jobspec.RestoreArgs{Archive: archive.Archive}))
-				if rec.State != jobs.Failed || rec.Error == nil || rec.Error.Code != restoreworker.CodeArchiveInvalid {
-					t.Fatalf("job %s, error %+v; want failed with %s", rec.State, rec.Error, restoreworker.CodeArchiveInvalid)
+				if rec.State != jobs.Failed || rec.Error == nil || rec.Error.Code != jobs.CodeArchiveInvalid {
+					t.Fatalf("job %s, error %+v; want failed with %s", rec.State, rec.Error, jobs.CodeArchiveInvalid)
 				}
 				if rec.Attempt != 1 {
 					t.Errorf("a corrupt archive was retried: attempt %d", rec.Attempt)
@@ -237,12 +236,12 @@ func TestRestoreRefusals(t *testing.T) {
 	archive := e.backup()
 	for _, tc := range []struct {
 		name string
-		p    jobspec.RestoreArgs
-		code string
+		p    jobs.Args
+		code jobs.Code
 	}{
-		{"unknown archive", jobspec.RestoreArgs{Archive: "backup-20200101T000000Z-01JD0000000000000000000000.tar.gz"}, restoreworker.CodeArchiveNotFound},
-		{"bad name", jobspec.RestoreArgs{Archive: "../" + archive.Archive}, "invalid_params"},
-		{"unknown component", jobspec.RestoreArgs{Archive: archive.Archive, Components: []string{"everything"}}, "invalid_params"},
+		{"unknown archive", jobspec.RestoreArgs{Archive: "backup-20200101T000000Z-01JD0000000000000000000000.tar.gz"}, jobs.CodeArchiveNotFound},
+		{"bad name", unchecked(t, jobspec.RestoreArgs{Archive: "../" + archive.Archive}), jobs.CodeInvalidParams},
+		{"unknown component", unchecked(t, jobspec.RestoreArgs{Archive: archive.Archive, Components: []string{"everything"}}), jobs.CodeInvalidParams},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.state()

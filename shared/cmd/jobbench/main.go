@@ -171,7 +171,7 @@ func tripRound(url string, n, c, replicas, wc, round int, log *slog.Logger) (flo
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 3)
 	start := time.Now()
 	if err := fanOut(n, c, func(int) error {
-		_, _, err := p.Submit(ctx, jobs.Submission{Kind: kind + ".noop", SubmittedBy: "bench"})
+		_, _, err := p.Submit(ctx, jobs.Submission{Args: jobs.RawArgs{JobKind: kind + ".noop"}, SubmittedBy: "bench"})
 		return err
 	}); err != nil {
 		return 0, err

@@ -86,7 +86,7 @@ func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, min
 		return err
 	}
 	defer c.Close()
-	w := &chromaworker.Worker{Config: cfg, Vectors: c, BatchSize: batch}
+	w := &chromaworker.Worker{Options: chromaworker.Options{BatchSize: batch}, Config: cfg, Vectors: c}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	schema, err := chromaworker.ReadSchema(ctx, cfg)
 	if err != nil {
