@@ -53,7 +53,8 @@ type TakeOptions struct {
 	// (once per blocking holder) and <Holder.Operation>.lock_acquired
 	// (after a wait) with Holder.Owner as the job id; see WaitAuditor.
 	Audit func(context.Context, audit.Event)
-	// Log receives take-overs and waits; nil logs nothing.
+	// Log receives take-overs and waits (the job's logger, which carries
+	// its job_id); nil logs nothing.
 	Log *slog.Logger
 }
 
@@ -100,7 +101,7 @@ func Take(ctx context.Context, kv jetstream.KeyValue, names []string, h Holder, 
 		if o.TakeOverOwn && held.Holder.Owner == h.Owner && !takenOver[held.Name] {
 			takenOver[held.Name] = true
 			if takeOver(ctx, kv, held.Name, h.Owner) {
-				log.Warn("taking over a lease of an earlier attempt of this job", "lock", held.Name, "job_id", h.Owner)
+				log.Warn("taking over a lease of an earlier attempt of this job", "lock", held.Name)
 				continue
 			}
 		}
@@ -115,7 +116,7 @@ func Take(ctx context.Context, kv jetstream.KeyValue, names []string, h Holder, 
 		}
 		if report {
 			lastMsg, lastReport = msg, time.Now()
-			log.Info("waiting for a lock", "lock", held.Name, "holder", held.Holder.Owner, "operation", held.Holder.Operation, "job_id", h.Owner)
+			log.Info("waiting for a lock", "lock", held.Name, "holder", held.Holder.Owner, "operation", held.Holder.Operation)
 			if o.Progress != nil {
 				if err := o.Progress(ctx, held); err != nil {
 					return nil, err

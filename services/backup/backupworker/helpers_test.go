@@ -1,23 +1,17 @@
 package backupworker
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/insightops/insightops/shared/app"
-	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
@@ -26,7 +20,6 @@ import (
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
-	"github.com/insightops/insightops/shared/vectors"
 )
 
 // env is a backup worker over real parts: an embedded NATS server, a
@@ -114,70 +107,6 @@ func seedSystem(t *testing.T, db *store.DB) {
 	}
 }
 
-// systemRows counts the rows of every System DB table.
-func systemRows(t *testing.T, db *store.DB) int64 {
-	t.Helper()
-	var total int64
-	for _, tbl := range store.TableNames() {
-		var n int64
-		if err := db.SQL.QueryRowContext(context.Background(), `SELECT count(*) FROM "`+tbl+`"`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		total += n
-	}
-	return total
-}
-
-// sqliteRows counts the rows of every table of a SQLite file.
-func sqliteRows(t *testing.T, path string) int64 {
-	t.Helper()
-	out := run(t, "", "sqlite3", path, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
-	var total int64
-	for _, name := range strings.Fields(out) {
-		var n int64
-		if _, err := fmt.Sscan(run(t, "", "sqlite3", path, `SELECT count(*) FROM "`+name+`"`), &n); err != nil {
-			t.Fatal(err)
-		}
-		total += n
-	}
-	return total
-}
-
-// seedChroma writes n documents into each collection.
-func seedChroma(t *testing.T, url string, n map[string]int) *vectors.Client {
-	t.Helper()
-	c, err := vectors.New(url, vectors.NewLocal(0), vectors.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for col, count := range n {
-		docs := make([]vectors.Doc, count)
-		for i := range docs {
-			docs[i] = vectors.Doc{Content: fmt.Sprintf("%s document %d about ledger accounts", col, i), Metadata: map[string]any{"n": i, "source": "test"}}
-		}
-		if err := c.Upsert(ctx, col, docs, 50, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
-}
-
-// run runs a command and returns its stdout, failing the test on error.
-func run(t *testing.T, dir, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, errb.String())
-	}
-	return out.String()
-}
-
 // listed returns the names of the listed archives.
 func (e *env) listed() []backupstore.Info {
 	e.t.Helper()
@@ -188,8 +117,8 @@ func (e *env) listed() []backupstore.Info {
 	return infos
 }
 
-// create runs createArchive for a new job id.
-func (e *env) create(p CreateParams) jobspec.ArchiveSummary {
+// create runs the archive engine for a new job id.
+func (e *env) create(p jobspec.BackupCreateArgs) jobspec.ArchiveSummary {
 	e.t.Helper()
 	res, err := e.createID(jobs.NewID(), p)
 	if err != nil {
@@ -198,104 +127,15 @@ func (e *env) create(p CreateParams) jobspec.ArchiveSummary {
 	return res
 }
 
-func (e *env) createID(id string, p CreateParams) (jobspec.ArchiveSummary, error) {
+func (e *env) createID(id string, p jobspec.BackupCreateArgs) (jobspec.ArchiveSummary, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	return e.w.createArchive(ctx, p, nil, id, e.deps.Log, nil)
+	return e.w.archiver.Create(ctx, p, archiver.Run{JobID: id, Log: e.deps.Log})
 }
 
 // archivePath is the local store's file of an archive.
 func (e *env) archivePath(name string) string {
 	return filepath.Join(e.cfg.BackupDir, name)
-}
-
-// extract unpacks an archive with the system tar into a new directory and
-// joins split files (cat <path>.part-*), as the format documents.
-func extract(t *testing.T, archive string, zstd bool) string {
-	t.Helper()
-	dir := t.TempDir()
-	flag := "-xzf"
-	if zstd {
-		run(t, "", "tar", "--zstd", "-xf", archive, "-C", dir)
-	} else {
-		run(t, "", "tar", flag, archive, "-C", dir)
-	}
-	parts, _ := filepath.Glob(filepath.Join(dir, "*", "*.part-*"))
-	joined := map[string][]string{}
-	for _, p := range parts {
-		base := p[:strings.LastIndex(p, ".part-")]
-		joined[base] = append(joined[base], p)
-	}
-	for base, ps := range joined {
-		out, err := os.Create(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps { // Glob sorts: part-000001, part-000002, …
-			in, err := os.Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(out, in); err != nil {
-				t.Fatal(err)
-			}
-			in.Close()
-			os.Remove(p)
-		}
-		out.Close()
-	}
-	return dir
-}
-
-// readManifestFile parses manifest.json of an extracted archive.
-func readManifestFile(t *testing.T, dir string) backupfmt.Manifest {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, backupfmt.ManifestName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := backupfmt.ParseManifest(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// jsonlRecords parses a JSONL file with encoding/json and returns its records.
-func jsonlRecords(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, rec)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// fileOf returns the manifest file at p.
-func fileOf(t *testing.T, m backupfmt.Manifest, p string) backupfmt.File {
-	t.Helper()
-	for _, f := range m.Files() {
-		if f.Path == p {
-			return f
-		}
-	}
-	t.Fatalf("manifest has no %s: %+v", p, m.Files())
-	return backupfmt.File{}
 }
 
 // eventually polls cond until it holds or d passes.

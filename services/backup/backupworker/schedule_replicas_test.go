@@ -72,7 +72,7 @@ func (e *env) scheduledJobs() map[time.Time][]scheduledJob {
 	}
 	out := map[time.Time][]scheduledJob{}
 	for _, r := range recs {
-		var p CreateParams
+		var p jobspec.BackupCreateArgs
 		if err := json.Unmarshal(r.Params, &p); err != nil || p.Schedule == nil {
 			e.t.Errorf("job %s (submitted by %q) is not a scheduled backup: %s", r.ID, r.SubmittedBy, r.Params)
 			continue
@@ -359,8 +359,8 @@ func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string)
 // succeeds.
 func TestVerifyAfterSurvivesACrashBeforeItsSubmission(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	p := CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{VerifyAfter: true, Note: "crash test"}}
-	id := e.submit(jobs.KindBackupCreate, p.BackupCreateArgs)
+	p := jobspec.BackupCreateArgs{VerifyAfter: true, Note: "crash test"}
+	id := e.submit(jobs.KindBackupCreate, p)
 	// The first attempt, as far as it got: the archive of this job id.
 	first, err := e.createID(id, p)
 	if err != nil {

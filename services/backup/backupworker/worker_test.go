@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
@@ -166,7 +167,7 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 			if n, _ := backupfmt.ParseArchiveName(res.Archive); n.JobID != id {
 				t.Errorf("archive %s is not job %s's", res.Archive, id)
 			}
-			if _, err := readManifest(context.Background(), e.st, got[0]); err != nil {
+			if _, err := archiver.ReadManifest(context.Background(), e.st, got[0]); err != nil {
 				t.Errorf("the archive does not read back: %v", err)
 			}
 			if storeKind == "nats" {

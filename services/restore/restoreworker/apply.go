@@ -215,8 +215,8 @@ func chromaOf(res *jobspec.RestoreResult, c *vectors.Client) *jobspec.RestoredCh
 }
 
 // collectionMetadata returns the collection's own metadata saved in the
-// manifest (the backup worker's Meta["collections"][name], see
-// backupworker.CollectionMeta) and whether the collection existed when the
+// manifest (the archive engine's Meta["collections"][name], see
+// archiver.CollectionMeta) and whether the collection existed when the
 // archive was made. Without a record of it, the collection is taken to
 // have existed, with no metadata (Import then gives it the configured
 // embedder's).

@@ -24,8 +24,7 @@
 //     component is restored.
 //  3. Safety backup: unless skip_safety_backup, the current state of the
 //     stores about to be overwritten is archived first with
-//     backupworker.CreateArchive (the leases are already held, so it takes
-//     none). The archive carries the restore job's id, so a retried job
+//     archiver.Create (the leases are already held, so it takes none). The archive carries the restore job's id, so a retried job
 //     finds and reuses it instead of archiving a half-restored state.
 //  4. Restore, streaming the archive once more (backupfmt.Walk with the
 //     verified manifest as Expect, so a byte changed since the
@@ -129,7 +128,7 @@ type Worker struct {
 	// Vectors returns the Chroma client (nil: from CHROMA_URL and
 	// EMBEDDING_PROVIDER).
 	Vectors func() (*vectors.Client, error)
-	// SafetyBackup takes the pre-restore backup (backupworker.CreateArchive).
+	// SafetyBackup takes the pre-restore backup (archiver.Create).
 	SafetyBackup SafetyBackupFunc
 	// LockWait, LockPoll, LockRefresh: see the package documentation.
 	LockWait    time.Duration
@@ -160,7 +159,7 @@ func New(deps app.Deps) *Worker {
 	if deps.Bus != nil && deps.Bus.Settings.LockTTL > 0 {
 		w.LockRefresh = deps.Bus.Settings.LockTTL / 4
 	}
-	w.SafetyBackup = backupworkerSafety(deps)
+	w.SafetyBackup = archiverSafety(deps)
 	return w
 }
 

@@ -7,8 +7,8 @@ import (
 	"os"
 	"slices"
 
-	"github.com/insightops/insightops/services/backup/backupworker"
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
@@ -16,13 +16,13 @@ import (
 	"github.com/insightops/insightops/shared/worker"
 )
 
-// backupworkerSafety is the SafetyBackupFunc of deps:
-// backupworker.CreateArchive with SkipLocks (the restore holds the leases).
-// CreateArchive is idempotent per job id and applies no retention, so the
-// archive being restored is never pruned by its own safety backup.
-func backupworkerSafety(deps app.Deps) SafetyBackupFunc {
+// archiverSafety is the SafetyBackupFunc of deps: archiver.Create with
+// SkipLocks (the restore holds the leases). Create is idempotent per job
+// id and applies no retention, so the archive being restored is never
+// pruned by its own safety backup.
+func archiverSafety(deps app.Deps) SafetyBackupFunc {
 	return func(ctx context.Context, components []string, note string, progress func(int, string) error, jobID string) (jobspec.SafetyBackup, error) {
-		res, err := backupworker.CreateArchive(ctx, deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Components: components, Note: note}, SkipLocks: true}, progress, jobID)
+		res, err := archiver.Create(ctx, deps, jobspec.BackupCreateArgs{Components: components, Note: note}, archiver.Run{JobID: jobID, SkipLocks: true, Progress: progress})
 		if err != nil {
 			return jobspec.SafetyBackup{}, err
 		}

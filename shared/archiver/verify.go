@@ -1,4 +1,4 @@
-package backupworker
+package archiver
 
 import (
 	"context"
@@ -10,52 +10,31 @@ import (
 	"sync"
 	"time"
 
-	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/snapshot"
-	"github.com/insightops/insightops/shared/worker"
 )
 
-// VerifyArchive verifies the archive name of the store BACKUP_STORE
-// selects (see the package documentation), records the outcome in its
-// Meta and returns it. A corrupt archive is the permanent error
-// "verify_failed" naming the first failing part, with the result filled;
-// an unknown name is the permanent "not_found"; a read error is
-// retryable. progress may be nil.
-func VerifyArchive(ctx context.Context, deps app.Deps, name string, progress func(pct int, step string) error, jobID string) (jobspec.BackupVerifyResult, error) {
-	w := New(deps, Options{})
-	return w.verifyArchive(ctx, name, progress, jobID, w.deps.Log.With("job_id", jobID))
-}
-
-// handleVerify is the backup.verify handler.
-func (w *Worker) handleVerify(ctx context.Context, job *worker.Job) (any, error) {
-	var p jobspec.BackupVerifyArgs
-	if err := job.Decode(&p); err != nil {
-		return nil, err
-	}
-	res, err := w.verifyArchive(ctx, p.Name, func(pct int, step string) error { return job.Step(ctx, pct, step) }, job.ID(), job.Logger())
-	if err != nil && res.Archive == "" {
-		return nil, err
-	}
-	return res, err
-}
-
-func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(int, string) error, jobID string, log *slog.Logger) (jobspec.BackupVerifyResult, error) {
-	if progress == nil {
-		progress = func(int, string) error { return nil }
-	}
+// Verify verifies the archive name of the store (see the package
+// documentation), records the outcome in its Meta (with r.JobID) and
+// returns it. A corrupt archive is the permanent error "verify_failed"
+// naming the first failing part, with the result filled; an unknown name
+// is the permanent "not_found"; a read error is retryable. r.SkipLocks and
+// r.Audit are not used: verifying reads only the archive.
+func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.BackupVerifyResult, error) {
+	r = a.begin(r)
+	progress, jobID, log := r.Progress, r.JobID, r.Log
 	if _, err := backupfmt.ParseArchiveName(name); err != nil {
 		return jobspec.BackupVerifyResult{}, jobs.Invalid("%v", err)
 	}
-	st, err := w.Store(ctx)
+	st, err := a.Store(ctx)
 	if err != nil {
 		return jobspec.BackupVerifyResult{}, jobs.Retryable("store_unavailable", err)
 	}
-	scratch, err := scratchDir(w.deps)
+	scratch, err := scratchDir(a.deps)
 	if err != nil {
 		return jobspec.BackupVerifyResult{}, err
 	}
@@ -83,7 +62,7 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 	checks := &checkLog{m: map[string]string{}}
 	report, verr := backupfmt.Verify(vctx, src, backupfmt.VerifyOptions{
 		ReadOptions: backupfmt.ReadOptions{Name: name},
-		Checkers:    w.checkers(scratch, checks, log),
+		Checkers:    a.checkers(scratch, checks, log),
 	})
 	if rep.err != nil {
 		return jobspec.BackupVerifyResult{}, rep.err
@@ -117,7 +96,7 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 	if err := progress(97, "recording the outcome"); err != nil {
 		return res, err
 	}
-	if err := w.recordVerification(ctx, st, res, jobID); err != nil {
+	if err := a.recordVerification(ctx, st, res, jobID); err != nil {
 		return res, jobs.Retryable("store_unavailable", err)
 	}
 	if res.Outcome == backupstore.OutcomeFailed {
@@ -131,7 +110,7 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 
 // recordVerification stores the outcome in the archive's Meta, filling
 // the manifest summary too when the Meta had none.
-func (w *Worker) recordVerification(ctx context.Context, st backupstore.Store, res jobspec.BackupVerifyResult, jobID string) error {
+func (a *Archiver) recordVerification(ctx context.Context, st backupstore.Store, res jobspec.BackupVerifyResult, jobID string) error {
 	meta, err := st.Meta(ctx, res.Archive)
 	if err != nil {
 		return fmt.Errorf("read the meta of %s: %w", res.Archive, err)
@@ -173,9 +152,9 @@ func (c *checkLog) get(path string) string {
 }
 
 // checkers are the test restores of verification, by file kind.
-func (w *Worker) checkers(scratch string, checks *checkLog, log *slog.Logger) map[string]backupfmt.Checker {
+func (a *Archiver) checkers(scratch string, checks *checkLog, log *slog.Logger) map[string]backupfmt.Checker {
 	opts := []snapshot.Option{snapshot.WithScratchDir(scratch)}
-	dbURL := w.deps.Config.DatabaseURL
+	dbURL := a.deps.Config.DatabaseURL
 	return map[string]backupfmt.Checker{
 		backupfmt.KindPGDump: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
 			if isPostgresURL(dbURL) {
