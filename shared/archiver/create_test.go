@@ -33,7 +33,7 @@ import (
 // it, then flips one byte and sees verification fail naming the part.
 func TestCreateAllComponentsOnSQLite(t *testing.T) {
 	ch := testkit.Chroma(t)
-	e := newEnv(t, envOpts{chroma: ch.URL})
+	e := newEnv(t, envOpts{Chroma: ch.URL})
 	seedChroma(t, ch.URL, map[string]int{vectors.CollectionSQL: 30, vectors.CollectionDDL: 7})
 	// "documentation" does not exist: it is archived as an empty file.
 
@@ -182,7 +182,7 @@ func TestCreateAllComponentsOnSQLite(t *testing.T) {
 // scratch database, or falls back on pg_restore --list for a role that
 // may not create one.
 func TestCreateOnPostgres(t *testing.T) {
-	e := newEnv(t, envOpts{postgres: true})
+	e := newEnv(t, envOpts{Postgres: true})
 	res := e.create(jobspec.BackupCreateArgs{})
 	if c := res.Components["chroma"]; c.Status != backupfmt.StatusSkipped || !strings.Contains(c.Reason, "CHROMA_URL") {
 		t.Errorf("chroma %+v, want skipped for CHROMA_URL", c)
@@ -233,7 +233,7 @@ func TestCreateOnPostgres(t *testing.T) {
 // TestCreateZstd: BACKUP_COMPRESSION=zstd gives a .tar.zst that zstd and
 // tar read and that verifies.
 func TestCreateZstd(t *testing.T) {
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_COMPRESSION": "zstd"}})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_COMPRESSION": "zstd"}})
 	res := e.create(jobspec.BackupCreateArgs{Components: []string{"system", "target"}})
 	if !strings.HasSuffix(res.Archive, ".tar.zst") || res.Manifest.Compression != backupfmt.Zstd {
 		t.Fatalf("archive %s compression %s", res.Archive, res.Manifest.Compression)
@@ -256,7 +256,7 @@ func TestCreateZstd(t *testing.T) {
 // component asked for explicitly, a long note: permanent errors, nothing
 // written.
 func TestCreateRejectsBadParams(t *testing.T) {
-	e := newEnv(t, envOpts{noTarget: true})
+	e := newEnv(t, envOpts{NoTarget: true})
 	for _, p := range []jobspec.BackupCreateArgs{
 		{Components: []string{"system", "vectors"}},
 		{Components: []string{"system", "system"}},
@@ -377,7 +377,7 @@ func TestChromaPageFailureFailsTheBackup(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	e := newEnv(t, envOpts{chroma: srv.URL})
+	e := newEnv(t, envOpts{Chroma: srv.URL})
 	e.a.opts.ExportPage = 5
 	_, err = e.createID(jobs.NewID(), jobspec.BackupCreateArgs{})
 	var ce *jobs.CodedError
@@ -396,7 +396,7 @@ func TestChromaPageFailureFailsTheBackup(t *testing.T) {
 // taken over by a later attempt of the same job (its worker was cut off,
 // not dead) deletes the archive it completes, so the job never leaves two.
 func TestTakenOverAttemptDeletesItsArchive(t *testing.T) {
-	e := newEnv(t, envOpts{noTarget: true})
+	e := newEnv(t, envOpts{NoTarget: true})
 	id := jobs.NewID()
 	e.a.opts.AfterComponent = func(ctx context.Context, component string) error {
 		// A later attempt of the same job takes the system lease over.

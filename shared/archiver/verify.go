@@ -204,19 +204,3 @@ func isPostgresURL(u string) bool {
 	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") ||
 		(u != "" && !strings.Contains(u, "://") && strings.Contains(u, "="))
 }
-
-// progressReader counts the bytes read through it.
-type progressReader struct {
-	r  io.Reader
-	n  int64
-	fn func(int64)
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if n > 0 {
-		p.fn(p.n)
-	}
-	return n, err
-}

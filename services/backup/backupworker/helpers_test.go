@@ -2,8 +2,6 @@ package backupworker
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,14 +10,13 @@ import (
 
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/archiver"
+	"github.com/insightops/insightops/shared/archiver/archivertest"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
-	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
-	"github.com/insightops/insightops/shared/testkit"
 )
 
 // env is a backup worker over real parts: an embedded NATS server, a
@@ -36,51 +33,16 @@ type env struct {
 	st   backupstore.Store
 }
 
-type envOpts struct {
-	postgres bool
-	chroma   string // Chroma URL
-	vars     map[string]string
-	noTarget bool
-}
+// envOpts choose the environment (archivertest.Options).
+type envOpts = archivertest.Options
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	vars := map[string]string{"DATA_DIR": t.TempDir()}
-	if o.postgres {
-		vars["DATABASE_URL"] = testkit.Postgres(t)
-	}
-	if o.chroma != "" {
-		vars["CHROMA_URL"] = o.chroma
-	}
-	for k, v := range o.vars {
-		vars[k] = v
-	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ns := testkit.Bus(t)
-	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	seedSystem(t, db)
-	if !o.noTarget {
-		if err := os.MkdirAll(filepath.Dir(cfg.TargetDBPath), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := snapshot.GenerateSQLite(ctx, cfg.TargetDBPath, 256<<10); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deps := app.Deps{Config: cfg, Bus: b, DB: db, Log: testkit.Logger(t)}
-	e := &env{t: t, cfg: cfg, bus: b, ns: ns, db: db, deps: deps}
+	ae := archivertest.New(t, o)
+	deps := ae.Deps
+	e := &env{t: t, cfg: ae.Config, bus: ae.Bus, ns: ae.Server, db: ae.DB, deps: deps}
 	e.w = New(deps, Options{ChunkSize: 64 << 10, LockWait: -1})
 	st, err := e.w.Store(ctx)
 	if err != nil {
@@ -88,23 +50,6 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	e.st = st
 	return e
-}
-
-// seedSystem writes rows into several System DB tables.
-func seedSystem(t *testing.T, db *store.DB) {
-	t.Helper()
-	ctx := context.Background()
-	for i := range 3 {
-		if _, err := db.CreateUserIfAbsent(ctx, fmt.Sprintf("user%d@example.com", i), "$2a$10$abcdefghijklmnopqrstuv", "viewer"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.SeedDemoTransactions(ctx, store.DemoTransactions(300, 7)); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.SetConfig(ctx, "backup-test", "yes"); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // listed returns the names of the listed archives.

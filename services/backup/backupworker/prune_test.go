@@ -18,7 +18,7 @@ import (
 // verified archive, although it is older, and deletes the rest; an
 // archive without Meta is ordered by its manifest, read back.
 func TestPruneKeepsNewestByCreatedAtAndTheNewestVerified(t *testing.T) {
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_RETENTION_COUNT": "2"}, noTarget: true})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_RETENTION_COUNT": "2"}, NoTarget: true})
 	ctx := context.Background()
 	var names []string
 	for range 5 {
@@ -110,7 +110,7 @@ func TestPruneKeepsNewestByCreatedAtAndTheNewestVerified(t *testing.T) {
 // TestPruneWaitsForARestore: while a restore holds a lease nothing is
 // deleted (the archive being restored may be among the oldest).
 func TestPruneWaitsForARestore(t *testing.T) {
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}, noTarget: true})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}, NoTarget: true})
 	ctx := context.Background()
 	e.create(jobspec.BackupCreateArgs{})
 	e.create(jobspec.BackupCreateArgs{})

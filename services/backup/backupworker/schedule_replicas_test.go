@@ -152,7 +152,7 @@ func TestScheduleRunsOncePerTickAcrossThreeReplicas(t *testing.T) {
 
 func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string) {
 	began := time.Now()
-	e := newEnv(t, envOpts{postgres: postgres, vars: map[string]string{
+	e := newEnv(t, envOpts{Postgres: postgres, Vars: map[string]string{
 		"BACKUP_SCHEDULE": "@every 2s", "BACKUP_VERIFY_AFTER": "true",
 		"BACKUP_RETENTION_COUNT": "10000", "JOB_MAX_ATTEMPTS": "20",
 		"WORKER_CONCURRENCY": "2", "SHUTDOWN_TIMEOUT": "5s",

@@ -26,7 +26,7 @@ import (
 // worker's provisioning (bus.ensureObjectStore) nor backupstore.NewNATS
 // change an existing bucket.
 func TestBackupIntoFullNATSStore(t *testing.T) {
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_STORE": "nats"}})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_STORE": "nats"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	first := e.create(jobspec.BackupCreateArgs{})

@@ -118,7 +118,7 @@ func (e *env) waitFinal(id string, within time.Duration) jobs.Record {
 func TestWorkerKilledMidArchive(t *testing.T) {
 	for _, storeKind := range []string{"nats", "local"} {
 		t.Run(storeKind, func(t *testing.T) {
-			e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_STORE": storeKind}})
+			e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_STORE": storeKind}})
 			reached := make(chan struct{})
 			var once sync.Once
 			a := startReplica(t, e, "backup-a", Options{}, func(ctx context.Context, component string) error {
@@ -219,7 +219,7 @@ func TestLockedJobWaitsThenSucceeds(t *testing.T) {
 // listed archive succeeds, of a malformed name fails at once (permanent),
 // prune with dry_run deletes nothing.
 func TestVerifyAndPruneJobs(t *testing.T) {
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}})
 	startReplica(t, e, "backup-d", Options{}, nil)
 	first := e.waitFinal(e.submit(jobs.KindBackupCreate, nil), 30*time.Second)
 	if first.State != jobs.Succeeded {

@@ -33,7 +33,9 @@
 // Both jobs hold the LOCKS lease "chroma" (shared/locks) for their whole
 // run and release it on every exit, so a train, a clear and a restore of
 // the vector store never interleave; a lease held by another operation
-// makes the attempt fail with lock_held and retry with backoff. Training
+// makes the attempt fail with lock_held at once (locks.Take with no Wait:
+// the job waits between attempts, by the runtime's retry backoff, not
+// inside one) and retry with backoff. Training
 // does not lock the target: it reads the target schema in one read-only
 // transaction (a consistent snapshot) at the start, and a restore of the
 // target swaps the file (or database) under it atomically, so the
