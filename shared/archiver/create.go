@@ -157,11 +157,11 @@ func (a *Archiver) Create(ctx context.Context, args jobspec.BackupCreateArgs, r 
 		if err != nil {
 			return jobspec.ArchiveSummary{}, err
 		}
-		defer func() {
+		defer func(ctx context.Context) {
 			if err := set.ReleaseDetached(ctx); err != nil {
 				log.Warn("release leases", "err", err)
 			}
-		}()
+		}(ctx)
 		lctx, stop := leaseContext(ctx, set)
 		defer stop()
 		ctx = lctx
@@ -396,7 +396,7 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 	}
 	if err := st.SetMeta(ctx, name, backupstore.Summary(res.Manifest)); err != nil {
 		if errors.Is(err, backupstore.ErrNoSpace) {
-			// The job fails permanently (see createArchive): it must not
+			// The job fails permanently (see Create): it must not
 			// leave its archive behind.
 			_ = st.Delete(context.WithoutCancel(ctx), name)
 			return jobspec.ArchiveSummary{}, fmt.Errorf("record the summary of %s: %w", name, err)
