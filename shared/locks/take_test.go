@@ -1,8 +1,11 @@
 package locks_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -306,5 +309,40 @@ func TestReleaseDetachedRunsAfterCancellation(t *testing.T) {
 	}
 	if hs, err := locks.Holders(context.Background(), b.Locks, locks.Order...); err != nil || len(hs) != 0 {
 		t.Fatalf("holders after ReleaseDetached: %v %v", hs, err)
+	}
+}
+
+// TestTakeLogsTakeOversAndWaits: the Log option hears of a lease taken
+// over from an earlier attempt and of each reported wait, naming the
+// lease and the holder.
+func TestTakeLogsTakeOversAndWaits(t *testing.T) {
+	b, _ := testkit.Bus(t)
+	ctx := context.Background()
+	own, err := locks.Acquire(ctx, b.Locks, locks.System, backupHolder, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = own.Release(context.Background()) })
+	other, err := locks.Acquire(ctx, b.Locks, locks.Target, restoreHolder, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Release(context.Background()) })
+	var buf bytes.Buffer
+	_, err = locks.Take(ctx, b.Locks, []string{locks.System, locks.Target}, backupHolder, locks.TakeOptions{
+		Wait: 100 * time.Millisecond, Poll: 20 * time.Millisecond, TakeOverOwn: true,
+		Log: slog.New(slog.NewTextHandler(&buf, nil)),
+	})
+	if !errors.Is(err, locks.ErrHeld) {
+		t.Fatalf("Take: %v", err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		`level=WARN msg="taking over a lease of an earlier attempt of this job" lock=system`,
+		`level=INFO msg="waiting for a lock" lock=target holder=restore-1 operation=restore.run`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
 	}
 }
