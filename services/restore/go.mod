@@ -3,7 +3,6 @@ module github.com/insightops/insightops/services/restore
 go 1.26.0
 
 require (
-	github.com/insightops/insightops/services/backup v0.0.0
 	github.com/insightops/insightops/shared v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 )
@@ -68,7 +67,4 @@ require (
 	modernc.org/sqlite v1.62.0 // indirect
 )
 
-replace (
-	github.com/insightops/insightops/services/backup => ../backup
-	github.com/insightops/insightops/shared => ../../shared
-)
+replace github.com/insightops/insightops/shared => ../../shared

@@ -1,32 +1,22 @@
 package backupworker
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/insightops/insightops/shared/app"
-	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/archiver"
+	"github.com/insightops/insightops/shared/archiver/archivertest"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
-	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
-	"github.com/insightops/insightops/shared/testkit"
-	"github.com/insightops/insightops/shared/vectors"
 )
 
 // env is a backup worker over real parts: an embedded NATS server, a
@@ -43,37 +33,16 @@ type env struct {
 	st   backupstore.Store
 }
 
-type envOpts struct {
-	postgres bool
-	chroma   string // Chroma URL
-	vars     map[string]string
-	noTarget bool
-}
+// envOpts choose the environment (archivertest.Options).
+type envOpts = archivertest.Options
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var envOpts []testkit.EnvOption
-	if o.postgres {
-		envOpts = append(envOpts, testkit.WithDialect(testkit.PostgreSQL))
-	}
-	if o.chroma != "" {
-		envOpts = append(envOpts, testkit.WithVars(map[string]string{"CHROMA_URL": o.chroma}))
-	}
-	te := testkit.NewEnv(t, append(envOpts, testkit.WithVars(o.vars))...)
-	cfg, b, ns, db := te.Config, te.Bus, te.NATS, te.DB
-	seedSystem(t, db)
-	if !o.noTarget {
-		if err := os.MkdirAll(filepath.Dir(cfg.TargetDBPath), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := snapshot.GenerateSQLite(ctx, cfg.TargetDBPath, 256<<10); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deps := te.Deps()
-	e := &env{t: t, cfg: cfg, bus: b, ns: ns, db: db, deps: deps}
+	ae := archivertest.New(t, o)
+	deps := ae.Deps
+	e := &env{t: t, cfg: ae.Config, bus: ae.Bus, ns: ae.Server, db: ae.DB, deps: deps}
 	e.w = New(deps, Options{ChunkSize: 64 << 10, LockWait: -1})
 	st, err := e.w.Store(ctx)
 	if err != nil {
@@ -81,87 +50,6 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	e.st = st
 	return e
-}
-
-// seedSystem writes rows into several System DB tables.
-func seedSystem(t *testing.T, db *store.DB) {
-	t.Helper()
-	ctx := context.Background()
-	for i := range 3 {
-		if _, err := db.CreateUserIfAbsent(ctx, fmt.Sprintf("user%d@example.com", i), "$2a$10$abcdefghijklmnopqrstuv", "viewer"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.SeedDemoTransactions(ctx, store.DemoTransactions(300, 7)); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.SetConfig(ctx, "backup-test", "yes"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// systemRows counts the rows of every System DB table.
-func systemRows(t *testing.T, db *store.DB) int64 {
-	t.Helper()
-	var total int64
-	for _, tbl := range store.TableNames() {
-		var n int64
-		if err := db.SQL.QueryRowContext(context.Background(), `SELECT count(*) FROM "`+tbl+`"`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		total += n
-	}
-	return total
-}
-
-// sqliteRows counts the rows of every table of a SQLite file.
-func sqliteRows(t *testing.T, path string) int64 {
-	t.Helper()
-	out := run(t, "", "sqlite3", path, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
-	var total int64
-	for _, name := range strings.Fields(out) {
-		var n int64
-		if _, err := fmt.Sscan(run(t, "", "sqlite3", path, `SELECT count(*) FROM "`+name+`"`), &n); err != nil {
-			t.Fatal(err)
-		}
-		total += n
-	}
-	return total
-}
-
-// seedChroma writes n documents into each collection.
-func seedChroma(t *testing.T, url string, n map[string]int) *vectors.Client {
-	t.Helper()
-	c, err := vectors.New(url, vectors.NewLocal(0), vectors.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for col, count := range n {
-		docs := make([]vectors.Doc, count)
-		for i := range docs {
-			docs[i] = vectors.Doc{Content: fmt.Sprintf("%s document %d about ledger accounts", col, i), Metadata: map[string]any{"n": i, "source": "test"}}
-		}
-		if err := c.Upsert(ctx, col, docs, 50, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
-}
-
-// run runs a command and returns its stdout, failing the test on error.
-func run(t *testing.T, dir, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, errb.String())
-	}
-	return out.String()
 }
 
 // listed returns the names of the listed archives.
@@ -174,8 +62,8 @@ func (e *env) listed() []backupstore.Info {
 	return infos
 }
 
-// create runs createArchive for a new job id.
-func (e *env) create(p CreateParams) jobspec.ArchiveSummary {
+// create runs the archive engine for a new job id.
+func (e *env) create(p jobspec.BackupCreateArgs) jobspec.ArchiveSummary {
 	e.t.Helper()
 	res, err := e.createID(jobs.NewID(), p)
 	if err != nil {
@@ -184,104 +72,15 @@ func (e *env) create(p CreateParams) jobspec.ArchiveSummary {
 	return res
 }
 
-func (e *env) createID(id string, p CreateParams) (jobspec.ArchiveSummary, error) {
+func (e *env) createID(id string, p jobspec.BackupCreateArgs) (jobspec.ArchiveSummary, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	return e.w.createArchive(ctx, p, nil, id, e.deps.Log, nil)
+	return e.w.archiver.Create(ctx, p, archiver.Run{JobID: id, Log: e.deps.Log})
 }
 
 // archivePath is the local store's file of an archive.
 func (e *env) archivePath(name string) string {
 	return filepath.Join(e.cfg.BackupDir, name)
-}
-
-// extract unpacks an archive with the system tar into a new directory and
-// joins split files (cat <path>.part-*), as the format documents.
-func extract(t *testing.T, archive string, zstd bool) string {
-	t.Helper()
-	dir := t.TempDir()
-	flag := "-xzf"
-	if zstd {
-		run(t, "", "tar", "--zstd", "-xf", archive, "-C", dir)
-	} else {
-		run(t, "", "tar", flag, archive, "-C", dir)
-	}
-	parts, _ := filepath.Glob(filepath.Join(dir, "*", "*.part-*"))
-	joined := map[string][]string{}
-	for _, p := range parts {
-		base := p[:strings.LastIndex(p, ".part-")]
-		joined[base] = append(joined[base], p)
-	}
-	for base, ps := range joined {
-		out, err := os.Create(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps { // Glob sorts: part-000001, part-000002, …
-			in, err := os.Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(out, in); err != nil {
-				t.Fatal(err)
-			}
-			in.Close()
-			os.Remove(p)
-		}
-		out.Close()
-	}
-	return dir
-}
-
-// readManifestFile parses manifest.json of an extracted archive.
-func readManifestFile(t *testing.T, dir string) backupfmt.Manifest {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, backupfmt.ManifestName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := backupfmt.ParseManifest(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// jsonlRecords parses a JSONL file with encoding/json and returns its records.
-func jsonlRecords(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, rec)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// fileOf returns the manifest file at p.
-func fileOf(t *testing.T, m backupfmt.Manifest, p string) backupfmt.File {
-	t.Helper()
-	for _, f := range m.Files() {
-		if f.Path == p {
-			return f
-		}
-	}
-	t.Fatalf("manifest has no %s: %+v", p, m.Files())
-	return backupfmt.File{}
 }
 
 // eventually polls cond until it holds or d passes.

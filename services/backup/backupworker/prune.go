@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/insightops/insightops/shared/app"
-	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
@@ -68,9 +68,9 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobs
 	res := jobspec.BackupPruneResult{DryRun: dryRun, RetentionCount: keep, Kept: []jobspec.PrunedArchive{}, Deleted: []jobspec.PrunedArchive{}}
 	if !dryRun {
 		if _, held, err := w.restoreHolder(ctx); err != nil {
-			return res, jobs.Retryable("lock_error", fmt.Errorf("read leases: %w", err))
+			return res, jobs.Retryable(jobs.CodeLockError, fmt.Errorf("read leases: %w", err))
 		} else if held != nil {
-			return res, jobs.Retryable("lock_held", fmt.Errorf("retention waits for the restore to end: %w", held))
+			return res, jobs.Retryable(jobs.CodeLockHeld, fmt.Errorf("retention waits for the restore to end: %w", held))
 		}
 	}
 	st, err := w.Store(ctx)
@@ -91,16 +91,16 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobs
 		if created.IsZero() {
 			// No summary (an archive copied in by hand, or a Meta write
 			// that failed): read the manifest itself, never trust the name.
-			m, err := readManifest(ctx, st, info)
+			m, err := archiver.ReadManifest(ctx, st, info)
 			switch {
 			case err == nil:
-				meta, err := recordSummary(ctx, st, info, m)
+				meta, err := archiver.RecordSummary(ctx, st, info, m)
 				if err != nil {
 					log.Warn("record the summary of an archive without one", "archive", info.Name, "err", err)
 				}
 				info.Meta = meta
 				created = m.CreatedAt
-			case invalid(err):
+			case archiver.Invalid(err):
 				res.Unreadable = append(res.Unreadable, jobspec.PrunedArchive{Name: info.Name, Bytes: info.Size, Reason: err.Error()})
 				continue
 			case errors.Is(err, backupstore.ErrNotFound):
@@ -144,15 +144,4 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobs
 		}
 	}
 	return res, nil
-}
-
-// recordSummary stores the manifest summary of an archive as its Meta,
-// keeping the verification result it already had, and returns that Meta.
-func recordSummary(ctx context.Context, st backupstore.Store, info backupstore.Info, m backupfmt.Manifest) (backupstore.Meta, error) {
-	meta := backupstore.Summary(m)
-	meta.Verification = info.Meta.Verification
-	if err := st.SetMeta(ctx, info.Name, meta); err != nil {
-		return meta, fmt.Errorf("record the summary of %s: %w", info.Name, err)
-	}
-	return meta, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 )
@@ -18,11 +19,11 @@ import (
 // archive without Meta is ordered by its manifest, read back.
 func TestPruneKeepsNewestByCreatedAtAndTheNewestVerified(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_RETENTION_COUNT": "2"}, noTarget: true})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_RETENTION_COUNT": "2"}, NoTarget: true})
 	ctx := context.Background()
 	var names []string
 	for range 5 {
-		names = append(names, e.create(CreateParams{}).Archive)
+		names = append(names, e.create(jobspec.BackupCreateArgs{}).Archive)
 	}
 	slices.Sort(names) // name order
 	// Creation time opposite to the name order: names[0] is the newest.
@@ -40,7 +41,7 @@ func TestPruneKeepsNewestByCreatedAtAndTheNewestVerified(t *testing.T) {
 		}
 	}
 	// The oldest by creation time (names[4]) is the only verified one.
-	if _, err := e.w.verifyArchive(ctx, names[4], nil, jobs.NewID(), e.deps.Log); err != nil {
+	if _, err := e.w.archiver.Verify(ctx, names[4], archiver.Run{JobID: jobs.NewID(), Log: e.deps.Log}); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := e.st.Meta(ctx, names[4]); !m.Verified() || !m.CreatedAt.Equal(created[names[4]]) {
@@ -88,7 +89,7 @@ func TestPruneKeepsNewestByCreatedAtAndTheNewestVerified(t *testing.T) {
 
 	// Without Meta (a hand-copied archive) the manifest is read: the new
 	// archive is the newest and pushes names[1] out.
-	newest := e.create(CreateParams{}).Archive
+	newest := e.create(jobspec.BackupCreateArgs{}).Archive
 	if err := os.Remove(e.archivePath(newest) + ".meta.json"); err != nil {
 		t.Fatal(err)
 	}
@@ -111,10 +112,10 @@ func TestPruneKeepsNewestByCreatedAtAndTheNewestVerified(t *testing.T) {
 // deleted (the archive being restored may be among the oldest).
 func TestPruneWaitsForARestore(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}, noTarget: true})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}, NoTarget: true})
 	ctx := context.Background()
-	e.create(CreateParams{})
-	e.create(CreateParams{})
+	e.create(jobspec.BackupCreateArgs{})
+	e.create(jobspec.BackupCreateArgs{})
 	kv := e.bus.Locks
 	restoreID := jobs.NewID()
 	if _, err := kv.Create(ctx, "system", []byte(`{"owner":"`+restoreID+`","operation":"restore.run","since":"2026-01-01T00:00:00Z"}`)); err != nil {

@@ -27,7 +27,7 @@ package backupworker
 // through the worker's one jobs.Publisher, and audited the same way
 // (jobsubmit.OncePerJob, actor the create job's submitter).
 // A crash between the two leaves the create job unacknowledged: its
-// redelivery reuses the archive (see reuse.go) and submits the verify
+// redelivery reuses the archive (see package archiver) and submits the verify
 // again, which the key turns into the same job. So each successful
 // scheduled backup gets exactly one backup.verify job.
 //

@@ -72,7 +72,7 @@ func (e *env) scheduledJobs() map[time.Time][]scheduledJob {
 	}
 	out := map[time.Time][]scheduledJob{}
 	for _, r := range recs {
-		var p CreateParams
+		var p jobspec.BackupCreateArgs
 		if err := json.Unmarshal(r.Params, &p); err != nil || p.Schedule == nil {
 			e.t.Errorf("job %s (submitted by %q) is not a scheduled backup: %s", r.ID, r.SubmittedBy, r.Params)
 			continue
@@ -154,7 +154,7 @@ func TestScheduleRunsOncePerTickAcrossThreeReplicas(t *testing.T) {
 
 func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string) {
 	began := time.Now()
-	e := newEnv(t, envOpts{postgres: postgres, vars: map[string]string{
+	e := newEnv(t, envOpts{Postgres: postgres, Vars: map[string]string{
 		"BACKUP_SCHEDULE": "@every 2s", "BACKUP_VERIFY_AFTER": "true",
 		"BACKUP_RETENTION_COUNT": "10000", "JOB_MAX_ATTEMPTS": "20",
 		"WORKER_CONCURRENCY": "2", "SHUTDOWN_TIMEOUT": "5s",
@@ -362,8 +362,8 @@ func scheduleAcrossReplicas(t *testing.T, postgres bool, ticks int, name string)
 func TestVerifyAfterSurvivesACrashBeforeItsSubmission(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
-	p := CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{VerifyAfter: true, Note: "crash test"}}
-	id := e.submit(p.BackupCreateArgs)
+	p := jobspec.BackupCreateArgs{VerifyAfter: true, Note: "crash test"}
+	id := e.submit(p)
 	// The first attempt, as far as it got: the archive of this job id.
 	first, err := e.createID(id, p)
 	if err != nil {

@@ -27,10 +27,10 @@ import (
 // change an existing bucket.
 func TestBackupIntoFullNATSStore(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_STORE": "nats"}})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_STORE": "nats"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	first := e.create(CreateParams{})
+	first := e.create(jobspec.BackupCreateArgs{})
 
 	s, err := e.bus.JS.Stream(ctx, "OBJ_"+bus.BucketBackups)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
@@ -120,7 +121,7 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 	for _, storeKind := range []string{"nats", "local"} {
 		t.Run(storeKind, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_STORE": storeKind}})
+			e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_STORE": storeKind}})
 			reached := make(chan struct{})
 			var once sync.Once
 			a := startReplica(t, e, "backup-a", Options{}, func(ctx context.Context, component string) error {
@@ -169,7 +170,7 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 			if n, _ := backupfmt.ParseArchiveName(res.Archive); n.JobID != id {
 				t.Errorf("archive %s is not job %s's", res.Archive, id)
 			}
-			if _, err := readManifest(context.Background(), e.st, got[0]); err != nil {
+			if _, err := archiver.ReadManifest(context.Background(), e.st, got[0]); err != nil {
 				t.Errorf("the archive does not read back: %v", err)
 			}
 			if storeKind == "nats" {
@@ -223,7 +224,7 @@ func TestLockedJobWaitsThenSucceeds(t *testing.T) {
 // prune with dry_run deletes nothing.
 func TestVerifyAndPruneJobs(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}})
 	startReplica(t, e, "backup-d", Options{}, nil)
 	first := e.waitFinal(e.submit(jobspec.BackupCreateArgs{}), 30*time.Second)
 	if first.State != jobs.Succeeded {

@@ -33,7 +33,9 @@
 // Both jobs hold the LOCKS lease "chroma" (shared/locks) for their whole
 // run and release it on every exit, so a train, a clear and a restore of
 // the vector store never interleave; a lease held by another operation
-// makes the attempt fail with lock_held and retry with backoff. Training
+// makes the attempt fail with lock_held at once (locks.Take with no Wait:
+// the job waits between attempts, by the runtime's retry backoff, not
+// inside one) and retry with backoff. Training
 // does not lock the target: it reads the target schema in one read-only
 // transaction (a consistent snapshot) at the start, and a restore of the
 // target swaps the file (or database) under it atomically, so the
@@ -53,7 +55,6 @@ package chromaworker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -265,59 +266,49 @@ func (w *Worker) clear(ctx context.Context, c *vectors.Client, p jobspec.ChromaC
 // leaseProgress stops the run when the lease was lost, then reports to the job.
 type leaseProgress struct {
 	p     Progress
-	lease *locks.Lease
+	lease locks.Set
 }
 
 func (l leaseProgress) Step(ctx context.Context, progress int, step string) error {
 	if err := l.lease.Err(); err != nil {
-		return jobs.Retryable("lock_lost", fmt.Errorf("the chroma lease was lost mid-run; stopping: %w", err))
+		return jobs.Retryable(jobs.CodeLockLost, fmt.Errorf("the chroma lease was lost mid-run; stopping: %w", err))
 	}
 	return l.p.Step(ctx, progress, step)
 }
 
-// lock takes the chroma lease for job. A lease held by an earlier attempt
-// of the same job (whose worker stopped without releasing it) is taken
-// over; one held by another operation is a retryable lock_held error.
-func (w *Worker) lock(ctx context.Context, job *worker.Job) (*locks.Lease, error) {
+// lock takes the chroma lease for job with locks.Take under the chroma
+// policy: no wait inside an attempt (Wait zero) — a lease held by another
+// operation is a retryable lock_held error at once, and the job waits by
+// being retried with backoff, which frees the worker for other jobs
+// meanwhile; the wait is audited once per blocking holder (the event id
+// is derived from it, so the retries do not repeat it). A lease held by
+// an earlier attempt of the same job (whose worker stopped without
+// releasing it) is taken over.
+func (w *Worker) lock(ctx context.Context, job *worker.Job) (locks.Set, error) {
 	if w.Locks == nil {
 		return nil, errors.New("chromaworker: no LOCKS bucket")
 	}
-	h := locks.Holder{Owner: job.ID(), Operation: job.Record.Kind}
 	every := w.LockRefresh
 	if every <= 0 {
 		every = DefaultLockRefresh
 	}
-	lease, err := locks.Acquire(ctx, w.Locks, locks.Chroma, h, every)
+	set, err := locks.Take(ctx, w.Locks, []string{locks.Chroma}, locks.Holder{Owner: job.ID(), Operation: job.Record.Kind}, locks.TakeOptions{
+		Refresh: every, Wait: 0, TakeOverOwn: true, Audit: job.Audit, Log: job.Logger(),
+	})
 	var held *locks.HeldError
-	if errors.As(err, &held) && held.Holder.Owner == job.ID() {
-		if e, gerr := w.Locks.Get(ctx, locks.Chroma); gerr == nil {
-			var cur locks.Holder
-			if json.Unmarshal(e.Value(), &cur) == nil && cur.Owner == job.ID() {
-				job.Logger().Warn("taking over the chroma lease of an earlier attempt of this job")
-				_ = w.Locks.Delete(ctx, locks.Chroma, jetstream.LastRevision(e.Revision()))
-			}
-		}
-		lease, err = locks.Acquire(ctx, w.Locks, locks.Chroma, h, every)
-	}
 	if errors.As(err, &held) {
-		// The job waits by being retried with backoff; the wait is audited
-		// once per blocking holder (the event id is derived from it).
-		waits := &locks.WaitAuditor{Kind: job.Record.Kind, JobID: job.ID(), Publish: job.Audit}
-		waits.Held(ctx, held)
-		return nil, jobs.Retryable("lock_held", fmt.Errorf("the vector store is busy: %w", err))
+		return nil, jobs.Retryable(jobs.CodeLockHeld, fmt.Errorf("the vector store is busy: %w", err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("take the chroma lease: %w", err)
 	}
 	job.Logger().Info("chroma lease taken")
-	return lease, nil
+	return set, nil
 }
 
-func (w *Worker) release(ctx context.Context, lease *locks.Lease, log *slog.Logger) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := lease.Release(rctx); err != nil {
-		log.Warn("release the chroma lease (it expires by itself)", "err", err)
+func (w *Worker) release(ctx context.Context, set locks.Set, log *slog.Logger) {
+	if err := set.ReleaseDetached(ctx); err != nil {
+		log.Warn("release the chroma lease", "err", err)
 		return
 	}
 	log.Info("chroma lease released")

@@ -29,10 +29,10 @@ func (w *Worker) apply(ctx context.Context, job *worker.Job, st backupstore.Stor
 	log := job.Logger()
 	rc, _, err := st.Open(ctx, name)
 	if errors.Is(err, backupstore.ErrNotFound) {
-		return jobs.Permanent(CodeArchiveNotFound, fmt.Errorf("restore: archive %s disappeared from %s after it was verified (deleted by retention or by hand?); nothing was changed", name, st.Describe()))
+		return jobs.Permanent(jobs.CodeArchiveNotFound, fmt.Errorf("restore: archive %s disappeared from %s after it was verified (deleted by retention or by hand?); nothing was changed", name, st.Describe()))
 	}
 	if err != nil {
-		return jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: open %s: %w; nothing was changed", name, err))
+		return jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: open %s: %w; nothing was changed", name, err))
 	}
 	defer rc.Close()
 
@@ -105,9 +105,9 @@ func applyError(err error) error {
 	case errors.As(err, &ce), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.Is(err, backupfmt.ErrInvalidArchive):
-		return jobs.Permanent(CodeArchiveInvalid, fmt.Errorf("restore: the archive changed since it was verified: %w", err))
+		return jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: the archive changed since it was verified: %w", err))
 	}
-	return jobs.Retryable(CodeRestoreFailed, err)
+	return jobs.Retryable(jobs.CodeRestoreFailed, err)
 }
 
 // restoreSystem restores the System DB dump read from r, migrates the
@@ -122,13 +122,13 @@ func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader
 	}
 	pause, err := w.AuditSync.pauseSink(ctx, js, log)
 	if err != nil {
-		return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: %w; the System DB was not changed", err))
+		return jobs.Retryable(jobs.CodeRestoreFailed, fmt.Errorf("restore: %w; the System DB was not changed", err))
 	}
 	defer pause.resume()
 
 	rr, err := snapshot.RestoreSystem(ctx, db, r, snapshot.WithScratchDir(w.ScratchDir))
 	if err != nil {
-		return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: %w", err))
+		return jobs.Retryable(jobs.CodeRestoreFailed, fmt.Errorf("restore: %w", err))
 	}
 	sys := &jobspec.RestoredSystem{Kind: rr.Kind, Rows: rr.Rows, AuditReinserted: rr.AuditReinserted}
 	res.System = sys
@@ -136,7 +136,7 @@ func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader
 
 	mig, err := db.Migrate(ctx)
 	if err != nil {
-		return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: migrate the restored System DB: %w", err))
+		return jobs.Retryable(jobs.CodeRestoreFailed, fmt.Errorf("restore: migrate the restored System DB: %w", err))
 	}
 	sys.Migrations, sys.SchemaVersion = mig.Applied, mig.Version
 	if len(mig.Applied) > 0 {
@@ -146,7 +146,7 @@ func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader
 		n, err := Resync(ctx, js, db, w.AuditSync.FetchWait)
 		sys.AuditResynced = n
 		if err != nil {
-			return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: the System DB is restored, but audit_logs could not be re-synced from the AUDIT stream: %w", err))
+			return jobs.Retryable(jobs.CodeRestoreFailed, fmt.Errorf("restore: the System DB is restored, but audit_logs could not be re-synced from the AUDIT stream: %w", err))
 		}
 		if n > 0 {
 			log.Info("audit_logs re-synced from the AUDIT stream", "inserted", n)
@@ -161,10 +161,10 @@ func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, res *jobspec.Re
 	cfg := w.Deps.Config
 	tr, err := snapshot.RestoreTarget(ctx, r, cfg.TargetDBPath, cfg.TargetDBSource, snapshot.WithScratchDir(w.ScratchDir))
 	if errors.Is(err, snapshot.ErrGoldenSource) {
-		return jobs.Permanent(CodePrecondition, fmt.Errorf("restore: %w", err))
+		return jobs.Permanent(jobs.CodePreconditionFailed, fmt.Errorf("restore: %w", err))
 	}
 	if err != nil {
-		return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: %w", err))
+		return jobs.Retryable(jobs.CodeRestoreFailed, fmt.Errorf("restore: %w", err))
 	}
 	res.Target = &jobspec.RestoredTarget{Path: tr.Path, Tables: tr.Tables, SHA256: tr.SHA256, Bytes: tr.Bytes}
 	return nil
@@ -201,9 +201,9 @@ func (w *Worker) restoreCollection(ctx context.Context, c *vectors.Client, coll 
 
 func chromaError(coll string, err error) error {
 	if errors.Is(err, vectors.ErrUnavailable) {
-		return jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: collection %s: %w", coll, err))
+		return jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: collection %s: %w", coll, err))
 	}
-	return jobs.Retryable(CodeRestoreFailed, fmt.Errorf("restore: collection %s: %w", coll, err))
+	return jobs.Retryable(jobs.CodeRestoreFailed, fmt.Errorf("restore: collection %s: %w", coll, err))
 }
 
 // chromaOf returns res.Chroma, creating it.
@@ -215,8 +215,8 @@ func chromaOf(res *jobspec.RestoreResult, c *vectors.Client) *jobspec.RestoredCh
 }
 
 // collectionMetadata returns the collection's own metadata saved in the
-// manifest (the backup worker's Meta["collections"][name], see
-// backupworker.CollectionMeta) and whether the collection existed when the
+// manifest (the archive engine's Meta["collections"][name], see
+// archiver.CollectionMeta) and whether the collection existed when the
 // archive was made. Without a record of it, the collection is taken to
 // have existed, with no metadata (Import then gives it the configured
 // embedder's).

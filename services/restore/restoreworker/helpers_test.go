@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/insightops/insightops/services/backup/backupworker"
 	"github.com/insightops/insightops/services/restore/restoreworker"
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auditsink"
 	"github.com/insightops/insightops/shared/backupstore"
@@ -433,7 +433,7 @@ func keys[V any](m map[string]V) []string {
 // backup takes an archive of every store through the backup worker.
 func (e *env) backup() jobspec.ArchiveSummary {
 	e.t.Helper()
-	res, err := backupworker.CreateArchive(e.ctx, e.deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Note: "test"}}, nil, jobs.NewID())
+	res, err := archiver.Create(e.ctx, e.deps, jobspec.BackupCreateArgs{Note: "test"}, archiver.Run{JobID: jobs.NewID()})
 	if err != nil {
 		e.t.Fatalf("backup: %v", err)
 	}

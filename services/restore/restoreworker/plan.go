@@ -157,7 +157,7 @@ func (w *Worker) planChroma(ctx context.Context, pl *restorePlan, files []backup
 	}
 	pl.vectors, pl.ownVectors = c, own
 	if err := c.Heartbeat(ctx); err != nil {
-		return jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: the vector store (Chroma at %s) does not answer; nothing was changed: %w", c.URL(), err))
+		return jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: the vector store (Chroma at %s) does not answer; nothing was changed: %w", c.URL(), err))
 	}
 	return nil
 }
@@ -191,7 +191,7 @@ func collectionOf(p string) (string, bool) {
 }
 
 func precondition(format string, args ...any) error {
-	return jobs.Permanent(CodePrecondition, fmt.Errorf("restore: "+format+"; nothing was changed", args...))
+	return jobs.Permanent(jobs.CodePreconditionFailed, fmt.Errorf("restore: "+format+"; nothing was changed", args...))
 }
 
 // componentMeta returns the manifest's free-form Meta of a component

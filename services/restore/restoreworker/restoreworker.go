@@ -24,8 +24,7 @@
 //     component is restored.
 //  3. Safety backup: unless skip_safety_backup, the current state of the
 //     stores about to be overwritten is archived first with
-//     backupworker.CreateArchive (the leases are already held, so it takes
-//     none). The archive carries the restore job's id, so a retried job
+//     archiver.Create (the leases are already held, so it takes none). The archive carries the restore job's id, so a retried job
 //     finds and reuses it instead of archiving a half-restored state.
 //  4. Restore, streaming the archive once more (backupfmt.Walk with the
 //     verified manifest as Expect, so a byte changed since the
@@ -103,24 +102,6 @@ const (
 	DefaultLockRefresh = 15 * time.Second
 )
 
-// The error codes a restore job fails with: names in this package for
-// the shared job codes (jobs.Codes documents each).
-//
-// Deprecated: use the jobs constants; these names remain only so the
-// restore code that moves with the archive engine compiles unchanged
-// until it does.
-const (
-	CodeArchiveNotFound = jobs.CodeArchiveNotFound
-	CodeArchiveInvalid  = jobs.CodeArchiveInvalid
-	CodeLockHeld        = jobs.CodeLockHeld
-	CodeLockLost        = jobs.CodeLockLost
-	CodePrecondition    = jobs.CodePreconditionFailed
-	CodeSafetyBackup    = jobs.CodeSafetyBackupFailed
-	CodeRestoreFailed   = jobs.CodeRestoreFailed
-	CodeCountMismatch   = jobs.CodeCountMismatch
-	CodeUnavailable     = jobs.CodeStoreUnavailable
-)
-
 // SafetyBackupFunc takes the pre-restore backup of components; progress
 // receives 0–100. jobID names the archive (the restore job's id).
 type SafetyBackupFunc func(ctx context.Context, components []string, note string, progress func(pct int, step string) error, jobID string) (jobspec.SafetyBackup, error)
@@ -132,7 +113,7 @@ type Options struct {
 	// Vectors returns the Chroma client (nil: from CHROMA_URL and
 	// EMBEDDING_PROVIDER).
 	Vectors func() (*vectors.Client, error)
-	// SafetyBackup takes the pre-restore backup (backupworker.CreateArchive).
+	// SafetyBackup takes the pre-restore backup (archiver.Create).
 	SafetyBackup SafetyBackupFunc
 	// LockWait, LockPoll, LockRefresh: see the package documentation.
 	LockWait    time.Duration
@@ -182,7 +163,7 @@ func New(deps app.Deps, opts Options) *Worker {
 		w.AuditSync = DefaultAuditSync()
 	}
 	if w.SafetyBackup == nil {
-		w.SafetyBackup = backupworkerSafety(deps)
+		w.SafetyBackup = archiverSafety(deps)
 	}
 	return w
 }
@@ -213,14 +194,14 @@ func (w *Worker) Restore(ctx context.Context, job *worker.Job, p jobspec.Restore
 	p = p.Normalized()
 	st, err := w.store(ctx)
 	if err != nil {
-		return nil, jobs.Retryable(CodeUnavailable, fmt.Errorf("open the backup store: %w", err))
+		return nil, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("open the backup store: %w", err))
 	}
 	meta, err := st.Meta(ctx, p.Archive)
 	if errors.Is(err, backupstore.ErrNotFound) {
-		return nil, jobs.Permanent(CodeArchiveNotFound, fmt.Errorf("restore: no archive %s in %s", p.Archive, st.Describe()))
+		return nil, jobs.Permanent(jobs.CodeArchiveNotFound, fmt.Errorf("restore: no archive %s in %s", p.Archive, st.Describe()))
 	}
 	if err != nil {
-		return nil, jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: read the summary of %s: %w", p.Archive, err))
+		return nil, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: read the summary of %s: %w", p.Archive, err))
 	}
 
 	// 1. Locks.
@@ -255,7 +236,7 @@ func (w *Worker) Restore(ctx context.Context, job *worker.Job, p jobspec.Restore
 	defer plan.close()
 	res.Components, res.Skipped = plan.components, plan.skipped
 	if len(plan.components) == 0 {
-		return nil, jobs.Permanent(CodePrecondition, fmt.Errorf("restore: nothing to restore from %s: %s", p.Archive, describeSkipped(plan.skipped)))
+		return nil, jobs.Permanent(jobs.CodePreconditionFailed, fmt.Errorf("restore: nothing to restore from %s: %s", p.Archive, describeSkipped(plan.skipped)))
 	}
 	log.Info("archive verified", "archive", p.Archive, "sha256", v.sha256, "components", plan.components, "skipped", plan.skipped)
 
@@ -274,7 +255,7 @@ func (w *Worker) Restore(ctx context.Context, job *worker.Job, p jobspec.Restore
 		log.Warn("safety backup skipped at the caller's request")
 	}
 	if err := leases.Err(); err != nil {
-		return nil, jobs.Retryable(CodeLockLost, fmt.Errorf("restore: a lease was lost before anything was changed: %w", err))
+		return nil, jobs.Retryable(jobs.CodeLockLost, fmt.Errorf("restore: a lease was lost before anything was changed: %w", err))
 	}
 	if err := job.Step(ctx, pctRestore, "restoring "+strings.Join(plan.components, ", ")); err != nil {
 		return nil, err
@@ -294,7 +275,7 @@ func (w *Worker) Restore(ctx context.Context, job *worker.Job, p jobspec.Restore
 		return res, applyErr
 	}
 	if !res.CountsOK {
-		return res, jobs.Permanent(CodeCountMismatch, fmt.Errorf("restore: restored counts differ from the manifest: %s", strings.Join(res.CountProblems, "; ")))
+		return res, jobs.Permanent(jobs.CodeCountMismatch, fmt.Errorf("restore: restored counts differ from the manifest: %s", strings.Join(res.CountProblems, "; ")))
 	}
 	log.Info("restore done", "archive", p.Archive, "components", res.Components)
 	return res, nil
@@ -346,10 +327,10 @@ type verified struct {
 func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, progress func(pct int)) (verified, error) {
 	rc, info, err := st.Open(ctx, name)
 	if errors.Is(err, backupstore.ErrNotFound) {
-		return verified{}, jobs.Permanent(CodeArchiveNotFound, fmt.Errorf("restore: archive %s disappeared from %s", name, st.Describe()))
+		return verified{}, jobs.Permanent(jobs.CodeArchiveNotFound, fmt.Errorf("restore: archive %s disappeared from %s", name, st.Describe()))
 	}
 	if err != nil {
-		return verified{}, jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: open %s: %w", name, err))
+		return verified{}, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: open %s: %w", name, err))
 	}
 	defer rc.Close()
 	var src io.Reader = rc
@@ -365,15 +346,15 @@ func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, 
 	})
 	if err != nil {
 		if errors.Is(err, backupfmt.ErrInvalidArchive) {
-			return verified{}, jobs.Permanent(CodeArchiveInvalid, fmt.Errorf("restore: %s failed verification, nothing was changed: %w", name, err))
+			return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s failed verification, nothing was changed: %w", name, err))
 		}
 		if ctx.Err() != nil {
 			return verified{}, ctx.Err()
 		}
-		return verified{}, jobs.Retryable(CodeUnavailable, fmt.Errorf("restore: read %s: %w", name, err))
+		return verified{}, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: read %s: %w", name, err))
 	}
 	if info.SHA256 != "" && info.SHA256 != rep.ArchiveSHA256 {
-		return verified{}, jobs.Permanent(CodeArchiveInvalid, fmt.Errorf("restore: %s: archive sha256 is %s, the store recorded %s; nothing was changed", name, rep.ArchiveSHA256, info.SHA256))
+		return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s: archive sha256 is %s, the store recorded %s; nothing was changed", name, rep.ArchiveSHA256, info.SHA256))
 	}
 	return verified{manifest: rep.Manifest, sha256: rep.ArchiveSHA256}, nil
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/insightops/insightops/services/backup/backupworker"
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auditsink"
 	"github.com/insightops/insightops/shared/jobs"
@@ -200,7 +200,7 @@ func TestRestore(t *testing.T) {
 				}
 				bc := make(chan created, 1)
 				go func() {
-					res, err := backupworker.CreateArchive(e.ctx, e.deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Note: "concurrent"}}, nil, jobs.NewID())
+					res, err := archiver.Create(e.ctx, e.deps, jobspec.BackupCreateArgs{Note: "concurrent"}, archiver.Run{JobID: jobs.NewID()})
 					bc <- created{res, err}
 				}()
 				rec := e.final(e.submit(jobspec.RestoreArgs{Archive: archive.Archive, SkipSafetyBackup: true}))

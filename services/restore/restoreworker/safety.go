@@ -7,8 +7,8 @@ import (
 	"os"
 	"slices"
 
-	"github.com/insightops/insightops/services/backup/backupworker"
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
@@ -16,13 +16,13 @@ import (
 	"github.com/insightops/insightops/shared/worker"
 )
 
-// backupworkerSafety is the SafetyBackupFunc of deps:
-// backupworker.CreateArchive with SkipLocks (the restore holds the leases).
-// CreateArchive is idempotent per job id and applies no retention, so the
-// archive being restored is never pruned by its own safety backup.
-func backupworkerSafety(deps app.Deps) SafetyBackupFunc {
+// archiverSafety is the SafetyBackupFunc of deps: archiver.Create with
+// SkipLocks (the restore holds the leases). Create is idempotent per job
+// id and applies no retention, so the archive being restored is never
+// pruned by its own safety backup.
+func archiverSafety(deps app.Deps) SafetyBackupFunc {
 	return func(ctx context.Context, components []string, note string, progress func(int, string) error, jobID string) (jobspec.SafetyBackup, error) {
-		res, err := backupworker.CreateArchive(ctx, deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Components: components, Note: note}, SkipLocks: true}, progress, jobID)
+		res, err := archiver.Create(ctx, deps, jobspec.BackupCreateArgs{Components: components, Note: note}, archiver.Run{JobID: jobID, SkipLocks: true, Progress: progress})
 		if err != nil {
 			return jobspec.SafetyBackup{}, err
 		}
@@ -42,7 +42,7 @@ func (w *Worker) safetyBackup(ctx context.Context, job *worker.Job, st backupsto
 		return nil, nil
 	}
 	if w.SafetyBackup == nil {
-		return nil, jobs.Permanent(CodeSafetyBackup, errors.New("restore: no safety backup function configured; nothing was changed"))
+		return nil, jobs.Permanent(jobs.CodeSafetyBackupFailed, errors.New("restore: no safety backup function configured; nothing was changed"))
 	}
 	if err := job.Step(ctx, pctSafety, "taking the pre-restore safety backup"); err != nil {
 		return nil, err
@@ -58,14 +58,14 @@ func (w *Worker) safetyBackup(ctx context.Context, job *worker.Job, st backupsto
 		case errors.Is(err, jobs.ErrCancelled), errors.Is(err, context.Canceled):
 			return nil, err
 		case errors.As(err, &ce):
-			return nil, &jobs.CodedError{Code: CodeSafetyBackup, Permanent: ce.Permanent,
+			return nil, &jobs.CodedError{Code: jobs.CodeSafetyBackupFailed, Permanent: ce.Permanent,
 				Err: fmt.Errorf("restore: the pre-restore safety backup failed (%s), nothing was changed: %w", ce.Code, err)}
 		}
-		return nil, jobs.Retryable(CodeSafetyBackup, fmt.Errorf("restore: the pre-restore safety backup failed, nothing was changed: %w", err))
+		return nil, jobs.Retryable(jobs.CodeSafetyBackupFailed, fmt.Errorf("restore: the pre-restore safety backup failed, nothing was changed: %w", err))
 	}
 	job.Logger().Info("safety backup taken", "archive", sb.Archive, "bytes", sb.Bytes, "reused", sb.Reused)
 	if _, err := st.Meta(ctx, p.Archive); errors.Is(err, backupstore.ErrNotFound) {
-		return nil, jobs.Permanent(CodeArchiveNotFound, fmt.Errorf("restore: %s was deleted while the safety backup %s was taken; nothing was changed", p.Archive, sb.Archive))
+		return nil, jobs.Permanent(jobs.CodeArchiveNotFound, fmt.Errorf("restore: %s was deleted while the safety backup %s was taken; nothing was changed", p.Archive, sb.Archive))
 	}
 	return &sb, nil
 }

@@ -32,8 +32,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/insightops/insightops/services/backup/backupworker"
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
@@ -98,7 +98,7 @@ func runChild(component, dir, target, dbURL, comp string) error {
 		deps.DB = db
 	}
 	start := time.Now()
-	res, err := backupworker.CreateArchive(ctx, deps, backupworker.CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{component}}, SkipLocks: true}, nil, jobs.NewID())
+	res, err := archiver.Create(ctx, deps, jobspec.BackupCreateArgs{Components: []string{component}}, archiver.Run{JobID: jobs.NewID(), SkipLocks: true})
 	if err != nil {
 		return err
 	}

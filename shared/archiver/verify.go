@@ -1,4 +1,4 @@
-package backupworker
+package archiver
 
 import (
 	"context"
@@ -10,50 +10,31 @@ import (
 	"sync"
 	"time"
 
-	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/snapshot"
-	"github.com/insightops/insightops/shared/worker"
 )
 
-// VerifyArchive verifies the archive name of the store BACKUP_STORE
-// selects (see the package documentation), records the outcome in its
-// Meta and returns it. A corrupt archive is the permanent error
-// "verify_failed" naming the first failing part, with the result filled;
-// an unknown name is the permanent "not_found"; a read error is
-// retryable. progress may be nil.
-func VerifyArchive(ctx context.Context, deps app.Deps, name string, progress func(pct int, step string) error, jobID string) (jobspec.BackupVerifyResult, error) {
-	w := New(deps, Options{})
-	return w.verifyArchive(ctx, name, progress, jobID, w.deps.Log.With("job_id", jobID))
-}
-
-// handleVerify is the backup.verify handler.
-// A failed verification returns its report with the error (stored as the
-// job's result).
-func (w *Worker) handleVerify(ctx context.Context, job *worker.Job, p jobspec.BackupVerifyArgs) (jobspec.BackupVerifyResult, error) {
-	res, err := w.verifyArchive(ctx, p.Name, func(pct int, step string) error { return job.Step(ctx, pct, step) }, job.ID(), job.Logger())
-	if err != nil && res.Archive == "" {
-		return jobspec.BackupVerifyResult{}, err
-	}
-	return res, err
-}
-
-func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(int, string) error, jobID string, log *slog.Logger) (jobspec.BackupVerifyResult, error) {
-	if progress == nil {
-		progress = func(int, string) error { return nil }
-	}
+// Verify verifies the archive name of the store (see the package
+// documentation), records the outcome in its Meta (with r.JobID) and
+// returns it. A corrupt archive is the permanent error "verify_failed"
+// naming the first failing part, with the result filled; an unknown name
+// is the permanent "not_found"; a read error is retryable. r.SkipLocks and
+// r.Audit are not used: verifying reads only the archive.
+func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.BackupVerifyResult, error) {
+	r = a.begin(r)
+	progress, jobID, log := r.Progress, r.JobID, r.Log
 	if _, err := backupfmt.ParseArchiveName(name); err != nil {
 		return jobspec.BackupVerifyResult{}, jobs.Invalid("%v", err)
 	}
-	st, err := w.Store(ctx)
+	st, err := a.Store(ctx)
 	if err != nil {
-		return jobspec.BackupVerifyResult{}, jobs.Retryable("store_unavailable", err)
+		return jobspec.BackupVerifyResult{}, jobs.Retryable(jobs.CodeStoreUnavailable, err)
 	}
-	scratch, err := scratchDir(w.deps)
+	scratch, err := scratchDir(a.deps)
 	if err != nil {
 		return jobspec.BackupVerifyResult{}, err
 	}
@@ -62,10 +43,10 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 	}
 	rc, info, err := st.Open(ctx, name)
 	if errors.Is(err, backupstore.ErrNotFound) {
-		return jobspec.BackupVerifyResult{}, jobs.Permanent("not_found", fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
+		return jobspec.BackupVerifyResult{}, jobs.Permanent(jobs.CodeNotFound, fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
 	}
 	if err != nil {
-		return jobspec.BackupVerifyResult{}, jobs.Retryable("store_unavailable", err)
+		return jobspec.BackupVerifyResult{}, jobs.Retryable(jobs.CodeStoreUnavailable, err)
 	}
 	defer rc.Close()
 
@@ -81,14 +62,14 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 	checks := &checkLog{m: map[string]string{}}
 	report, verr := backupfmt.Verify(vctx, src, backupfmt.VerifyOptions{
 		ReadOptions: backupfmt.ReadOptions{Name: name},
-		Checkers:    w.checkers(scratch, checks, log),
+		Checkers:    a.checkers(scratch, checks, log),
 	})
 	if rep.err != nil {
 		return jobspec.BackupVerifyResult{}, rep.err
 	}
 	if verr != nil && !errors.Is(verr, backupfmt.ErrInvalidArchive) {
 		// The source failed or ctx ended: nothing is known about the archive.
-		return jobspec.BackupVerifyResult{}, classify(fmt.Errorf("verify %s: %w", name, verr), "store_unavailable")
+		return jobspec.BackupVerifyResult{}, classify(fmt.Errorf("verify %s: %w", name, verr), jobs.CodeStoreUnavailable)
 	}
 	res := jobspec.BackupVerifyResult{
 		Archive: name, VerifiedAt: time.Now().UTC(), SHA256: report.ArchiveSHA256, Bytes: report.ArchiveSize,
@@ -115,12 +96,12 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 	if err := progress(97, "recording the outcome"); err != nil {
 		return res, err
 	}
-	if err := w.recordVerification(ctx, st, res, jobID); err != nil {
-		return res, jobs.Retryable("store_unavailable", err)
+	if err := a.recordVerification(ctx, st, res, jobID); err != nil {
+		return res, jobs.Retryable(jobs.CodeStoreUnavailable, err)
 	}
 	if res.Outcome == backupstore.OutcomeFailed {
 		log.Warn("archive failed verification", "archive", name, "problems", len(res.Problems), "first", res.Problems[0])
-		return res, jobs.Permanent("verify_failed", fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
+		return res, jobs.Permanent(jobs.CodeVerifyFailed, fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
 	}
 	metrics.LastBackupVerified.SetToCurrentTime()
 	log.Info("archive verified", "archive", name, "files", len(res.Files), "bytes", res.Bytes)
@@ -129,7 +110,7 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 
 // recordVerification stores the outcome in the archive's Meta, filling
 // the manifest summary too when the Meta had none.
-func (w *Worker) recordVerification(ctx context.Context, st backupstore.Store, res jobspec.BackupVerifyResult, jobID string) error {
+func (a *Archiver) recordVerification(ctx context.Context, st backupstore.Store, res jobspec.BackupVerifyResult, jobID string) error {
 	meta, err := st.Meta(ctx, res.Archive)
 	if err != nil {
 		return fmt.Errorf("read the meta of %s: %w", res.Archive, err)
@@ -171,9 +152,9 @@ func (c *checkLog) get(path string) string {
 }
 
 // checkers are the test restores of verification, by file kind.
-func (w *Worker) checkers(scratch string, checks *checkLog, log *slog.Logger) map[string]backupfmt.Checker {
+func (a *Archiver) checkers(scratch string, checks *checkLog, log *slog.Logger) map[string]backupfmt.Checker {
 	opts := []snapshot.Option{snapshot.WithScratchDir(scratch)}
-	dbURL := w.deps.Config.DatabaseURL
+	dbURL := a.deps.Config.DatabaseURL
 	return map[string]backupfmt.Checker{
 		backupfmt.KindPGDump: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
 			if isPostgresURL(dbURL) {
@@ -222,20 +203,4 @@ func (w *Worker) checkers(scratch string, checks *checkLog, log *slog.Logger) ma
 func isPostgresURL(u string) bool {
 	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") ||
 		(u != "" && !strings.Contains(u, "://") && strings.Contains(u, "="))
-}
-
-// progressReader counts the bytes read through it.
-type progressReader struct {
-	r  io.Reader
-	n  int64
-	fn func(int64)
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if n > 0 {
-		p.fn(p.n)
-	}
-	return n, err
 }

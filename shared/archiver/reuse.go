@@ -1,4 +1,4 @@
-package backupworker
+package archiver
 
 import (
 	"context"
@@ -16,13 +16,13 @@ import (
 // store recorded when it was written.
 var errStoredSHA256 = errors.New("archive SHA-256 differs from the one stored with it")
 
-// readManifest streams an archive once and checks its structure: every
+// ReadManifest streams an archive once and checks its structure: every
 // part's and file's size and SHA-256, the manifest, the name, JSONL
 // parsing, and the archive's SHA-256 against the stored one. It runs no
 // database tool (backup.verify does). An archive found wrong is an error
-// wrapping backupfmt.ErrInvalidArchive or errStoredSHA256; a read error is
-// returned as such.
-func readManifest(ctx context.Context, st backupstore.Store, info backupstore.Info) (backupfmt.Manifest, error) {
+// wrapping backupfmt.ErrInvalidArchive or errStoredSHA256 (Invalid says
+// so); a read error is returned as such.
+func ReadManifest(ctx context.Context, st backupstore.Store, info backupstore.Info) (backupfmt.Manifest, error) {
 	rc, _, err := st.Open(ctx, info.Name)
 	if err != nil {
 		return backupfmt.Manifest{}, err
@@ -38,8 +38,9 @@ func readManifest(ctx context.Context, st backupstore.Store, info backupstore.In
 	return rep.Manifest, nil
 }
 
-// invalid reports whether err says the archive itself is wrong.
-func invalid(err error) bool {
+// Invalid reports whether an error of ReadManifest says the archive
+// itself is wrong (rather than unreadable now).
+func Invalid(err error) bool {
 	return errors.Is(err, backupfmt.ErrInvalidArchive) || errors.Is(err, errStoredSHA256)
 }
 
@@ -47,7 +48,7 @@ func invalid(err error) bool {
 // the same job. The first that reads back intact is returned (ok) with
 // its Meta set again; others, and any that does not read back, are
 // deleted, so a job never leaves two archives.
-func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, log *slog.Logger) (jobspec.ArchiveSummary, bool, error) {
+func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string, log *slog.Logger) (jobspec.ArchiveSummary, bool, error) {
 	infos, err := st.List(ctx)
 	if err != nil {
 		return jobspec.ArchiveSummary{}, false, fmt.Errorf("list archives: %w", err)
@@ -68,10 +69,10 @@ func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, 
 			}
 			continue
 		}
-		m, err := readManifest(ctx, st, info)
+		m, err := ReadManifest(ctx, st, info)
 		switch {
 		case err == nil:
-			if _, err := recordSummary(ctx, st, info, m); err != nil {
+			if _, err := RecordSummary(ctx, st, info, m); err != nil {
 				return jobspec.ArchiveSummary{}, false, err
 			}
 			res = jobspec.ArchiveSummary{Archive: info.Name, SHA256: info.SHA256, Bytes: info.Size, Components: Summarize(m), Reused: true, Manifest: m}
@@ -79,7 +80,7 @@ func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, 
 			metrics.BackupBytes.Set(float64(info.Size))
 			metrics.LastBackupSuccess.SetToCurrentTime()
 			log.Info("reusing the archive of an earlier attempt of this job", "archive", info.Name)
-		case invalid(err):
+		case Invalid(err):
 			log.Warn("deleting an unusable archive of an earlier attempt of this job", "archive", info.Name, "err", err)
 			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
 				return jobspec.ArchiveSummary{}, false, fmt.Errorf("delete unusable archive %s: %w", info.Name, err)
@@ -91,4 +92,15 @@ func (w *Worker) reuse(ctx context.Context, st backupstore.Store, jobID string, 
 		}
 	}
 	return res, found, nil
+}
+
+// RecordSummary stores the manifest summary of an archive as its Meta,
+// keeping the verification result it already had, and returns that Meta.
+func RecordSummary(ctx context.Context, st backupstore.Store, info backupstore.Info, m backupfmt.Manifest) (backupstore.Meta, error) {
+	meta := backupstore.Summary(m)
+	meta.Verification = info.Meta.Verification
+	if err := st.SetMeta(ctx, info.Name, meta); err != nil {
+		return meta, fmt.Errorf("record the summary of %s: %w", info.Name, err)
+	}
+	return meta, nil
 }

@@ -1,4 +1,4 @@
-package backupworker
+package archiver
 
 import (
 	"context"
@@ -34,11 +34,11 @@ import (
 func TestCreateAllComponentsOnSQLite(t *testing.T) {
 	t.Parallel()
 	ch := testkit.Chroma(t)
-	e := newEnv(t, envOpts{chroma: ch.URL})
+	e := newEnv(t, envOpts{Chroma: ch.URL})
 	seedChroma(t, ch.URL, map[string]int{vectors.CollectionSQL: 30, vectors.CollectionDDL: 7})
 	// "documentation" does not exist: it is archived as an empty file.
 
-	res := e.create(CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Note: "before the upgrade"}})
+	res := e.create(jobspec.BackupCreateArgs{Note: "before the upgrade"})
 	infos := e.listed()
 	if len(infos) != 1 || infos[0].Name != res.Archive {
 		t.Fatalf("listed %+v, want exactly %s", infos, res.Archive)
@@ -135,7 +135,7 @@ func TestCreateAllComponentsOnSQLite(t *testing.T) {
 	// Verify passes and is recorded.
 	ctx := context.Background()
 	vid := jobs.NewID()
-	vr, err := e.w.verifyArchive(ctx, res.Archive, nil, vid, e.deps.Log)
+	vr, err := e.a.Verify(ctx, res.Archive, Run{JobID: vid, Log: e.deps.Log})
 	if err != nil || vr.Outcome != backupstore.OutcomePassed {
 		t.Fatalf("verify: %v %+v", err, vr)
 	}
@@ -156,7 +156,7 @@ func TestCreateAllComponentsOnSQLite(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	vr, err = e.w.verifyArchive(ctx, res.Archive, nil, jobs.NewID(), e.deps.Log)
+	vr, err = e.a.Verify(ctx, res.Archive, Run{JobID: jobs.NewID(), Log: e.deps.Log})
 	var ce *jobs.CodedError
 	if !errors.As(err, &ce) || ce.Code != "verify_failed" || !ce.Permanent || vr.Outcome != backupstore.OutcomeFailed {
 		t.Fatalf("verify of a corrupt archive: %v, %+v", err, vr)
@@ -184,8 +184,8 @@ func TestCreateAllComponentsOnSQLite(t *testing.T) {
 // may not create one.
 func TestCreateOnPostgres(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{postgres: true})
-	res := e.create(CreateParams{})
+	e := newEnv(t, envOpts{Postgres: true})
+	res := e.create(jobspec.BackupCreateArgs{})
 	if c := res.Components["chroma"]; c.Status != backupfmt.StatusSkipped || !strings.Contains(c.Reason, "CHROMA_URL") {
 		t.Errorf("chroma %+v, want skipped for CHROMA_URL", c)
 	}
@@ -203,7 +203,7 @@ func TestCreateOnPostgres(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	vr, err := e.w.verifyArchive(ctx, res.Archive, nil, jobs.NewID(), e.deps.Log)
+	vr, err := e.a.Verify(ctx, res.Archive, Run{JobID: jobs.NewID(), Log: e.deps.Log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +221,7 @@ func TestCreateOnPostgres(t *testing.T) {
 	t.Cleanup(func() { _, _ = e.db.SQL.ExecContext(context.Background(), "DROP ROLE IF EXISTS "+role) })
 	deps := e.deps
 	deps.Config.DatabaseURL = strings.Replace(e.cfg.DatabaseURL, "postgres@", role+":pw@", 1)
-	w := New(deps, Options{Store: e.st})
-	vr, err = w.verifyArchive(ctx, res.Archive, nil, jobs.NewID(), e.deps.Log)
+	vr, err = New(deps, Options{Store: e.st}).Verify(ctx, res.Archive, Run{JobID: jobs.NewID(), Log: e.deps.Log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +236,8 @@ func TestCreateOnPostgres(t *testing.T) {
 // tar read and that verifies.
 func TestCreateZstd(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{vars: map[string]string{"BACKUP_COMPRESSION": "zstd"}})
-	res := e.create(CreateParams{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"system", "target"}}})
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_COMPRESSION": "zstd"}})
+	res := e.create(jobspec.BackupCreateArgs{Components: []string{"system", "target"}})
 	if !strings.HasSuffix(res.Archive, ".tar.zst") || res.Manifest.Compression != backupfmt.Zstd {
 		t.Fatalf("archive %s compression %s", res.Archive, res.Manifest.Compression)
 	}
@@ -251,7 +250,7 @@ func TestCreateZstd(t *testing.T) {
 	if out := strings.TrimSpace(run(t, "", "sqlite3", filepath.Join(dir, "system/system.db"), "PRAGMA integrity_check")); out != "ok" {
 		t.Errorf("integrity_check %q", out)
 	}
-	if _, err := e.w.verifyArchive(context.Background(), res.Archive, nil, jobs.NewID(), e.deps.Log); err != nil {
+	if _, err := e.a.Verify(context.Background(), res.Archive, Run{JobID: jobs.NewID(), Log: e.deps.Log}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -261,24 +260,24 @@ func TestCreateZstd(t *testing.T) {
 // written.
 func TestCreateRejectsBadParams(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{noTarget: true})
-	for _, p := range []CreateParams{
-		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"system", "vectors"}}},
-		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"system", "system"}}},
-		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"chroma"}}},
-		{BackupCreateArgs: jobspec.BackupCreateArgs{Components: []string{"target"}}},
-		{BackupCreateArgs: jobspec.BackupCreateArgs{Note: strings.Repeat("n", jobspec.MaxBackupNote+1)}},
+	e := newEnv(t, envOpts{NoTarget: true})
+	for _, p := range []jobspec.BackupCreateArgs{
+		{Components: []string{"system", "vectors"}},
+		{Components: []string{"system", "system"}},
+		{Components: []string{"chroma"}},
+		{Components: []string{"target"}},
+		{Note: strings.Repeat("n", jobspec.MaxBackupNote+1)},
 	} {
 		_, err := e.createID(jobs.NewID(), p)
 		if !jobs.IsPermanent(err) {
 			t.Errorf("%+v: %v, want a permanent error", p, err)
 		}
 	}
-	if _, err := e.createID("not-a-ulid", CreateParams{}); !jobs.IsPermanent(err) {
+	if _, err := e.createID("not-a-ulid", jobspec.BackupCreateArgs{}); !jobs.IsPermanent(err) {
 		t.Errorf("bad job id: %v", err)
 	}
 	// Defaults: the missing target copy is skipped with its reason.
-	res := e.create(CreateParams{})
+	res := e.create(jobspec.BackupCreateArgs{})
 	if c := res.Components["target"]; c.Status != backupfmt.StatusSkipped || !strings.Contains(c.Reason, e.cfg.TargetDBPath) {
 		t.Errorf("target %+v", c)
 	}
@@ -293,11 +292,11 @@ func TestCreateSameJobTwiceKeepsOneArchive(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
 	id := jobs.NewID()
-	first, err := e.createID(id, CreateParams{})
+	first, err := e.createID(id, jobspec.BackupCreateArgs{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.createID(id, CreateParams{})
+	again, err := e.createID(id, jobspec.BackupCreateArgs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +314,7 @@ func TestCreateSameJobTwiceKeepsOneArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Until(first.Manifest.CreatedAt.Truncate(time.Second).Add(time.Second))) // a new name
-	third, err := e.createID(id, CreateParams{})
+	third, err := e.createID(id, jobspec.BackupCreateArgs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +322,7 @@ func TestCreateSameJobTwiceKeepsOneArchive(t *testing.T) {
 	if third.Reused || len(got) != 1 || got[0].Name != third.Archive {
 		t.Fatalf("after corruption: %+v, listed %+v", third, got)
 	}
-	if _, err := e.w.verifyArchive(context.Background(), third.Archive, nil, jobs.NewID(), e.deps.Log); err != nil {
+	if _, err := e.a.Verify(context.Background(), third.Archive, Run{JobID: jobs.NewID(), Log: e.deps.Log}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -339,7 +338,7 @@ func TestCreateWhileLocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.createID(jobs.NewID(), CreateParams{})
+	_, err = e.createID(jobs.NewID(), jobspec.BackupCreateArgs{})
 	var ce *jobs.CodedError
 	if !errors.As(err, &ce) || ce.Code != "lock_held" || ce.Permanent || !strings.Contains(err.Error(), "target is locked by restore.run "+restoreID+" since") {
 		t.Fatalf("create under a held lease: %v", err)
@@ -351,11 +350,11 @@ func TestCreateWhileLocked(t *testing.T) {
 		t.Errorf("something was written")
 	}
 	// SkipLocks: the caller holds them (the restore's safety backup).
-	if _, err := e.createID(jobs.NewID(), CreateParams{SkipLocks: true}); err != nil {
+	if _, err := e.createRun(jobspec.BackupCreateArgs{}, Run{JobID: jobs.NewID(), SkipLocks: true}); err != nil {
 		t.Fatal(err)
 	}
 	_ = lease.Release(ctx)
-	if _, err := e.createID(jobs.NewID(), CreateParams{}); err != nil {
+	if _, err := e.createID(jobs.NewID(), jobspec.BackupCreateArgs{}); err != nil {
 		t.Fatal(err)
 	}
 	if hs, _ := locks.Holders(ctx, e.bus.Locks, locks.Order...); len(hs) != 0 {
@@ -385,9 +384,9 @@ func TestChromaPageFailureFailsTheBackup(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	e := newEnv(t, envOpts{chroma: srv.URL})
-	e.w.opts.ExportPage = 5
-	_, err = e.createID(jobs.NewID(), CreateParams{})
+	e := newEnv(t, envOpts{Chroma: srv.URL})
+	e.a.opts.ExportPage = 5
+	_, err = e.createID(jobs.NewID(), jobspec.BackupCreateArgs{})
 	var ce *jobs.CodedError
 	if !errors.As(err, &ce) || ce.Permanent || ce.Code != "chroma_unavailable" || !strings.Contains(err.Error(), "export collection sql") {
 		t.Fatalf("backup with a failing page: %v", err)
@@ -405,9 +404,9 @@ func TestChromaPageFailureFailsTheBackup(t *testing.T) {
 // not dead) deletes the archive it completes, so the job never leaves two.
 func TestTakenOverAttemptDeletesItsArchive(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{noTarget: true})
+	e := newEnv(t, envOpts{NoTarget: true})
 	id := jobs.NewID()
-	e.w.afterComponent = func(ctx context.Context, component string) error {
+	e.a.opts.AfterComponent = func(ctx context.Context, component string) error {
 		// A later attempt of the same job takes the system lease over.
 		if err := e.bus.Locks.Delete(ctx, locks.System); err != nil {
 			return err
@@ -415,7 +414,7 @@ func TestTakenOverAttemptDeletesItsArchive(t *testing.T) {
 		_, err := locks.Acquire(ctx, e.bus.Locks, locks.System, locks.Holder{Owner: id, Operation: jobs.KindBackupCreate}, time.Hour)
 		return err
 	}
-	_, err := e.createID(id, CreateParams{})
+	_, err := e.createID(id, jobspec.BackupCreateArgs{})
 	var ce *jobs.CodedError
 	if !errors.As(err, &ce) || ce.Code != "lock_lost" || ce.Permanent {
 		t.Fatalf("attempt whose lease was taken over: %v", err)
