@@ -224,3 +224,18 @@ func TestArchitectureDocNamesNothingTheCodeLacks(t *testing.T) {
 		})
 	}
 }
+
+// TestArchitectureDocNamesEveryErrorCode: the "Error codes" section names
+// every code of the jobs.Codes table, so a new code cannot go undocumented.
+func TestArchitectureDocNamesEveryErrorCode(t *testing.T) {
+	t.Parallel()
+	errs := section(readDoc(t), "## Error codes")
+	if errs == "" {
+		t.Fatal(`docs/ARCHITECTURE.md has no "Error codes" section`)
+	}
+	for _, c := range jobs.Codes {
+		if !mentioned(errs, string(c.Code)) {
+			t.Errorf("error code %q (%s) is not named in the Error codes section", c.Code, c.Meaning)
+		}
+	}
+}
