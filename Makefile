@@ -21,18 +21,22 @@ help:
 	@echo "make build   build every binary into $(BIN)/"
 
 ## build: every service binary into bin/ (cgo is on: chroma-go's client links an ONNX
-## embedder we never call; the Dockerfile builds the same code fully static)
-build:
+## embedder we never call; the Dockerfile builds the same code fully static);
+## bin/<service> builds one (go's build cache decides what is stale, so they are phony)
+SERVICE_BINS := $(addprefix $(BIN)/,$(SERVICES))
+.PHONY: $(SERVICE_BINS)
+build: $(SERVICE_BINS)
+
+$(SERVICE_BINS): $(BIN)/%:
 	@mkdir -p $(BIN)
-	@for s in $(SERVICES); do \
-		echo "build $(BIN)/$$s"; \
-		(cd services/$$s && $(GO) build -trimpath -o ../../$(BIN)/$$s .) || exit 1; \
-	done
+	@echo "build $@"
+	@cd services/$* && $(GO) build -trimpath -o ../../$@ .
 
 ## run: the all-in-one on the embedded defaults, with the shipped demo target DB enabled;
-## starts a local Chroma when CHROMA_URL is empty and Node.js is there
+## starts a local Chroma when CHROMA_URL is empty and Node.js is there; builds only
+## bin/insightops (a fresh clone compiles one binary, not six, before the banner)
 run: export ENABLE_TARGET_DB ?= true
-run: build
+run: $(BIN)/insightops
 	@mkdir -p $(DATA_DIR)
 	@if [ -z "$$CHROMA_URL" ]; then \
 		if command -v npm >/dev/null 2>&1; then \
