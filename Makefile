@@ -103,10 +103,19 @@ bench:
 		cd services/chroma && $(GO) run ./cmd/chromabench -tables 2000 -naive 1000 -rounds 3; \
 	else echo "chromabench: Node.js/npm not found; skipping the Chroma benchmark (it needs a local Chroma)"; fi
 
-## lint: gofmt and go vet on every module
-lint:
-	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
+## lint: golangci-lint (config .golangci.yml, gofmt included) in every module, installed
+## first into bin/tools at the pinned version
+GOLANGCI_LINT_VERSION := v2.15.0
+TOOLS := $(abspath $(BIN)/tools)
+GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+lint: $(GOLANGCI_LINT)
+	@rc=0; for m in $(MODULES); do echo "golangci-lint $$m"; \
+		(cd $$m && $(GOLANGCI_LINT) run --config $(abspath .golangci.yml) ./...) || rc=1; done; exit $$rc
+
+$(GOLANGCI_LINT):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@mv $(TOOLS)/golangci-lint $@
 
 ## gomod-check: every module builds on its own (GOWORK=off), as its image does
 gomod-check:
