@@ -266,7 +266,7 @@ func install(ctx context.Context, source, dest, wantSum string) (sum string, n i
 func validate(ctx context.Context, path string) error {
 	db, err := sql.Open("sqlite", fileURI(path, "mode=ro", "immutable=1"))
 	if err != nil {
-		return fmt.Errorf("%w: open: %v", ErrSourceInvalid, err)
+		return fmt.Errorf("%w: open: %w", ErrSourceInvalid, err)
 	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, "PRAGMA quick_check")
@@ -274,14 +274,14 @@ func validate(ctx context.Context, path string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: quick_check: %v", ErrSourceInvalid, err)
+		return fmt.Errorf("%w: quick_check: %w", ErrSourceInvalid, err)
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
-			return fmt.Errorf("%w: quick_check: %v", ErrSourceInvalid, err)
+			return fmt.Errorf("%w: quick_check: %w", ErrSourceInvalid, err)
 		}
 		if line != "ok" && len(problems) < 5 {
 			problems = append(problems, line)
@@ -291,7 +291,7 @@ func validate(ctx context.Context, path string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: quick_check: %v", ErrSourceInvalid, err)
+		return fmt.Errorf("%w: quick_check: %w", ErrSourceInvalid, err)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: quick_check: %s", ErrSourceInvalid, strings.Join(problems, "; "))

@@ -165,7 +165,7 @@ func Serve(ctx context.Context, ln net.Listener, log *slog.Logger) error {
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("metrics listening", "addr", ln.Addr().String())
-	go func() {
+	go func() { //nolint:gosec // runs once ctx has ended: the shutdown gets its own bound
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
