@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,7 +50,7 @@ func TestBinaryServesMetricsAddr(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	defer func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		_ = <-exited
 	}()
 
 	// The binary opens its bus and System DB before it serves.
@@ -88,13 +89,13 @@ func TestBinaryServesMetricsAddr(t *testing.T) {
 // ctx ends.
 func scrape(ctx context.Context, url string, exited chan error) (string, error) {
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 		if err != nil {
 			return "", err
 		}
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			body, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if rerr == nil && resp.StatusCode == http.StatusOK {
 				return string(body), nil
 			}
@@ -102,7 +103,10 @@ func scrape(ctx context.Context, url string, exited chan error) (string, error) 
 		select {
 		case err := <-exited:
 			exited <- err
-			return "", fmt.Errorf("binary exited before serving: %v", err)
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			return "", fmt.Errorf("binary exited before serving: %w", err)
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-time.After(100 * time.Millisecond):

@@ -37,7 +37,7 @@ func Run(ctx context.Context, getenv func(string) string, logTo io.Writer, opts 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if addr := deps.Config.MetricsAddr; addr != "" && !opts.MetricsOnOwnPort {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 		if err != nil {
 			return fmt.Errorf("metrics: listen on METRICS_ADDR %s: %w", addr, err)
 		}

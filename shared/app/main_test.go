@@ -16,7 +16,7 @@ import (
 
 // get fetches url and returns its status and body; err when nothing answers.
 func get(ctx context.Context, url string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
 		return 0, "", err
 	}
@@ -56,7 +56,7 @@ func TestRunServesMetricsAddrWhileTheServiceRuns(t *testing.T) {
 			defer cancel()
 			addr := testkit.FreeAddr(t)
 			if tc.addrTaken {
-				ln, err := net.Listen("tcp", addr)
+				ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 				if err != nil {
 					t.Fatal(err)
 				}

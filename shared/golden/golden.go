@@ -417,12 +417,12 @@ func OpenReadOnly(ctx context.Context, path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open target db read-only %s: %w", path, err)
 	}
 	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+		_ = db.Close() // the ping's error is the one to report
 		return nil, fmt.Errorf("open target db read-only %s: ping: %w", path, err)
 	}
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
-		db.Close()
+		_ = db.Close() // the read's error is the one to report
 		return nil, fmt.Errorf("open target db read-only %s: read schema: %w", path, err)
 	}
 	return db, nil

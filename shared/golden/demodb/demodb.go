@@ -774,7 +774,9 @@ func (ins *inserter) row(args ...any) {
 
 func (ins *inserter) close() error {
 	if ins.stmt != nil {
-		ins.stmt.Close()
+		if err := ins.stmt.Close(); err != nil && ins.err == nil {
+			ins.err = fmt.Errorf("close insert into %s: %w", ins.table, err)
+		}
 	}
 	return ins.err
 }
@@ -923,12 +925,12 @@ func checkDB(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("foreign_key_check: %w", err)
 	}
+	defer rows.Close() // on an early return; closed below before the next query
 	var bad []string
 	for rows.Next() {
 		var table, parent string
 		var rowid, fkid sql.NullInt64
 		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
-			rows.Close()
 			return fmt.Errorf("foreign_key_check: %w", err)
 		}
 		if len(bad) < 5 {
@@ -967,11 +969,11 @@ func summarize(ctx context.Context, db *sql.DB, sum *Summary) error {
 	if err != nil {
 		return fmt.Errorf("read schema: %w", err)
 	}
+	defer rows.Close() // on an early return; closed below before the next query
 	var tables []string
 	for rows.Next() {
 		var typ, name string
 		if err := rows.Scan(&typ, &name); err != nil {
-			rows.Close()
 			return fmt.Errorf("read schema: %w", err)
 		}
 		switch typ {
