@@ -5,18 +5,15 @@
 package main
 
 import (
+	"context"
+
 	"github.com/insightops/insightops/services/api/httpapi"
 	"github.com/insightops/insightops/shared/app"
 )
 
 func main() {
-	ctx, stop := app.SignalContext()
-	defer stop()
-	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-api", SystemDB: true, FailFastWhenDisconnected: true})
-	if err != nil {
-		app.Exit(err)
-	}
-	err = httpapi.RunWithAuditSink(ctx, httpapi.Deps{Config: deps.Config, Bus: deps.Bus, DB: deps.DB, Log: deps.Log})
-	closeAll()
-	app.Exit(err)
+	app.Main(app.Options{Name: "insightops-api", SystemDB: true, FailFastWhenDisconnected: true, MetricsOnOwnPort: true},
+		func(ctx context.Context, deps app.Deps) error {
+			return httpapi.RunWithAuditSink(ctx, httpapi.Deps{Config: deps.Config, Bus: deps.Bus, DB: deps.DB, Log: deps.Log})
+		})
 }

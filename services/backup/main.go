@@ -9,14 +9,5 @@ import (
 )
 
 func main() {
-	ctx, stop := app.SignalContext()
-	defer stop()
-	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-backup", SystemDB: true})
-	if err != nil {
-		app.Exit(err)
-	}
-	app.StartMetrics(ctx, deps)
-	err = backupworker.Run(ctx, deps)
-	closeAll()
-	app.Exit(err)
+	app.Main(app.Options{Name: "insightops-backup", SystemDB: true}, backupworker.Run)
 }

@@ -8,13 +8,5 @@ import (
 )
 
 func main() {
-	ctx, stop := app.SignalContext()
-	defer stop()
-	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-chroma", SystemDB: true})
-	if err != nil {
-		app.Exit(err)
-	}
-	err = chromaworker.Run(ctx, deps)
-	closeAll()
-	app.Exit(err)
+	app.Main(app.Options{Name: "insightops-chroma", SystemDB: true}, chromaworker.Run)
 }

@@ -27,20 +27,12 @@ import (
 func main() {
 	once := flag.Bool("once", false, "run the init steps once without the bus job, print the result JSON and exit 0/1")
 	flag.Parse()
+	if !*once {
+		app.Main(app.Options{Name: "insightops-init", SystemDB: true}, initworker.Run)
+	}
 	ctx, stop := app.SignalContext()
-	defer stop()
-	if *once {
-		err := runOnce(ctx)
-		stop()
-		app.Exit(err)
-	}
-	deps, closeAll, err := app.Open(ctx, app.Options{Name: "insightops-init", SystemDB: true})
-	if err != nil {
-		app.Exit(err)
-	}
-	app.StartMetrics(ctx, deps)
-	err = initworker.Run(ctx, deps)
-	closeAll()
+	err := runOnce(ctx)
+	stop()
 	app.Exit(err)
 }
 

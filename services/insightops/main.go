@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"os"
 
 	"github.com/insightops/insightops/services/insightops/allinone"
@@ -11,15 +12,8 @@ import (
 )
 
 func main() {
-	ctx, stop := app.SignalContext()
-	defer stop()
-	// OpenEnv audits a configuration it refuses (config.invalid) when a
-	// NATS server can be reached, and its warnings once the bus is open.
-	deps, closeAll, err := app.OpenEnv(ctx, os.Getenv, os.Stderr, app.Options{Name: "insightops", SystemDB: true})
-	if err != nil {
-		app.Exit(err)
-	}
-	err = allinone.Run(ctx, deps, os.Stdout)
-	closeAll()
-	app.Exit(err)
+	// Run audits a configuration it refuses (config.invalid) when a NATS
+	// server can be reached, and its warnings once the bus is open.
+	app.Main(app.Options{Name: "insightops", SystemDB: true, MetricsOnOwnPort: true},
+		func(ctx context.Context, deps app.Deps) error { return allinone.Run(ctx, deps, os.Stdout) })
 }

@@ -1,8 +1,8 @@
 // Package app wires a process together the same way in every binary: the
-// configuration, a JSON slog logger, signal handling, the bus and (for the
-// services that need it) the System DB. Each main.go calls it and hands
-// the result to its package's Run, which the all-in-one binary and the
-// tests call directly.
+// configuration, a JSON slog logger, signal handling, the bus, (for the
+// services that need it) the System DB and the worker binaries' metrics
+// server. Each main.go is one call to Main with its package's Run, which
+// the all-in-one binary and the tests call directly.
 package app
 
 import (
@@ -19,7 +19,6 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
-	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/store"
 )
 
@@ -52,17 +51,15 @@ type Options struct {
 	// bus later (there is no window between a connection check and the
 	// publish). Workers keep the buffer.
 	FailFastWhenDisconnected bool
+	// MetricsOnOwnPort is set by the processes that serve /metrics on
+	// their own HTTP port (the API on API_ADDR, the all-in-one): Run then
+	// does not start the METRICS_ADDR server the worker binaries use.
+	MetricsOnOwnPort bool
 }
 
-// Open loads the configuration from the environment and opens the bus
+// OpenEnv loads the configuration through getenv and opens the bus
 // (embedding a server when NATS_URL is empty) and, when asked, the System
-// DB. close releases everything.
-func Open(ctx context.Context, opts Options) (deps Deps, closeAll func(), err error) {
-	return OpenEnv(ctx, os.Getenv, os.Stderr, opts)
-}
-
-// OpenEnv is Open reading the environment through getenv and logging (slog
-// JSON) to logTo. A configuration config.Load refuses is audited as
+// DB, logging (slog JSON) to logTo; closeAll releases everything. A configuration config.Load refuses is audited as
 // config.invalid when NATS can be reached within ConfigAuditTimeout (see
 // AuditConfigInvalid), then returned as the error.
 func OpenEnv(ctx context.Context, getenv func(string) string, logTo io.Writer, opts Options) (deps Deps, closeAll func(), err error) {
@@ -104,19 +101,6 @@ func OpenWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opt
 		closeAll = func() { _ = db.Close(); b.Close() }
 	}
 	return deps, closeAll, nil
-}
-
-// StartMetrics serves /metrics on METRICS_ADDR in the background until ctx
-// ends; it does nothing when the variable is empty.
-func StartMetrics(ctx context.Context, deps Deps) {
-	if deps.Config.MetricsAddr == "" {
-		return
-	}
-	go func() {
-		if err := metrics.Serve(ctx, deps.Config.MetricsAddr, deps.Log); err != nil {
-			deps.Log.Error("metrics server", "err", err)
-		}
-	}()
 }
 
 // SignalContext is cancelled on SIGINT or SIGTERM.

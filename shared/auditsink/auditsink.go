@@ -54,9 +54,11 @@ func Run(ctx context.Context, js jetstream.JetStream, db *store.DB, log *slog.Lo
 	log = log.With("component", "audit-sink")
 	log.Info("audit sink started")
 	for {
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			log.Info("audit sink stopped")
 			return nil
+		default:
 		}
 		msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -90,11 +91,11 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 	}
 	m, err := Walk(ctx, r, opts.ReadOptions, fn)
 	if err != nil {
-		for i := len(files) - 1; i >= 0; i-- {
-			_ = root.Remove(files[i])
+		for _, file := range slices.Backward(files) {
+			_ = root.Remove(file)
 		}
-		for i := len(dirs) - 1; i >= 0; i-- {
-			_ = root.Remove(dirs[i])
+		for _, dir := range slices.Backward(dirs) {
+			_ = root.Remove(dir)
 		}
 		return Manifest{}, err
 	}

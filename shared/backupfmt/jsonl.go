@@ -33,17 +33,17 @@ func CheckJSONL(ctx context.Context, _ File, content io.Reader) (int64, error) {
 		}
 		var err error
 		line, err = readLine(br, line[:0])
-		if err == io.EOF && len(line) == 0 {
+		if errors.Is(err, io.EOF) && len(line) == 0 {
 			return n, nil
 		}
-		if err != nil && err != io.EOF {
+		if err != nil && !errors.Is(err, io.EOF) {
 			return n, fmt.Errorf("record %d: %w", n+1, err)
 		}
 		if err := checkRecord(line); err != nil {
 			return n, fmt.Errorf("record %d: %w", n+1, err)
 		}
 		n++
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return n, nil
 		}
 	}

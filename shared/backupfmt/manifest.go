@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -242,12 +243,7 @@ func (m Manifest) Validate() error {
 }
 
 func isComponent(name string) bool {
-	for _, c := range Components {
-		if c == name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(Components, name)
 }
 
 func (c Component) validate(name string, seen map[string]bool) error {
@@ -350,7 +346,7 @@ func ValidatePath(p string) error {
 		if e == "" || e[0] == '.' {
 			return fmt.Errorf("%q: empty element, or an element starting with a dot (\".\", \"..\", hidden files)", truncate(p, 80))
 		}
-		for i := 0; i < len(e); i++ {
+		for i := range len(e) {
 			if !pathChar(e[i]) {
 				return fmt.Errorf("%q: character %q not allowed", truncate(p, 80), e[i])
 			}
@@ -394,9 +390,9 @@ func validSHA256(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return false
 		}
 	}
@@ -406,7 +402,7 @@ func validSHA256(s string) bool {
 
 // checkNoCredentials refuses a source description holding a URL with a password.
 func checkNoCredentials(s string) error {
-	for _, tok := range strings.Fields(s) {
+	for tok := range strings.FieldsSeq(s) {
 		if !strings.Contains(tok, "://") {
 			continue
 		}

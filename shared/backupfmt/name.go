@@ -92,7 +92,7 @@ func ParseArchiveName(name string) (Name, error) {
 		return bad("expected <yyyymmddThhmmssZ>-<26-character job id>")
 	}
 	ts, id := rest[:tsLen], rest[tsLen+1:]
-	for i := 0; i < len(ts); i++ {
+	for i := range len(ts) {
 		ch := ts[i]
 		if (i == 8 && ch != 'T') || (i == tsLen-1 && ch != 'Z') || (i != 8 && i != tsLen-1 && (ch < '0' || ch > '9')) {
 			return bad("creation time is not yyyymmddThhmmssZ")

@@ -152,7 +152,7 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) (Report, error
 		}
 		if err != nil {
 			if fe := w.fileErr(); fe != nil {
-				return nil // the content itself failed; that is the problem reported
+				return nil //nolint:nilerr // the content itself failed; that is the problem reported
 			}
 			w.problem(f.Path, "check: "+err.Error(), err)
 			n = CountUnknown
@@ -211,7 +211,6 @@ type walker struct {
 	manifest *Manifest
 	problems []*Error
 	cur      *fileReader
-	fatal    error
 }
 
 func newWalker(ctx context.Context, opts ReadOptions) *walker {
@@ -261,7 +260,7 @@ func (w *walker) readErr(entry string, err error) error {
 	if w.src.err != nil {
 		return fmt.Errorf("read backup archive: %w", w.src.err)
 	}
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
 	problem := "read: " + err.Error()
@@ -702,7 +701,7 @@ func displayName(s string) string {
 	if len(s) > 200 {
 		return strconv.Quote(s[:200]) + "…"
 	}
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		if s[i] < 0x20 || s[i] > 0x7e {
 			return strconv.Quote(s)
 		}

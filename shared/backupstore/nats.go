@@ -139,7 +139,7 @@ func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) 
 		}
 		if src.eof { // only then may nats.go have published the meta
 			if rerr := n.removeFailedPut(context.WithoutCancel(ctx), name); rerr != nil {
-				err = fmt.Errorf("%w (and the failed put may still be listed: %v)", err, rerr)
+				err = fmt.Errorf("%w (and the failed put may still be listed: %w)", err, rerr)
 			}
 		}
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
@@ -287,7 +287,7 @@ func (n *NATS) Delete(ctx context.Context, name string) error {
 			return fmt.Errorf("backup store: delete %s: %w", name, err)
 		}
 		if perr := n.purgeObject(dctx, name); perr != nil {
-			return fmt.Errorf("backup store: delete %s: the store is full, its delete marker was refused (%v), and purging it failed: %w", name, err, perr)
+			return fmt.Errorf("backup store: delete %s: the store is full, its delete marker was refused (%w), and purging it failed: %w", name, err, perr)
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -356,7 +357,7 @@ func (p *parser) boolean(name string, def bool) bool {
 	return def
 }
 
-func (p *parser) intRange(name string, def, lo, hi int) int {
+func (p *parser) intRange(name string, def, lo, hi int) int { //nolint:unparam // the lower bound is part of each variable's rule, 1 for all so far
 	v := strings.TrimSpace(p.getenv(name))
 	if v == "" {
 		return def
@@ -374,10 +375,8 @@ func (p *parser) oneOf(name, def string, accepted ...string) string {
 	if v == "" {
 		return def
 	}
-	for _, a := range accepted {
-		if v == a {
-			return v
-		}
+	if slices.Contains(accepted, v) {
+		return v
 	}
 	p.fail(name, v, strings.Join(accepted, ", "))
 	return def
@@ -408,8 +407,8 @@ func (p *parser) addr(name, def string) string {
 
 // ParseDuration parses a Go duration or a whole number of days ("7d").
 func ParseDuration(s string) (time.Duration, error) {
-	if strings.HasSuffix(s, "d") {
-		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+	if before, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(before)
 		if err != nil {
 			return 0, fmt.Errorf("parse %q: %w", s, err)
 		}
@@ -425,12 +424,12 @@ func validInboxPrefix(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}
-	for _, tok := range strings.Split(s, ".") {
+	for tok := range strings.SplitSeq(s, ".") {
 		if tok == "" {
 			return false
 		}
 		for _, r := range tok {
-			if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			if r != '_' && r != '-' && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
 				return false
 			}
 		}

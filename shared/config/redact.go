@@ -99,7 +99,7 @@ func redactURL(part, mark string) string {
 func Passwords(value string) []string {
 	var pws []string
 	if strings.Contains(value, "://") {
-		for _, part := range strings.Split(value, ",") {
+		for part := range strings.SplitSeq(value, ",") {
 			u, err := url.Parse(strings.TrimSpace(part))
 			if err != nil {
 				continue

@@ -60,7 +60,7 @@ func ParseSchedule(spec string) (Schedule, error) {
 		}
 		return Schedule{spec: norm, every: every}, nil
 	}
-	full := body
+	var full string
 	if tz == "" {
 		full = "CRON_TZ=UTC " + body // never the process's local zone
 	} else {

@@ -119,11 +119,11 @@ func Problems(err error) []*VarError {
 		if e == nil {
 			return
 		}
-		if v, ok := e.(*VarError); ok {
+		if v, ok := e.(*VarError); ok { //nolint:errorlint // walks the wrap chain itself, collecting every VarError
 			out = append(out, v)
 			return
 		}
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // unwraps one level per call of walk
 		case interface{ Unwrap() []error }:
 			for _, inner := range u.Unwrap() {
 				walk(inner)

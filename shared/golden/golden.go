@@ -266,7 +266,7 @@ func install(ctx context.Context, source, dest, wantSum string) (sum string, n i
 func validate(ctx context.Context, path string) error {
 	db, err := sql.Open("sqlite", fileURI(path, "mode=ro", "immutable=1"))
 	if err != nil {
-		return fmt.Errorf("%w: open: %v", ErrSourceInvalid, err)
+		return fmt.Errorf("%w: open: %w", ErrSourceInvalid, err)
 	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, "PRAGMA quick_check")
@@ -274,14 +274,14 @@ func validate(ctx context.Context, path string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: quick_check: %v", ErrSourceInvalid, err)
+		return fmt.Errorf("%w: quick_check: %w", ErrSourceInvalid, err)
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
-			return fmt.Errorf("%w: quick_check: %v", ErrSourceInvalid, err)
+			return fmt.Errorf("%w: quick_check: %w", ErrSourceInvalid, err)
 		}
 		if line != "ok" && len(problems) < 5 {
 			problems = append(problems, line)
@@ -291,7 +291,7 @@ func validate(ctx context.Context, path string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: quick_check: %v", ErrSourceInvalid, err)
+		return fmt.Errorf("%w: quick_check: %w", ErrSourceInvalid, err)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: quick_check: %s", ErrSourceInvalid, strings.Join(problems, "; "))
@@ -417,12 +417,12 @@ func OpenReadOnly(ctx context.Context, path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open target db read-only %s: %w", path, err)
 	}
 	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+		_ = db.Close() // the ping's error is the one to report
 		return nil, fmt.Errorf("open target db read-only %s: ping: %w", path, err)
 	}
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
-		db.Close()
+		_ = db.Close() // the read's error is the one to report
 		return nil, fmt.Errorf("open target db read-only %s: read schema: %w", path, err)
 	}
 	return db, nil

@@ -150,9 +150,11 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Serve exposes /metrics and /healthz on addr until ctx ends (the worker binaries'
-// METRICS_ADDR; the API serves /metrics on its own port).
-func Serve(ctx context.Context, addr string, log *slog.Logger) error {
+// Serve exposes /metrics and /healthz on ln until ctx ends (the worker
+// binaries' METRICS_ADDR; the API serves /metrics on its own port). The
+// caller opens ln, so it learns of an address it cannot listen on before
+// it starts its work; Serve closes it.
+func Serve(ctx context.Context, ln net.Listener, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", Handler())
 	// /healthz: the process is up and serving (a liveness/readiness probe
@@ -161,13 +163,9 @@ func Serve(ctx context.Context, addr string, log *slog.Logger) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("metrics listen %s: %w", addr, err)
-	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("metrics listening", "addr", ln.Addr().String())
-	go func() {
+	go func() { //nolint:gosec // runs once ctx has ended: the shutdown gets its own bound
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -67,10 +67,10 @@ func (a *Announcer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
 			if err := a.kv.Delete(dctx, key); err != nil {
 				a.log.Debug("presence delete", "err", err)
 			}
+			cancel()
 			return
 		case <-t.C:
 		}
@@ -81,7 +81,11 @@ func (a *Announcer) put(ctx context.Context, key string) {
 	w := a.w
 	w.InFlight = a.inFlight.Load()
 	w.SeenAt = time.Now().UTC()
-	b, _ := json.Marshal(w)
+	b, err := json.Marshal(w)
+	if err != nil {
+		a.log.Warn("presence refresh: encode", "err", err)
+		return
+	}
 	if _, err := a.kv.Put(ctx, key, b); err != nil && ctx.Err() == nil {
 		a.log.Warn("presence refresh failed", "err", err)
 	}

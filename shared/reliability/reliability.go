@@ -18,8 +18,8 @@ import (
 // EnvOut names the directory results are written to; unset, nothing is written.
 const EnvOut = "RELIABILITY_OUT"
 
-// EnvFull, set to 1 by `make reliability`, asks tests for their full-size
-// run (e.g. a 60 s load test); unset, they run the shorter CI version.
+// EnvFull names the variable, set to 1 by `make reliability`, that asks
+// tests for their full-size run (e.g. a 60 s load test); unset, they run the shorter CI version.
 const EnvFull = "RELIABILITY_FULL"
 
 // Full reports whether the full-size run was asked for.
@@ -100,7 +100,7 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // <kind>-<name>.json there. A write failure fails the test.
 func Write(t TB, r Result) {
 	t.Helper()
-	kind, name := "", ""
+	var kind, name string
 	switch {
 	case r.Fault != nil:
 		kind, name = "fault", r.Fault.Name

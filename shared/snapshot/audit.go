@@ -26,8 +26,7 @@ type sqliteRestorer interface {
 // isBusy reports whether err is SQLITE_BUSY or SQLITE_LOCKED, after which a
 // backup step may be retried.
 func isBusy(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*sqlite.Error](err); ok {
 		c := se.Code() & 0xff
 		return c == 5 || c == 6
 	}
@@ -249,7 +248,7 @@ func reinsertAudit(ctx context.Context, db *sql.DB, dialect store.Dialect, path 
 	n, _ := r1.RowsAffected()
 	inserted += n
 	// …and with a new id when another event holds theirs.
-	r2, err := tx.ExecContext(ctx, "INSERT INTO audit_logs ("+auditColsNoID+") SELECT "+auditColsNoID+" FROM "+tmp+" s"+
+	r2, err := tx.ExecContext(ctx, "INSERT INTO audit_logs ("+auditColsNoID+") SELECT "+auditColsNoID+" FROM "+tmp+" s"+ //nolint:gosec // column list and temp table name are constants of this file
 		" WHERE NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a.event_id = s.event_id)"+
 		" ORDER BY s.id ON CONFLICT (event_id) DO NOTHING")
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -155,12 +156,7 @@ func countTables(ctx context.Context, db *sql.DB, names []string) (Counts, error
 }
 
 func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(list, s)
 }
 
 // quoteIdent quotes an SQL identifier (the same on SQLite and PostgreSQL).
@@ -181,7 +177,7 @@ func integrityCheck(ctx context.Context, db *sql.DB) error {
 		if err := rows.Scan(&line); err != nil {
 			return fmt.Errorf("integrity_check: %w", err)
 		}
-		for _, l := range strings.Split(line, "\n") {
+		for l := range strings.SplitSeq(line, "\n") {
 			if l = strings.TrimSpace(l); l != "ok" && l != "" && len(problems) < 5 {
 				problems = append(problems, l)
 			}
@@ -231,29 +227,27 @@ func verifyFile(ctx context.Context, path string, want []string) (Counts, error)
 	return countTables(ctx, db, want)
 }
 
-// stage copies r into a new file named name in dir and returns its path and
-// size; the file is fsynced when sync is set.
-func stage(ctx context.Context, r io.Reader, dir, name string, sync bool) (string, int64, error) {
+// stage copies r into a new file named name in dir and returns its path; the file is fsynced when sync is set.
+func stage(ctx context.Context, r io.Reader, dir, name string, sync bool) (string, error) {
 	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", 0, fmt.Errorf("create scratch copy: %w", err)
+		return "", fmt.Errorf("create scratch copy: %w", err)
 	}
-	n, err := io.Copy(f, ctxio.Reader(ctx, r))
-	if err != nil {
+	if _, err := io.Copy(f, ctxio.Reader(ctx, r)); err != nil {
 		_ = f.Close()
-		return "", n, fmt.Errorf("copy input to %s: %w", path, err)
+		return "", fmt.Errorf("copy input to %s: %w", path, err)
 	}
 	if sync {
 		if err := f.Sync(); err != nil {
 			_ = f.Close()
-			return "", n, fmt.Errorf("fsync %s: %w", path, err)
+			return "", fmt.Errorf("fsync %s: %w", path, err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return "", n, fmt.Errorf("close %s: %w", path, err)
+		return "", fmt.Errorf("close %s: %w", path, err)
 	}
-	return path, n, nil
+	return path, nil
 }
 
 // streamFile copies the file at path into w.
@@ -317,7 +311,7 @@ func checkSQLite(ctx context.Context, r io.Reader, o options, want []string) (Co
 	}
 	defer os.RemoveAll(dir)
 	cr := newCountingReader(ctx, r, o.progress)
-	path, _, err := stage(ctx, cr, dir, "check.db", false)
+	path, err := stage(ctx, cr, dir, "check.db", false)
 	cr.finish()
 	if err != nil {
 		return nil, err

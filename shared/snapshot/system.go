@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -131,7 +132,7 @@ func dumpSQLiteSystem(ctx context.Context, db *store.DB, w io.Writer, progress f
 		return SystemDump{}, err
 	}
 	defer os.RemoveAll(dir)
-	cp := dir + string(os.PathSeparator) + "system.db"
+	cp := filepath.Join(dir, "system.db")
 	if err := vacuumInto(ctx, db.SQL, cp); err != nil {
 		return SystemDump{}, err
 	}
@@ -382,7 +383,7 @@ func restoreSystem(ctx context.Context, db *store.DB, r io.Reader, o options) (R
 			return res, err
 		}
 		defer os.RemoveAll(dir)
-		path, _, err := stage(ctx, br, dir, "restore.db", false)
+		path, err := stage(ctx, br, dir, "restore.db", false)
 		if err != nil {
 			return res, err
 		}

@@ -84,30 +84,31 @@ type AuditFilter struct {
 
 // AuditLogs returns the audit rows matching f, newest first.
 func (db *DB) AuditLogs(ctx context.Context, f AuditFilter) ([]AuditLog, error) {
-	q := `SELECT id, event_id, stream_seq, at, actor, role, action, resource, job_id, outcome,
+	var q strings.Builder
+	q.WriteString(`SELECT id, event_id, stream_seq, at, actor, role, action, resource, job_id, outcome,
 	             detail, source_ip, request_id, prev_hash, hash
-	      FROM audit_logs WHERE 1 = 1`
+	      FROM audit_logs WHERE 1 = 1`)
 	var args []any
 	if f.Actor != "" {
-		q += ` AND actor = ?`
+		q.WriteString(` AND actor = ?`)
 		args = append(args, f.Actor)
 	}
 	if f.Action != "" {
-		q += ` AND action = ?`
+		q.WriteString(` AND action = ?`)
 		args = append(args, f.Action)
 	}
 	for _, c := range []struct{ col, v string }{{"outcome", f.Outcome}, {"resource", f.Resource}, {"job_id", f.JobID}} {
 		if c.v != "" {
-			q += ` AND ` + c.col + ` = ?`
+			q.WriteString(` AND ` + c.col + ` = ?`)
 			args = append(args, c.v)
 		}
 	}
 	if !f.Since.IsZero() {
-		q += ` AND at >= ?`
+		q.WriteString(` AND at >= ?`)
 		args = append(args, db.timeArg(f.Since))
 	}
 	if !f.Until.IsZero() {
-		q += ` AND at < ?`
+		q.WriteString(` AND at < ?`)
 		args = append(args, db.timeArg(f.Until))
 	}
 	limit := f.Limit
@@ -115,10 +116,10 @@ func (db *DB) AuditLogs(ctx context.Context, f AuditFilter) ([]AuditLog, error) 
 		limit = 100
 	}
 	limit = min(limit, 10000)
-	q += ` ORDER BY at DESC, id DESC LIMIT ? OFFSET ?`
+	q.WriteString(` ORDER BY at DESC, id DESC LIMIT ? OFFSET ?`)
 	args = append(args, limit, max(f.Offset, 0))
 
-	rows, err := db.SQL.QueryContext(ctx, db.Rebind(q), args...)
+	rows, err := db.SQL.QueryContext(ctx, db.Rebind(q.String()), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list audit logs: %w", err)
 	}

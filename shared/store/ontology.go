@@ -46,7 +46,7 @@ func (t OntologyTerm) normalized() OntologyTerm {
 // encoding (fields in declaration order, lists in the given order); it is
 // what business_ontologies.content_sha256 holds.
 func (t OntologyTerm) ContentSHA256() string {
-	b, _ := json.Marshal(t.normalized()) // cannot fail: strings and string slices only
+	b, _ := json.Marshal(t.normalized()) //nolint:errchkjson // cannot fail: strings and string slices only
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -307,7 +307,7 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(tx); err != nil {
+	if err = fn(tx); err != nil { //nolint:gocritic // err is the named result the deferred rollback reads
 		return err
 	}
 	if err = tx.Commit(); err != nil {

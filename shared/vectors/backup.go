@@ -216,7 +216,7 @@ func ReadJSONL(r io.Reader) iter.Seq2[Record, error] {
 				return
 			}
 			if err != nil {
-				yield(Record{}, fmt.Errorf("%w: malformed JSON line: %v", ErrInvalid, err))
+				yield(Record{}, fmt.Errorf("%w: malformed JSON line: %w", ErrInvalid, err))
 				return
 			}
 			rec := Record{ID: raw.ID, Document: raw.Document, Metadata: raw.Metadata}
@@ -228,7 +228,7 @@ func ReadJSONL(r io.Reader) iter.Seq2[Record, error] {
 						err = errors.New("out of float32 range")
 					}
 					if err != nil {
-						yield(Record{}, fmt.Errorf("%w: record %s: embedding value %q: %v", ErrInvalid, raw.ID, x, err))
+						yield(Record{}, fmt.Errorf("%w: record %s: embedding value %q: %w", ErrInvalid, raw.ID, x, err))
 						return
 					}
 					rec.Embedding[i] = float32(f)

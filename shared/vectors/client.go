@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -142,7 +143,10 @@ func (c *Client) classify(ctx context.Context, err error, op, collection string)
 	case ctx.Err() != nil:
 		return fmt.Errorf("vectors: %s at %s: %w", what, c.display, ctx.Err())
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne):
-		return fmt.Errorf("vectors: %s: %w: Chroma at %s: %v", what, ErrUnavailable, c.display, err)
+		// The transport error is shown, not wrapped: callers classify by
+		// ErrUnavailable, and a wrapped context.DeadlineExceeded would read
+		// as their own deadline.
+		return fmt.Errorf("vectors: %s: %w: Chroma at %s: %v", what, ErrUnavailable, c.display, err) //nolint:errorlint // see above
 	}
 	return fmt.Errorf("vectors: %s at %s: %w", what, c.display, err)
 }
@@ -267,9 +271,7 @@ func (c *Client) ensure(ctx context.Context, name string) (chroma.Collection, er
 	// Empty: adopt it. Chroma replaces the whole metadata, so keep the
 	// other keys (and the distance key, which Chroma does not change).
 	merged := map[string]any{}
-	for k, v := range have {
-		merged[k] = v
-	}
+	maps.Copy(merged, have)
 	for _, k := range []string{MetaProvider, MetaModel, MetaDimension, MetaManagedBy} {
 		merged[k] = want[k]
 	}

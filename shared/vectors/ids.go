@@ -58,7 +58,7 @@ func pyJSONString(b *strings.Builder, s string) {
 	}
 	const hexDigits = "0123456789abcdef"
 	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		c := s[i]
 		switch c {
 		case '"':

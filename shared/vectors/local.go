@@ -189,7 +189,7 @@ func Tokens(text string) []string {
 // Stems are memoised (the stemmer is the costliest step, and schemas and
 // questions repeat their words), up to stemCacheMax words.
 func stem(w string) string {
-	for i := 0; i < len(w); i++ {
+	for i := range len(w) {
 		if w[i] >= utf8.RuneSelf {
 			return w
 		}
@@ -238,7 +238,7 @@ func stopWord(w string) bool {
 // nothing about which table a question is about.
 var extraStopWords = func() map[string]bool {
 	m := map[string]bool{}
-	for _, w := range strings.Fields(`
+	for w := range strings.FieldsSeq(`
 		also already ever every give like list many much one ones per please show still tell us would yet whose
 		get got find want need let could
 		create table view index unique primary foreign key references integer int bigint smallint tinyint serial

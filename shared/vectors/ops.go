@@ -162,14 +162,12 @@ func (c *Client) inParallel(ctx context.Context, n, batch int, fn func(ctx conte
 			break
 		}
 		hi := min(lo+batch, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-slots }()
 			if err := fn(ctx, lo, hi); err != nil {
 				once.Do(func() { firstErr = err; cancel() })
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if firstErr != nil {

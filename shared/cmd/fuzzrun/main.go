@@ -158,8 +158,9 @@ func main() {
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, log, *root, *fuzztime, *minimize, *only); err != nil {
+	err := run(ctx, log, *root, *fuzztime, *minimize, *only)
+	stop()
+	if err != nil {
 		log.Error("fuzzrun failed", "err", err)
 		os.Exit(1)
 	}

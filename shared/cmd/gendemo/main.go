@@ -29,8 +29,8 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	sum, err := demodb.Generate(ctx, *out, *seed)
+	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gendemo:", err)
 		os.Exit(1)
@@ -50,7 +50,7 @@ func main() {
 		fmt.Fprintf(tw, "%s\t%d\t\n", t.Name, t.Rows)
 	}
 	fmt.Fprintf(tw, "total\t%d\t\n", sum.TotalRows)
-	tw.Flush()
+	_ = tw.Flush() // stdout, as the Fprintf lines above
 	fmt.Printf("views:   %v\nindexes: %d\nfile:    %s\nseed:    %d\nbytes:   %d\nsha256:  %s\n",
 		sum.Views, sum.Indexes, sum.Path, sum.Seed, sum.Bytes, sum.SHA256)
 }

@@ -10,7 +10,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -31,7 +30,6 @@ func main() {
 	if p := os.Getenv("JOBBENCH_CPUPROFILE"); p != "" {
 		f, _ := os.Create(p)
 		_ = pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
 	}
 	n := flag.Int("n", 2000, "messages / jobs per measurement")
 	c := flag.Int("c", 8, "concurrent publishers (raw) and submitters (round trip)")
@@ -40,8 +38,9 @@ func main() {
 	rounds := flag.Int("rounds", 3, "alternating rounds; the median is reported")
 	minRatio := flag.Float64("min-ratio", 0, "exit 1 when round trip / raw falls below this (0: report only)")
 	flag.Parse()
-	if err := run(*n, *c, *replicas, *wc, *rounds, *minRatio); err != nil {
-		pprof.StopCPUProfile()
+	err := run(*n, *c, *replicas, *wc, *rounds, *minRatio)
+	pprof.StopCPUProfile() // a no-op when no profile was started
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "jobbench:", err)
 		os.Exit(1)
 	}
@@ -58,7 +57,7 @@ func run(n, c, replicas, wc, rounds int, minRatio float64) error {
 		return err
 	}
 	defer ns.Shutdown()
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	var raw, trip []float64
 	for r := 1; r <= rounds; r++ {
 		rr, err := rawRound(ns.ClientURL(), n, c, r)
@@ -150,22 +149,20 @@ func tripRound(url string, n, c, replicas, wc, round int, log *slog.Logger) (flo
 	wctx, wcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { wcancel(); wg.Wait() }()
-	for i := 0; i < replicas; i++ {
+	for i := range replicas {
 		wnc, err := nats.Connect(url)
 		if err != nil {
 			return 0, err
 		}
-		defer wnc.Close()
+		defer wnc.Close() //nolint:revive,gocritic // one connection per replica, closed when the round ends
 		wb, err := bus.Attach(ctx, wnc, bus.Settings{Replicas: 1}, false, log)
 		if err != nil {
 			return 0, err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			_ = worker.Run(wctx, wb, worker.Options{Kind: kind, WorkerID: fmt.Sprintf("bench-%d", i), Concurrency: wc, Log: log,
 				Handlers: map[string]worker.Handler{kind + ".noop": func(context.Context, *worker.Job) (any, error) { return nil, nil }}})
-		}()
+		})
 	}
 
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 3)
@@ -226,10 +223,8 @@ func fanOut(n, c int, f func(i int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, c)
-	for g := 0; g < c; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range c {
+		wg.Go(func() {
 			for {
 				i := next.Add(1)
 				if i > int64(n) {
@@ -240,7 +235,7 @@ func fanOut(n, c int, f func(i int) error) error {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -239,20 +240,20 @@ func (s *stepFlags) Set(v string) error {
 	return nil
 }
 
-func gitCommit() string {
-	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+func gitCommit(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output()
 	if err != nil {
 		return "unknown"
 	}
 	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain").Output(); err == nil && strings.TrimSpace(string(st)) != "" {
+	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain").Output(); err == nil && strings.TrimSpace(string(st)) != "" {
 		c += " (with uncommitted changes)"
 	}
 	return c
 }
 
-func goVersion() string {
-	out, err := exec.Command("go", "version").Output()
+func goVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "go", "version").Output()
 	if err != nil {
 		return runtime.Version()
 	}
@@ -280,7 +281,9 @@ func run(in, out, command string, steps []Step, stderr io.Writer) int {
 		return 1
 	}
 	r.Steps, r.Command = steps, command
-	r.Date, r.Commit, r.GoVersion = time.Now(), gitCommit(), goVersion()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r.Date, r.Commit, r.GoVersion = time.Now(), gitCommit(ctx), goVersion(ctx)
 	r.CPUs, r.OS = runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		fmt.Fprintln(stderr, "reliabilityreport: create report dir:", err)
