@@ -117,9 +117,15 @@ $(GOLANGCI_LINT):
 	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	@mv $(TOOLS)/golangci-lint $@
 
-## gomod-check: every module builds on its own (GOWORK=off), as its image does
+## gomod-check: every module builds on its own (GOWORK=off), as its image does, and no
+## service module but the all-in-one (services/insightops, which embeds them all) requires
+## another service module: what services share lives in ./shared
 gomod-check:
 	@for m in $(MODULES); do echo "GOWORK=off build $$m"; (cd $$m && GOWORK=off $(GO) build ./...) || exit 1; done
+	@for s in api init backup restore chroma; do \
+		other=$$(cd services/$$s && GOWORK=off $(GO) list -m all | grep '/services/' | grep -v "/services/$$s\$$" || true); \
+		if [ -n "$$other" ]; then echo "services/$$s requires another service module: $$other"; exit 1; fi; \
+	done; echo "no service module requires another (but the all-in-one)"
 
 chroma-install:
 	@cd $(CHROMA_DIR) && { [ -x node_modules/.bin/chroma ] || npm ci --no-audit --no-fund; }
