@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -169,6 +170,7 @@ func Run(ctx context.Context, b *bus.Bus, opts Options) error {
 	if err := metrics.RegisterQueueDepth(b.JS, bus.StreamJobs, consumers); err != nil {
 		w.log.Warn("queue depth metrics", "err", err)
 	}
+	metrics.DeclareJobKinds(slices.Collect(maps.Keys(opts.Handlers))...)
 	w.log.Info("worker started", "concurrency", opts.Concurrency, "ack_wait", opts.AckWait.String())
 	if err := w.pullLoop(ctx, b.Conn, bus.StreamJobs); err != nil {
 		presCancel()
@@ -337,7 +339,9 @@ func (w *runner) process(msg *nats.Msg) {
 	jctx, jcancel := context.WithCancel(ctx)
 	defer jcancel()
 	hbDone := make(chan struct{})
-	go w.heartbeat(jctx, msg, hbDone)
+	beat, running := metrics.JobRunning(rec.ID, w.metricKind(cmd.Kind))
+	defer running()
+	go w.heartbeat(jctx, msg, beat, hbDone)
 	job := &Job{Record: rec, rev: rev, store: w.store, log: log, audit: w.opts.Audit}
 	started := time.Now()
 	result, herr := call(jctx, handler, job)
@@ -504,7 +508,7 @@ func (w *runner) metricKind(kind string) string {
 	return "unknown"
 }
 
-func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, done chan<- struct{}) {
+func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, sent func(), done chan<- struct{}) {
 	defer close(done)
 	every := w.opts.AckWait / 3
 	if every < 50*time.Millisecond {
@@ -517,7 +521,9 @@ func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, done chan<- struc
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = msg.InProgress()
+			if msg.InProgress() == nil {
+				sent()
+			}
 		}
 	}
 }

@@ -120,6 +120,7 @@ func (w *Worker) verifyArchive(ctx context.Context, name string, progress func(i
 	if err := w.recordVerification(ctx, st, res, jobID); err != nil {
 		return res, jobs.Retryable("store_unavailable", err)
 	}
+	metrics.BackupVerifications.WithLabelValues(res.Outcome).Inc()
 	if res.Outcome == backupstore.OutcomeFailed {
 		log.Warn("archive failed verification", "archive", name, "problems", len(res.Problems), "first", res.Problems[0])
 		return res, jobs.Permanent("verify_failed", fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
