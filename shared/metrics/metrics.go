@@ -87,6 +87,9 @@ func init() {
 		HTTPRequests, HTTPDuration, BackupBytes, BackupDuration, LastBackupSuccess, LastBackupVerified,
 		BackupVerifications, running,
 	)
+	for _, o := range []string{"passed", "failed"} {
+		BackupVerifications.WithLabelValues(o) // at zero from the start: increase() sees the first failure
+	}
 }
 
 // Handler serves the registry in the Prometheus text format.
