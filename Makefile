@@ -72,6 +72,12 @@ monitoring-check:
 	fi; \
 	cd deploy/monitoring && promtool check rules alerts.yml && promtool test rules alerts_test.yml
 
+## dashboards: write the Grafana dashboards of deploy/monitoring/dashboards from their code
+## (services/insightops/dashboards; a test fails when the files differ from it)
+.PHONY: dashboards
+dashboards:
+	cd services/insightops && $(GO) run ./cmd/gendashboards -root ../..
+
 ## fuzz: every Go fuzz target of the repository (found by shared/cmd/fuzzrun), FUZZTIME each
 ## (default 10s; CI runs FUZZTIME=5s). A failure fails the target; Go saves the failing input
 ## under the package's testdata/fuzz/<target>/.
