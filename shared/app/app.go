@@ -1,5 +1,5 @@
 // Package app wires a process together the same way in every binary: the
-// configuration, a JSON slog logger, signal handling, the bus and (for the
+// configuration, a slog logger (text on a terminal, JSON otherwise), signal handling, the bus and (for the
 // services that need it) the System DB. Each main.go calls it and hands
 // the result to its package's Run, which the all-in-one binary and the
 // tests call directly.
@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/term"
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
@@ -32,11 +33,29 @@ type Deps struct {
 	Log    *slog.Logger
 }
 
-// NewLogger returns a JSON logger at the configured level.
+// NewLogger returns a logger at the configured level: readable text lines
+// when w is a terminal, JSON otherwise (LOG_FORMAT=auto).
 func NewLogger(w io.Writer, level string) *slog.Logger {
+	return NewLoggerFormat(w, level, "auto")
+}
+
+// NewLoggerFormat returns a logger at level writing format: "json",
+// "text" (slog's key=value lines, for people), or "auto" (text on a
+// terminal, JSON otherwise).
+func NewLoggerFormat(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" || (format == "auto" && isTerminal(w)) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Options choose what Open prepares.
@@ -71,7 +90,7 @@ func OpenEnv(ctx context.Context, getenv func(string) string, logTo io.Writer, o
 		AuditConfigInvalid(ctx, opts.Name, getenv, err, NewLogger(logTo, "info"))
 		return Deps{}, nil, err
 	}
-	return OpenWith(ctx, cfg, NewLogger(logTo, cfg.LogLevel), opts)
+	return OpenWith(ctx, cfg, NewLoggerFormat(logTo, cfg.LogLevel, cfg.LogFormat), opts)
 }
 
 // OpenWith is Open with a configuration and logger already made. Once the
