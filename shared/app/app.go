@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"golang.org/x/term"
@@ -22,6 +23,7 @@ import (
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/store"
+	"github.com/insightops/insightops/shared/tracing"
 )
 
 // Deps are what every service's Run receives.
@@ -97,6 +99,25 @@ func OpenEnv(ctx context.Context, getenv func(string) string, logTo io.Writer, o
 // bus is open it audits the configuration's warnings (config.warning, see
 // ConfigWarnings).
 func OpenWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (deps Deps, closeAll func(), err error) {
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, opts.Name)
+	if err != nil {
+		return Deps{}, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = stopTracing(context.Background())
+			return
+		}
+		closeRest := closeAll
+		closeAll = func() {
+			closeRest()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := stopTracing(sctx); err != nil {
+				log.Warn("tracing: flush at exit", "err", err)
+			}
+		}
+	}()
 	var natsOpts []nats.Option
 	if opts.FailFastWhenDisconnected {
 		natsOpts = append(natsOpts, nats.ReconnectBufSize(-1))

@@ -28,6 +28,7 @@ import (
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/presence"
+	"github.com/insightops/insightops/shared/tracing"
 )
 
 // Handler does one job. It reports progress through job.Step, which also
@@ -254,7 +255,9 @@ func (w *runner) process(msg *nats.Msg) {
 		_ = msg.Term()
 		return
 	}
-	log := w.log.With("job_id", cmd.ID, "kind", cmd.Kind, "attempt", attempt)
+	ctx, span := tracing.StartJob(ctx, msg.Header, cmd.Kind, cmd.ID, attempt)
+	defer span.End()
+	log := tracing.Logger(ctx, w.log.With("job_id", cmd.ID, "kind", cmd.Kind, "attempt", attempt))
 
 	var (
 		rec jobs.Record
@@ -345,6 +348,7 @@ func (w *runner) process(msg *nats.Msg) {
 	job := &Job{Record: rec, rev: rev, store: w.store, log: log, audit: w.opts.Audit}
 	started := time.Now()
 	result, herr := call(jctx, handler, job)
+	job.endSteps()
 	jcancel()
 	<-hbDone
 	elapsed := time.Since(started)
@@ -431,6 +435,7 @@ func (w *runner) finish(ctx context.Context, msg *nats.Msg, log *slog.Logger, re
 	}
 	if err == nil {
 		metrics.JobsFinished.WithLabelValues(w.metricKind(rec.Kind), string(state)).Inc()
+		tracing.JobState(ctx, string(state), herr)
 	}
 	if state == jobs.Failed {
 		log.Error("job failed", "err", herr, "dead_lettered", deadLetter)
