@@ -19,7 +19,7 @@ func TestTracingVariables(t *testing.T) {
 		{name: "base endpoint gets /v1/traces", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}, endpoint: "http://collector:4318/v1/traces"},
 		{name: "traces endpoint wins", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://b/otlp/traces"}, endpoint: "https://b/otlp/traces"},
 		{name: "headers, attributes and service name",
-			env: map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=abc,tenant=t%201", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod", "OTEL_SERVICE_NAME": "api-eu"},
+			env:      map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=abc,tenant=t%201", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod", "OTEL_SERVICE_NAME": "api-eu"},
 			endpoint: DefaultOTLPTracesEndpoint, headers: map[string]string{"x-api-key": "abc", "tenant": "t 1"},
 			attrs: map[string]string{"deployment.environment": "prod"}, service: "api-eu"},
 		{name: "not a URL", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, refused: "OTEL_EXPORTER_OTLP_ENDPOINT"},

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -46,16 +45,9 @@ var (
 // insightops_stream_bytes / insightops_stream_limit_bytes for streams. The
 // API calls it; a later call replaces the earlier one.
 func RegisterBus(js jetstream.JetStream, workers jetstream.KeyValue, kinds, streams []string) error {
-	var err error
-	busOnce.Do(func() {
-		if rerr := Registry.Register(busStats); rerr != nil {
-			err = fmt.Errorf("register bus metrics: %w", rerr)
-		}
+	return registerOnce(&busOnce, busStats, "bus metrics", &busStats.mu, func() {
+		busStats.js, busStats.workers, busStats.kinds, busStats.streams = js, workers, kinds, streams
 	})
-	busStats.mu.Lock()
-	defer busStats.mu.Unlock()
-	busStats.js, busStats.workers, busStats.kinds, busStats.streams = js, workers, kinds, streams
-	return err
 }
 
 func (c *busCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -121,16 +113,7 @@ var (
 // newest archive, asked of probe at scrape time (the backup workers call
 // it); a later call replaces the earlier probe.
 func RegisterBackupStore(probe func(context.Context) (BackupStoreStats, error)) error {
-	var err error
-	storeOnce.Do(func() {
-		if rerr := Registry.Register(storeStats); rerr != nil {
-			err = fmt.Errorf("register backup store metrics: %w", rerr)
-		}
-	})
-	storeStats.mu.Lock()
-	defer storeStats.mu.Unlock()
-	storeStats.probe = probe
-	return err
+	return registerOnce(&storeOnce, storeStats, "backup store metrics", &storeStats.mu, func() { storeStats.probe = probe })
 }
 
 func (c *backupStoreCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -129,15 +129,24 @@ var (
 // AUDIT). A later call for the same stream replaces the earlier one (one
 // bus per process; tests start several).
 func RegisterQueueDepth(js jetstream.JetStream, stream string, consumers []string) error {
+	return registerOnce(&queueOnce, queues, "queue depth", &queues.mu, func() {
+		queues.targets[stream] = queueTarget{js: js, consumers: consumers}
+	})
+}
+
+// registerOnce registers c the first time, then runs set under mu: a
+// scrape-time collector is registered once and a later call's sources
+// replace the earlier ones.
+func registerOnce(once *sync.Once, c prometheus.Collector, what string, mu *sync.Mutex, set func()) error {
 	var err error
-	queueOnce.Do(func() {
-		if rerr := Registry.Register(queues); rerr != nil {
-			err = fmt.Errorf("register queue depth: %w", rerr)
+	once.Do(func() {
+		if rerr := Registry.Register(c); rerr != nil {
+			err = fmt.Errorf("register %s: %w", what, rerr)
 		}
 	})
-	queues.mu.Lock()
-	defer queues.mu.Unlock()
-	queues.targets[stream] = queueTarget{js: js, consumers: consumers}
+	mu.Lock()
+	defer mu.Unlock()
+	set()
 	return err
 }
 

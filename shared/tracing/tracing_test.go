@@ -12,25 +12,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/tracing"
+	"github.com/insightops/insightops/shared/tracing/tracingtest"
 )
 
-// recorder installs an SDK provider recording every span for the test.
-func recorder(t *testing.T) *tracetest.SpanRecorder {
-	t.Helper()
-	rec := tracetest.NewSpanRecorder()
-	prev := otel.GetTracerProvider()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev); _ = tp.Shutdown(context.Background()) })
-	return rec
-}
-
 func TestJobSpanContinuesThePublishersTraceThroughTheHeaders(t *testing.T) {
-	rec := recorder(t)
+	rec := tracingtest.Record(t)
 	ctx, pub := tracing.StartPublish(context.Background(), "backup.create", "job-1")
 	h := nats.Header{}
 	tracing.Inject(ctx, h)
@@ -74,7 +63,7 @@ func TestJobSpanContinuesThePublishersTraceThroughTheHeaders(t *testing.T) {
 }
 
 func TestExtractWithoutHeadersStartsANewTrace(t *testing.T) {
-	recorder(t)
+	tracingtest.Record(t)
 	ctx, span := tracing.StartJob(context.Background(), nil, "init.run", "job-2", 1)
 	defer span.End()
 	if !span.SpanContext().IsValid() || tracing.TraceID(ctx) == "" {

@@ -26,6 +26,7 @@ import (
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/testkit"
+	"github.com/insightops/insightops/shared/tracing/tracingtest"
 )
 
 // spanInfo is what the trace checks read of a span, from this process's
@@ -51,18 +52,6 @@ func infoOf(spans []sdktrace.ReadOnlySpan) []spanInfo {
 		out = append(out, si)
 	}
 	return out
-}
-
-// recordSpans installs an SDK tracer provider recording every span of this
-// process until the test ends.
-func recordSpans(t *testing.T) *tracetest.SpanRecorder {
-	t.Helper()
-	rec := tracetest.NewSpanRecorder()
-	prev := otel.GetTracerProvider()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev); _ = tp.Shutdown(context.Background()) })
-	return rec
 }
 
 // logLines parses JSON log lines.
@@ -161,7 +150,7 @@ func postBackup(t *testing.T, in *instance, token string) string {
 
 // TestOneTraceFromThePostToTheJobsFinalState: the all-in-one, one process.
 func TestOneTraceFromThePostToTheJobsFinalState(t *testing.T) {
-	rec := recordSpans(t)
+	rec := tracingtest.Record(t)
 	logs := &lockedBuffer{}
 	in := startLogged(t, t.TempDir(), logs)
 	token := in.loginWhenReady(t)
@@ -232,7 +221,7 @@ func runBackupWorkerProcess() error {
 // process, the backup worker in another one with its own tracer provider;
 // the job's trace crosses the bus in the command's headers.
 func TestOneTraceAcrossProcesses(t *testing.T) {
-	rec := recordSpans(t)
+	rec := tracingtest.Record(t)
 	dir := t.TempDir()
 	vars := map[string]string{
 		"DATA_DIR": dir, "API_ADDR": testkit.FreeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
