@@ -19,6 +19,8 @@ help:
 	@echo "make test    run every module's tests (needs PostgreSQL at 127.0.0.1:5432; see README)"
 	@echo "make bench   job round trip vs raw JetStream, and Chroma batched training vs one-record upserts, as ratios"
 	@echo "make build   build every binary into $(BIN)/"
+	@echo "make monitoring-check   promtool check rules + test rules on deploy/monitoring"
+	@echo "make dashboards         regenerate the Grafana dashboards of deploy/monitoring/dashboards"
 
 ## build: every service binary into bin/ (cgo is on: chroma-go's client links an ONNX
 ## embedder we never call; the Dockerfile builds the same code fully static)
