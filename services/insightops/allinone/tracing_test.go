@@ -285,6 +285,14 @@ func TestOneTraceAcrossProcesses(t *testing.T) {
 		t.Fatalf("init: %s %+v", r.State, r.Error)
 	}
 	in := &instance{base: "http://" + cfg.APIAddr, deps: deps}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := testkit.HTTP.Get(in.base + "/health"); err == nil {
+			resp.Body.Close()
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("API not listening: %v", err)
+		}
+	}
 	id := postBackup(t, in, in.login(t))
 
 	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
