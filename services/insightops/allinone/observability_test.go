@@ -25,31 +25,85 @@ const monitoringDir = "../../../deploy/monitoring"
 // metricName finds the insightops metrics a PromQL expression names.
 var metricName = regexp.MustCompile(`\binsightops_[a-zA-Z0-9_]+\b`)
 
-// queriedMetrics returns every insightops metric named by the alert
-// rules and the dashboards, each with where it is named.
-func queriedMetrics(t *testing.T) map[string]string {
+// alertRules reads the alert rules of deploy/monitoring/alerts.yml.
+func alertRules(t *testing.T) []alertRule {
 	t.Helper()
-	out := map[string]string{}
-	var rules struct {
+	var doc struct {
 		Groups []struct {
-			Rules []struct {
-				Alert string `yaml:"alert"`
-				Expr  string `yaml:"expr"`
-			} `yaml:"rules"`
+			Rules []alertRule `yaml:"rules"`
 		} `yaml:"groups"`
 	}
 	b, err := os.ReadFile(filepath.Join(monitoringDir, "alerts.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(b, &rules); err != nil {
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("alerts.yml: %v", err)
 	}
-	for _, g := range rules.Groups {
-		for _, r := range g.Rules {
-			for _, m := range metricName.FindAllString(r.Expr, -1) {
-				out[m] = "alert " + r.Alert
+	var out []alertRule
+	for _, g := range doc.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out
+}
+
+type alertRule struct {
+	Alert       string            `yaml:"alert"`
+	Expr        string            `yaml:"expr"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// TestEveryAlertHasASummaryAndARunbookSection: each alert has a summary
+// and a runbook_url naming a section of docs/RUNBOOK.md (the heading is
+// the alert's name), and each of those sections is about an alert.
+func TestEveryAlertHasASummaryAndARunbookSection(t *testing.T) {
+	runbook, err := os.ReadFile("../../../docs/RUNBOOK.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := map[string]bool{}
+	for _, r := range alertRules(t) {
+		alerts[r.Alert] = true
+		if strings.TrimSpace(r.Annotations["summary"]) == "" {
+			t.Errorf("%s has no summary", r.Alert)
+		}
+		if want := "docs/RUNBOOK.md#" + strings.ToLower(r.Alert); r.Annotations["runbook_url"] != want {
+			t.Errorf("%s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
+		}
+		if !strings.Contains(string(runbook), "\n## "+r.Alert+"\n") {
+			t.Errorf("docs/RUNBOOK.md has no section \"## %s\"", r.Alert)
+		}
+		for _, part := range []string{"**Means.**", "**Check.**", "**Do.**"} {
+			sec := string(runbook)
+			if i := strings.Index(sec, "\n## "+r.Alert+"\n"); i >= 0 {
+				sec = sec[i+1:]
+				if j := strings.Index(sec[3:], "\n## "); j >= 0 {
+					sec = sec[:j+3]
+				}
+				if !strings.Contains(sec, part) {
+					t.Errorf("docs/RUNBOOK.md section %s lacks %s", r.Alert, part)
+				}
 			}
+		}
+	}
+	if len(alerts) < 11 {
+		t.Fatalf("%d alerts in alerts.yml, want the 11 of the runbook's table", len(alerts))
+	}
+	for _, m := range regexp.MustCompile(`(?m)^## (Insightops\w+)$`).FindAllStringSubmatch(string(runbook), -1) {
+		if !alerts[m[1]] {
+			t.Errorf("docs/RUNBOOK.md has a section for %s, which alerts.yml does not define", m[1])
+		}
+	}
+}
+
+// queriedMetrics returns every insightops metric named by the alert
+// rules and the dashboards, each with where it is named.
+func queriedMetrics(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, r := range alertRules(t) {
+		for _, m := range metricName.FindAllString(r.Expr, -1) {
+			out[m] = "alert " + r.Alert
 		}
 	}
 	for name := range dashboards.All() {
