@@ -19,6 +19,8 @@ help:
 	@echo "make test    run every module's tests (needs PostgreSQL at 127.0.0.1:5432; see README)"
 	@echo "make bench   job round trip vs raw JetStream, and Chroma batched training vs one-record upserts, as ratios"
 	@echo "make build   build every binary into $(BIN)/"
+	@echo "make monitoring-check   promtool check rules + test rules on deploy/monitoring"
+	@echo "make dashboards         regenerate the Grafana dashboards of deploy/monitoring/dashboards"
 
 ## build: every service binary into bin/ (cgo is on: chroma-go's client links an ONNX
 ## embedder we never call; the Dockerfile builds the same code fully static);
@@ -51,9 +53,10 @@ run: $(BIN)/insightops
 	if [ -z "$$CHROMA_URL" ] && [ -f $(DATA_DIR)/chroma.pid ]; then export CHROMA_URL=http://127.0.0.1:$(CHROMA_PORT); fi; \
 	$(BIN)/insightops
 
-## test: every module's tests
+## test: every module's tests, then the alert rules' checks
 test: chroma-ensure
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	@$(MAKE) --no-print-directory monitoring-check
 
 test-race: chroma-ensure
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
@@ -63,6 +66,23 @@ test-race: chroma-ensure
 chroma-ensure:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory chroma-install; \
 	else echo "npm not found: no Chroma server for the tests (they skip, or fail when CI is set)"; fi
+
+## monitoring-check: promtool check rules and promtool test rules on deploy/monitoring
+## (promtool: Debian's prometheus package; .ci/run installs it). Without promtool it
+## fails when CI is set and only says so otherwise.
+.PHONY: monitoring-check
+monitoring-check:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+		echo "promtool not found (apt-get install prometheus): alert rules not checked"; \
+		if [ -n "$$CI" ]; then exit 1; fi; exit 0; \
+	fi; \
+	cd deploy/monitoring && promtool check rules alerts.yml && promtool test rules alerts_test.yml
+
+## dashboards: write the Grafana dashboards of deploy/monitoring/dashboards from their code
+## (services/insightops/dashboards; a test fails when the files differ from it)
+.PHONY: dashboards
+dashboards:
+	cd services/insightops && $(GO) run ./cmd/gendashboards -root ../..
 
 ## fuzz: every Go fuzz target of the repository (found by shared/cmd/fuzzrun), FUZZTIME each
 ## (default 10s; CI runs FUZZTIME=5s). A failure fails the target; Go saves the failing input

@@ -1,8 +1,9 @@
 // Package app wires a process together the same way in every binary: the
-// configuration, a JSON slog logger, signal handling, the bus, (for the
-// services that need it) the System DB and the worker binaries' metrics
-// server. Each main.go is one call to Main with its package's Run, which
-// the all-in-one binary and the tests call directly.
+// configuration, a slog logger (text on a terminal, JSON otherwise),
+// signal handling, the bus, (for the services that need it) the System DB
+// and the worker binaries' metrics server. Each main.go is one call to Main
+// with its package's Run, which the all-in-one binary and the tests call
+// directly.
 package app
 
 import (
@@ -13,13 +14,16 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/term"
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/store"
+	"github.com/insightops/insightops/shared/tracing"
 )
 
 // Deps are what every service's Run receives.
@@ -31,11 +35,29 @@ type Deps struct {
 	Log    *slog.Logger
 }
 
-// NewLogger returns a JSON logger at the configured level.
+// NewLogger returns a logger at the configured level: readable text lines
+// when w is a terminal, JSON otherwise (LOG_FORMAT=auto).
 func NewLogger(w io.Writer, level string) *slog.Logger {
+	return NewLoggerFormat(w, level, "auto")
+}
+
+// NewLoggerFormat returns a logger at level writing format: "json",
+// "text" (slog's key=value lines, for people), or "auto" (text on a
+// terminal, JSON otherwise).
+func NewLoggerFormat(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" || (format == "auto" && isTerminal(w)) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Options choose what Open prepares.
@@ -68,13 +90,32 @@ func OpenEnv(ctx context.Context, getenv func(string) string, logTo io.Writer, o
 		AuditConfigInvalid(ctx, opts.Name, getenv, err, NewLogger(logTo, "info"))
 		return Deps{}, nil, err
 	}
-	return OpenWith(ctx, cfg, NewLogger(logTo, cfg.LogLevel), opts)
+	return OpenWith(ctx, cfg, NewLoggerFormat(logTo, cfg.LogLevel, cfg.LogFormat), opts)
 }
 
 // OpenWith is Open with a configuration and logger already made. Once the
 // bus is open it audits the configuration's warnings (config.warning, see
 // ConfigWarnings).
 func OpenWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (deps Deps, closeAll func(), err error) {
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, opts.Name)
+	if err != nil {
+		return Deps{}, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = stopTracing(context.Background())
+			return
+		}
+		closeRest := closeAll
+		closeAll = func() {
+			closeRest()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := stopTracing(sctx); err != nil {
+				log.Warn("tracing: flush at exit", "err", err)
+			}
+		}
+	}()
 	var natsOpts []nats.Option
 	if opts.FailFastWhenDisconnected {
 		natsOpts = append(natsOpts, nats.ReconnectBufSize(-1))

@@ -22,6 +22,7 @@ import (
 	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
+	"github.com/insightops/insightops/shared/tracing"
 	"github.com/insightops/insightops/shared/vectors"
 )
 
@@ -297,7 +298,9 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 	pr, pw := io.Pipe()
 	putc := make(chan putResult, 1)
 	go func() {
-		info, err := st.Put(actx, name, pr)
+		pctx, pspan := tracing.Start(actx, "backup store put", tracing.String("archive", name), tracing.String("store", st.Describe()))
+		info, err := st.Put(pctx, name, pr)
+		tracing.End(pspan, err)
 		if err != nil {
 			_ = pr.CloseWithError(err)
 		} else {
@@ -314,6 +317,8 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 	// and a pipe Read returns at most one Write: batch the writer's many
 	// small writes (tar headers, compression members) into large ones.
 	bw := bufio.NewWriterSize(pw, pipeBuffer)
+	_, cspan := tracing.Start(actx, "backup compress", tracing.String("compression", string(comp))) // the archive stream, tar and compression
+	defer cspan.End()
 	aw, err := backupfmt.NewWriter(bw, comp, wopts...)
 	if err != nil {
 		_ = pw.CloseWithError(err)
@@ -419,7 +424,9 @@ func addDump(ctx context.Context, aw *backupfmt.Writer, component, p string, dum
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		err := dump(dctx, pw)
+		sctx, span := tracing.Start(dctx, "backup dump", tracing.String("component", component), tracing.String("path", p))
+		err := dump(sctx, pw)
+		tracing.End(span, err)
 		_ = pw.CloseWithError(err) // nil: EOF
 		errc <- err
 	}()

@@ -99,6 +99,7 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	if err := a.recordVerification(ctx, st, res, jobID); err != nil {
 		return res, jobs.Retryable(jobs.CodeStoreUnavailable, err)
 	}
+	metrics.BackupVerifications.WithLabelValues(res.Outcome).Inc()
 	if res.Outcome == backupstore.OutcomeFailed {
 		log.Warn("archive failed verification", "archive", name, "problems", len(res.Problems), "first", res.Problems[0])
 		return res, jobs.Permanent(jobs.CodeVerifyFailed, fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))

@@ -26,6 +26,7 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/bus"
+	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/store"
 )
 
@@ -52,6 +53,9 @@ func Run(ctx context.Context, js jetstream.JetStream, db *store.DB, log *slog.Lo
 		return fmt.Errorf("audit sink consumer: %w", err)
 	}
 	log = log.With("component", "audit-sink")
+	if err := metrics.RegisterQueueDepth(js, bus.StreamAudit, []string{Consumer}); err != nil {
+		log.Warn("audit sink lag metric", "err", err)
+	}
 	log.Info("audit sink started")
 	for {
 		select {

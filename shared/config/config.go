@@ -95,7 +95,11 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 
 	LogLevel    string
+	LogFormat   string // auto, json or text
 	MetricsAddr string
+
+	// Tracing is the OpenTelemetry trace export (OTEL_* variables).
+	Tracing Tracing
 }
 
 // Var documents one environment variable: its name, default and meaning,
@@ -167,7 +171,16 @@ var Vars = []Var{
 	{"JOB_ACK_WAIT", "30s", "redelivery timeout of a job whose worker vanished (heartbeats keep live jobs)", plain},
 	{"SHUTDOWN_TIMEOUT", "30s", "how long a stopping worker lets in-flight jobs finish before releasing them", plain},
 	{"LOG_LEVEL", "info", "debug|info|warn|error", plain},
+	{"LOG_FORMAT", "auto", "auto|json|text: auto writes readable text lines on a terminal and JSON otherwise", plain},
 	{"METRICS_ADDR", "(empty)", "worker binaries: serve Prometheus /metrics on this address (the API serves /metrics on API_ADDR)", plain},
+	{"OTEL_SDK_DISABLED", "false", "true turns tracing off whatever else is set", plain},
+	{"OTEL_TRACES_EXPORTER", "otlp when an OTLP endpoint is set, else none", "none|otlp: export traces over OTLP/HTTP; tracing is off by default", plain},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "(empty)", "base URL of the OTLP/HTTP collector, e.g. http://otel-collector:4318 (traces go to <url>/v1/traces)", plain},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(empty)", "full URL of the OTLP/HTTP traces endpoint; overrides OTEL_EXPORTER_OTLP_ENDPOINT", plain},
+	{"OTEL_EXPORTER_OTLP_HEADERS", "(empty)", "headers sent with each export, key=value,key=value (e.g. an API key)", secret},
+	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "http/protobuf (the only protocol built in)", plain},
+	{"OTEL_SERVICE_NAME", "(the binary's name, e.g. insightops-api)", "service.name of the spans this process exports", plain},
+	{"OTEL_RESOURCE_ATTRIBUTES", "(empty)", "more resource attributes of the spans, key=value,key=value (e.g. deployment.environment=prod)", plain},
 }
 
 // Load reads the configuration from getenv (os.Getenv in production code).
@@ -297,6 +310,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if v := p.str("METRICS_ADDR", ""); v != "" {
 		c.MetricsAddr = p.addr("METRICS_ADDR", "")
 	}
+	c.LogFormat = p.oneOf("LOG_FORMAT", "auto", "auto", "json", "text")
+	c.Tracing = p.tracing()
 
 	if len(p.errs) > 0 {
 		errs := make([]error, len(p.errs))

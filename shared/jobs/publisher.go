@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/insightops/insightops/shared/tracing"
 )
 
 // ErrUnavailable wraps failures to reach the bus, so callers can answer 503.
@@ -196,6 +198,8 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 // without a leader for a moment (an election) is retried until ctx ends
 // (JetStream's own publish deadline when ctx has none).
 func (p *Publisher) publish(ctx context.Context, rec Record, rev uint64) (stored bool, err error) {
+	ctx, span := tracing.StartPublish(ctx, rec.Kind, rec.ID)
+	defer func() { tracing.End(span, err) }()
 	cmd := Command{ID: rec.ID, Kind: rec.Kind, Params: rec.Params}
 	if rec.State == Queued && rev > 0 {
 		cmd.Queued, cmd.Rev = &rec, rev
@@ -207,6 +211,7 @@ func (p *Publisher) publish(ctx context.Context, rec Record, rev uint64) (stored
 	msg := nats.NewMsg(Subject(rec.Kind))
 	msg.Data = body
 	msg.Header.Set(jetstream.MsgIDHeader, rec.ID)
+	tracing.Inject(ctx, msg.Header)
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(1000), jetstream.WithRetryWait(100*time.Millisecond))
 	if err != nil {
 		return false, fmt.Errorf("%w: publish %s: %v", ErrUnavailable, Subject(rec.Kind), err)

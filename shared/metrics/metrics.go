@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -72,6 +73,11 @@ var (
 	LastBackupVerified = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "insightops_backup_last_verified_timestamp_seconds", Help: "Unix time of the last archive verified successfully.",
 	})
+	// BackupVerifications counts archive verifications by outcome
+	// ("passed", "failed": the archive is corrupt or incomplete).
+	BackupVerifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "insightops_backup_verifications_total", Help: "Archive verifications by outcome (passed, failed: the archive is corrupt or incomplete).",
+	}, []string{"outcome"})
 )
 
 func init() {
@@ -79,7 +85,11 @@ func init() {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		JobsFinished, JobDuration, JobAttempts, JobRetries, JobsDeadLettered,
 		HTTPRequests, HTTPDuration, BackupBytes, BackupDuration, LastBackupSuccess, LastBackupVerified,
+		BackupVerifications, running,
 	)
+	for _, o := range []string{"passed", "failed"} {
+		BackupVerifications.WithLabelValues(o) // at zero from the start: increase() sees the first failure
+	}
 }
 
 // Handler serves the registry in the Prometheus text format.
@@ -87,43 +97,57 @@ func Handler() http.Handler {
 	return promhttp.HandlerFor(Registry, promhttp.HandlerOpts{Registry: Registry})
 }
 
-// queueCollector reads each worker consumer's pending and ack-pending
-// counts from JetStream at scrape time.
+// queueCollector reads the pending and ack-pending counts of named
+// consumers from JetStream at scrape time: the queue depth per worker kind
+// on JOBS, and the audit sink's lag on AUDIT.
 type queueCollector struct {
+	mu      sync.Mutex
+	targets map[string]queueTarget // by stream
+	pending *prometheus.Desc
+	ackPend *prometheus.Desc
+	redeliv *prometheus.Desc
+}
+
+type queueTarget struct {
 	js        jetstream.JetStream
-	stream    string
 	consumers []string
-	pending   *prometheus.Desc
-	ackPend   *prometheus.Desc
-	redeliv   *prometheus.Desc
 }
 
 var (
-	queueMu      sync.Mutex
-	queueCurrent *queueCollector
+	queueOnce sync.Once
+	queues    = &queueCollector{targets: map[string]queueTarget{},
+		pending: prometheus.NewDesc("insightops_consumer_pending_messages", "Messages waiting for the consumer (queue depth; for AUDIT/audit-sink, the sink's lag).", []string{"stream", "consumer"}, nil),
+		ackPend: prometheus.NewDesc("insightops_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged (jobs running).", []string{"stream", "consumer"}, nil),
+		redeliv: prometheus.NewDesc("insightops_consumer_redelivered_messages", "Messages delivered more than once and still pending.", []string{"stream", "consumer"}, nil),
+	}
 )
 
 // RegisterQueueDepth exports insightops_consumer_pending_messages,
 // insightops_consumer_ack_pending_messages and
 // insightops_consumer_redelivered_messages for the named consumers of
-// stream (the queue depth per worker kind). A later call replaces the
-// earlier collector (one bus per process; tests start several).
+// stream (the queue depth per worker kind on JOBS, the audit sink's lag on
+// AUDIT). A later call for the same stream replaces the earlier one (one
+// bus per process; tests start several).
 func RegisterQueueDepth(js jetstream.JetStream, stream string, consumers []string) error {
-	queueMu.Lock()
-	defer queueMu.Unlock()
-	c := &queueCollector{js: js, stream: stream, consumers: consumers,
-		pending: prometheus.NewDesc("insightops_consumer_pending_messages", "Messages waiting for the consumer (queue depth).", []string{"stream", "consumer"}, nil),
-		ackPend: prometheus.NewDesc("insightops_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged (jobs running).", []string{"stream", "consumer"}, nil),
-		redeliv: prometheus.NewDesc("insightops_consumer_redelivered_messages", "Messages delivered more than once and still pending.", []string{"stream", "consumer"}, nil),
-	}
-	if queueCurrent != nil {
-		Registry.Unregister(queueCurrent)
-	}
-	if err := Registry.Register(c); err != nil {
-		return fmt.Errorf("register queue depth: %w", err)
-	}
-	queueCurrent = c
-	return nil
+	return registerOnce(&queueOnce, queues, "queue depth", &queues.mu, func() {
+		queues.targets[stream] = queueTarget{js: js, consumers: consumers}
+	})
+}
+
+// registerOnce registers c the first time, then runs set under mu: a
+// scrape-time collector is registered once and a later call's sources
+// replace the earlier ones.
+func registerOnce(once *sync.Once, c prometheus.Collector, what string, mu *sync.Mutex, set func()) error {
+	var err error
+	once.Do(func() {
+		if rerr := Registry.Register(c); rerr != nil {
+			err = fmt.Errorf("register %s: %w", what, rerr)
+		}
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	set()
+	return err
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -133,20 +157,25 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	targets := maps.Clone(c.targets)
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, name := range c.consumers {
-		cons, err := c.js.Consumer(ctx, c.stream, name)
-		if err != nil {
-			continue // not created yet, or NATS away: no sample rather than a wrong one
+	for stream, t := range targets {
+		for _, name := range t.consumers {
+			cons, err := t.js.Consumer(ctx, stream, name)
+			if err != nil {
+				continue // not created yet, or NATS away: no sample rather than a wrong one
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), stream, name)
+			ch <- prometheus.MustNewConstMetric(c.ackPend, prometheus.GaugeValue, float64(info.NumAckPending), stream, name)
+			ch <- prometheus.MustNewConstMetric(c.redeliv, prometheus.GaugeValue, float64(info.NumRedelivered), stream, name)
 		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), c.stream, name)
-		ch <- prometheus.MustNewConstMetric(c.ackPend, prometheus.GaugeValue, float64(info.NumAckPending), c.stream, name)
-		ch <- prometheus.MustNewConstMetric(c.redeliv, prometheus.GaugeValue, float64(info.NumRedelivered), c.stream, name)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 
 	chroma "github.com/amikos-tech/chroma-go/pkg/api/v2"
 	"github.com/amikos-tech/chroma-go/pkg/embeddings"
+
+	"github.com/insightops/insightops/shared/tracing"
 )
 
 // Progress is told, after each batch written, how many of total entries
@@ -112,7 +114,9 @@ func (c *Client) Apply(ctx context.Context, p Plan, batch int, progress Progress
 		return progress(ctx, done, total)
 	}
 	err = c.inParallel(ctx, len(p.Add), batch, func(ctx context.Context, lo, hi int) error {
-		if err := c.upsertBatch(ctx, col, p.AddID[lo:hi], p.Add[lo:hi]); err != nil {
+		bctx, span := tracing.Start(ctx, "chroma upsert batch", tracing.String("collection", p.Collection), tracing.Int("records", hi-lo))
+		err := c.upsertBatch(bctx, col, p.AddID[lo:hi], p.Add[lo:hi])
+		if tracing.End(span, err); err != nil {
 			return err
 		}
 		return report(ctx, hi-lo)
@@ -122,7 +126,9 @@ func (c *Client) Apply(ctx context.Context, p Plan, batch int, progress Progress
 	}
 	res.Added = len(p.Add)
 	err = c.inParallel(ctx, len(p.Remove), batch, func(ctx context.Context, lo, hi int) error {
-		if err := c.deleteBatch(ctx, col, p.Remove[lo:hi]); err != nil {
+		bctx, span := tracing.Start(ctx, "chroma delete batch", tracing.String("collection", p.Collection), tracing.Int("records", hi-lo))
+		err := c.deleteBatch(bctx, col, p.Remove[lo:hi])
+		if tracing.End(span, err); err != nil {
 			return err
 		}
 		return report(ctx, hi-lo)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/tracing"
 )
 
 // Job is the running job handed to a Handler.
@@ -19,6 +20,7 @@ type Job struct {
 	store  *jobs.Store
 	log    *slog.Logger
 	audit  *audit.Publisher // nil: the job's own events are not audited
+	steps  tracing.Steps    // the running step's span
 }
 
 // ID is the job id.
@@ -68,8 +70,16 @@ func (j *Job) Step(ctx context.Context, progress int, step string) error {
 		return err
 	}
 	j.Record, j.rev = rec, rev
+	j.steps.Step(ctx, step, rec.Progress)
 	j.log.Info("job step", "step", step, "progress", rec.Progress)
 	return nil
+}
+
+// endSteps ends the last step's span (the handler has returned).
+func (j *Job) endSteps() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.steps.End()
 }
 
 // Audit publishes e as an event of this job: JobID is the job's id, Actor

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -27,6 +28,7 @@ import (
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/presence"
+	"github.com/insightops/insightops/shared/tracing"
 )
 
 // Handler does one job. It reports progress through job.Step, which also
@@ -170,6 +172,7 @@ func Run(ctx context.Context, b *bus.Bus, opts Options) error {
 	if err := metrics.RegisterQueueDepth(b.JS, bus.StreamJobs, consumers); err != nil {
 		w.log.Warn("queue depth metrics", "err", err)
 	}
+	metrics.DeclareJobKinds(slices.Collect(maps.Keys(opts.Handlers))...)
 	w.log.Info("worker started", "concurrency", opts.Concurrency, "ack_wait", opts.AckWait.String())
 	if err := w.pullLoop(ctx, b.Conn, bus.StreamJobs); err != nil {
 		presCancel()
@@ -253,7 +256,9 @@ func (w *runner) process(msg *nats.Msg) {
 		_ = msg.Term()
 		return
 	}
-	log := w.log.With("job_id", cmd.ID, "kind", cmd.Kind, "attempt", attempt)
+	ctx, span := tracing.StartJob(ctx, msg.Header, cmd.Kind, cmd.ID, attempt)
+	defer span.End()
+	log := tracing.Logger(ctx, w.log.With("job_id", cmd.ID, "kind", cmd.Kind, "attempt", attempt))
 
 	var (
 		rec jobs.Record
@@ -338,10 +343,13 @@ func (w *runner) process(msg *nats.Msg) {
 	jctx, jcancel := context.WithCancel(ctx)
 	defer jcancel()
 	hbDone := make(chan struct{})
-	go w.heartbeat(jctx, msg, hbDone)
+	beat, running := metrics.JobRunning(rec.ID, w.metricKind(cmd.Kind))
+	defer running()
+	go w.heartbeat(jctx, msg, beat, hbDone)
 	job := &Job{Record: rec, rev: rev, store: w.store, log: log, audit: w.opts.Audit}
 	started := time.Now()
 	result, herr := call(jctx, handler, job)
+	job.endSteps()
 	jcancel()
 	<-hbDone
 	elapsed := time.Since(started)
@@ -428,6 +436,7 @@ func (w *runner) finish(ctx context.Context, msg *nats.Msg, log *slog.Logger, re
 	}
 	if err == nil {
 		metrics.JobsFinished.WithLabelValues(w.metricKind(rec.Kind), string(state)).Inc()
+		tracing.JobState(ctx, string(state), herr)
 	}
 	if state == jobs.Failed {
 		log.Error("job failed", "err", herr, "dead_lettered", deadLetter)
@@ -505,7 +514,7 @@ func (w *runner) metricKind(kind string) string {
 	return "unknown"
 }
 
-func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, done chan<- struct{}) {
+func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, sent func(), done chan<- struct{}) {
 	defer close(done)
 	every := w.opts.AckWait / 3
 	if every < 50*time.Millisecond {
@@ -518,7 +527,9 @@ func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, done chan<- struc
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = msg.InProgress()
+			if msg.InProgress() == nil {
+				sent()
+			}
 		}
 	}
 }

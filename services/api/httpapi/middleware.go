@@ -17,6 +17,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/metrics"
+	"github.com/insightops/insightops/shared/tracing"
 )
 
 const (
@@ -41,6 +42,7 @@ func (s *Server) buildEcho() error {
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		RequestIDHandler: func(c echo.Context, id string) { c.Set(ctxRequestID, id) },
 	}))
+	e.Use(traceRequests)
 	e.Use(s.accessLog())
 	e.Use(s.recoverPanics)
 	e.Use(limitBody(MaxBodyBytes))
@@ -118,6 +120,7 @@ func (s *Server) accessLog() echo.MiddlewareFunc {
 				slog.Int("status", v.Status),
 				slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
 				slog.String("remote_ip", v.RemoteIP),
+				slog.String("trace_id", tracing.TraceID(c.Request().Context())),
 			)
 			return nil
 		},

@@ -187,6 +187,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// No WriteTimeout: event streams stay open for as long as a job runs.
 	e.Server.RegisterOnShutdown(s.CloseStreams)
 
+	registerBusMetrics(s.bus, s.log)
 	errc := make(chan error, 1)
 	go func() { errc <- e.Start(ln.Addr().String()) }()
 	s.log.Info("api listening", "addr", ln.Addr().String())

@@ -119,6 +119,7 @@ func Run(ctx context.Context, deps app.Deps) error {
 		go func() { defer close(done); _ = s.Run(sctx) }()
 		defer func() { cancel(); <-done }()
 	}
+	registerStoreMetrics(deps)
 	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, New(deps, Options{}).Handlers(), deps.Audit, deps.Log))
 }
 

@@ -28,6 +28,13 @@ type instance struct {
 
 func start(t *testing.T, dataDir string, extra ...string) *instance {
 	t.Helper()
+	return startLogged(t, dataDir, nil, extra...)
+}
+
+// startLogged is start with the instance's JSON log lines written to logTo
+// (nil: the test logger).
+func startLogged(t *testing.T, dataDir string, logTo io.Writer, extra ...string) *instance {
+	t.Helper()
 	vars := map[string]string{
 		"DATA_DIR": dataDir, "API_ADDR": testkit.FreeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
 		"TARGET_DB_SOURCE": "../../../assets/databases/vanna_db.db", "ASSETS_DIR": "../../../assets",
@@ -41,7 +48,11 @@ func start(t *testing.T, dataDir string, extra ...string) *instance {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	deps, closeAll, err := app.OpenWith(ctx, cfg, testkit.Logger(t), app.Options{Name: "test-allinone", SystemDB: true})
+	log := testkit.Logger(t)
+	if logTo != nil {
+		log = app.NewLoggerFormat(logTo, "debug", "json")
+	}
+	deps, closeAll, err := app.OpenWith(ctx, cfg, log, app.Options{Name: "test-allinone", SystemDB: true})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
