@@ -43,18 +43,10 @@ type Claims struct {
 	// (claim "ver"): a token older than the user's current version is
 	// refused.
 	Version int64
-	// Service names the service token this caller used; empty for a
-	// login token. It is set by the API, never read from a JWT.
+	// Service names the service token this caller used (Subject is then
+	// "token:<name>", how audit events name it); empty for a login token.
+	// It is set by the API, never read from a JWT.
 	Service string
-}
-
-// Actor is how audit events name the caller: the user's e-mail, or
-// "token:<name>" for a service token.
-func (c Claims) Actor() string {
-	if c.Service != "" {
-		return "token:" + c.Service
-	}
-	return c.Subject
 }
 
 // tokenClaims is the token's JSON payload.
