@@ -438,7 +438,7 @@ func testStats(t *testing.T, b backend) {
 			t.Errorf("table %s: Bytes = %d; want > 0", s.Name, s.Bytes)
 		}
 	}
-	want := []string{"users", "queries", "feedback", "audit_logs", "configurations", "business_ontologies", "accounting_transactions"}
+	want := []string{"users", "queries", "feedback", "audit_logs", "configurations", "business_ontologies", "accounting_transactions", "service_tokens", "revoked_tokens"}
 	if !slices.Equal(names, want) || !slices.Equal(store.TableNames(), want) {
 		t.Fatalf("Stats tables = %v (TableNames %v); want %v", names, store.TableNames(), want)
 	}
