@@ -71,12 +71,22 @@ func (db *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 // UserByID returns the user with this id, or an error wrapping
 // [ErrNotFound].
 func (db *DB) UserByID(ctx context.Context, id int64) (User, error) {
-	u, err := scanUser(db.SQL.QueryRowContext(ctx, db.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), id))
+	return db.userBy(ctx, db.SQL, "id", id)
+}
+
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// userBy reads the user whose column equals key through q (the pool or a
+// transaction); no row wraps [ErrNotFound].
+func (db *DB) userBy(ctx context.Context, q queryRower, column string, key any) (User, error) {
+	u, err := scanUser(q.QueryRowContext(ctx, db.Rebind(`SELECT `+userColumns+` FROM users WHERE `+column+` = ?`), key))
 	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, fmt.Errorf("store: user %d: %w", id, ErrNotFound)
+		return User{}, fmt.Errorf("store: user %v: %w", key, ErrNotFound)
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("store: user %d: %w", id, err)
+		return User{}, fmt.Errorf("store: user %v: %w", key, err)
 	}
 	return u, nil
 }
@@ -146,7 +156,7 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, erro
 			}
 		}
 		var err error
-		u, err = scanUser(tx.QueryRowContext(ctx, db.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), id))
+		u, err = db.userBy(ctx, tx, "id", id)
 		return err
 	})
 	if err != nil {
@@ -162,8 +172,7 @@ func (db *DB) DeleteUser(ctx context.Context, id int64) (User, error) {
 	var u User
 	err := db.guardAdmins(ctx, id, func(tx *sql.Tx) error {
 		var err error
-		u, err = scanUser(tx.QueryRowContext(ctx, db.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), id))
-		if err != nil {
+		if u, err = db.userBy(ctx, tx, "id", id); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, db.Rebind(`DELETE FROM users WHERE id = ?`), id)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,13 +74,5 @@ func (db *DB) CreateUserIfAbsent(ctx context.Context, email, passwordHash, role 
 // UserByEmail returns the user with this email, compared
 // case-insensitively, or an error wrapping [ErrNotFound].
 func (db *DB) UserByEmail(ctx context.Context, email string) (User, error) {
-	email = NormalizeEmail(email)
-	u, err := scanUser(db.SQL.QueryRowContext(ctx, db.Rebind(`SELECT `+userColumns+` FROM users WHERE email = ?`), email))
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, fmt.Errorf("store: user %s: %w", email, ErrNotFound)
-	}
-	if err != nil {
-		return User{}, fmt.Errorf("store: user %s: %w", email, err)
-	}
-	return u, nil
+	return db.userBy(ctx, db.SQL, "email", NormalizeEmail(email))
 }
