@@ -17,8 +17,14 @@ import (
 
 // KnownDefaultPasswords are passwords the repository documents or ships
 // as examples: the policy refuses them and, with APP_ENV=production, the
-// API does not start while an active admin still has one.
-var KnownDefaultPasswords = []string{config.DefaultAdminPassword, "AdminPassword123", "CHANGE-ME"}
+// API does not start while an active admin still has one. Keep it in step
+// with the examples: the development default, the seed's documented
+// admin password, deploy/k8s/secrets.example.yaml, docker-compose.yml's
+// default and the README's Accounts examples.
+var KnownDefaultPasswords = []string{
+	config.DefaultAdminPassword, "AdminPassword123", "CHANGE-ME", "local-trial-admin-pw",
+	"a-long-initial-passphrase", "a-long-new-passphrase",
+}
 
 // signedInRoutes are the routes outside /admin that need a token (of any
 // role); passwordChangeRoutes the only ones a user who must change its
