@@ -19,12 +19,9 @@ import (
 // as examples: the policy refuses them and, with APP_ENV=production, the
 // API does not start while an active admin still has one. Keep it in step
 // with the examples: the development default, the seed's documented
-// admin password, deploy/k8s/secrets.example.yaml, docker-compose.yml's
-// default and the README's Accounts examples.
-var KnownDefaultPasswords = []string{
-	config.DefaultAdminPassword, "AdminPassword123", "CHANGE-ME", "local-trial-admin-pw",
-	"a-long-initial-passphrase", "a-long-new-passphrase",
-}
+// admin password, deploy/k8s/secrets.example.yaml and docker-compose.yml's
+// default (the README's examples generate theirs).
+var KnownDefaultPasswords = []string{config.DefaultAdminPassword, "AdminPassword123", "CHANGE-ME", "local-trial-admin-pw"}
 
 // signedInRoutes are the routes outside /admin that need a token (of any
 // role); passwordChangeRoutes the only ones a user who must change its
