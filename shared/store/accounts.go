@@ -184,33 +184,50 @@ func (db *DB) DeleteUser(ctx context.Context, id int64) (User, error) {
 	return u, nil
 }
 
-// guardAdmins runs change on user id in a transaction that holds the
-// admins (FOR UPDATE on PostgreSQL; SQLite transactions take the write
-// lock when they begin) and rolls it back with ErrLastAdmin when there was
-// an active admin before and none after.
+// guardAdmins runs change on user id in a transaction and rolls it back
+// with ErrLastAdmin when there was an active admin before and none after.
+// The transaction holds the active admins and the user: on PostgreSQL it
+// locks their rows in id order (FOR UPDATE; one order, so two guards
+// cannot deadlock), and SQLite transactions take the write lock when they
+// begin (_txlock=immediate).
 func (db *DB) guardAdmins(ctx context.Context, id int64, change func(*sql.Tx) error) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		lock := ""
 		if db.dialect == Postgres {
 			lock = " FOR UPDATE"
 		}
-		var exists int
-		err := tx.QueryRowContext(ctx, db.Rebind(`SELECT 1 FROM users WHERE id = ?`+lock), id).Scan(&exists)
-		if errors.Is(err, sql.ErrNoRows) {
+		rows, err := tx.QueryContext(ctx, db.Rebind(
+			`SELECT id, role, is_active FROM users WHERE (role = ? AND is_active = ?) OR id = ? ORDER BY id`+lock),
+			RoleAdmin, true, id)
+		if err != nil {
+			return err
+		}
+		exists, before := false, 0
+		for rows.Next() {
+			var rid int64
+			var role string
+			var active bool
+			if err := rows.Scan(&rid, &role, &active); err != nil {
+				rows.Close()
+				return err
+			}
+			exists = exists || rid == id
+			if role == RoleAdmin && active {
+				before++
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !exists {
 			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		before, err := countAdmins(ctx, db, tx, lock)
-		if err != nil {
-			return err
 		}
 		if err := change(tx); err != nil {
 			return err
 		}
-		after, err := countAdmins(ctx, db, tx, "")
-		if err != nil {
+		var after int
+		if err := tx.QueryRowContext(ctx, db.Rebind(`SELECT count(*) FROM users WHERE role = ? AND is_active = ?`), RoleAdmin, true).Scan(&after); err != nil {
 			return err
 		}
 		if before > 0 && after == 0 {
@@ -218,20 +235,6 @@ func (db *DB) guardAdmins(ctx context.Context, id int64, change func(*sql.Tx) er
 		}
 		return nil
 	})
-}
-
-func countAdmins(ctx context.Context, db *DB, tx *sql.Tx, lock string) (int, error) {
-	q := `SELECT id FROM users WHERE role = ? AND is_active = ?` + lock
-	rows, err := tx.QueryContext(ctx, db.Rebind(q), RoleAdmin, true)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		n++
-	}
-	return n, rows.Err()
 }
 
 // SetPassword replaces user id's password hash, raises its token version

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,6 +134,54 @@ func TestAccounts(t *testing.T) {
 			}
 			if _, err := db.DeleteServiceToken(ctx, st.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("delete twice: %v", err)
+			}
+		})
+	}
+}
+
+// TestLastAdminGuardHoldsUnderConcurrentChanges: two admins deactivated at
+// the same moment from two connections: one change wins, the other is
+// ErrLastAdmin, and one active admin remains, on both dialects.
+func TestLastAdminGuardHoldsUnderConcurrentChanges(t *testing.T) {
+	t.Parallel()
+	for _, d := range testkit.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxT(t)
+			db := d.SystemDB(t)
+			for round := range 5 {
+				var ids [2]int64
+				for i := range ids {
+					u, err := db.CreateUser(ctx, store.NewUser{Email: fmt.Sprintf("a%d-%d@example.com", round, i), PasswordHash: "h", Role: store.RoleAdmin})
+					if err != nil {
+						t.Fatal(err)
+					}
+					ids[i] = u.ID
+				}
+				var errs [2]error
+				var wg sync.WaitGroup
+				for i, id := range ids {
+					wg.Go(func() { _, errs[i] = db.UpdateUser(ctx, id, store.UserPatch{Active: ptr(false)}) })
+				}
+				wg.Wait()
+				lastAdmin := 0
+				for _, err := range errs {
+					switch {
+					case errors.Is(err, store.ErrLastAdmin):
+						lastAdmin++
+					case err != nil:
+						t.Fatalf("round %d: %v", round, err)
+					}
+				}
+				admins, err := db.ActiveAdmins(ctx)
+				if err != nil || len(admins) != 1 || lastAdmin != 1 {
+					t.Fatalf("round %d: %d refused, active admins %+v (%v); want 1 and 1", round, lastAdmin, admins, err)
+				}
+				// Leave no admin from this round for the next (plain SQL: the
+				// guard itself would keep the last one).
+				if _, err := db.SQL.ExecContext(ctx, "DELETE FROM users"); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}
