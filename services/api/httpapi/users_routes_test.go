@@ -399,3 +399,63 @@ func TestProductionRefusesToStartWhileAnAdminHasADefaultPassword(t *testing.T) {
 		t.Fatalf("New in production after the change: %v", err)
 	}
 }
+
+// TestAccountActionsAreAuditedWithoutSecrets: every account action is an
+// audit event naming actor, target and outcome; none holds a password,
+// hash or token.
+func TestAccountActionsAreAuditedWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin := e.token(auth.Admin)
+	secrets := []string{admin, "$2a$", testPassword}
+	r := e.do(req{method: http.MethodPost, path: "/admin/users", token: admin, body: map[string]any{"email": "audited@example.com", "role": "viewer", "password": "orchid-lantern-9-rivers"}})
+	u := decode[createUserResponse](t, r).User
+	secrets = append(secrets, "orchid-lantern-9-rivers")
+	userPath := fmt.Sprintf("/admin/users/%d", u.ID)
+	e.do(req{method: http.MethodPatch, path: userPath, token: admin, body: map[string]any{"role": "operator"}})
+	e.do(req{method: http.MethodPatch, path: fmt.Sprintf("/admin/users/%d", e.adminUser().ID), token: admin, body: map[string]any{"active": false}})
+	e.do(req{method: http.MethodDelete, path: userPath, token: admin})
+	tok := decode[createTokenResponse](t, e.do(req{method: http.MethodPost, path: "/admin/tokens", token: admin, body: map[string]any{"name": "audited", "role": "viewer"}}))
+	secrets = append(secrets, tok.Token, auth.HashServiceToken(tok.Token))
+	e.do(req{method: http.MethodDelete, path: fmt.Sprintf("/admin/tokens/%d", tok.ID), token: admin})
+	_, own := e.newUser(auth.Viewer, false)
+	secrets = append(secrets, own, "violet-harbour-42-lamps")
+	fresh := decode[loginResponse](t, e.do(req{method: http.MethodPost, path: "/auth/password", token: own, body: changePasswordRequest{CurrentPassword: testPassword, NewPassword: "violet-harbour-42-lamps"}}))
+	secrets = append(secrets, fresh.Token)
+	e.do(req{method: http.MethodPost, path: "/auth/logout", token: fresh.Token})
+
+	want := map[string]string{ // action → outcome
+		"user.created": "success", "user.updated": "success", "user.deleted": "success",
+		"token.created": "success", "token.revoked": "success", "user.password_changed": "success", "auth.logout": "success",
+	}
+	evs, raws := e.auditEvents("audit.>")
+	seen := map[string]bool{}
+	deniedLastAdmin := false
+	for i, ev := range evs {
+		for _, s := range secrets {
+			if strings.Contains(string(raws[i]), s) {
+				t.Errorf("audit event %s holds a secret", raws[i])
+			}
+		}
+		if ev.Action == "user.updated" && ev.Outcome == "denied" && ev.Detail["reason"] == CodeLastAdmin {
+			deniedLastAdmin = true
+		}
+		if w, ok := want[ev.Action]; ok && ev.Outcome == w {
+			if ev.Actor == "" {
+				t.Errorf("%s without an actor: %s", ev.Action, raws[i])
+			}
+			if ev.Action != "auth.logout" && ev.Detail["user_id"] == nil && ev.Detail["token_id"] == nil {
+				t.Errorf("%s without a target: %s", ev.Action, raws[i])
+			}
+			seen[ev.Action] = true
+		}
+	}
+	for a := range want {
+		if !seen[a] {
+			t.Errorf("no %s event", a)
+		}
+	}
+	if !deniedLastAdmin {
+		t.Error("the refused deactivation of the last admin is not audited")
+	}
+}
