@@ -117,7 +117,7 @@ var routeDocs = map[string]opDoc{
 	"GET /admin/db/stats": {Responses: map[int]string{200: "Stats"}},
 
 	"POST /auth/password": {Body: "ChangePasswordRequest", BodyRequired: true,
-		Responses: map[int]string{200: "LoginResponse", 400: "Error", 401: "Error", 415: "Error", 422: "Error", 429: "Error"}},
+		Responses: map[int]string{200: "LoginResponse", 400: "Error", 403: "Error", 415: "Error", 422: "Error", 429: "Error"}},
 	"POST /auth/logout":        {Responses: map[int]string{204: "", 400: "Error"}},
 	"GET /admin/users":         {Responses: map[int]string{200: "UserList"}},
 	"POST /admin/users":        {Body: "CreateUserRequest", BodyRequired: true, Responses: map[int]string{201: "CreatedUser", 400: "Error", 409: "Error", 422: "Error"}},

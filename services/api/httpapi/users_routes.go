@@ -182,7 +182,7 @@ func (s *Server) createUser(c echo.Context) error {
 		return unavailable("the system database", err)
 	}
 	s.recordAudit(c, userAudit(c, "user.created", "user", audit.Success,
-		map[string]any{"user_id": u.ID, "email": u.Email, "role": u.Role, "password": map[bool]string{true: "generated", false: "given"}[generated != ""]}))
+		map[string]any{"user_id": u.ID, "email": u.Email, "role": u.Role, "password_generated": generated != ""}))
 	return c.JSON(http.StatusCreated, createUserResponse{User: viewUser(u), GeneratedPassword: generated})
 }
 
@@ -290,7 +290,8 @@ func (s *Server) changePassword(c echo.Context) error {
 	}
 	if !auth.CheckPassword(u.PasswordHash, req.CurrentPassword) {
 		s.recordAudit(c, userAudit(c, "user.password_changed", "user", audit.Failure, map[string]any{"user_id": u.ID, "reason": CodeWrongPassword}))
-		return apiErr(http.StatusUnauthorized, CodeWrongPassword, "the current password is wrong")
+		// 403, not 401: the token is fine, a client must not drop it.
+		return apiErr(http.StatusForbidden, CodeWrongPassword, "the current password is wrong")
 	}
 	hash, err := auth.HashPassword(req.NewPassword)
 	if err != nil {

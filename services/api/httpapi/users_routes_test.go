@@ -227,7 +227,7 @@ func TestCreatedUserMustChangeTheGeneratedPasswordFirst(t *testing.T) {
 		}
 	}
 	r = e.do(req{method: http.MethodPost, path: "/auth/password", token: login.Token, body: changePasswordRequest{CurrentPassword: "not-the-password", NewPassword: "violet-harbour-42-lamps"}})
-	if code, _ := errorOf(t, r); r.status != http.StatusUnauthorized || code != CodeWrongPassword {
+	if code, _ := errorOf(t, r); r.status != http.StatusForbidden || code != CodeWrongPassword {
 		t.Fatalf("wrong current password: %d %s", r.status, r.body)
 	}
 	r = e.do(req{method: http.MethodPost, path: "/auth/password", token: login.Token, body: changePasswordRequest{CurrentPassword: created.GeneratedPassword, NewPassword: "violet-harbour-42-lamps"}})
@@ -358,8 +358,8 @@ func TestPasswordChangeAttemptsCountAgainstTheLoginLimit(t *testing.T) {
 		r := e.do(req{method: http.MethodPost, path: "/auth/password", token: tok, body: changePasswordRequest{CurrentPassword: "guess-guess-guess", NewPassword: "violet-harbour-42-lamps"}})
 		statuses[r.status]++
 	}
-	if statuses[http.StatusUnauthorized] != LoginLimitPerEmail.Burst || statuses[http.StatusTooManyRequests] != 2 {
-		t.Fatalf("statuses %v, want %d×401 then 2×429", statuses, LoginLimitPerEmail.Burst)
+	if statuses[http.StatusForbidden] != LoginLimitPerEmail.Burst || statuses[http.StatusTooManyRequests] != 2 {
+		t.Fatalf("statuses %v, want %d×403 wrong_password then 2×429", statuses, LoginLimitPerEmail.Burst)
 	}
 }
 
