@@ -46,7 +46,10 @@ func TestAccounts(t *testing.T) {
 
 			// The last admin: demote, deactivate and delete are refused.
 			for name, change := range map[string]func() error{
-				"demote":     func() error { _, err := db.UpdateUser(ctx, admin.ID, store.UserPatch{Role: ptr(store.RoleViewer)}); return err },
+				"demote": func() error {
+					_, err := db.UpdateUser(ctx, admin.ID, store.UserPatch{Role: ptr(store.RoleViewer)})
+					return err
+				},
 				"deactivate": func() error { _, err := db.UpdateUser(ctx, admin.ID, store.UserPatch{Active: ptr(false)}); return err },
 				"delete":     func() error { _, err := db.DeleteUser(ctx, admin.ID); return err },
 			} {
