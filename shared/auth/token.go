@@ -36,11 +36,23 @@ type Claims struct {
 	Subject   string // the user's e-mail
 	Role      Role
 	ExpiresAt time.Time
+	// ID is the token's jti, a random id (POST /auth/logout revokes it);
+	// empty in tokens issued before it existed.
+	ID string
+	// Version is the user's token version when the token was issued
+	// (claim "ver"): a token older than the user's current version is
+	// refused.
+	Version int64
+	// Service names the service token this caller used (Subject is then
+	// "token:<name>", how audit events name it); empty for a login token.
+	// It is set by the API, never read from a JWT.
+	Service string
 }
 
 // tokenClaims is the token's JSON payload.
 type tokenClaims struct {
-	Role string `json:"role"`
+	Role    string `json:"role"`
+	Version int64  `json:"ver,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -67,8 +79,15 @@ func (i Issuer) ttl() time.Duration {
 	return DefaultTTL
 }
 
-// Issue signs a token for email with role, valid for TTL from now.
+// Issue signs a token for email with role and token version 0, valid for
+// TTL from now.
 func (i Issuer) Issue(email string, role Role) (token string, expiresAt time.Time, err error) {
+	return i.IssueVersion(email, role, 0)
+}
+
+// IssueVersion signs a token for email with role, carrying the user's
+// token version and a random jti, valid for TTL from now.
+func (i Issuer) IssueVersion(email string, role Role, version int64) (token string, expiresAt time.Time, err error) {
 	if len(i.Secret) < MinSecretBytes {
 		return "", time.Time{}, ErrWeakSecret
 	}
@@ -80,9 +99,15 @@ func (i Issuer) Issue(email string, role Role) (token string, expiresAt time.Tim
 	}
 	now := i.now().UTC().Truncate(time.Second)
 	expiresAt = now.Add(i.ttl())
+	jti, err := randomID()
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	claims := tokenClaims{
-		Role: string(role),
+		Role:    string(role),
+		Version: version,
 		RegisteredClaims: jwt.RegisteredClaims{
+			ID:        jti,
 			Issuer:    TokenIssuer,
 			Subject:   email,
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -137,5 +162,5 @@ func (i Issuer) Verify(token string) (Claims, error) {
 	if err != nil || Role(tc.Role) != role {
 		return Claims{}, fmt.Errorf("%w: role %q", ErrInvalidToken, tc.Role)
 	}
-	return Claims{Subject: tc.Subject, Role: role, ExpiresAt: tc.ExpiresAt.Time}, nil
+	return Claims{Subject: tc.Subject, Role: role, ExpiresAt: tc.ExpiresAt.Time, ID: tc.ID, Version: tc.Version}, nil
 }

@@ -33,6 +33,8 @@ var systemTables = []string{
 	"configurations",
 	"business_ontologies",
 	"accounting_transactions",
+	"service_tokens",
+	"revoked_tokens",
 }
 
 // sqliteMigrateLocks maps a SQLite file's absolute path to the mutex that

@@ -108,6 +108,11 @@ func TestStore(t *testing.T) {
 	}
 }
 
+// schemaVersions are the embedded migrations' versions; latestSchema the last.
+var schemaVersions = []int64{1, 2}
+
+const latestSchema = 2
+
 func testMigrateTwice(t *testing.T, b backend) {
 	u, p := b.target(t)
 	db := openAt(t, u, p)
@@ -120,18 +125,18 @@ func testMigrateTwice(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatalf("first Migrate: %v", err)
 	}
-	if !reflect.DeepEqual(first.Applied, []int64{1}) || first.Version != 1 {
-		t.Fatalf("first Migrate = %+v; want Applied [1] Version 1", first)
+	if !reflect.DeepEqual(first.Applied, schemaVersions) || first.Version != latestSchema {
+		t.Fatalf("first Migrate = %+v; want Applied %v Version %d", first, schemaVersions, latestSchema)
 	}
 	second, err := db.Migrate(ctx)
 	if err != nil {
 		t.Fatalf("second Migrate: %v", err)
 	}
-	if len(second.Applied) != 0 || second.Version != 1 {
-		t.Fatalf("second Migrate = %+v; want nothing applied, Version 1", second)
+	if len(second.Applied) != 0 || second.Version != latestSchema {
+		t.Fatalf("second Migrate = %+v; want nothing applied, Version %d", second, latestSchema)
 	}
-	if v, pending, err := db.SchemaVersion(ctx); err != nil || v != 1 || pending {
-		t.Fatalf("after migrating: version %d pending %v err %v; want 1 false nil", v, pending, err)
+	if v, pending, err := db.SchemaVersion(ctx); err != nil || v != latestSchema || pending {
+		t.Fatalf("after migrating: version %d pending %v err %v; want %d false nil", v, pending, err, latestSchema)
 	}
 }
 
@@ -152,13 +157,13 @@ func testConcurrentMigrate(t *testing.T, b backend) {
 		if errs[i] != nil {
 			t.Fatalf("Migrate on handle %d: %v", i, errs[i])
 		}
-		if results[i].Version != 1 {
-			t.Errorf("handle %d: Version %d; want 1", i, results[i].Version)
+		if results[i].Version != latestSchema {
+			t.Errorf("handle %d: Version %d; want %d", i, results[i].Version, latestSchema)
 		}
 		applied += len(results[i].Applied)
 	}
-	if applied != 1 {
-		t.Fatalf("migrations applied across both handles = %d; want 1 (%+v)", applied, results)
+	if applied != len(schemaVersions) {
+		t.Fatalf("migrations applied across both handles = %d; want %d (%+v)", applied, len(schemaVersions), results)
 	}
 }
 
@@ -433,7 +438,7 @@ func testStats(t *testing.T, b backend) {
 			t.Errorf("table %s: Bytes = %d; want > 0", s.Name, s.Bytes)
 		}
 	}
-	want := []string{"users", "queries", "feedback", "audit_logs", "configurations", "business_ontologies", "accounting_transactions"}
+	want := []string{"users", "queries", "feedback", "audit_logs", "configurations", "business_ontologies", "accounting_transactions", "service_tokens", "revoked_tokens"}
 	if !slices.Equal(names, want) || !slices.Equal(store.TableNames(), want) {
 		t.Fatalf("Stats tables = %v (TableNames %v); want %v", names, store.TableNames(), want)
 	}

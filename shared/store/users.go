@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,6 +23,15 @@ type User struct {
 	Role         string // RoleAdmin, RoleOperator or RoleViewer
 	Active       bool
 	CreatedAt    time.Time
+	// TokenVersion is raised by every change of password, role or active
+	// flag; tokens issued under an older version are refused.
+	TokenVersion int64
+	// MustChangePassword is set while the password is one someone else
+	// chose (an admin, a reset, production init): the user must change it.
+	MustChangePassword bool
+	// PasswordChangedAt is when the password was last set; zero before the
+	// accounts migration.
+	PasswordChangedAt time.Time
 }
 
 // NormalizeEmail returns the form emails are stored and looked up in:
@@ -66,16 +74,5 @@ func (db *DB) CreateUserIfAbsent(ctx context.Context, email, passwordHash, role 
 // UserByEmail returns the user with this email, compared
 // case-insensitively, or an error wrapping [ErrNotFound].
 func (db *DB) UserByEmail(ctx context.Context, email string) (User, error) {
-	email = NormalizeEmail(email)
-	var u User
-	err := db.SQL.QueryRowContext(ctx, db.Rebind(
-		`SELECT id, email, password_hash, role, is_active, created_at FROM users WHERE email = ?`), email).
-		Scan(&u.ID, &u.Email, &u.PasswordHash, &u.Role, &u.Active, scanTime{&u.CreatedAt})
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, fmt.Errorf("store: user %s: %w", email, ErrNotFound)
-	}
-	if err != nil {
-		return User{}, fmt.Errorf("store: user %s: %w", email, err)
-	}
-	return u, nil
+	return db.userBy(ctx, db.SQL, "email", NormalizeEmail(email))
 }

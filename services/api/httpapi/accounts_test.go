@@ -96,18 +96,33 @@ func TestAccountStateIsCachedForTheRecheckInterval(t *testing.T) {
 	}
 }
 
-// TestSignedTokenStandsWhileTheSystemDBIsDown: the account check cannot
-// read the user, so a genuine token is accepted (and the health route
-// can say the System DB is down).
-func TestSignedTokenStandsWhileTheSystemDBIsDown(t *testing.T) {
+// TestAccountRecheckFailsClosedWhileTheSystemDBIsDown: the account check
+// cannot read the user and has nothing cached, so a genuine token is
+// refused with 503 (never allowed), while /health stays reachable; a user
+// read before the outage goes on with what was cached.
+func TestAccountRecheckFailsClosedWhileTheSystemDBIsDown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	e.srv.accounts.ttl = 0 // read on every request: the cached state is the fallback
+	cached := e.token(auth.Operator)
+	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: cached}); r.status != http.StatusOK {
+		t.Fatalf("before the outage: %d %s", r.status, r.body)
+	}
 	tok := e.token(auth.Viewer)
 	if err := e.db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok})
-	if r.status != http.StatusOK {
-		t.Fatalf("with the System DB closed: %d %s, want 200", r.status, r.body)
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("uncached user with the System DB closed: %d %s, want 503", r.status, r.body)
+	}
+	if code, _ := errorOf(t, r); code != CodeUnavailable {
+		t.Errorf("code %q, want %s", code, CodeUnavailable)
+	}
+	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: cached}); r.status != http.StatusOK {
+		t.Errorf("cached user with the System DB closed: %d %s, want 200 (last read stands)", r.status, r.body)
+	}
+	if r := e.do(req{method: http.MethodGet, path: "/health"}); r.status != http.StatusOK {
+		t.Errorf("/health with the System DB closed: %d %s", r.status, r.body)
 	}
 }

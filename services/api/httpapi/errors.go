@@ -25,6 +25,13 @@ const (
 	CodeInternal             = "internal"
 	CodeConfirmationRequired = "confirmation_required"
 	CodeIdempotencyConflict  = "idempotency_conflict"
+	// Accounts (users_routes.go).
+	CodeLastAdmin              = "last_admin"
+	CodePasswordPolicy         = "password_policy"
+	CodePasswordChangeRequired = "password_change_required"
+	CodeWrongPassword          = "wrong_password"
+	CodeUserExists             = "user_exists"
+	CodeTokenExists            = "token_exists"
 )
 
 // APIError is an error answered as {"error": {"code", "message"}} with

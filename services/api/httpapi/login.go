@@ -30,6 +30,9 @@ type loginResponse struct {
 	TokenType string    `json:"token_type"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Role      auth.Role `json:"role"`
+	// MustChangePassword: every route but POST /auth/password and
+	// POST /auth/logout answers 403 password_change_required until then.
+	MustChangePassword bool `json:"must_change_password"`
 }
 
 // parseLogin decodes and checks the body of POST /auth/login: a required
@@ -124,12 +127,8 @@ func (s *Server) login(c echo.Context) error {
 		return apiErr(http.StatusUnauthorized, CodeInvalidCredentials, "invalid email or password")
 	}
 
-	token, exp, err := s.tokens.Issue(user.Email, role)
-	if err != nil {
-		return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
-	}
 	ev.Actor, ev.Role, ev.Outcome = user.Email, string(role), audit.Success
-	ev.Detail = map[string]any{"expires_at": exp.UTC().Format(time.RFC3339)}
+	ev.Detail = map[string]any{"must_change_password": user.MustChangePassword}
 	s.recordAudit(c, ev)
-	return c.JSON(http.StatusOK, loginResponse{Token: token, TokenType: "Bearer", ExpiresAt: exp.UTC(), Role: role})
+	return s.issueLogin(c, user, role)
 }

@@ -184,11 +184,16 @@ func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// authenticate requires a valid "Authorization: Bearer <jwt>" and stores
-// its claims in the context. The token's user is rechecked against the
-// System DB (at most every AccountRecheck): an inactive or removed user is
-// refused, a demoted one acts with its current role. Every refusal is a 401 with
-// WWW-Authenticate: Bearer, and is audited as auth.denied (without the
+// authenticate requires a valid "Authorization: Bearer <token>" – a login
+// JWT or a service token (auth.ServiceTokenPrefix) – and stores its claims
+// in the context. A login token's user is rechecked against the System DB
+// (at most every AccountRecheck): an inactive or removed user, or a token
+// revoked by a password, role or active change or by a logout, is refused;
+// a demoted one acts with its current role; one that must change its
+// password may only call the routes of passwordChangeRoutes (403
+// password_change_required elsewhere). Every refusal is a 401 with
+// WWW-Authenticate: Bearer (503 when the System DB cannot be read and
+// nothing is cached: never allowed), audited as auth.denied (without the
 // token).
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -203,35 +208,66 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			reason, msg = "malformed_authorization", "malformed Authorization header; want: Bearer <token>"
 		}
 		var actor string
-		if reason == "" {
+		if reason == "" && auth.IsServiceToken(tok) {
+			claims, why, err := s.serviceTokens.check(c.Request().Context(), tok)
+			if err != nil {
+				s.log.Warn("service token check: system db unreadable", "err", err, "request_id", requestID(c))
+			}
+			if why == "" {
+				c.Set(ctxClaims, claims)
+				return next(c)
+			}
+			actor, reason, msg = claims.Subject, why, "invalid, expired or revoked service token"
+		} else if reason == "" {
 			claims, err := s.tokens.Verify(tok)
 			switch {
 			case err == nil:
 				// The token is genuine; is its user still allowed?
-				role, why, aerr := s.accounts.check(c.Request().Context(), claims)
+				role, mustChange, why, aerr := s.accounts.check(c.Request().Context(), claims)
 				if aerr != nil {
-					s.log.Warn("account recheck: system db unreadable; the signed token stands", "user", claims.Subject, "err", aerr, "request_id", requestID(c))
+					s.log.Warn("account recheck: system db unreadable", "user", claims.Subject, "refused", why != "", "err", aerr, "request_id", requestID(c))
 				}
 				if why == "" {
 					claims.Role = role
 					c.Set(ctxClaims, claims)
+					if mustChange && !passwordChangeRoutes[c.Request().Method+" "+c.Path()] {
+						return s.passwordChangeRequired(c, claims)
+					}
 					return next(c)
 				}
-				actor, reason, msg = claims.Subject, why, "this account is no longer active or was changed; log in again"
+				actor, reason, msg = claims.Subject, why, "this token was revoked or its account is no longer active or was changed; log in again"
 			case errors.Is(err, auth.ErrExpired):
 				reason, msg = "expired_token", "token expired; log in again"
 			default:
 				reason, msg = "invalid_token", "invalid token"
 			}
 		}
+		status := http.StatusUnauthorized
+		if reason == reasonSystemDB {
+			status = http.StatusServiceUnavailable
+		}
 		s.auditAnonymous(c, audit.Event{
 			Actor:  actor,
 			Action: "auth.denied", Resource: "auth", Outcome: audit.Denied,
-			Detail: map[string]any{"reason": reason, "status": http.StatusUnauthorized, "method": c.Request().Method, "route": c.Path()},
+			Detail: map[string]any{"reason": reason, "status": status, "method": c.Request().Method, "route": c.Path()},
 		})
+		if status == http.StatusServiceUnavailable {
+			return apiErr(status, CodeUnavailable, "the system database is unavailable, so the token cannot be checked; retry later")
+		}
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="insightops"`)
 		return apiErr(http.StatusUnauthorized, CodeUnauthorized, "%s", msg)
 	}
+}
+
+// passwordChangeRequired refuses (403, audited) a caller who must change
+// its password first.
+func (s *Server) passwordChangeRequired(c echo.Context, cl auth.Claims) error {
+	s.recordAudit(c, audit.Event{
+		Actor: cl.Subject, Role: string(cl.Role),
+		Action: "auth.denied", Resource: "auth", Outcome: audit.Denied,
+		Detail: map[string]any{"reason": CodePasswordChangeRequired, "status": http.StatusForbidden, "method": c.Request().Method, "route": c.Path()},
+	})
+	return apiErr(http.StatusForbidden, CodePasswordChangeRequired, "change your password first: POST /auth/password {current_password, new_password}")
 }
 
 // requireRole refuses (403, audited) a caller whose role is below need.

@@ -45,7 +45,7 @@ type opDoc struct {
 	BodyRequired bool
 	// Responses maps a status to a component name; a name starting with
 	// "text/" or "application/" other than JSON is a media type with no
-	// schema (for text, HTML and event streams).
+	// schema (for text, HTML and event streams); "" is no body (204).
 	Responses map[int]string
 }
 
@@ -115,6 +115,18 @@ var routeDocs = map[string]opDoc{
 	"POST /admin/db/target/test":  {Body: "TargetTestRequest", BodyRequired: true, Responses: map[int]string{200: "TargetTestResult", 400: "Error"}},
 
 	"GET /admin/db/stats": {Responses: map[int]string{200: "Stats"}},
+
+	"POST /auth/password": {Body: "ChangePasswordRequest", BodyRequired: true,
+		Responses: map[int]string{200: "LoginResponse", 400: "Error", 403: "Error", 415: "Error", 422: "Error", 429: "Error"}},
+	"POST /auth/logout":        {Responses: map[int]string{204: "", 400: "Error"}},
+	"GET /admin/users":         {Responses: map[int]string{200: "UserList"}},
+	"POST /admin/users":        {Body: "CreateUserRequest", BodyRequired: true, Responses: map[int]string{201: "CreatedUser", 400: "Error", 409: "Error", 422: "Error"}},
+	"GET /admin/users/:id":     {Responses: map[int]string{200: "User", 404: "Error"}},
+	"PATCH /admin/users/:id":   {Body: "PatchUserRequest", BodyRequired: true, Responses: map[int]string{200: "User", 400: "Error", 404: "Error", 409: "Error"}},
+	"DELETE /admin/users/:id":  {Responses: map[int]string{204: "", 404: "Error", 409: "Error"}},
+	"GET /admin/tokens":        {Responses: map[int]string{200: "ServiceTokenList"}},
+	"POST /admin/tokens":       {Body: "CreateServiceTokenRequest", BodyRequired: true, Responses: map[int]string{201: "CreatedServiceToken", 400: "Error", 409: "Error"}},
+	"DELETE /admin/tokens/:id": {Responses: map[int]string{204: "", 404: "Error"}},
 }
 
 // Schema builders.
@@ -226,6 +238,23 @@ func apiSchemaTypes() []apiSchemaType {
 		{"TargetTestResult", TargetTestResult{}, map[string]schema{"kind": enum(TargetKindPostgres, TargetKindSQLite)}},
 		{"TableStats", TableStats{}, nil},
 		{"Stats", DBStats{}, map[string]schema{"tables": arrayOf(ref("TableStats"))}},
+		{"ChangePasswordRequest", changePasswordRequest{}, map[string]schema{
+			"current_password": schema{"type": "string", "format": "password"},
+			"new_password": schema{"type": "string", "format": "password", "minLength": auth.MinPasswordChars,
+				"description": "at least 12 characters, not the e-mail, not a common or documented default password (422 password_policy)"},
+		}},
+		{"User", userView{}, map[string]schema{"role": roles}},
+		{"UserList", usersResponse{}, map[string]schema{"users": arrayOf(ref("User"))}},
+		{"CreateUserRequest", createUserRequest{}, map[string]schema{"role": roles,
+			"password": schema{"type": "string", "format": "password", "description": "initial password (policy applies); left out: one is generated and shown once"}}},
+		{"CreatedUser", createUserResponse{}, map[string]schema{"user": ref("User"),
+			"generated_password": strDesc("shown once, when the request gave no password; the user must change it at first login")}},
+		{"PatchUserRequest", patchUserRequest{}, map[string]schema{"role": roles}},
+		{"ServiceToken", tokenView{}, map[string]schema{"role": roles}},
+		{"ServiceTokenList", tokensResponse{}, map[string]schema{"tokens": arrayOf(ref("ServiceToken"))}},
+		{"CreateServiceTokenRequest", createTokenRequest{}, map[string]schema{"role": roles}},
+		{"CreatedServiceToken", createTokenResponse{}, map[string]schema{"role": roles,
+			"token": strDesc("the secret, shown once: Authorization: Bearer <token>")}},
 	}
 }
 
@@ -295,7 +324,7 @@ func buildOpenAPI(routes []Route, docs map[string]opDoc) (map[string]any, error)
 		for status, name := range d.Responses {
 			resps[strconv.Itoa(status)] = response(status, name)
 		}
-		if isAdminPath(r.Path) {
+		if r.MinRole != "" {
 			op["security"] = []any{map[string]any{"bearerAuth": []string{}}}
 			op["x-min-role"] = string(r.MinRole)
 			for _, st := range []int{401, 403, 503} {
@@ -340,6 +369,8 @@ func response(status int, name string) map[string]any {
 	}
 	var content map[string]any
 	switch {
+	case name == "": // no body (204)
+		return map[string]any{"description": desc}
 	case name == mediaText || name == mediaHTML || name == mediaEvents:
 		content = map[string]any{name: map[string]any{"schema": str()}}
 	default:

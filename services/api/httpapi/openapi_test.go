@@ -153,9 +153,9 @@ func TestOpenAPIDescribesExactlyTheRegisteredRoutes(t *testing.T) {
 		if op.Confirm != r.Confirm {
 			t.Errorf("%s: x-confirm %v, want %v", key, op.Confirm, r.Confirm)
 		}
-		admin := isAdminPath(r.Path)
-		if hasBearer := len(op.Security) == 1 && op.Security[0]["bearerAuth"] != nil; hasBearer != admin {
-			t.Errorf("%s: security %v, admin route %v", key, op.Security, admin)
+		signedIn := r.MinRole != ""
+		if hasBearer := len(op.Security) == 1 && op.Security[0]["bearerAuth"] != nil; hasBearer != signedIn {
+			t.Errorf("%s: security %v, signed-in route %v", key, op.Security, signedIn)
 		}
 		declared := map[string]bool{}
 		for _, pa := range op.Parameters {
@@ -299,6 +299,24 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 		t.Errorf("target health %+v, want healthy", th)
 	}
 	check("/admin/db/target/test", req{method: "POST", path: "/admin/db/target/test", token: admin, body: map[string]string{"url": e.cfg.TargetDBPath}}, 200)
+
+	// Accounts: users, service tokens, password and logout.
+	created := decode[createUserResponse](t, check("/admin/users", req{method: "POST", path: "/admin/users", token: admin, body: map[string]any{"email": "schema@example.com", "role": "viewer"}}, 201))
+	check("/admin/users", req{method: "POST", path: "/admin/users", token: admin, body: map[string]any{"email": "weak@example.com", "role": "viewer", "password": "short"}}, 422)
+	check("/admin/users", req{method: "GET", path: "/admin/users", token: admin}, 200)
+	userPath := fmt.Sprintf("/admin/users/%d", created.User.ID)
+	check("/admin/users/{id}", req{method: "GET", path: userPath, token: admin}, 200)
+	check("/admin/users/{id}", req{method: "PATCH", path: userPath, token: admin, body: map[string]any{"role": "operator", "active": true}}, 200)
+	check("/admin/users/{id}", req{method: "PATCH", path: fmt.Sprintf("/admin/users/%d", e.adminUser().ID), token: admin, body: map[string]any{"active": false}}, 409)
+	check("/admin/users/{id}", req{method: "DELETE", path: userPath, token: admin}, 204)
+	tok := decode[createTokenResponse](t, check("/admin/tokens", req{method: "POST", path: "/admin/tokens", token: admin, body: map[string]any{"name": "schema-ci", "role": "viewer"}}, 201))
+	check("/admin/tokens", req{method: "GET", path: "/admin/tokens", token: tok.Token}, 403)
+	check("/admin/tokens", req{method: "GET", path: "/admin/tokens", token: admin}, 200)
+	check("/admin/tokens/{id}", req{method: "DELETE", path: fmt.Sprintf("/admin/tokens/%d", tok.ID), token: admin}, 204)
+	_, own := e.newUser(auth.Viewer, false)
+	check("/auth/password", req{method: "POST", path: "/auth/password", token: own, body: changePasswordRequest{CurrentPassword: testPassword, NewPassword: "violet-harbour-42-lamps"}}, 200)
+	_, own = e.newUser(auth.Viewer, false)
+	check("/auth/logout", req{method: "POST", path: "/auth/logout", token: own}, 204)
 
 	// The audit page, once the sink has written rows, so entries are checked too.
 	eventually(t, 10*time.Second, "audit rows", func() bool {

@@ -38,7 +38,7 @@ type routeDef struct {
 // chroma_routes.go), each entry with the role it needs. New refuses an /admin route without a role, a public
 // route with one, and a Confirm route that is not admin-only; the route
 // test walks echo's registered routes and fails on any route missing here.
-var routeTable = slices.Concat(coreRoutes, auditRoutes, backupRoutes, restoreRoutes, chromaRoutes, targetRoutes, statsRoutes)
+var routeTable = slices.Concat(coreRoutes, auditRoutes, backupRoutes, restoreRoutes, chromaRoutes, targetRoutes, statsRoutes, accountRoutes, tokenRoutes)
 
 var coreRoutes = []routeDef{
 	{Route{http.MethodGet, "/health", "", false, "liveness"}, (*Server).health},
@@ -78,14 +78,14 @@ func validateRoutes(defs []routeDef) error {
 			return fmt.Errorf("httpapi: route %s declared twice", key)
 		}
 		seen[key] = true
-		admin := r.Path == AdminPrefix || strings.HasPrefix(r.Path, AdminPrefix+"/")
+		admin := r.Path == AdminPrefix || strings.HasPrefix(r.Path, AdminPrefix+"/") || signedInRoutes[r.Path]
 		switch {
 		case r.handler == nil:
 			return fmt.Errorf("httpapi: route %s has no handler", key)
 		case admin && !r.MinRole.Valid():
 			return fmt.Errorf("httpapi: route %s is under %s but has no valid role (%q)", key, AdminPrefix, r.MinRole)
 		case !admin && r.MinRole != "":
-			return fmt.Errorf("httpapi: route %s has role %s but is outside %s, where tokens are checked", key, r.MinRole, AdminPrefix)
+			return fmt.Errorf("httpapi: route %s has role %s but is outside %s and signedInRoutes, where tokens are checked", key, r.MinRole, AdminPrefix)
 		case r.Confirm && r.MinRole != auth.Admin:
 			return fmt.Errorf("httpapi: destructive route %s must need the admin role", key)
 		}

@@ -72,6 +72,8 @@ type Server struct {
 	audit  *audit.Publisher
 	// accounts rechecks a token's user against the System DB.
 	accounts *accounts
+	// serviceTokens checks service tokens against the System DB.
+	serviceTokens *serviceTokens
 
 	// dummyHash is compared against when a login names no known user, so
 	// that answer takes as long as a wrong password.
@@ -99,7 +101,8 @@ type Server struct {
 }
 
 // New builds the server and its echo instance. Deps.Bus and Deps.DB are
-// required; the JWT secret is Config.JWTSecret or, in development only, a
+// required. With APP_ENV=production it refuses to start while an active
+// admin's password is a known default (ErrDefaultAdminPassword). The JWT secret is Config.JWTSecret or, in development only, a
 // random one kept in DATA_DIR/jwt.secret.
 func New(deps Deps) (*Server, error) {
 	if deps.Bus == nil || deps.Bus.JS == nil || deps.Bus.Jobs == nil || deps.Bus.Workers == nil {
@@ -111,6 +114,9 @@ func New(deps Deps) (*Server, error) {
 	log := deps.Log
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if err := refuseDefaultPasswords(deps.Config, deps.DB); err != nil {
+		return nil, err
 	}
 	secret, err := jwtSecret(deps.Config, log)
 	if err != nil {
@@ -135,6 +141,7 @@ func New(deps Deps) (*Server, error) {
 		pub:           jobs.NewPublisher(deps.Bus.JS, jobStore, deps.Config.JobMaxAttempts),
 		audit:         audit.NewPublisher(deps.Bus.JS, log),
 		accounts:      newAccounts(deps.DB, AccountRecheck),
+		serviceTokens: newServiceTokens(deps.DB, AccountRecheck),
 		dummyHash:     dummy,
 		bcryptSlots:   make(chan struct{}, bcryptConcurrency()),
 		loginByIP:     newKeyedLimiter(LoginLimitPerIP),

@@ -30,8 +30,8 @@ func TestDBStats(t *testing.T) {
 			t.Errorf("table %s: %d bytes", tb.Name, tb.Bytes)
 		}
 	}
-	if want := store.TableNames(); len(names) != 7 || !slices.Equal(names, want) {
-		t.Errorf("tables %v, want the 7 system tables %v", names, want)
+	if want := store.TableNames(); len(names) != 9 || !slices.Equal(names, want) {
+		t.Errorf("tables %v, want the 9 system tables %v", names, want)
 	}
 	if i := slices.Index(names, "users"); i < 0 || st.Tables[i].Rows != int64(len(testUsers)) {
 		t.Errorf("users row count: %+v", st.Tables)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/golden"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
@@ -145,6 +146,7 @@ func (s *Worker) loadOntology(ctx context.Context, inv Invocation) (string, any,
 // adminUser creates INIT_ADMIN_USERNAME with role admin unless a user with
 // that email exists; an existing user (its password included) is never
 // changed, and the password is hashed only when a user is to be created.
+// With APP_ENV=production the new admin must change its password first.
 func (s *Worker) adminUser(ctx context.Context, inv Invocation) (string, any, error) {
 	email := store.NormalizeEmail(s.Config.InitAdminUsername)
 	d := jobspec.InitAdminDetail{Username: email, Role: store.RoleAdmin}
@@ -166,7 +168,14 @@ func (s *Worker) adminUser(ctx context.Context, inv Invocation) (string, any, er
 	if err != nil {
 		return "", d, fmt.Errorf("hash admin password: %w", err)
 	}
-	created, err := s.DB.CreateUserIfAbsent(ctx, email, hash, store.RoleAdmin)
+	// In production INIT_ADMIN_PASSWORD lives in deployment config, so the
+	// admin must change it at first login; under `make run` it need not.
+	_, err = s.DB.CreateUser(ctx, store.NewUser{Email: email, PasswordHash: hash, Role: store.RoleAdmin,
+		MustChangePassword: s.Config.AppEnv == config.Production})
+	created := err == nil
+	if errors.Is(err, store.ErrExists) {
+		err = nil
+	}
 	if err != nil {
 		return "", d, fmt.Errorf("create admin user: %w", err)
 	}
