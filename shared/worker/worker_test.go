@@ -407,6 +407,13 @@ func TestMetricsCountFinishedRetriedAndDeadLetteredJobs(t *testing.T) {
 	}})
 	rec := submit(t, b, "test.metrics", 2)
 	testkit.WaitFinal(t, jobs.NewStore(b.Jobs), rec.ID, 10*time.Second)
+	// The runtime counts a final state just after it writes the record:
+	// wait for the count (bounded) rather than read it at once.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if testutil.ToFloat64(metrics.JobsFinished.WithLabelValues("test.metrics", "failed"))-failedBefore >= 1 {
+			break
+		}
+	}
 	if d := testutil.ToFloat64(metrics.JobsDeadLettered.WithLabelValues("test.metrics")) - before; d != 1 {
 		t.Errorf("dead-lettered +%v, want +1", d)
 	}
