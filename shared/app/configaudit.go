@@ -104,11 +104,9 @@ func natsProblem(p Problem) bool {
 // its error either way.
 func AuditConfigInvalid(ctx context.Context, name string, getenv func(string) string, loadErr error, log *slog.Logger) bool {
 	problems := Problems(loadErr, getenv)
-	for _, p := range problems {
-		if natsProblem(p) {
-			log.Warn("configuration problem not audited: NATS itself is misconfigured")
-			return false
-		}
+	if slices.ContainsFunc(problems, natsProblem) {
+		log.Warn("configuration problem not audited: NATS itself is misconfigured")
+		return false
 	}
 	urls := strings.TrimSpace(getenv("NATS_URL"))
 	if urls == "" {

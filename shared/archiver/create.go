@@ -213,14 +213,15 @@ func (a *Archiver) Create(ctx context.Context, args jobspec.BackupCreateArgs, r 
 
 // leaseContext is ctx cancelled (with the loss as its cause) when one of
 // the set's leases is lost; call stop when done with it.
-func leaseContext(ctx context.Context, set locks.Set) (lctx context.Context, stop func()) {
+func leaseContext(ctx context.Context, set locks.Set) (context.Context, func()) {
 	lctx, cancel := context.WithCancelCause(ctx)
+	done := lctx.Done()
 	for _, l := range set {
 		go func() {
 			select {
 			case <-l.Lost():
 				cancel(jobs.Retryable(jobs.CodeLockLost, fmt.Errorf("a lease was lost mid-backup; stopping: %w", l.Err())))
-			case <-lctx.Done():
+			case <-done:
 			}
 		}()
 	}
@@ -469,8 +470,7 @@ func (a *Archiver) addSystem(ctx context.Context, aw *backupfmt.Writer, rep *rep
 			rep.tick(base, "dumping the system database: "+mib(n))
 		}, snapshot.WithPgDumpCompression("0"), snapshot.WithScratchDir(scratch))
 		if err != nil {
-			var ve *snapshot.VersionError
-			if errors.As(err, &ve) {
+			if _, ok := errors.AsType[*snapshot.VersionError](err); ok {
 				return jobs.Permanent(jobs.CodePgDumpTooOld, err)
 			}
 		}

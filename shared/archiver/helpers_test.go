@@ -80,7 +80,7 @@ func sqliteRows(t *testing.T, path string) int64 {
 	t.Helper()
 	out := run(t, "", "sqlite3", path, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
 	var total int64
-	for _, name := range strings.Fields(out) {
+	for name := range strings.FieldsSeq(out) {
 		var n int64
 		if _, err := fmt.Sscan(run(t, "", "sqlite3", path, `SELECT count(*) FROM "`+name+`"`), &n); err != nil {
 			t.Fatal(err)

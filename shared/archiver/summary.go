@@ -1,6 +1,7 @@
 package archiver
 
 import (
+	"maps"
 	"path"
 	"strings"
 
@@ -49,13 +50,9 @@ func componentCounts(name string, c backupfmt.Component) map[string]int64 {
 	}
 	switch t := c.Meta["tables"].(type) {
 	case snapshot.Counts:
-		for k, v := range t {
-			out[k] = v
-		}
+		maps.Copy(out, t)
 	case map[string]int64:
-		for k, v := range t {
-			out[k] = v
-		}
+		maps.Copy(out, t)
 	case map[string]any:
 		for k, v := range t {
 			if f, ok := v.(float64); ok {

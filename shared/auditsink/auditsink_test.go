@@ -23,7 +23,7 @@ func TestSinkStoresEachEventOnceInStreamOrderAndVerifyFindsTampering(t *testing.
 			defer cancel()
 			pub := audit.NewPublisher(b.JS, testkit.Logger(t))
 			var ids []string
-			for i := 0; i < 20; i++ {
+			for i := range 20 {
 				e := audit.Event{ID: fmt.Sprintf("01JD%022d", i), Actor: "a@example.com", Action: "backup.requested", Resource: "backup",
 					Outcome: audit.Success, Detail: map[string]any{"n": i, "zeta": "z", "alpha": []any{1, "two"}}}
 				if err := pub.Publish(ctx, e); err != nil {
@@ -88,7 +88,7 @@ func TestSinkRestartWritesNothingTwice(t *testing.T) {
 		cancel()
 		<-done
 	}
-	for i := 0; i < 5; i++ {
+	for range 5 {
 		if err := pub.Publish(context.Background(), audit.Event{Action: "auth.login", Resource: "auth", Outcome: audit.Failure}); err != nil {
 			t.Fatal(err)
 		}

@@ -115,7 +115,7 @@ func TestRoundTrip(t *testing.T) {
 						order = append(order, f.Path)
 						if f.Path == inputs[0].path {
 							_, err := io.CopyN(io.Discard, content, 10)
-							if err != nil && err != io.EOF {
+							if err != nil && !errors.Is(err, io.EOF) {
 								return err
 							}
 							return nil

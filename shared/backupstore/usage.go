@@ -22,8 +22,8 @@ func (l *Local) Usage(context.Context) (Usage, error) {
 	if err := syscall.Statfs(l.dir, &st); err != nil {
 		return Usage{}, fmt.Errorf("backup store usage: statfs %s: %w", l.dir, err)
 	}
-	size := int64(st.Blocks) * int64(st.Bsize)
-	return Usage{Used: size - int64(st.Bavail)*int64(st.Bsize), Limit: size}, nil
+	size := int64(st.Blocks) * st.Bsize
+	return Usage{Used: size - int64(st.Bavail)*st.Bsize, Limit: size}, nil
 }
 
 // Usage of the NATS store is that of the bucket's stream OBJ_BACKUPS

@@ -20,7 +20,7 @@ func TestProvisionCreatesTheContractAndIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	log := testkit.Logger(t)
 	s := bus.Settings{Replicas: 1, AuditRetention: 400 * 24 * time.Hour, JobRetention: 7 * 24 * time.Hour}
-	for i := 0; i < 2; i++ {
+	for i := range 2 {
 		if err := bus.Provision(ctx, js, s, log); err != nil {
 			t.Fatalf("provision #%d: %v", i+1, err)
 		}

@@ -75,7 +75,7 @@ func (p *parser) keyValues(name string) map[string]string {
 		return nil
 	}
 	out := map[string]string{}
-	for _, pair := range strings.Split(v, ",") {
+	for pair := range strings.SplitSeq(v, ",") {
 		k, val, ok := strings.Cut(pair, "=")
 		k = strings.TrimSpace(k)
 		dec, err := url.PathUnescape(strings.TrimSpace(val))

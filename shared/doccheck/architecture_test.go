@@ -48,8 +48,7 @@ func mentioned(doc, s string) bool {
 func jsonFields(v any) []string {
 	var out []string
 	typ := reflect.TypeOf(v)
-	for i := range typ.NumField() {
-		f := typ.Field(i)
+	for f := range typ.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		switch {
 		case !f.IsExported() || name == "-":
@@ -83,7 +82,7 @@ func section(doc, title string) string {
 // ("| `JOBS` | …" gives JOBS).
 func firstCells(text string) []string {
 	var out []string
-	for _, l := range strings.Split(text, "\n") {
+	for l := range strings.SplitSeq(text, "\n") {
 		if !strings.HasPrefix(l, "| `") {
 			continue
 		}

@@ -620,7 +620,7 @@ func TestHashFileStreams(t *testing.T) {
 	}
 	h := sha256.New()
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 64*1024) // 1 MiB
-	for i := 0; i < 8; i++ {
+	for i := range 8 {
 		chunk[i] = byte(i)
 		f.Write(chunk)
 		h.Write(chunk)

@@ -56,14 +56,12 @@ func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for i := 0; i < 40; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 40 {
+		wg.Go(func() {
 			if _, err := store.Update(context.Background(), rec.ID, func(r *jobs.Record) error { r.Progress++; return nil }); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	got, _, err := store.Get(context.Background(), rec.ID)
@@ -97,10 +95,8 @@ func TestIdempotencyKeyGivesOneJobEvenUnderRace(t *testing.T) {
 	ids := make(chan string, 20)
 	created := make(chan bool, 20)
 	var wg sync.WaitGroup
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 20 {
+		wg.Go(func() {
 			rec, c, err := p.Submit(context.Background(), jobs.Submission{Args: jobspec.InitArgs{}, SubmittedBy: "a@example.com", IdempotencyKey: "k-1"})
 			if err != nil {
 				t.Error(err)
@@ -108,7 +104,7 @@ func TestIdempotencyKeyGivesOneJobEvenUnderRace(t *testing.T) {
 			}
 			ids <- rec.ID
 			created <- c
-		}()
+		})
 	}
 	wg.Wait()
 	close(ids)
@@ -193,7 +189,7 @@ func TestListKeepsTheNewestPageOfMany(t *testing.T) {
 	store := jobs.NewStore(b.Jobs)
 	ctx := context.Background()
 	var ids []string
-	for i := 0; i < 300; i++ {
+	for range 300 {
 		now := time.Now().UTC()
 		r := jobs.Record{ID: jobs.NewID(), Kind: jobs.KindInit, State: jobs.Queued, MaxAttempts: 1, CreatedAt: now, UpdatedAt: now}
 		if _, err := store.Create(ctx, r); err != nil {

@@ -114,11 +114,11 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 		key := idempotencyKey(sub.SubmittedBy, kind, sub.IdempotencyKey)
 		if _, err := p.store.kv.Create(ctx, key, []byte(id)); err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) {
-				return Record{}, false, fmt.Errorf("%w: claim idempotency key: %v", ErrUnavailable, err)
+				return Record{}, false, fmt.Errorf("%w: claim idempotency key: %w", ErrUnavailable, err)
 			}
 			e, gerr := p.store.kv.Get(ctx, key)
 			if gerr != nil {
-				return Record{}, false, fmt.Errorf("%w: read idempotency key: %v", ErrUnavailable, gerr)
+				return Record{}, false, fmt.Errorf("%w: read idempotency key: %w", ErrUnavailable, gerr)
 			}
 			id, created = string(e.Value()), false
 			if rec, rev, err := p.store.Get(ctx, id); err == nil {
@@ -155,7 +155,7 @@ func (p *Publisher) Submit(ctx context.Context, sub Submission) (Record, bool, e
 	rev, err := p.store.Create(ctx, rec)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return Record{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return Record{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		if existing, r, gerr := p.store.Get(ctx, id); gerr == nil {
 			rec, rev = existing, r
@@ -214,7 +214,7 @@ func (p *Publisher) publish(ctx context.Context, rec Record, rev uint64) (stored
 	tracing.Inject(ctx, msg.Header)
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(1000), jetstream.WithRetryWait(100*time.Millisecond))
 	if err != nil {
-		return false, fmt.Errorf("%w: publish %s: %v", ErrUnavailable, Subject(rec.Kind), err)
+		return false, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, Subject(rec.Kind), err)
 	}
 	return !ack.Duplicate, nil
 }

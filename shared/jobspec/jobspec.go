@@ -17,6 +17,7 @@ package jobspec
 
 import (
 	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -51,11 +52,11 @@ func validComponents(what string, comps []string, repeats bool) error {
 	return nil
 }
 
-// validText accepts at most max bytes of UTF-8 text without control
+// validText accepts at most limit bytes of UTF-8 text without control
 // characters other than newline and tab.
-func validText(what, s string, max int) error {
-	if len(s) > max {
-		return jobs.Invalid("%s: %d bytes, at most %d accepted", what, len(s), max)
+func validText(what, s string, limit int) error {
+	if len(s) > limit {
+		return jobs.Invalid("%s: %d bytes, at most %d accepted", what, len(s), limit)
 	}
 	if !utf8.ValidString(s) {
 		return jobs.Invalid("%s is not valid UTF-8", what)
@@ -85,14 +86,14 @@ func truncate(s string, n int) string {
 }
 
 func joinQuoted(xs []string) string {
-	out := ""
+	var out strings.Builder
 	for i, x := range xs {
 		if i > 0 {
-			out += ", "
+			out.WriteString(", ")
 		}
-		out += x
+		out.WriteString(x)
 	}
-	return out
+	return out.String()
 }
 
 // ordered returns the members of comps in the order of backupfmt.Components.

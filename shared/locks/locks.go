@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,7 +88,7 @@ func Acquire(ctx context.Context, kv jetstream.KeyValue, name string, h Holder, 
 		return nil, fmt.Errorf("acquire lock %s: %w", name, err)
 	}
 	l := &Lease{kv: kv, name: name, holder: h, rev: rev, stop: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{})}
-	go l.refresh(data, every)
+	go l.refresh(data, every) //nolint:gosec // G118: the refresh outlives the call that took the lease; Release stops it
 	return l, nil
 }
 
@@ -185,8 +186,8 @@ func AcquireAll(ctx context.Context, kv jetstream.KeyValue, names []string, h Ho
 // Release releases every lease of the set.
 func (s Set) Release(ctx context.Context) error {
 	var errs []error
-	for i := len(s) - 1; i >= 0; i-- {
-		errs = append(errs, s[i].Release(ctx))
+	for _, v := range slices.Backward(s) {
+		errs = append(errs, v.Release(ctx))
 	}
 	return errors.Join(errs...)
 }

@@ -124,7 +124,7 @@ func TestQueueDepthCoversEveryRegisteredStream(t *testing.T) {
 	if _, err := b.JS.CreateOrUpdateConsumer(ctx, bus.StreamJobs, jetstream.ConsumerConfig{Durable: "backup", FilterSubject: "jobs.backup.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		if _, err := b.JS.PublishMsg(ctx, &nats.Msg{Subject: "audit.test", Data: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}

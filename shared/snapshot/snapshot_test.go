@@ -471,14 +471,14 @@ func TestPgDumpPasswordStaysOffTheCommandLine(t *testing.T) {
 	u.User = url.UserPassword(u.User.Username(), secret) // trust auth: accepted and ignored
 	db := openMigrated(t, u.String(), "")
 	seed(t, db, 10)
-	real, err := exec.LookPath("pg_dump")
+	pgDump, err := exec.LookPath("pg_dump")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	wrapper := writeScript(t, fmt.Sprintf(`printf '%%s\n' "$@" >> %s/args
 printf '%%s' "$PGPASSWORD" > %s/pw
-exec %s "$@"`, dir, dir, real))
+exec %s "$@"`, dir, dir, pgDump))
 	var out bytes.Buffer
 	if _, err := snapshot.DumpSystem(ctx, db, &out, nil, snapshot.WithPgDump(wrapper)); err != nil {
 		t.Fatalf("dump: %v", err)
@@ -491,7 +491,7 @@ exec %s "$@"`, dir, dir, real))
 
 	failing := writeScript(t, fmt.Sprintf(`case "$1" in --version) exec %s --version;; esac
 echo "pg_dump: error: connection to postgresql://u:%s@h/db failed: boom" >&2
-exit 1`, real, secret))
+exit 1`, pgDump, secret))
 	_, err = snapshot.DumpSystem(ctx, db, &out, nil, snapshot.WithPgDump(failing))
 	if err == nil || !strings.Contains(err.Error(), "boom") || strings.Contains(err.Error(), secret) {
 		t.Fatalf("err = %v; want pg_dump's stderr without the password", err)
@@ -644,9 +644,7 @@ func TestDumpSQLiteUnderConcurrentWrites(t *testing.T) {
 		writeErr error
 	)
 	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -665,7 +663,7 @@ func TestDumpSQLiteUnderConcurrentWrites(t *testing.T) {
 				}
 				written.Add(1)
 			}
-		}()
+		})
 	}
 	for written.Load() < 50 {
 		time.Sleep(5 * time.Millisecond)

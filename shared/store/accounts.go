@@ -208,7 +208,7 @@ func (db *DB) guardAdmins(ctx context.Context, id int64, change func(*sql.Tx) er
 			var role string
 			var active bool
 			if err := rows.Scan(&rid, &role, &active); err != nil {
-				rows.Close()
+				rows.Close() //nolint:sqlclosecheck // closed on this early return; the normal path closes it after the loop
 				return err
 			}
 			exists = exists || rid == id

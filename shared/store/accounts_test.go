@@ -11,7 +11,7 @@ import (
 	"github.com/insightops/insightops/shared/testkit"
 )
 
-func ptr[T any](v T) *T { return &v }
+func ptr[T any](v T) *T { return new(v) }
 
 // TestAccounts runs the account functions against both dialects: create,
 // list, patch (raising the token version only on a real change), the
@@ -50,7 +50,7 @@ func TestAccounts(t *testing.T) {
 					_, err := db.UpdateUser(ctx, admin.ID, store.UserPatch{Role: ptr(store.RoleViewer)})
 					return err
 				},
-				"deactivate": func() error { _, err := db.UpdateUser(ctx, admin.ID, store.UserPatch{Active: ptr(false)}); return err },
+				"deactivate": func() error { _, err := db.UpdateUser(ctx, admin.ID, store.UserPatch{Active: new(false)}); return err },
 				"delete":     func() error { _, err := db.DeleteUser(ctx, admin.ID); return err },
 			} {
 				if err := change(); !errors.Is(err, store.ErrLastAdmin) {
@@ -62,7 +62,7 @@ func TestAccounts(t *testing.T) {
 			}
 
 			// A no-op patch keeps the version; a real one raises it.
-			same, err := db.UpdateUser(ctx, op.ID, store.UserPatch{Role: ptr(store.RoleOperator), Active: ptr(true)})
+			same, err := db.UpdateUser(ctx, op.ID, store.UserPatch{Role: ptr(store.RoleOperator), Active: new(true)})
 			if err != nil || same.TokenVersion != 0 {
 				t.Fatalf("no-op patch: %+v %v", same, err)
 			}
@@ -71,7 +71,7 @@ func TestAccounts(t *testing.T) {
 				t.Fatalf("promote: %+v %v", promoted, err)
 			}
 			// With a second admin the first may go.
-			if _, err := db.UpdateUser(ctx, admin.ID, store.UserPatch{Active: ptr(false)}); err != nil {
+			if _, err := db.UpdateUser(ctx, admin.ID, store.UserPatch{Active: new(false)}); err != nil {
 				t.Fatalf("deactivate one of two admins: %v", err)
 			}
 			if admins, err := db.ActiveAdmins(ctx); err != nil || len(admins) != 1 || admins[0].ID != op.ID {
@@ -86,7 +86,7 @@ func TestAccounts(t *testing.T) {
 			if _, err := db.UserByID(ctx, admin.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("deleted user: %v", err)
 			}
-			if _, err := db.UpdateUser(ctx, 9999, store.UserPatch{Active: ptr(true)}); !errors.Is(err, store.ErrNotFound) {
+			if _, err := db.UpdateUser(ctx, 9999, store.UserPatch{Active: new(true)}); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("patch unknown: %v", err)
 			}
 
@@ -164,7 +164,7 @@ func TestLastAdminGuardHoldsUnderConcurrentChanges(t *testing.T) {
 				var errs [2]error
 				var wg sync.WaitGroup
 				for i, id := range ids {
-					wg.Go(func() { _, errs[i] = db.UpdateUser(ctx, id, store.UserPatch{Active: ptr(false)}) })
+					wg.Go(func() { _, errs[i] = db.UpdateUser(ctx, id, store.UserPatch{Active: new(false)}) })
 				}
 				wg.Wait()
 				lastAdmin := 0

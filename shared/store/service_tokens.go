@@ -21,7 +21,7 @@ type ServiceToken struct {
 	LastUsedAt time.Time // zero when never used
 }
 
-const serviceTokenColumns = `id, name, token_hash, role, created_by, created_at, expires_at, last_used_at`
+const serviceTokenColumns = `id, name, token_hash, role, created_by, created_at, expires_at, last_used_at` //nolint:gosec // G101: column names, not a credential
 
 func scanServiceToken(r rowScanner) (ServiceToken, error) {
 	var t ServiceToken

@@ -172,7 +172,7 @@ func (s *ChromaServer) Stop() {
 func heartbeat(ctx context.Context, base string) error {
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(hctx, http.MethodGet, base+"/api/v2/heartbeat", nil)
+	req, err := http.NewRequestWithContext(hctx, http.MethodGet, base+"/api/v2/heartbeat", http.NoBody)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func StartCluster(t testing.TB) *Cluster {
 		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
 	}
 	base := t.TempDir()
-	for i := 0; i < ClusterSize; i++ {
+	for i := range ClusterSize {
 		var others []string
 		for j, r := range routes {
 			if j != i {

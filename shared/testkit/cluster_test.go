@@ -91,7 +91,7 @@ func TestClusterRestartedNodeCatchesUp(t *testing.T) {
 		for i := from; i < to; i++ {
 			id := fmt.Sprintf("catch-up-%d", i)
 			var err error
-			for attempt := 0; attempt < 50; attempt++ {
+			for range 50 {
 				// Each try gets its own deadline: an acknowledgement lost
 				// with the leader must not use up the whole test's context.
 				actx, acancel := context.WithTimeout(ctx, 5*time.Second)

@@ -42,7 +42,7 @@ func freePorts(t testing.TB, n int) []int {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for i := 0; i < n; i++ {
+	for range n {
 		l, err := listenLoopback()
 		if err != nil {
 			t.Fatal(err)

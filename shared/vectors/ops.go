@@ -116,7 +116,8 @@ func (c *Client) Apply(ctx context.Context, p Plan, batch int, progress Progress
 	err = c.inParallel(ctx, len(p.Add), batch, func(ctx context.Context, lo, hi int) error {
 		bctx, span := tracing.Start(ctx, "chroma upsert batch", tracing.String("collection", p.Collection), tracing.Int("records", hi-lo))
 		err := c.upsertBatch(bctx, col, p.AddID[lo:hi], p.Add[lo:hi])
-		if tracing.End(span, err); err != nil {
+		tracing.End(span, err)
+		if err != nil {
 			return err
 		}
 		return report(ctx, hi-lo)
@@ -128,7 +129,8 @@ func (c *Client) Apply(ctx context.Context, p Plan, batch int, progress Progress
 	err = c.inParallel(ctx, len(p.Remove), batch, func(ctx context.Context, lo, hi int) error {
 		bctx, span := tracing.Start(ctx, "chroma delete batch", tracing.String("collection", p.Collection), tracing.Int("records", hi-lo))
 		err := c.deleteBatch(bctx, col, p.Remove[lo:hi])
-		if tracing.End(span, err); err != nil {
+		tracing.End(span, err)
+		if err != nil {
 			return err
 		}
 		return report(ctx, hi-lo)

@@ -54,7 +54,7 @@ func newPuller(nc *nats.Conn, stream, consumer string, concurrency int, expires 
 
 // request asks for n messages.
 func (p *puller) request(n int) error {
-	body, _ := json.Marshal(struct {
+	body, _ := json.Marshal(struct { //nolint:errchkjson // two ints and a duration: marshalling cannot fail
 		Batch   int   `json:"batch"`
 		Expires int64 `json:"expires"`
 	}{n, p.expires.Nanoseconds()})
@@ -137,7 +137,7 @@ func (w *runner) pullLoop(ctx context.Context, nc *nats.Conn, stream string) err
 	defer p.close()
 	slots := make(chan struct{}, w.opts.Concurrency)
 	release := func(n int) {
-		for i := 0; i < n; i++ {
+		for range n {
 			<-slots
 		}
 	}
@@ -186,12 +186,10 @@ func (w *runner) pullLoop(ctx context.Context, nc *nats.Conn, stream string) err
 				_ = m.Nak()
 				continue
 			}
-			w.wg.Add(1)
-			go func() {
-				defer w.wg.Done()
+			w.wg.Go(func() {
 				defer func() { <-slots }()
 				w.process(m)
-			}()
+			})
 		case now := <-tick.C:
 			release(p.expire(now, time.Second))
 		}

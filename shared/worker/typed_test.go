@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"testing"
 
@@ -41,7 +40,7 @@ func TestHandleDecodesValidatesAndTypesTheResult(t *testing.T) {
 		{"valid", jobs.KindBackupVerify, `{"name":"backup-20261127T101500Z-01JD0000000000000000000000.tar.gz"}`, "", nil, true},
 		{"failed with a report", jobs.KindBackupVerify, `{"name":"backup-20261127T101500Z-01JD0000000000000000000001.tar.gz"}`, "", failed, true},
 		{"failed without a result", jobs.KindBackupVerify, `{"name":"backup-20261127T101500Z-01JD0000000000000000000002.tar.gz"}`, "", failed, false},
-		{"unknown field", jobs.KindBackupVerify, `{"nmae":"x"}`, jobs.CodeInvalidParams, nil, false},
+		{"unknown field", jobs.KindBackupVerify, `{"name":"x"}`, jobs.CodeInvalidParams, nil, false},
 		{"wrong type", jobs.KindBackupVerify, `{"name":42}`, jobs.CodeInvalidParams, nil, false},
 		{"fails Validate", jobs.KindBackupVerify, `{"name":"../etc/passwd"}`, jobs.CodeInvalidParams, nil, false},
 		{"no params fail Validate", jobs.KindBackupVerify, ``, jobs.CodeInvalidParams, nil, false},
@@ -49,12 +48,12 @@ func TestHandleDecodesValidatesAndTypesTheResult(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			job := &Job{Record: jobs.Record{ID: jobs.NewID(), Kind: tc.kind, Params: json.RawMessage(tc.params)}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			job := &Job{Record: jobs.Record{ID: jobs.NewID(), Kind: tc.kind, Params: json.RawMessage(tc.params)}, log: slog.New(slog.DiscardHandler)}
 			res, err := h.Handler()(context.Background(), job)
 			switch {
 			case tc.code != "" && (!errors.Is(err, tc.code) || !jobs.IsPermanent(err)):
 				t.Fatalf("err %v, want a permanent %s", err, tc.code)
-			case tc.code == "" && !errors.Is(err, tc.wantErr) && err != tc.wantErr:
+			case tc.code == "" && !errors.Is(err, tc.wantErr) && !errors.Is(err, tc.wantErr):
 				t.Fatalf("err %v, want %v", err, tc.wantErr)
 			case (res != nil) != tc.wantResult:
 				t.Fatalf("result %#v, want one: %v", res, tc.wantResult)

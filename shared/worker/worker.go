@@ -516,10 +516,7 @@ func (w *runner) metricKind(kind string) string {
 
 func (w *runner) heartbeat(ctx context.Context, msg *nats.Msg, sent func(), done chan<- struct{}) {
 	defer close(done)
-	every := w.opts.AckWait / 3
-	if every < 50*time.Millisecond {
-		every = 50 * time.Millisecond
-	}
+	every := max(w.opts.AckWait/3, 50*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

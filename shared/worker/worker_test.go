@@ -168,7 +168,7 @@ func TestPermanentErrorTerminatesAtOnceWithoutRetry(t *testing.T) {
 		},
 	}})
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 5)
-	rec, _, err := p.Submit(context.Background(), jobs.Submission{Args: jobs.RawArgs{JobKind: "test.bad", Params: json.RawMessage(`{"nmae": "typo"}`)}})
+	rec, _, err := p.Submit(context.Background(), jobs.Submission{Args: jobs.RawArgs{JobKind: "test.bad", Params: json.RawMessage(`{"name": "typo"}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestReplicasShareTheWorkAndAnnouncePresence(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var ids []string
-	for i := 0; i < 200; i++ {
+	for range 200 {
 		ids = append(ids, submit(t, b, "test.share", 3).ID)
 	}
 	store := jobs.NewStore(b.Jobs)

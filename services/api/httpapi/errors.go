@@ -14,7 +14,7 @@ const (
 	CodeInvalidJSON          = "invalid_json"
 	CodeUnsupportedMedia     = "unsupported_media_type"
 	CodeUnauthorized         = "unauthorized"
-	CodeInvalidCredentials   = "invalid_credentials"
+	CodeInvalidCredentials   = "invalid_credentials" //nolint:gosec // G101: an error code, not a credential
 	CodeForbidden            = "forbidden"
 	CodeNotFound             = "not_found"
 	CodeMethodNotAllowed     = "method_not_allowed"
@@ -121,7 +121,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.As(err, &mbe):
 		status, body = http.StatusRequestEntityTooLarge, echoCodes[http.StatusRequestEntityTooLarge]
 	case errors.As(err, &he):
-		if inner, ok := he.Internal.(*echo.HTTPError); ok {
+		var inner *echo.HTTPError
+		if errors.As(he.Internal, &inner) {
 			he = inner
 		}
 		status = he.Code

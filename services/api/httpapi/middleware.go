@@ -156,18 +156,18 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// limitBody refuses bodies over max bytes: at once from Content-Length,
+// limitBody refuses bodies over limit bytes: at once from Content-Length,
 // otherwise when the reader passes the limit (decodeJSON maps that to 413).
-func limitBody(max int64) echo.MiddlewareFunc {
+func limitBody(limit int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
-			if req.ContentLength > max {
+			if req.ContentLength > limit {
 				return echo.ErrStatusRequestEntityTooLarge
 			}
 			// The raw writer, so net/http closes the connection after a
 			// body past the limit instead of draining it.
-			req.Body = http.MaxBytesReader(c.Response().Writer, req.Body, max)
+			req.Body = http.MaxBytesReader(c.Response().Writer, req.Body, limit)
 			return next(c)
 		}
 	}

@@ -210,7 +210,7 @@ func apiSchemaTypes() []apiSchemaType {
 		{"Error", errorBody{}, map[string]schema{"error": ref("ErrorDetail")}},
 		{"ErrorDetail", errorDetail{}, map[string]schema{"code": strDesc("machine-readable code, e.g. not_found, invalid_credentials, confirmation_required")}},
 		{"Ready", readyBody{}, map[string]schema{"status": enum("ready", "not_ready"), "error": ref("ErrorDetail")}},
-		{"LoginRequest", loginRequest{}, map[string]schema{"password": schema{"type": "string", "format": "password"}}},
+		{"LoginRequest", loginRequest{}, map[string]schema{"password": {"type": "string", "format": "password"}}},
 		{"LoginResponse", loginResponse{}, map[string]schema{"token": strDesc("a JWT for Authorization: Bearer"), "token_type": enum("Bearer"), "role": roles}},
 		{"Accepted", Accepted{}, map[string]schema{
 			"status": enum(jobStates...), "job": ref("JobRecord"),
@@ -239,14 +239,14 @@ func apiSchemaTypes() []apiSchemaType {
 		{"TableStats", TableStats{}, nil},
 		{"Stats", DBStats{}, map[string]schema{"tables": arrayOf(ref("TableStats"))}},
 		{"ChangePasswordRequest", changePasswordRequest{}, map[string]schema{
-			"current_password": schema{"type": "string", "format": "password"},
-			"new_password": schema{"type": "string", "format": "password", "minLength": auth.MinPasswordChars,
+			"current_password": {"type": "string", "format": "password"},
+			"new_password": {"type": "string", "format": "password", "minLength": auth.MinPasswordChars,
 				"description": "at least 12 characters, not the e-mail, not a common or documented default password (422 password_policy)"},
 		}},
 		{"User", userView{}, map[string]schema{"role": roles}},
 		{"UserList", usersResponse{}, map[string]schema{"users": arrayOf(ref("User"))}},
 		{"CreateUserRequest", createUserRequest{}, map[string]schema{"role": roles,
-			"password": schema{"type": "string", "format": "password", "description": "initial password (policy applies); left out: one is generated and shown once"}}},
+			"password": {"type": "string", "format": "password", "description": "initial password (policy applies); left out: one is generated and shown once"}}},
 		{"CreatedUser", createUserResponse{}, map[string]schema{"user": ref("User"),
 			"generated_password": strDesc("shown once, when the request gave no password; the user must change it at first login")}},
 		{"PatchUserRequest", patchUserRequest{}, map[string]schema{"role": roles}},
@@ -368,10 +368,10 @@ func response(status int, name string) map[string]any {
 		desc = "status " + strconv.Itoa(status)
 	}
 	var content map[string]any
-	switch {
-	case name == "": // no body (204)
+	switch name {
+	case "": // no body (204)
 		return map[string]any{"description": desc}
-	case name == mediaText || name == mediaHTML || name == mediaEvents:
+	case mediaText, mediaHTML, mediaEvents:
 		content = map[string]any{name: map[string]any{"schema": str()}}
 	default:
 		content = map[string]any{"application/json": map[string]any{"schema": ref(name)}}

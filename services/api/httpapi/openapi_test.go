@@ -408,15 +408,6 @@ func TestDocsPageIsSelfContained(t *testing.T) {
 	}
 }
 
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // loadChecker loads the description e serves into a kin-openapi checker;
 // a document that is not valid OpenAPI 3.0 fails the test.
 func loadChecker(t *testing.T, e *env) *openapicheck.Checker {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -113,7 +112,7 @@ func New(deps Deps) (*Server, error) {
 	}
 	log := deps.Log
 	if log == nil {
-		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if err := refuseDefaultPasswords(deps.Config, deps.DB); err != nil {
 		return nil, err
@@ -176,7 +175,7 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", deps.Config.APIAddr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", deps.Config.APIAddr)
 	if err != nil {
 		return fmt.Errorf("httpapi: listen on %s: %w", deps.Config.APIAddr, err)
 	}

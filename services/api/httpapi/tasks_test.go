@@ -326,7 +326,7 @@ func TestTaskEventsKeepAliveAndDisconnect(t *testing.T) {
 	}
 	e.srv.CloseStreams()
 	eventually(t, 5*time.Second, "streams to end on shutdown", func() bool { return e.srv.liveStreams.Load() == 0 })
-	for range ch { //nolint:revive // drain until closed
+	for range ch { // drain until closed
 	}
 }
 

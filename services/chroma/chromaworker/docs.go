@@ -194,7 +194,7 @@ func LoadTrainingPairs(dir string) (pairs []QuestionSQL, ok bool, err error) {
 		var filePairs []QuestionSQL
 		dec := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))))
 		if err := dec.Decode(&filePairs); err != nil {
-			return nil, true, jobs.Permanent(jobs.CodeInvalidTrainingAsset, fmt.Errorf("training asset %s: want a JSON array of {\"question\", \"sql\"}: %v", path, err))
+			return nil, true, jobs.Permanent(jobs.CodeInvalidTrainingAsset, fmt.Errorf("training asset %s: want a JSON array of {\"question\", \"sql\"}: %w", path, err))
 		}
 		for i, p := range filePairs {
 			p.Question, p.SQL = strings.TrimSpace(p.Question), strings.TrimSpace(p.SQL)

@@ -140,7 +140,7 @@ func readSQLite(ctx context.Context, db *sql.DB) (Schema, error) {
 	for rows.Next() {
 		var o SchemaObject
 		if err := rows.Scan(&o.Type, &o.Name, &o.Table, &o.DDL); err != nil {
-			rows.Close()
+			rows.Close() //nolint:sqlclosecheck // closed on this early return; the normal path closes it after the loop
 			return s, fmt.Errorf("scan sqlite_master: %w", err)
 		}
 		s.Objects = append(s.Objects, o)
@@ -169,7 +169,7 @@ func readSQLite(ctx context.Context, db *sql.DB) (Schema, error) {
 	for fk.Next() {
 		var table, from, to, col string
 		if err := fk.Scan(&table, &from, &to, &col); err != nil {
-			fk.Close()
+			fk.Close() //nolint:sqlclosecheck // closed on this early return; the normal path closes it after the loop
 			return s, fmt.Errorf("foreign keys: %w", err)
 		}
 		if refs[table] == nil {
@@ -197,7 +197,7 @@ func readSQLite(ctx context.Context, db *sql.DB) (Schema, error) {
 		var table string
 		var c Column
 		if err := cols.Scan(&table, &c.Name, &c.Type, &c.NotNull, &c.Default, &c.PrimaryKey); err != nil {
-			cols.Close()
+			cols.Close() //nolint:sqlclosecheck // closed on this early return; the normal path closes it after the loop
 			return s, fmt.Errorf("columns: %w", err)
 		}
 		if o := byName[table]; o != nil {
@@ -269,7 +269,7 @@ func readPostgres(ctx context.Context, rawURL string) (Schema, error) {
 	for rows.Next() {
 		var name, kind, def string
 		if err := rows.Scan(&name, &kind, &def); err != nil {
-			rows.Close()
+			rows.Close() //nolint:sqlclosecheck // closed on this early return; the normal path closes it after the loop
 			return s, fmt.Errorf("list relations of %s: %w", desc, err)
 		}
 		typ := ObjectTable
@@ -301,7 +301,7 @@ func readPostgres(ctx context.Context, rawURL string) (Schema, error) {
 		var rel string
 		var c Column
 		if err := rows.Scan(&rel, &c.Name, &c.Type, &c.NotNull, &c.Default); err != nil {
-			rows.Close()
+			rows.Close() //nolint:sqlclosecheck // closed on this early return; the normal path closes it after the loop
 			return s, fmt.Errorf("list columns of %s: %w", desc, err)
 		}
 		if r, ok := rels[rel]; ok {
@@ -336,7 +336,7 @@ func readPostgres(ctx context.Context, rawURL string) (Schema, error) {
 	for rows.Next() {
 		var rel, typ, def, cols, refs string
 		if err := rows.Scan(&rel, &typ, &def, &cols, &refs); err != nil {
-			rows.Close()
+			rows.Close() //nolint:sqlclosecheck // closed on this early return; the normal path closes it after the loop
 			return s, fmt.Errorf("list constraints of %s: %w", desc, err)
 		}
 		r, ok := rels[rel]
@@ -382,7 +382,7 @@ func readPostgres(ctx context.Context, rawURL string) (Schema, error) {
 	for rows.Next() {
 		var o SchemaObject
 		if err := rows.Scan(&o.Name, &o.Table, &o.DDL); err != nil {
-			rows.Close()
+			rows.Close() //nolint:sqlclosecheck // closed on this early return; the normal path closes it after the loop
 			return s, fmt.Errorf("list indexes of %s: %w", desc, err)
 		}
 		o.Type = ObjectIndex

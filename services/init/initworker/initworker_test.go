@@ -298,9 +298,9 @@ func TestRedeliveredInitPublishesOneTrainJob(t *testing.T) {
 	t.Parallel()
 	cfg := newConfig(t, map[string]string{"AUTO_TRAIN_CHROMA": "true"})
 	deps := busDeps(t, cfg)
-	real := initworker.New(deps, initworker.Options{}).Handlers()[jobs.KindInit]
+	realHandler := initworker.New(deps, initworker.Options{}).Handlers()[jobs.KindInit]
 	crashOnce := func(ctx context.Context, job *worker.Job) (any, error) {
-		res, err := real(ctx, job)
+		res, err := realHandler(ctx, job)
 		if err == nil && job.Attempt() == 1 {
 			return nil, errors.New("simulated crash after the init steps ran")
 		}

@@ -48,7 +48,7 @@ func infoOf(spans []sdktrace.ReadOnlySpan) []spanInfo {
 			si.Parent = s.Parent().SpanID().String()
 		}
 		for _, a := range s.Attributes() {
-			si.Attrs[string(a.Key)] = a.Value.Emit()
+			si.Attrs[string(a.Key)] = a.Value.String()
 		}
 		out = append(out, si)
 	}

@@ -74,7 +74,7 @@ func (a AuditSync) pauseSink(ctx context.Context, js jetstream.JetStream, log *s
 		return nil, fmt.Errorf("pause the audit sink: %w", err)
 	}
 	p := &sinkPause{js: js, log: log, stop: make(chan struct{}), done: make(chan struct{})}
-	go p.refresh(ttl)
+	go p.refresh(ttl) //nolint:gosec // G118: the pause is refreshed until the restore resumes the sink, past this call
 	log.Info("audit sink paused for the System DB restore", "until_refreshed", ttl.String())
 
 	wait := a.InFlightWait

@@ -59,7 +59,7 @@ func (w *Worker) safetyBackup(ctx context.Context, job *worker.Job, st backupsto
 			return nil, err
 		case errors.As(err, &ce):
 			return nil, &jobs.CodedError{Code: jobs.CodeSafetyBackupFailed, Permanent: ce.Permanent,
-				Err: fmt.Errorf("restore: the pre-restore safety backup failed (%s), nothing was changed: %w", ce.Code, err)}
+				Err: fmt.Errorf("restore: the pre-restore safety backup failed (%s), nothing was changed: %w", string(ce.Code), err)}
 		}
 		return nil, jobs.Retryable(jobs.CodeSafetyBackupFailed, fmt.Errorf("restore: the pre-restore safety backup failed, nothing was changed: %w", err))
 	}

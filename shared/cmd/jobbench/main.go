@@ -154,7 +154,7 @@ func tripRound(url string, n, c, replicas, wc, round int, log *slog.Logger) (flo
 		if err != nil {
 			return 0, err
 		}
-		defer wnc.Close() //nolint:revive,gocritic // one connection per replica, closed when the round ends
+		defer wnc.Close() //nolint:revive // one connection per replica, closed when the round ends
 		wb, err := bus.Attach(ctx, wnc, bus.Settings{Replicas: 1}, false, log)
 		if err != nil {
 			return 0, err

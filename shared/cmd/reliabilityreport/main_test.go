@@ -62,18 +62,18 @@ func TestReportExitCodeAndRows(t *testing.T) {
 		wantExit int
 		want     []string // substrings of the report
 	}{
-		{"clean run", []reliability.Result{{Fault: ptr(cleanFault())}, {Load: ptr(cleanLoad())}, {Fuzz: ptr(cleanFuzz())}},
+		{"clean run", []reliability.Result{{Fault: new(cleanFault())}, {Load: new(cleanLoad())}, {Fuzz: new(cleanFuzz())}},
 			[]Step{{"fault, schedule and load tests", 0}, {"fuzzing", 0}}, 0,
 			[]string{"**Outcome: PASS**", "### leader-shutdown", "| 50 | 50 | 0 | 0 | 0 | 0 | 150 | 150 | 0 | 42s |", "node n2 caught up in 1.2s",
 				"### api-submit-poll", "| 1m0s | 32693 | 0 | 10618 | 176.8 | 4.24ms | 60.83ms | 187ms | 71 → 71 | 9.0 MiB → 27.0 MiB |",
 				"| shared/backupfmt | FuzzExtract | 1m0s | 123456 | pass |", "`make reliability FUZZTIME=60s`", "CPUs (nproc)"}},
-		{"a lost job", []reliability.Result{{Fault: ptr(lostFault)}}, nil, 1, []string{"**Outcome: FAIL**", "fault leader-shutdown: 1 job(s) lost", "| 50 | 49 | 0 | 0 | 1 | 0 |"}},
-		{"a duplicated job", []reliability.Result{{Fault: ptr(dupFault)}}, nil, 1, []string{"2 job(s) duplicated"}},
-		{"a lost audit event", []reliability.Result{{Fault: ptr(auditLost)}}, nil, 1, []string{"1 audit event(s) lost (149 of 150 found)"}},
-		{"a duplicated audit event", []reliability.Result{{Fault: ptr(auditDup)}}, nil, 1, []string{"1 audit event(s) duplicated"}},
-		{"a failed fuzz target", []reliability.Result{{Fuzz: ptr(failedFuzz)}}, nil, 1, []string{"**FAILED**", "shared/backupfmt/testdata/fuzz/FuzzExtract"}},
-		{"load errors", []reliability.Result{{Load: ptr(loadErrors)}}, nil, 1, []string{"load api-submit-poll: 3 error(s)"}},
-		{"a failed step", []reliability.Result{{Fault: ptr(cleanFault())}}, []Step{{"fault, schedule and load tests", 1}}, 1,
+		{"a lost job", []reliability.Result{{Fault: new(lostFault)}}, nil, 1, []string{"**Outcome: FAIL**", "fault leader-shutdown: 1 job(s) lost", "| 50 | 49 | 0 | 0 | 1 | 0 |"}},
+		{"a duplicated job", []reliability.Result{{Fault: new(dupFault)}}, nil, 1, []string{"2 job(s) duplicated"}},
+		{"a lost audit event", []reliability.Result{{Fault: new(auditLost)}}, nil, 1, []string{"1 audit event(s) lost (149 of 150 found)"}},
+		{"a duplicated audit event", []reliability.Result{{Fault: new(auditDup)}}, nil, 1, []string{"1 audit event(s) duplicated"}},
+		{"a failed fuzz target", []reliability.Result{{Fuzz: new(failedFuzz)}}, nil, 1, []string{"**FAILED**", "shared/backupfmt/testdata/fuzz/FuzzExtract"}},
+		{"load errors", []reliability.Result{{Load: new(loadErrors)}}, nil, 1, []string{"load api-submit-poll: 3 error(s)"}},
+		{"a failed step", []reliability.Result{{Fault: new(cleanFault())}}, []Step{{"fault, schedule and load tests", 1}}, 1,
 			[]string{`step "fault, schedule and load tests" exited 1`}},
 		{"no results", nil, nil, 0, []string{"No fault results were written.", "No load results were written.", "No fuzz results were written."}},
 	}
@@ -118,5 +118,3 @@ func TestReportRefusesAMalformedResult(t *testing.T) {
 		})
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

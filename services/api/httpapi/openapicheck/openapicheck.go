@@ -47,7 +47,7 @@ func Load(ctx context.Context, spec []byte) (*Checker, error) {
 
 // Fetch loads the description base serves at /openapi.json.
 func Fetch(ctx context.Context, client *http.Client, base string) (*Checker, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/openapi.json", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/openapi.json", http.NoBody)
 	if err != nil {
 		return nil, fmt.Errorf("fetch openapi description: %w", err)
 	}
@@ -58,7 +58,7 @@ func Fetch(ctx context.Context, client *http.Client, base string) (*Checker, err
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
 	if err != nil || res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch openapi description: status %d: %v", res.StatusCode, err)
+		return nil, fmt.Errorf("fetch openapi description: status %d: %w", res.StatusCode, err)
 	}
 	return Load(ctx, body)
 }
@@ -87,7 +87,7 @@ type Exchange struct {
 // by tests and need not match. The response is always checked: its status
 // must be documented and its body match the schema documented for it.
 func (c *Checker) Check(ctx context.Context, x Exchange) error {
-	hr := httptest.NewRequest(x.Method, x.Target, bytes.NewReader(x.Body))
+	hr := httptest.NewRequestWithContext(ctx, x.Method, x.Target, bytes.NewReader(x.Body))
 	for k, vs := range x.Header {
 		for _, v := range vs {
 			hr.Header.Add(k, v)

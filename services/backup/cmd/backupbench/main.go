@@ -120,7 +120,7 @@ func backup(dir, component, target, dbURL, comp string) (measured, error) {
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return measured{}, fmt.Errorf("backup of %s: %v: %s", component, err, errb.String())
+		return measured{}, fmt.Errorf("backup of %s: %w: %s", component, err, errb.String())
 	}
 	var res childResult
 	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
@@ -141,7 +141,7 @@ func timed(cmds ...[]string) (float64, error) {
 		var errb strings.Builder
 		cmd.Stderr = &errb
 		if err := cmd.Run(); err != nil {
-			return 0, fmt.Errorf("%s: %v: %s", strings.Join(c, " "), err, errb.String())
+			return 0, fmt.Errorf("%s: %w: %s", strings.Join(c, " "), err, errb.String())
 		}
 	}
 	return time.Since(start).Seconds(), nil
