@@ -168,7 +168,9 @@ func TestPermanentErrorTerminatesAtOnceWithoutRetry(t *testing.T) {
 		},
 	}})
 	p := jobs.NewPublisher(b.JS, jobs.NewStore(b.Jobs), 5)
-	rec, _, err := p.Submit(context.Background(), jobs.Submission{Args: jobs.RawArgs{JobKind: "test.bad", Params: json.RawMessage(`{"name": "typo"}`)}})
+	// The unknown field is a deliberate misspelling of "name" (misspell would fix it).
+	bad := json.RawMessage(`{"nmae": "typo"}`) //nolint:misspell // the typo is the test
+	rec, _, err := p.Submit(context.Background(), jobs.Submission{Args: jobs.RawArgs{JobKind: "test.bad", Params: bad}})
 	if err != nil {
 		t.Fatal(err)
 	}
