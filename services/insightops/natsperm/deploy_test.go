@@ -1,6 +1,8 @@
 package natsperm
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -36,11 +38,61 @@ func roleOf(service string, once bool) string {
 	return service
 }
 
-var composeVar = regexp.MustCompile(`\$\{([A-Z0-9_]+)(:-([^}]*))?\}`)
+// composeVar is a compose interpolation: ${VAR}, ${VAR:-default} or
+// ${VAR:?message} (required, no default).
+var composeVar = regexp.MustCompile(`\$\{([A-Z0-9_]+)(?::([-?])([^}]*))?\}`)
+
+// composeEnv resolves the interpolations of v as a deployment would: a
+// default is taken, a required variable gets the value an operator set
+// (secrets[VAR]: random per test run, the same for every use).
+func composeEnv(v string, secrets map[string]string) string {
+	return composeVar.ReplaceAllStringFunc(v, func(m string) string {
+		g := composeVar.FindStringSubmatch(m)
+		if g[2] == "?" {
+			if secrets[g[1]] == "" {
+				b := make([]byte, 24)
+				_, _ = rand.Read(b)
+				secrets[g[1]] = hex.EncodeToString(b)
+			}
+			return secrets[g[1]]
+		}
+		return g[3]
+	})
+}
+
+// isSecretVar tells the variables that hold a credential.
+func isSecretVar(name string) bool {
+	return strings.HasSuffix(name, "PASSWORD") || strings.HasSuffix(name, "SECRET")
+}
+
+// TestComposeShipsNoSecret: every credential docker-compose.yml
+// interpolates is required (${VAR:?…}): a shipped default would be a
+// secret anyone who read the repository knows.
+func TestComposeShipsNoSecret(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(repoPath(t, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range composeVar.FindAllStringSubmatch(string(b), -1) {
+		if !isSecretVar(m[1]) {
+			continue
+		}
+		n++
+		if m[2] != "?" {
+			t.Errorf("docker-compose.yml: %s is interpolated as %q: a credential must be required (${%s:?…}), never defaulted", m[1], m[0], m[1])
+		}
+	}
+	if n == 0 {
+		t.Fatal("docker-compose.yml interpolates no credential: the check read nothing")
+	}
+}
 
 // composeContainers reads docker-compose.yml: every service built from
 // deploy/docker/<service>.Dockerfile, its environment with ${VAR:-default}
-// taken at its default (merge keys resolved by the YAML decoder).
+// taken at its default and each required ${VAR:?…} given a random value,
+// as an operator's .env would (merge keys resolved by the YAML decoder).
 func composeContainers(t *testing.T) []container {
 	t.Helper()
 	var doc struct {
@@ -59,6 +111,7 @@ func composeContainers(t *testing.T) []container {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
 	var out []container
+	secrets := map[string]string{}
 	for name, s := range doc.Services {
 		build, _ := s.Build.(map[string]any)
 		df, _ := build["dockerfile"].(string)
@@ -71,7 +124,7 @@ func composeContainers(t *testing.T) []container {
 		}
 		env := map[string]string{}
 		for k, v := range s.Environment {
-			env[k] = composeVar.ReplaceAllString(v, "$3")
+			env[k] = composeEnv(v, secrets)
 		}
 		cmd, _ := s.Command.([]any)
 		c := container{where: "docker-compose.yml " + name, role: roleOf(svc, slices.Contains(cmd, any("--once"))), env: env}
