@@ -10,12 +10,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
@@ -37,17 +37,11 @@ type plan struct {
 
 // plan checks p against the configuration.
 func (a *Archiver) plan(p jobspec.BackupCreateArgs) (plan, error) {
-	if len(p.Note) > jobspec.MaxBackupNote {
-		return plan{}, jobs.Invalid("note: %d bytes, at most %d accepted", len(p.Note), jobspec.MaxBackupNote)
+	if err := p.Validate(); err != nil {
+		return plan{}, err
 	}
 	explicit := map[string]bool{}
 	for _, c := range p.Components {
-		if !slices.Contains(backupfmt.Components, c) {
-			return plan{}, jobs.Invalid("unknown component %q (accepted: %s)", c, strings.Join(backupfmt.Components, ", "))
-		}
-		if explicit[c] {
-			return plan{}, jobs.Invalid("component %q listed twice", c)
-		}
 		explicit[c] = true
 	}
 	pl := plan{skipped: map[string]string{}}
@@ -71,8 +65,29 @@ func (a *Archiver) plan(p jobspec.BackupCreateArgs) (plan, error) {
 	return pl, nil
 }
 
+// Disabled says why the configuration cfg leaves component c out of
+// backups ("" when it does not): an external TARGET_DATABASE_URL, no
+// CHROMA_URL. The API refuses such a component up front with it; the
+// engine also checks what only a worker can see (unavailable).
+func Disabled(cfg config.Config, c string) string {
+	switch c {
+	case backupfmt.ComponentTarget:
+		if cfg.TargetDatabaseURL != "" {
+			return "TARGET_DATABASE_URL is set: the external target database is not backed up by insightops"
+		}
+	case backupfmt.ComponentChroma:
+		if cfg.ChromaURL == "" {
+			return "CHROMA_URL is not set: the vector store is disabled"
+		}
+	}
+	return ""
+}
+
 // unavailable says why component c cannot be backed up, "" if it can.
 func (a *Archiver) unavailable(c string) string {
+	if reason := Disabled(a.deps.Config, c); reason != "" {
+		return reason
+	}
 	cfg := a.deps.Config
 	switch c {
 	case backupfmt.ComponentSystem:
@@ -80,9 +95,6 @@ func (a *Archiver) unavailable(c string) string {
 			return "this worker has no System DB connection"
 		}
 	case backupfmt.ComponentTarget:
-		if cfg.TargetDatabaseURL != "" {
-			return "TARGET_DATABASE_URL is set: the external target database is not backed up by insightops"
-		}
 		st, err := os.Stat(cfg.TargetDBPath)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
@@ -91,10 +103,6 @@ func (a *Archiver) unavailable(c string) string {
 			return fmt.Sprintf("runtime target copy %s: %v", cfg.TargetDBPath, err)
 		case !st.Mode().IsRegular():
 			return fmt.Sprintf("runtime target copy %s is not a regular file", cfg.TargetDBPath)
-		}
-	case backupfmt.ComponentChroma:
-		if cfg.ChromaURL == "" {
-			return "CHROMA_URL is not set: the vector store is disabled"
 		}
 	}
 	return ""

@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"slices"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 )
@@ -58,11 +57,10 @@ func (s *Server) checkArgs(a jobs.Args) error {
 		return badRequest("%s", err.Error())
 	}
 	if b, ok := a.(jobspec.BackupCreateArgs); ok {
-		switch {
-		case slices.Contains(b.Components, backupfmt.ComponentChroma) && s.cfg.ChromaURL == "":
-			return badRequest("component chroma cannot be backed up: CHROMA_URL is not set, the vector store is disabled")
-		case slices.Contains(b.Components, backupfmt.ComponentTarget) && s.cfg.TargetDatabaseURL != "":
-			return badRequest("component target cannot be backed up: TARGET_DATABASE_URL is set, the external target database is not backed up by insightops")
+		for _, c := range b.Components {
+			if reason := archiver.Disabled(s.cfg, c); reason != "" {
+				return badRequest("component %s cannot be backed up: %s", c, reason)
+			}
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/backupfmt"
@@ -86,12 +87,11 @@ func (s *Server) parseBackup(c echo.Context) (jobspec.BackupCreateArgs, error) {
 
 // enabledComponents are the components a backup without a list reads.
 func (s *Server) enabledComponents() []string {
-	out := []string{backupfmt.ComponentSystem}
-	if s.cfg.TargetDatabaseURL == "" {
-		out = append(out, backupfmt.ComponentTarget)
-	}
-	if s.cfg.ChromaURL != "" {
-		out = append(out, backupfmt.ComponentChroma)
+	var out []string
+	for _, c := range backupfmt.Components {
+		if archiver.Disabled(s.cfg, c) == "" {
+			out = append(out, c)
+		}
 	}
 	return out
 }
