@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,14 @@ func (e *env) do(r req) resp {
 }
 
 // errorOf checks the contract's error shape and returns its code.
+// jwtShape matches a serialised JWT: a base64url JSON header ("eyJ…"),
+// a dot, a payload and a dot. A bare "eyJ" can occur by chance in a random
+// request id; a header followed by two dot-separated segments cannot.
+var jwtShape = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.`)
+
+// holdsJWT reports whether raw contains something shaped like a JWT.
+func holdsJWT(raw []byte) bool { return jwtShape.Match(raw) }
+
 func errorOf(t *testing.T, r resp) (code, message string) {
 	t.Helper()
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
