@@ -59,7 +59,7 @@ func TestBadValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 		{"BACKUP_RETENTION_COUNT", "-1", "BACKUP_RETENTION_COUNT=\"-1\""},
 		{"AUDIT_RETENTION", "forever", "AUDIT_RETENTION=\"forever\": accepted values: a positive duration"},
 		{"API_ADDR", "8000", "API_ADDR=\"8000\": accepted values: host:port"},
-		{"EMBEDDING_PROVIDER", "magic", "EMBEDDING_PROVIDER=\"magic\": accepted values: local, openai, ollama"},
+		{"EMBEDDING_PROVIDER", "magic", "EMBEDDING_PROVIDER=\"magic\": accepted values: default, local, openai, ollama"},
 		{"DATABASE_URL", "mysql://x", "DATABASE_URL: accepted values: a postgres://"},
 		{"CHROMA_URL", "localhost:8001", "CHROMA_URL=\"localhost:8001\": accepted values: an http://"},
 		{"JWT_SECRET", "short", "JWT_SECRET: must be at least 32 characters"},

@@ -189,7 +189,6 @@ func (c *Client) create(ctx context.Context, name string, metadata map[string]an
 	col, err := c.api.CreateCollection(ctx, name,
 		chroma.WithCollectionMetadataCreate(md),
 		chroma.WithEmbeddingFunctionCreate(chromaEF{c.emb}),
-		chroma.WithDisableEFConfigStorage(),
 		chroma.WithIfNotExistsCreate())
 	if err != nil {
 		return nil, c.classify(ctx, err, "create collection", name)
