@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,51 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
 			t.Errorf("README's configuration table lacks %s", v.Name)
 		}
+	}
+}
+
+func TestEmbeddingProviderDefaultAndModelDir(t *testing.T) {
+	for _, p := range []string{"default", "DEFAULT", "local", "openai", "ollama"} {
+		m := map[string]string{"EMBEDDING_PROVIDER": p, "OPENAI_API_KEY": "k"}
+		c, err := Load(env(m))
+		if err != nil || c.Embedding.Provider != strings.ToLower(p) {
+			t.Errorf("%s: %q %v", p, c.Embedding.Provider, err)
+		}
+	}
+	if c, err := Load(env(nil)); err != nil || c.Embedding.Provider != "local" {
+		t.Errorf("the development default is local: %q %v", c.Embedding.Provider, err)
+	}
+	// A provisioned directory that lacks the files stops the start,
+	// naming each missing file and the directory it looked in.
+	dir := t.TempDir()
+	_, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "default", "EMBEDDING_MODEL_DIR": dir}))
+	var ve *VarError
+	if !errors.As(err, &ve) || ve.Var != "EMBEDDING_MODEL_DIR" {
+		t.Fatalf("empty EMBEDDING_MODEL_DIR: %v", err)
+	}
+	for _, f := range DefaultModelFiles(dir, os.Getenv) {
+		if !strings.Contains(err.Error(), f.Path) || !strings.Contains(err.Error(), f.What) {
+			t.Errorf("message lacks %s (%s): %v", f.What, f.Path, err)
+		}
+	}
+	if !strings.Contains(err.Error(), "looked in EMBEDDING_MODEL_DIR "+dir) || !strings.Contains(err.Error(), "docs/VANNA.md") {
+		t.Errorf("message: %v", err)
+	}
+	// Once every file is there the start goes on; the directory is not
+	// checked for another provider.
+	for _, f := range DefaultModelFiles(dir, os.Getenv)[:2] {
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f.Path, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = Load(env(map[string]string{"EMBEDDING_PROVIDER": "default", "EMBEDDING_MODEL_DIR": dir}))
+	if err == nil || strings.Contains(err.Error(), ModelRuntimeLib) || !strings.Contains(err.Error(), "model.onnx") {
+		t.Errorf("two files provisioned, the model missing: %v", err)
+	}
+	if _, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "local", "EMBEDDING_MODEL_DIR": dir})); err != nil {
+		t.Errorf("local ignores EMBEDDING_MODEL_DIR: %v", err)
 	}
 }

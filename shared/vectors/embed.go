@@ -300,3 +300,7 @@ func (c chromaEF) DefaultSpace() embeddings.DistanceMetric { return embeddings.L
 func (c chromaEF) SupportedSpaces() []embeddings.DistanceMetric {
 	return []embeddings.DistanceMetric{embeddings.COSINE, embeddings.L2, embeddings.IP}
 }
+
+// NewLocalChromaEF returns the local embedder as a chroma-go embedding
+// function, for code that opens collections with chroma-go directly.
+func NewLocalChromaEF() embeddings.EmbeddingFunction { return chromaEF{NewLocal(0)} }

@@ -47,8 +47,11 @@
 //
 // Chroma unreachable: a retryable chroma_unavailable error naming the
 // URL (the job is retried with backoff, then failed and dead-lettered).
-// CHROMA_URL empty or a bad embedder setting: permanent (vector store
-// disabled / invalid_config). A collection filled by another embedder:
+// CHROMA_URL empty: permanent chroma_disabled. An embedder that cannot be
+// built (a bad setting, EMBEDDING_PROVIDER=default without its model and
+// no way to fetch it) stops the worker at start (Run returns the error
+// naming what is missing); a job that still meets one fails with the
+// permanent invalid_config. A collection filled by another embedder:
 // permanent embedder_mismatch, telling the operator to clear it. A
 // missing target: permanent target_missing (run init first).
 package chromaworker
@@ -170,9 +173,15 @@ func Run(ctx context.Context, deps app.Deps) error {
 	}
 	w := New(deps, Options{})
 	defer w.Close()
-	if w.ConfigError != nil {
+	switch {
+	case errors.Is(w.ConfigError, ErrDisabled):
 		deps.Log.Warn("chroma jobs will fail until the configuration is fixed", "reason", w.ConfigError.Error())
-	} else {
+	case w.ConfigError != nil:
+		// An embedder that cannot be built (EMBEDDING_PROVIDER=default
+		// without its model, say) stops the start: never a worker that
+		// would fail every job, nor a fallback to another embedder.
+		return fmt.Errorf("chromaworker: %w", w.ConfigError)
+	default:
 		deps.Log.Info("chroma worker ready", "chroma", w.Vectors.URL(), "embedding_provider", w.Vectors.Embedder().Provider(), "embedding_model", w.Vectors.Embedder().Model())
 	}
 	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, w.Handlers(), deps.Audit, deps.Log))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/insightops/insightops/services/chroma/chromaworker"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
@@ -604,5 +606,22 @@ func TestPostgresTarget(t *testing.T) {
 	}
 	if _, ok := export(t, c, "ddl")[vannaID("ddl", ddl["scratch/table"])]; ok {
 		t.Error("scratch DDL still there")
+	}
+}
+
+// EMBEDDING_PROVIDER=default whose provisioned directory lacks the model
+// stops the worker at start, naming what is missing; it never runs with
+// another embedder.
+func TestRunStopsAtStartWithoutTheDefaultModel(t *testing.T) {
+	t.Parallel()
+	cfg := newConfig(t, map[string]string{"CHROMA_URL": "http://127.0.0.1:1"})
+	dir := t.TempDir()
+	cfg.Embedding = config.Embedding{Provider: vectors.ProviderDefault, ModelDir: dir}
+	deps := busDeps(t, cfg, systemDB(t, cfg))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := chromaworker.Run(ctx, deps)
+	if !errors.Is(err, vectors.ErrModelMissing) || !strings.Contains(err.Error(), filepath.Join(dir, config.ModelCacheDir, "model.onnx")) {
+		t.Fatalf("Run: %v", err)
 	}
 }
