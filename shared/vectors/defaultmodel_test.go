@@ -225,4 +225,19 @@ func TestCollectionRecordsItsEmbeddingFunction(t *testing.T) {
 	if got := readEFWithJS(t, srv.URL, vectors.CollectionDDL); got.Name != "insightops_local" {
 		t.Errorf("configuration after the refusal: %+v", got)
 	}
+
+	// A restore by a process configured with openai recreates the local
+	// collection as the archive says: its configuration names the local
+	// embedder, not the restoring one.
+	var recs []vectors.Record
+	if err := local.Export(ctx, vectors.CollectionDDL, 0, func(r vectors.Record) error { recs = append(recs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := local.Info(ctx, vectors.CollectionDDL)
+	if n, err := openai.Import(ctx, vectors.CollectionDDL, md.Metadata, records(recs), 0); err != nil || n != 2 {
+		t.Fatalf("import: %d %v", n, err)
+	}
+	if got := readEFWithJS(t, srv.URL, vectors.CollectionDDL); got.Name != "insightops_local" || got.Config["dimension"] != float64(vectors.LocalDimension) {
+		t.Errorf("configuration after a restore by another embedder: %+v", got)
+	}
 }

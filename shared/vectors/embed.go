@@ -304,3 +304,51 @@ func (c chromaEF) SupportedSpaces() []embeddings.DistanceMetric {
 // NewLocalChromaEF returns the local embedder as a chroma-go embedding
 // function, for code that opens collections with chroma-go directly.
 func NewLocalChromaEF() embeddings.EmbeddingFunction { return chromaEF{NewLocal(0)} }
+
+// recordedEF describes, for a collection's configuration only, the
+// embedding function of another embedder than the client's, known from a
+// collection's metadata (a restored collection): it names it as
+// ChromaFunction would and embeds nothing.
+type recordedEF struct {
+	name string
+	cfg  map[string]any
+}
+
+// newRecordedEF returns the recordedEF of the embedder metadata names
+// (MetaProvider, MetaModel, MetaDimension).
+func newRecordedEF(metadata map[string]any) recordedEF {
+	model := fmt.Sprint(metadata[MetaModel])
+	switch p := fmt.Sprint(metadata[MetaProvider]); p {
+	case ProviderDefault:
+		return recordedEF{name: "default", cfg: map[string]any{}}
+	case ProviderOpenAI:
+		return recordedEF{name: "openai", cfg: map[string]any{"api_key_env_var": "OPENAI_API_KEY", "model_name": model}}
+	case ProviderOllama:
+		return recordedEF{name: "ollama", cfg: map[string]any{"url": DefaultOllamaHost, "model_name": model, "timeout": 60}}
+	default:
+		cfg := map[string]any{"model": model}
+		if d, ok := metadata[MetaDimension]; ok {
+			cfg["dimension"] = d
+		}
+		return recordedEF{name: "insightops_" + p, cfg: cfg}
+	}
+}
+
+var _ embeddings.EmbeddingFunction = recordedEF{}
+
+var errRecordedEF = errors.New("vectors: a recorded embedding function embeds nothing")
+
+func (r recordedEF) EmbedDocuments(context.Context, []string) ([]embeddings.Embedding, error) {
+	return nil, errRecordedEF
+}
+
+func (r recordedEF) EmbedQuery(context.Context, string) (embeddings.Embedding, error) {
+	return nil, errRecordedEF
+}
+
+func (r recordedEF) Name() string                                  { return r.name }
+func (r recordedEF) GetConfig() embeddings.EmbeddingFunctionConfig { return r.cfg }
+func (r recordedEF) DefaultSpace() embeddings.DistanceMetric       { return embeddings.L2 }
+func (r recordedEF) SupportedSpaces() []embeddings.DistanceMetric {
+	return []embeddings.DistanceMetric{embeddings.COSINE, embeddings.L2, embeddings.IP}
+}
