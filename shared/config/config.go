@@ -145,7 +145,7 @@ var Vars = []Var{
 	{"ASSETS_DIR", "assets", "shipped data: ontology/ (business glossary loaded by init) and training/ (question/SQL pairs)", plain},
 	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store", plain},
 	{"EMBEDDING_PROVIDER", "local", "default|local|openai|ollama: default is Chroma's own embedding function (all-MiniLM-L6-v2 on ONNX Runtime, what a default Vanna app searches with; recommended for production); local is an offline feature-hashing embedder for development that no Vanna app can search with (docs/VANNA.md)", plain},
-	{"EMBEDDING_MODEL_DIR", "(empty: fetched into $HOME/.cache on first use)", "directory provisioned with the default embedder's files (docs/VANNA.md: layout and checksums); when set nothing is fetched and a missing file fails the start", plain},
+	{"EMBEDDING_MODEL_DIR", "(empty: fetched into $HOME/.cache on first use)", "absolute path of a directory provisioned with the default embedder's files (docs/VANNA.md: layout and checksums); when set nothing is fetched, and a missing file or checksum stops the chroma worker at start", plain},
 	{"OPENAI_API_KEY", "(empty)", "API key of the openai embedder; required when EMBEDDING_PROVIDER=openai", secret},
 	{"OPENAI_EMBEDDING_MODEL", "text-embedding-3-small", "embedding model of the openai embedder", plain},
 	{"OPENAI_BASE_URL", "(empty: api.openai.com)", "base URL of an OpenAI-compatible embeddings API; http:// allowed", plain},
@@ -255,11 +255,11 @@ func Load(getenv func(string) string) (Config, error) {
 		OllamaHost:       p.str("OLLAMA_HOST", DefaultOllamaHost),
 		OllamaModel:      p.str("OLLAMA_EMBEDDING_MODEL", DefaultOllamaModel),
 	}
-	if c.Embedding.Provider == "default" && c.Embedding.ModelDir != "" {
-		if missing := MissingModelFiles(c.Embedding.ModelDir); len(missing) > 0 {
-			p.add(&VarError{Var: "EMBEDDING_MODEL_DIR", Value: c.Embedding.ModelDir, HasValue: true,
-				Reason: MissingModelReason(c.Embedding.ModelDir, missing)})
-		}
+	// EMBEDDING_MODEL_DIR's files are checked by the processes that embed
+	// (shared/vectors.NewEmbedder, at the chroma worker's start), not here:
+	// a backup worker sharing this configuration has no use for them.
+	if d := c.Embedding.ModelDir; d != "" && !filepath.IsAbs(d) {
+		p.fail("EMBEDDING_MODEL_DIR", d, "an absolute directory path")
 	}
 	if c.Embedding.Provider == "openai" && c.Embedding.OpenAIAPIKey == "" {
 		p.add(&VarError{Var: "OPENAI_API_KEY", Reason: "EMBEDDING_PROVIDER=openai needs it"})

@@ -137,35 +137,29 @@ func TestEmbeddingProviderDefaultAndModelDir(t *testing.T) {
 	if c, err := Load(env(nil)); err != nil || c.Embedding.Provider != "local" {
 		t.Errorf("the development default is local: %q %v", c.Embedding.Provider, err)
 	}
-	// A provisioned directory that lacks the files stops the start,
-	// naming each missing file and the directory it looked in.
+	// EMBEDDING_MODEL_DIR is an absolute path; its files are checked by
+	// the processes that embed (shared/vectors), not by every process.
 	dir := t.TempDir()
-	_, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "default", "EMBEDDING_MODEL_DIR": dir}))
+	if c, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "default", "EMBEDDING_MODEL_DIR": dir})); err != nil || c.Embedding.ModelDir != dir {
+		t.Errorf("default with an empty EMBEDDING_MODEL_DIR: %+v %v", c.Embedding, err)
+	}
+	_, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "default", "EMBEDDING_MODEL_DIR": "models"}))
 	var ve *VarError
-	if !errors.As(err, &ve) || ve.Var != "EMBEDDING_MODEL_DIR" {
-		t.Fatalf("empty EMBEDDING_MODEL_DIR: %v", err)
+	if !errors.As(err, &ve) || ve.Var != "EMBEDDING_MODEL_DIR" || !strings.Contains(err.Error(), "an absolute directory path") {
+		t.Errorf("relative EMBEDDING_MODEL_DIR: %v", err)
 	}
-	for _, f := range DefaultModelFiles(dir, os.Getenv) {
-		if !strings.Contains(err.Error(), f.Path) || !strings.Contains(err.Error(), f.What) {
-			t.Errorf("message lacks %s (%s): %v", f.What, f.Path, err)
-		}
+	// Where the files are looked for: the directory's layout, or the
+	// first-use caches under $HOME.
+	files := DefaultModelFiles(dir, env(nil))
+	if len(files) != 4 || files[0].Path != filepath.Join(dir, ModelRuntimeLib) || files[2].Path != filepath.Join(dir, ModelCacheDir, "model.onnx") {
+		t.Errorf("layout: %+v", files)
 	}
-	if !strings.Contains(err.Error(), "looked in EMBEDDING_MODEL_DIR "+dir) || !strings.Contains(err.Error(), "docs/VANNA.md") {
-		t.Errorf("message: %v", err)
+	cache := DefaultModelFiles("", env(map[string]string{"HOME": "/home/u", "TOKENIZERS_LIB_PATH": "/opt/tok.so"}))
+	if cache[0].Path != "/home/u/"+ModelRuntimeLib || cache[1].Path != "/opt/tok.so" || cache[3].Path != "/home/u/"+ModelCacheDir+"/tokenizer.json" {
+		t.Errorf("caches: %+v", cache)
 	}
-	// Once every file is there the start goes on; the directory is not
-	// checked for another provider.
-	for _, f := range DefaultModelFiles(dir, os.Getenv)[:2] {
-		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(f.Path, []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, err = Load(env(map[string]string{"EMBEDDING_PROVIDER": "default", "EMBEDDING_MODEL_DIR": dir}))
-	if err == nil || strings.Contains(err.Error(), ModelRuntimeLib) || !strings.Contains(err.Error(), "model.onnx") {
-		t.Errorf("two files provisioned, the model missing: %v", err)
+	if r := MissingModelReason("", cache); !strings.Contains(r, "EMBEDDING_MODEL_DIR is not set") || !strings.Contains(r, "/opt/tok.so") {
+		t.Errorf("reason: %s", r)
 	}
 	if _, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "local", "EMBEDDING_MODEL_DIR": dir})); err != nil {
 		t.Errorf("local ignores EMBEDDING_MODEL_DIR: %v", err)

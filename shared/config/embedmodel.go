@@ -9,22 +9,20 @@ import (
 
 // Files of EMBEDDING_PROVIDER=default (Chroma's default embedding function,
 // all-MiniLM-L6-v2 on ONNX Runtime, through chroma-go's default_ef).
-// EMBEDDING_MODEL_DIR holds them in this layout (docs/VANNA.md says how to
-// provision it and lists the checksums):
+// EMBEDDING_MODEL_DIR holds them as the first-use fetch lays them out in
+// a home directory, so running that fetch once with HOME set to the
+// directory (`go run ./cmd/embedmodel -dir DIR` in shared) provisions it;
+// docs/VANNA.md lists the sources and checksums:
 //
-//	onnxruntime/libonnxruntime.so   ONNX Runtime 1.22 for linux-x64
-//	tokenizers/libtokenizers.so     pure-tokenizers' C library (ABI 0.1)
-//	.cache/chroma/onnx_models/all-MiniLM-L6-v2/onnx/model.onnx
-//	.cache/chroma/onnx_models/all-MiniLM-L6-v2/onnx/tokenizer.json
-//	SHA256SUMS                      optional: sha256sum lines, checked at load
-//
-// The model sits where chroma-go reads it relative to a home directory
-// (it takes the model's place from $HOME alone).
+//	.cache/chroma/shared/onnxruntime/libonnxruntime.1.22.0.so   ONNX Runtime 1.22, linux-x64
+//	.cache/tokenizers/lib/libtokenizers.so                      pure-tokenizers' C library (ABI 0.1)
+//	.cache/chroma/onnx_models/all-MiniLM-L6-v2/onnx/model.onnx  (and tokenizer.json, …: Chroma's onnx.tar.gz)
+//	SHA256SUMS                                                   optional: sha256sum lines, checked at load
 const (
 	// ModelRuntimeLib is the ONNX Runtime library's path in the directory.
-	ModelRuntimeLib = "onnxruntime/libonnxruntime.so"
+	ModelRuntimeLib = ".cache/chroma/shared/onnxruntime/libonnxruntime." + ModelRuntimeVersion + ".so"
 	// ModelTokenizerLib is the tokenizer library's path in the directory.
-	ModelTokenizerLib = "tokenizers/libtokenizers.so"
+	ModelTokenizerLib = ".cache/tokenizers/lib/libtokenizers.so"
 	// ModelCacheDir is the model's directory relative to a home directory,
 	// as chroma-go v0.3.5 reads it.
 	ModelCacheDir = ".cache/chroma/onnx_models/all-MiniLM-L6-v2/onnx"
@@ -50,26 +48,22 @@ type ModelFile struct {
 // TOKENIZERS_LIB_PATH and XDG_CACHE_HOME when they are set), read
 // through getenv.
 func DefaultModelFiles(dir string, getenv func(string) string) []ModelFile {
-	var runtimeLib, tokenizerLib, model string
-	if dir != "" {
-		runtimeLib = filepath.Join(dir, ModelRuntimeLib)
-		tokenizerLib = filepath.Join(dir, ModelTokenizerLib)
-		model = filepath.Join(dir, ModelCacheDir)
-	} else {
-		home := getenv("HOME")
-		runtimeLib = getenv("CHROMAGO_ONNX_RUNTIME_PATH")
-		if runtimeLib == "" {
-			runtimeLib = filepath.Join(home, ".cache/chroma/shared/onnxruntime", "libonnxruntime."+ModelRuntimeVersion+".so")
+	home := dir
+	if dir == "" {
+		home = getenv("HOME")
+	}
+	runtimeLib := filepath.Join(home, ModelRuntimeLib)
+	tokenizerLib := filepath.Join(home, ModelTokenizerLib)
+	model := filepath.Join(home, ModelCacheDir)
+	if dir == "" {
+		if p := getenv("CHROMAGO_ONNX_RUNTIME_PATH"); p != "" {
+			runtimeLib = p
 		}
-		tokenizerLib = getenv("TOKENIZERS_LIB_PATH")
-		if tokenizerLib == "" {
-			cache := getenv("XDG_CACHE_HOME")
-			if cache == "" {
-				cache = filepath.Join(home, ".cache")
-			}
-			tokenizerLib = filepath.Join(cache, "tokenizers/lib/libtokenizers.so")
+		if p := getenv("TOKENIZERS_LIB_PATH"); p != "" {
+			tokenizerLib = p
+		} else if c := getenv("XDG_CACHE_HOME"); c != "" {
+			tokenizerLib = filepath.Join(c, "tokenizers/lib/libtokenizers.so")
 		}
-		model = filepath.Join(home, ModelCacheDir)
 	}
 	return []ModelFile{
 		{What: "ONNX Runtime " + ModelRuntimeVersion + " library", Path: runtimeLib},
