@@ -2,6 +2,7 @@ package vectors
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/amikos-tech/chroma-go/pkg/embeddings"
 	defaultef "github.com/amikos-tech/chroma-go/pkg/embeddings/default_ef"
 
 	"github.com/insightops/insightops/shared/config"
@@ -40,18 +42,77 @@ var defaultModel struct {
 	ef  *defaultef.DefaultEmbeddingFunction
 }
 
-// newDefaultEmbedder loads chroma-go's default embedding function from
-// dir (EMBEDDING_MODEL_DIR), or from chroma-go's caches when dir is empty,
-// fetching what is missing there. It never falls back to another
-// embedder: whatever is missing and cannot be fetched is ErrModelMissing.
-func newDefaultEmbedder(dir string) (Embedder, error) {
+// newDefaultEmbedder returns the default embedder of dir
+// (EMBEDDING_MODEL_DIR; empty: chroma-go's caches). Its model is loaded
+// on first use, or by Load: a process that only recreates collections or
+// restores saved vectors (the restore worker) never loads it.
+func newDefaultEmbedder(dir string) Embedder {
+	return &remoteEmbedder{provider: ProviderDefault, model: DefaultModel, ef: &lazyDefaultEF{dir: dir}, dim: DefaultDimension, efName: "default"}
+}
+
+// Load makes sure e can embed now: the default embedder loads its model
+// (fetching it on first use when EMBEDDING_MODEL_DIR is empty) and
+// returns ErrModelMissing naming what is missing and where it looked;
+// the other embedders need nothing loaded. The chroma worker calls it at
+// start.
+func Load(e Embedder) error {
+	if r, ok := e.(*remoteEmbedder); ok {
+		if l, ok := r.ef.(*lazyDefaultEF); ok {
+			_, err := l.get()
+			return err
+		}
+	}
+	return nil
+}
+
+// lazyDefaultEF is chroma-go's default embedding function, loaded by its
+// first call (loadDefaultModel).
+type lazyDefaultEF struct{ dir string }
+
+var _ embeddings.EmbeddingFunction = (*lazyDefaultEF)(nil)
+
+func (l *lazyDefaultEF) get() (*defaultef.DefaultEmbeddingFunction, error) {
+	return loadDefaultModel(l.dir)
+}
+
+func (l *lazyDefaultEF) EmbedDocuments(ctx context.Context, texts []string) ([]embeddings.Embedding, error) {
+	ef, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return ef.EmbedDocuments(ctx, texts)
+}
+
+func (l *lazyDefaultEF) EmbedQuery(ctx context.Context, text string) (embeddings.Embedding, error) {
+	ef, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return ef.EmbedQuery(ctx, text)
+}
+
+func (l *lazyDefaultEF) Name() string { return "default" }
+func (l *lazyDefaultEF) GetConfig() embeddings.EmbeddingFunctionConfig {
+	return embeddings.EmbeddingFunctionConfig{}
+}
+func (l *lazyDefaultEF) DefaultSpace() embeddings.DistanceMetric { return embeddings.L2 }
+func (l *lazyDefaultEF) SupportedSpaces() []embeddings.DistanceMetric {
+	return []embeddings.DistanceMetric{embeddings.L2, embeddings.COSINE, embeddings.IP}
+}
+
+// loadDefaultModel loads chroma-go's default embedding function once per
+// process from dir (EMBEDDING_MODEL_DIR), or from chroma-go's caches when
+// dir is empty, fetching what is missing there. It never falls back to
+// another embedder: whatever is missing and cannot be fetched is
+// ErrModelMissing. A failure is not remembered: the next call tries again.
+func loadDefaultModel(dir string) (*defaultef.DefaultEmbeddingFunction, error) {
 	defaultModel.Lock()
 	defer defaultModel.Unlock()
 	if defaultModel.ef != nil {
 		if defaultModel.dir != dir {
 			return nil, fmt.Errorf("default embedder: already loaded from %q in this process, cannot load it from EMBEDDING_MODEL_DIR=%q", defaultModel.dir, dir)
 		}
-		return &remoteEmbedder{provider: ProviderDefault, model: DefaultModel, ef: defaultModel.ef, dim: DefaultDimension, efName: "default"}, nil
+		return defaultModel.ef, nil
 	}
 	if dir != "" {
 		if err := useModelDir(dir); err != nil {
@@ -77,7 +138,7 @@ func newDefaultEmbedder(dir string) (Embedder, error) {
 		return nil, fmt.Errorf("default embedder (%s): %w", DefaultModel, err)
 	}
 	defaultModel.dir, defaultModel.ef = dir, ef
-	return &remoteEmbedder{provider: ProviderDefault, model: DefaultModel, ef: ef, dim: DefaultDimension, efName: "default"}, nil
+	return ef, nil
 }
 
 // useModelDir points chroma-go and pure-tokenizers at the files of dir:

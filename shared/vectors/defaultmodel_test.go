@@ -28,8 +28,14 @@ func TestDefaultOfflineHelper(t *testing.T) {
 	if os.Getenv(offlineHelperEnv) == "" {
 		return // only as the child process
 	}
-	_, err := vectors.NewEmbedder(config.Embedding{Provider: vectors.ProviderDefault})
-	if err == nil {
+	e, err := vectors.NewEmbedder(config.Embedding{Provider: vectors.ProviderDefault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Provider() != vectors.ProviderDefault || e.Model() != vectors.DefaultModel {
+		t.Fatalf("embedder %s/%s", e.Provider(), e.Model())
+	}
+	if err = vectors.Load(e); err == nil {
 		t.Fatal("the default embedder loaded without its files")
 	}
 	out, _ := json.Marshal(map[string]any{"error": err.Error(), "missing": errors.Is(err, vectors.ErrModelMissing)})
@@ -86,7 +92,14 @@ func TestDefaultWithoutNetworkOrModelDirFailsAtStart(t *testing.T) {
 func TestDefaultModelDirIsCheckedBeforeLoading(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	_, err := vectors.NewEmbedder(config.Embedding{Provider: "default", ModelDir: dir})
+	e, err := vectors.NewEmbedder(config.Embedding{Provider: "default", ModelDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := e.Dimension(context.Background()); err != nil || d != vectors.DefaultDimension {
+		t.Errorf("dimension without loading: %d %v", d, err)
+	}
+	err = vectors.Load(e)
 	if !errors.Is(err, vectors.ErrModelMissing) || !strings.Contains(err.Error(), filepath.Join(dir, config.ModelRuntimeLib)) ||
 		!strings.Contains(err.Error(), filepath.Join(dir, config.ModelCacheDir, "model.onnx")) {
 		t.Fatalf("empty dir: %v", err)
@@ -103,7 +116,7 @@ func TestDefaultModelDirIsCheckedBeforeLoading(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, config.ModelChecksums), []byte(sums), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = vectors.NewEmbedder(config.Embedding{Provider: "default", ModelDir: dir})
+	_, err = e.EmbedQuery(context.Background(), "a question")
 	if err == nil || !strings.Contains(err.Error(), "checksum mismatch for "+config.ModelCacheDir+"/model.onnx") {
 		t.Fatalf("bad checksum: %v", err)
 	}

@@ -59,19 +59,19 @@ type Embedder interface {
 //   - ollama: OLLAMA_HOST (host:port is accepted), OLLAMA_EMBEDDING_MODEL;
 //   - local: nothing (LocalDimension, no network);
 //   - default: Chroma's default embedding function (DefaultModel on ONNX
-//     Runtime, chroma-go's default_ef), loaded here once per process from
-//     EMBEDDING_MODEL_DIR, or from chroma-go's caches under $HOME, fetched
-//     there on first use when EMBEDDING_MODEL_DIR is empty. What is
-//     missing and cannot be fetched is ErrModelMissing, naming each file
-//     and where it was looked for; there is no fallback to another
-//     embedder.
+//     Runtime, chroma-go's default_ef), loaded once per process (by Load,
+//     or by its first embedding) from EMBEDDING_MODEL_DIR, or from
+//     chroma-go's caches under $HOME, fetched there on first use when
+//     EMBEDDING_MODEL_DIR is empty. What is missing and cannot be fetched
+//     is ErrModelMissing, naming each file and where it was looked for;
+//     there is no fallback to another embedder.
 //
-// Only default may make a network call here (its first-use fetch); a bad
-// value is an error naming the variable (never showing the key).
+// No network call is made here; a bad value is an error naming the
+// variable (never showing the key).
 func NewEmbedder(cfg config.Embedding) (Embedder, error) {
 	switch strings.ToLower(strings.TrimSpace(cfg.Provider)) {
 	case ProviderDefault:
-		return newDefaultEmbedder(strings.TrimSpace(cfg.ModelDir))
+		return newDefaultEmbedder(strings.TrimSpace(cfg.ModelDir)), nil
 	case "", ProviderLocal:
 		return NewLocal(LocalDimension), nil
 	case ProviderOpenAI:

@@ -135,13 +135,19 @@ func New(deps app.Deps, opts Options) *Worker {
 
 // NewVectors returns the Chroma client of a configuration, or an error
 // saying why there is none: CHROMA_URL empty (errors.Is ErrDisabled) or an
-// unusable EMBEDDING_PROVIDER setting.
+// unusable EMBEDDING_PROVIDER setting (the default embedder's model is
+// loaded here: vectors.ErrModelMissing when it is missing).
 func NewVectors(cfg config.Config) (*vectors.Client, error) {
 	if cfg.ChromaURL == "" {
 		return nil, ErrDisabled
 	}
 	emb, err := vectors.NewEmbedder(cfg.Embedding)
 	if err != nil {
+		return nil, err
+	}
+	// The default embedder's model is loaded now, so a missing one stops
+	// the start rather than the first job.
+	if err := vectors.Load(emb); err != nil {
 		return nil, err
 	}
 	return vectors.New(cfg.ChromaURL, emb, vectors.Options{})
