@@ -22,8 +22,8 @@ help:
 	@echo "make monitoring-check   promtool check rules + test rules on deploy/monitoring"
 	@echo "make dashboards         regenerate the Grafana dashboards of deploy/monitoring/dashboards"
 
-## build: every service binary into bin/ (cgo is on: chroma-go's client links an ONNX
-## embedder we never call; the Dockerfile builds the same code fully static);
+## build: every service binary into bin/ (cgo is on: chroma-go's ONNX embedder, used by
+## EMBEDDING_PROVIDER=default, loads ONNX Runtime with dlopen; see docs/VANNA.md);
 ## bin/<service> builds one (go's build cache decides what is stale, so they are phony)
 SERVICE_BINS := $(addprefix $(BIN)/,$(SERVICES))
 .PHONY: $(SERVICE_BINS)
