@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,7 @@ func TestDefaultOfflineHelper(t *testing.T) {
 		t.Fatal("the default embedder loaded without its files")
 	}
 	out, _ := json.Marshal(map[string]any{"error": err.Error(), "missing": errors.Is(err, vectors.ErrModelMissing)})
-	os.Stdout.Write(append([]byte("RESULT "), out...))
+	fmt.Print("RESULT " + string(out))
 }
 
 // Without network and without EMBEDDING_MODEL_DIR, EMBEDDING_PROVIDER=

@@ -26,7 +26,9 @@
 //
 // jobs.chroma.clear ({"collection_name": "sql"|"ddl"|"documentation"},
 // or {} for all three) deletes and recreates the collections empty with
-// the metadata they had.
+// the metadata they had, their embedder keys and their configuration's
+// embedding function set to the configured embedder's (see
+// vectors.Client.Clear).
 //
 // # Locking
 //
