@@ -22,7 +22,7 @@ const (
 	// ModelRuntimeLib is the ONNX Runtime library's path in the directory.
 	ModelRuntimeLib = ".cache/chroma/shared/onnxruntime/libonnxruntime." + ModelRuntimeVersion + ".so"
 	// ModelTokenizerLib is the tokenizer library's path in the directory.
-	ModelTokenizerLib = ".cache/tokenizers/lib/libtokenizers.so"
+	ModelTokenizerLib = ".cache/tokenizers/lib/libtokenizers.so" //nolint:gosec // a file path, not a credential
 	// ModelCacheDir is the model's directory relative to a home directory,
 	// as chroma-go v0.3.5 reads it.
 	ModelCacheDir = ".cache/chroma/onnx_models/all-MiniLM-L6-v2/onnx"
@@ -62,7 +62,7 @@ func DefaultModelFiles(dir string, getenv func(string) string) []ModelFile {
 		if p := getenv("TOKENIZERS_LIB_PATH"); p != "" {
 			tokenizerLib = p
 		} else if c := getenv("XDG_CACHE_HOME"); c != "" {
-			tokenizerLib = filepath.Join(c, "tokenizers/lib/libtokenizers.so")
+			tokenizerLib = filepath.Join(c, "tokenizers", "lib", "libtokenizers.so")
 		}
 	}
 	return []ModelFile{
