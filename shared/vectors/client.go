@@ -266,7 +266,7 @@ func (c *Client) ensure(ctx context.Context, name string) (chroma.Collection, er
 	}
 	have := metadataMap(col.Metadata())
 	if sameEmbedder(have, want) {
-		return col, nil
+		return col, c.recordEF(ctx, col)
 	}
 	n, err := col.Count(ctx)
 	if err != nil {
@@ -279,6 +279,40 @@ func (c *Client) ensure(ctx context.Context, name string) (chroma.Collection, er
 	// names this embedder too (Chroma cannot change a configuration's
 	// embedding function).
 	return c.recreate(ctx, name, have, want)
+}
+
+// recordEF writes the client's embedding function into the configuration
+// of a collection whose metadata already names the client's embedder but
+// whose configuration does not (one created before insightops recorded
+// it, with no embedding_function or Chroma's "legacy" marker): Chroma 1.x
+// accepts an embedding_function in a collection's configuration update.
+// A configuration naming another function is left alone.
+func (c *Client) recordEF(ctx context.Context, col chroma.Collection) error {
+	var info *chroma.EmbeddingFunctionInfo
+	if impl, ok := col.Configuration().(*chroma.CollectionConfigurationImpl); ok && impl != nil {
+		info, _ = impl.GetEmbeddingFunctionInfo()
+	}
+	if info != nil && info.Type == "known" {
+		return nil
+	}
+	exec, ok := c.api.(interface {
+		ExecuteRequest(ctx context.Context, method, path string, request any) ([]byte, error)
+	})
+	if !ok {
+		return nil
+	}
+	name, cfg := ChromaFunction(c.emb)
+	path, err := url.JoinPath("tenants", col.Tenant().Name(), "databases", col.Database().Name(), "collections", col.ID())
+	if err != nil {
+		return fmt.Errorf("vectors: record the embedding function of %s: %w", col.Name(), err)
+	}
+	body := map[string]any{"new_configuration": map[string]any{
+		"embedding_function": map[string]any{"type": "known", "name": name, "config": cfg},
+	}}
+	if _, err := exec.ExecuteRequest(ctx, http.MethodPut, path, body); err != nil {
+		return c.classify(ctx, err, "record the embedding function of", col.Name())
+	}
+	return nil
 }
 
 // recreate deletes the collection (if it exists) and creates it empty

@@ -255,3 +255,49 @@ func TestCollectionRecordsItsEmbeddingFunction(t *testing.T) {
 		t.Errorf("configuration after a restore by another embedder: %+v", got)
 	}
 }
+
+// A collection created before insightops recorded its embedding function
+// (no embedding_function in its configuration) gets it the next time it is
+// trained with the embedder its metadata names.
+func TestOlderCollectionGetsItsEmbeddingFunctionRecorded(t *testing.T) {
+	t.Parallel()
+	srv := testkit.Chroma(t)
+	ctx := context.Background()
+	local := newClient(t, srv.URL, vectors.NewLocal(0))
+	md, err := local.DesiredMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := chroma.NewHTTPClient(chroma.WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	cmd := chroma.NewMetadata()
+	for k, v := range md {
+		switch v := v.(type) {
+		case string:
+			cmd.SetString(k, v)
+		case int64:
+			cmd.SetInt(k, v)
+		}
+	}
+	if _, err := api.CreateCollection(ctx, vectors.CollectionDDL, chroma.WithCollectionMetadataCreate(cmd),
+		chroma.WithEmbeddingFunctionCreate(vectors.NewLocalChromaEF()), chroma.WithDisableEFConfigStorage()); err != nil {
+		t.Fatal(err)
+	}
+	if got := readEFWithJS(t, srv.URL, vectors.CollectionDDL); got.Type == "known" {
+		t.Fatalf("the older collection already names %+v", got)
+	}
+	if err := local.Upsert(ctx, vectors.CollectionDDL, ddlDocs("alpha"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for client, got := range map[string]efConfig{
+		"chromadb (JS)": readEFWithJS(t, srv.URL, vectors.CollectionDDL),
+		"chroma-go":     readEFWithChromaGo(t, srv.URL, vectors.CollectionDDL),
+	} {
+		if got.Type != "known" || got.Name != "insightops_local" || got.Config["dimension"] != float64(vectors.LocalDimension) {
+			t.Errorf("%s: %+v", client, got)
+		}
+	}
+}
