@@ -17,13 +17,13 @@ BACKUP_BENCH_BYTES ?= 1073741824
 help:
 	@echo "make run     build and start the all-in-one (embedded NATS + SQLite + demo target DB)"
 	@echo "make test    run every module's tests (needs PostgreSQL at 127.0.0.1:5432; see README)"
-	@echo "make bench   job round trip vs raw JetStream, and Chroma batched training vs one-record upserts, as ratios"
+	@echo "make bench   job round trip vs raw JetStream, Chroma batched training vs one-record upserts, retrieval hit rate per embedding provider"
 	@echo "make build   build every binary into $(BIN)/"
 	@echo "make monitoring-check   promtool check rules + test rules on deploy/monitoring"
 	@echo "make dashboards         regenerate the Grafana dashboards of deploy/monitoring/dashboards"
 
-## build: every service binary into bin/ (cgo is on: chroma-go's client links an ONNX
-## embedder we never call; the Dockerfile builds the same code fully static);
+## build: every service binary into bin/ (cgo is on: chroma-go's ONNX embedder, used by
+## EMBEDDING_PROVIDER=default, loads ONNX Runtime with dlopen; see docs/VANNA.md);
 ## bin/<service> builds one (go's build cache decides what is stale, so they are phony)
 SERVICE_BINS := $(addprefix $(BIN)/,$(SERVICES))
 .PHONY: $(SERVICE_BINS)
@@ -114,7 +114,10 @@ reliability: chroma-install
 ## bench: job round trip (submit → worker → succeeded) against a raw JetStream baseline, same run;
 ## backups of ~1 GB SQLite and PostgreSQL databases against sqlite3 .backup+gzip and pg_dump -Fc;
 ## then Chroma training throughput on a generated 2,000-table schema against one-record-per-request
-## upserts, same run (chromabench starts its own Chroma from deploy/chroma; skipped without Node.js)
+## upserts, same run, and for each embedding provider that can run here (local; default when its
+## model is provisioned in EMBEDDING_MODEL_DIR or fetchable) the retrieval hit rate of the
+## business-term questions beside its training throughput on the demo database (chromabench starts
+## its own Chroma from deploy/chroma; skipped without Node.js)
 bench:
 	cd shared && $(GO) run ./cmd/jobbench -n 10000 -c 8 -replicas 2 -worker-concurrency 8 -rounds 5
 	cd services/backup && $(GO) run ./cmd/backupbench -size $(BACKUP_BENCH_BYTES)

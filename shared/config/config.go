@@ -155,7 +155,8 @@ var Vars = []Var{
 	{"TARGET_DB_PATH", "DATA_DIR/target/vanna_db.db", "runtime copy of the golden source, opened read-only", plain},
 	{"ASSETS_DIR", "assets", "shipped data: ontology/ (business glossary loaded by init) and training/ (question/SQL pairs)", plain},
 	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store", plain},
-	{"EMBEDDING_PROVIDER", "local", "local|openai|ollama", plain},
+	{"EMBEDDING_PROVIDER", "local", "default|local|openai|ollama: default is Chroma's own embedding function (all-MiniLM-L6-v2 on ONNX Runtime, what a default Vanna app searches with; recommended for production); local is an offline feature-hashing embedder for development that no Vanna app can search with (docs/VANNA.md)", plain},
+	{"EMBEDDING_MODEL_DIR", "(empty: fetched into $HOME/.cache on first use)", "absolute path of a directory provisioned with the default embedder's files (docs/VANNA.md: layout and checksums); when set nothing is fetched, and a missing file or checksum stops the chroma worker at start", plain},
 	{"OPENAI_API_KEY", "(empty)", "API key of the openai embedder; required when EMBEDDING_PROVIDER=openai", secret},
 	{"OPENAI_EMBEDDING_MODEL", "text-embedding-3-small", "embedding model of the openai embedder", plain},
 	{"OPENAI_BASE_URL", "(empty: api.openai.com)", "base URL of an OpenAI-compatible embeddings API; http:// allowed", plain},
@@ -258,7 +259,8 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Embedding = Embedding{
-		Provider:         p.oneOf("EMBEDDING_PROVIDER", "local", "local", "openai", "ollama"),
+		Provider:         p.oneOf("EMBEDDING_PROVIDER", "local", "default", "local", "openai", "ollama"),
+		ModelDir:         p.str("EMBEDDING_MODEL_DIR", ""),
 		OpenAIAPIKey:     p.str("OPENAI_API_KEY", ""),
 		OpenAIModel:      p.str("OPENAI_EMBEDDING_MODEL", DefaultOpenAIModel),
 		OpenAIBaseURL:    p.str("OPENAI_BASE_URL", p.str("OPENAI_API_BASE", "")),
@@ -266,6 +268,12 @@ func Load(getenv func(string) string) (Config, error) {
 		OpenAIOrgID:      p.str("OPENAI_ORG_ID", ""),
 		OllamaHost:       p.str("OLLAMA_HOST", DefaultOllamaHost),
 		OllamaModel:      p.str("OLLAMA_EMBEDDING_MODEL", DefaultOllamaModel),
+	}
+	// EMBEDDING_MODEL_DIR's files are checked by the processes that embed
+	// (shared/vectors.NewEmbedder, at the chroma worker's start), not here:
+	// a backup worker sharing this configuration has no use for them.
+	if d := c.Embedding.ModelDir; d != "" && !filepath.IsAbs(d) {
+		p.fail("EMBEDDING_MODEL_DIR", d, "an absolute directory path")
 	}
 	if c.Embedding.Provider == "openai" && c.Embedding.OpenAIAPIKey == "" {
 		p.add(&VarError{Var: "OPENAI_API_KEY", Reason: "EMBEDDING_PROVIDER=openai needs it"})
@@ -493,7 +501,12 @@ const (
 // training data and questions into vectors. Only the fields of Provider
 // are used.
 type Embedding struct {
-	Provider string // local, openai or ollama
+	Provider string // default, local, openai or ollama
+
+	// ModelDir is EMBEDDING_MODEL_DIR: the provisioned files of the
+	// default embedder (DefaultModelFiles); empty: chroma-go's caches
+	// under $HOME, fetched on first use.
+	ModelDir string
 
 	OpenAIAPIKey     string
 	OpenAIModel      string
