@@ -149,10 +149,10 @@ func AuditConfigInvalid(ctx context.Context, name string, getenv func(string) st
 // single-machine defaults in production. No value of a secret appears.
 func ConfigWarnings(cfg config.Config) []Problem {
 	var out []Problem
-	if cfg.InitAdminPassword == config.DefaultAdminPassword {
+	if cfg.Role.Holds("INIT_ADMIN_PASSWORD") && cfg.InitAdminPassword == config.DefaultAdminPassword {
 		out = append(out, Problem{"INIT_ADMIN_PASSWORD", "INIT_ADMIN_PASSWORD: the development default admin password is in use; set your own"})
 	}
-	if cfg.JWTSecret == "" {
+	if cfg.Role.Holds("JWT_SECRET") && cfg.JWTSecret == "" {
 		out = append(out, Problem{"JWT_SECRET", "JWT_SECRET: not set; tokens are signed with a generated key kept in DATA_DIR/jwt.secret (only processes sharing DATA_DIR accept them)"})
 	}
 	if cfg.AppEnv == config.Production && cfg.Embedded() {
