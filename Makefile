@@ -164,7 +164,12 @@ clean:
 ## docker: one image per service from deploy/docker/<service>.Dockerfile (repository root
 ## as the build context; each builds its module with GOWORK=off). IMAGE_PREFIX/IMAGE_TAG to retag.
 IMAGE_PREFIX ?= insightops-
-IMAGE_TAG ?= latest
+# IMAGE_TAG is the version the images are built as; deploy/k8s pins the same
+# tag (never :latest — natsperm's TestDeployManifestsMatchTheCode checks it).
+# A release: make docker IMAGE_TAG=x.y.z, then in deploy/k8s
+#   kustomize edit set image insightops-api=registry/insightops-api:x.y.z …
+# or sed -i 's/:0.1.0$$/:x.y.z/' deploy/k8s/*.yaml.
+IMAGE_TAG ?= 0.1.0
 .PHONY: docker
 docker:
 	@for s in $(SERVICES); do \

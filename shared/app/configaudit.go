@@ -92,7 +92,7 @@ func Redact(msg string, getenv func(string) string) string {
 // natsProblem reports whether a problem makes NATS itself unreachable for
 // this process (then only a NATS_URL that is itself fine is tried).
 func natsProblem(p Problem) bool {
-	return strings.HasPrefix(p.Variable, "NATS_URL") || p.Variable == "NATS_CREDS" || p.Variable == "NATS_LISTEN"
+	return strings.HasPrefix(p.Variable, "NATS_URL") || p.Variable == "NATS_CREDS" || p.Variable == "NATS_CA_FILE" || p.Variable == "NATS_LISTEN"
 }
 
 // AuditConfigInvalid publishes a config.invalid event (outcome failure,
@@ -121,6 +121,9 @@ func AuditConfigInvalid(ctx context.Context, name string, getenv func(string) st
 	opts := []nats.Option{nats.Name(name), nats.Timeout(ConfigAuditTimeout), nats.NoReconnect()}
 	if creds := strings.TrimSpace(getenv("NATS_CREDS")); creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
+	}
+	if ca := strings.TrimSpace(getenv("NATS_CA_FILE")); ca != "" {
+		opts = append(opts, nats.RootCAs(ca))
 	}
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {

@@ -54,6 +54,9 @@ type Config struct {
 	NATSURL      string // empty: start an embedded server
 	NATSReplicas int
 	NATSCreds    string
+	// NATSCAFile is the PEM CA bundle the NATS servers' certificates are
+	// verified with (NATS_CA_FILE); set, the connection requires TLS.
+	NATSCAFile string
 	// NATSProvision: this process creates/updates the streams and buckets
 	// at start (false for least-privilege users that may not).
 	NATSProvision bool
@@ -145,6 +148,7 @@ var Vars = []Var{
 	{"NATS_URL", "(empty)", "NATS server(s) to connect to, comma separated; empty starts an embedded server", plain},
 	{"NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a cluster)", plain},
 	{"NATS_CREDS", "(empty)", "path of a NATS .creds file", plain},
+	{"NATS_CA_FILE", "(empty)", "PEM CA bundle that signed the NATS servers' certificates; set, every NATS connection requires TLS and verifies the servers with it (deploy/nats turns client TLS on)", plain},
 	{"NATS_PROVISION", "true", "this process creates/updates streams and buckets at start; false for least-privilege NATS users (only the provisioner, e.g. the init Job, provisions)", plain},
 	{"NATS_INBOX_PREFIX", "_INBOX", "subject prefix of this process's reply inboxes (JetStream API replies, pulled messages); one per role, e.g. _INBOX_backup, so a NATS user may subscribe only to its own replies", plain},
 	{"DATABASE_URL", "(empty)", "PostgreSQL URL of the System DB; empty uses SQLite at DATA_DIR/system.db", secret},
@@ -235,6 +239,12 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 	c.NATSURL = p.str("NATS_URL", "")
 	c.NATSReplicas = p.intRange("NATS_REPLICAS", 1, 1, 5)
 	c.NATSCreds = p.str("NATS_CREDS", "")
+	c.NATSCAFile = p.str("NATS_CA_FILE", "")
+	if c.NATSCAFile != "" {
+		if _, err := os.Stat(c.NATSCAFile); err != nil {
+			p.add(&VarError{Var: "NATS_CA_FILE", Value: c.NATSCAFile, HasValue: true, Err: err})
+		}
+	}
 	c.NATSProvision = p.boolean("NATS_PROVISION", true)
 	c.NATSInboxPrefix = p.str("NATS_INBOX_PREFIX", "_INBOX")
 	if !validInboxPrefix(c.NATSInboxPrefix) {
