@@ -362,6 +362,12 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 					t.Errorf("sets %s, which shared/config does not read (not in config.Vars)", k)
 				}
 			}
+			// NATS is TLS only: every process verifies the nodes with
+			// NATS_CA_FILE (a path in the container; here the test's CA).
+			if ca := c.env["NATS_CA_FILE"]; !filepath.IsAbs(ca) {
+				t.Errorf("NATS_CA_FILE=%q: the NATS servers speak TLS only; set the CA's absolute path", ca)
+			}
+			c.env["NATS_CA_FILE"] = deployCA()
 			// Loaded for its role: production requires the role's own
 			// secrets and refuses the others' (and any placeholder).
 			cfg, err := config.LoadRole(func(k string) string { return c.env[k] }, configRole(c.role))
