@@ -3,6 +3,10 @@
 #   docker build -f deploy/docker/insightops.Dockerfile -t insightops-insightops .   (from the repository root; make docker)
 # Built with GOWORK=off from the service's own module (its replace directives
 # point at ../../shared and the service modules it imports).
+# Development (no APP_ENV) listens on 127.0.0.1 inside the container, so
+# `docker run -p 8000:8000` reaches nothing until you choose: -e API_ADDR=:8000
+# (and change the development admin password first), or APP_ENV=production with
+# JWT_SECRET and INIT_ADMIN_PASSWORD (docs/SECURITY.md).
 # cgo is on at link time only (chroma-go imports an ONNX embedder we never
 # call) and the binary is linked statically, so the runtime image needs no libc.
 ARG GO_VERSION=1.26
