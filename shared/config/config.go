@@ -187,7 +187,7 @@ var Vars = []Var{
 	{"BACKUP_COMPRESSION", "gzip", "gzip|zstd", plain},
 	{"BACKUP_SCHEDULE", "(empty)", "cron schedule of automatic backups, submitted once per tick by the backup workers however many replicas run: " + ScheduleForms + "; empty: none", plain},
 	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds", plain},
-	{"BACKUP_SIGNING_KEY", "(random, kept in DATA_DIR in development)", "HMAC-SHA256 key (hex or base64 of at least 32 random bytes: openssl rand -base64 32) signing every archive; backup and restore workers (and the API for imports and signature status); required in production by the workers", secret},
+	{"BACKUP_SIGNING_KEY", "(random, kept in DATA_DIR in development)", "HMAC-SHA256 key (hex or base64 of at least 32 random bytes: openssl rand -base64 32) signing every archive; backup and restore workers (and the API for imports and signature status); required in production by the workers; production refuses it in init and chroma", secret},
 	{"BACKUP_SIGNING_KEYS_OLD", "(empty)", "earlier BACKUP_SIGNING_KEYs, comma separated: archives they signed still verify and restore, nothing new is signed with them", secret},
 	{"BACKUP_IMPORT_MAX_MB", "8192", "largest archive POST /admin/db/backup/import accepts, in MiB (413 beyond); it is spooled to DATA_DIR/scratch", plain},
 	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream", plain},
@@ -329,8 +329,10 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 		c.BackupSchedule = s
 	}
 	c.BackupVerifyAfter = p.boolean("BACKUP_VERIFY_AFTER", false)
-	c.BackupSigningKey = p.str("BACKUP_SIGNING_KEY", "")
-	c.BackupSigningKeysOld = p.str("BACKUP_SIGNING_KEYS_OLD", "")
+	if c.Role.Holds("BACKUP_SIGNING_KEY") { // a role that does not is refused them (roleSecrets)
+		c.BackupSigningKey = p.str("BACKUP_SIGNING_KEY", "")
+		c.BackupSigningKeysOld = p.str("BACKUP_SIGNING_KEYS_OLD", "")
+	}
 	c.BackupImportMaxMB = p.intRange("BACKUP_IMPORT_MAX_MB", DefaultBackupImportMaxMB, 1, 1<<20)
 	if c.BackupSigningKey != "" {
 		if _, err := archivesig.ParseKey(c.BackupSigningKey); err != nil {
@@ -379,14 +381,15 @@ func DefaultAPIAddr(env Environment) string {
 	return "127.0.0.1:8000"
 }
 
-// roleSecrets reads JWT_SECRET and INIT_ADMIN_PASSWORD for c.Role: a role
-// that holds one gets its default and its checks (production requires a
-// JWT secret and a chosen admin password); a role that does not leaves it
-// empty, and in production is refused it (it would hold a key it never
-// uses). The placeholder check of every secret is placeholderSecrets.
+// roleSecrets refuses, in production, every role-scoped secret given to a
+// role that does not hold it (it would hold a key it never uses), and reads
+// JWT_SECRET and INIT_ADMIN_PASSWORD for c.Role: a role that holds one gets
+// its default and its checks (production requires a JWT secret and a chosen
+// admin password); a role that does not leaves it empty. The placeholder
+// check of every secret is placeholderSecrets.
 func (p *parser) roleSecrets(c *Config, prod bool) {
-	foreign := func(name string) {
-		if prod && strings.TrimSpace(p.getenv(name)) != "" {
+	for _, name := range RoleScopedSecrets() {
+		if prod && !c.Role.Holds(name) && strings.TrimSpace(p.getenv(name)) != "" {
 			p.add(&VarError{Var: name, Reason: fmt.Sprintf("the %s process does not use it; production refuses it here (each process receives only its own secrets)", c.Role)})
 		}
 	}
@@ -398,8 +401,6 @@ func (p *parser) roleSecrets(c *Config, prod bool) {
 		if prod && strings.TrimSpace(p.getenv("INIT_ADMIN_PASSWORD")) == "" {
 			p.add(&VarError{Var: "INIT_ADMIN_PASSWORD", Reason: "production refuses the default admin password; set your own"})
 		}
-	} else {
-		foreign("INIT_ADMIN_PASSWORD")
 	}
 	if c.Role.Holds("JWT_SECRET") {
 		c.JWTSecret = p.str("JWT_SECRET", "")
@@ -409,8 +410,6 @@ func (p *parser) roleSecrets(c *Config, prod bool) {
 		if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 			p.add(&VarError{Var: "JWT_SECRET", Reason: "must be at least 32 characters"})
 		}
-	} else {
-		foreign("JWT_SECRET")
 	}
 }
 

@@ -27,14 +27,31 @@ var Roles = []Role{RoleAllInOne, RoleAPI, RoleInit, RoleBackup, RoleRestore, Rol
 // roleSecrets maps each secret that belongs to some roles only to those
 // roles. The secrets every process needs to reach its stores (NATS_URL's
 // password, DATABASE_URL) are not listed: they are per-deployment, and the
-// NATS user in NATS_URL is per role already (deploy/nats).
+// NATS user in NATS_URL is per role already (deploy/nats). The archive
+// keys are held by the processes that sign or verify archives: the backup
+// and restore workers, and the API (imports, signature status);
+// archivesig.Load requires BACKUP_SIGNING_KEY in production where it is used.
 var roleSecrets = map[string][]Role{
-	"JWT_SECRET":          {RoleAllInOne, RoleAPI},
-	"INIT_ADMIN_PASSWORD": {RoleAllInOne, RoleInit},
+	"JWT_SECRET":              {RoleAllInOne, RoleAPI},
+	"INIT_ADMIN_PASSWORD":     {RoleAllInOne, RoleInit},
+	"BACKUP_SIGNING_KEY":      {RoleAllInOne, RoleAPI, RoleBackup, RoleRestore},
+	"BACKUP_SIGNING_KEYS_OLD": {RoleAllInOne, RoleAPI, RoleBackup, RoleRestore},
+}
+
+// requiredSecrets are the role-scoped secrets LoadRole requires, in
+// production, of every role that holds them.
+var requiredSecrets = []string{"JWT_SECRET", "INIT_ADMIN_PASSWORD"}
+
+// RequiredInProduction reports whether LoadRole refuses, in production, a
+// configuration of role r without the role-scoped secret name.
+func (r Role) RequiredInProduction(name string) bool {
+	_, scoped := roleSecrets[name]
+	return scoped && r.Holds(name) && slices.Contains(requiredSecrets, name)
 }
 
 // RoleScopedSecrets returns the names of the secrets that only some roles
-// hold (JWT_SECRET: the API; INIT_ADMIN_PASSWORD: init), sorted.
+// hold (JWT_SECRET: the API; INIT_ADMIN_PASSWORD: init; the archive keys:
+// API, backup, restore), sorted.
 func RoleScopedSecrets() []string {
 	out := make([]string, 0, len(roleSecrets))
 	for k := range roleSecrets {

@@ -50,7 +50,7 @@ func composeEnv(v string, secrets map[string]string) string {
 		g := composeVar.FindStringSubmatch(m)
 		if g[2] == "?" {
 			if secrets[g[1]] == "" {
-				b := make([]byte, 24)
+				b := make([]byte, 32) // BACKUP_SIGNING_KEY needs 32 random bytes
 				_, _ = rand.Read(b)
 				secrets[g[1]] = hex.EncodeToString(b)
 			}
@@ -62,7 +62,7 @@ func composeEnv(v string, secrets map[string]string) string {
 
 // isSecretVar tells the variables that hold a credential.
 func isSecretVar(name string) bool {
-	return strings.HasSuffix(name, "PASSWORD") || strings.HasSuffix(name, "SECRET")
+	return config.IsSecret(name) || strings.HasSuffix(name, "PASSWORD") || strings.HasSuffix(name, "SECRET") || strings.HasSuffix(name, "_KEY")
 }
 
 // TestComposeShipsNoSecret: every credential docker-compose.yml
@@ -236,7 +236,7 @@ func exampleSecrets(t *testing.T, random bool) map[string]map[string]string {
 	data := map[string]string{}
 	for k, v := range o.StringData {
 		if random {
-			r := make([]byte, 24)
+			r := make([]byte, 32)
 			_, _ = rand.Read(r)
 			v = strings.ReplaceAll(v, "CHANGE-ME", hex.EncodeToString(r))
 		}
@@ -376,8 +376,12 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 			}
 			for _, name := range config.RoleScopedSecrets() {
 				_, has := c.env[name]
-				if want := configRole(c.role).Holds(name); has != want {
-					t.Errorf("receives %s: %v; its role (%s) uses it: %v", name, has, configRole(c.role), want)
+				holds := configRole(c.role).Holds(name)
+				switch {
+				case has && !holds:
+					t.Errorf("receives %s, which its role (%s) does not use", name, configRole(c.role))
+				case !has && holds && !rotationOnly[name]:
+					t.Errorf("lacks %s, which its role (%s) uses", name, configRole(c.role))
 				}
 			}
 			if cfg.AppEnv != config.Production {
@@ -459,6 +463,10 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 	}
 	t.Logf("checked %d containers (%v)", len(all), fmt.Sprint(roles))
 }
+
+// rotationOnly are the role-scoped secrets a deployment sets only while it
+// rotates a key (the verify-only old archive keys).
+var rotationOnly = map[string]bool{"BACKUP_SIGNING_KEYS_OLD": true}
 
 // configRole is the configuration role (config.LoadRole) of a NATS user's
 // process: the provisioner is init --once.
