@@ -164,10 +164,34 @@ demo-db:
 clean:
 	rm -rf $(BIN)
 
+## nats-certs: a CA and one certificate for the NATS nodes into NATS_TLS_DIR
+## (client TLS and mutual-TLS routes of deploy/nats; never committed). The
+## certificate names every host compose and the Helm chart use; serverAuth and
+## clientAuth (a node presents it on the routes it dials). Rotation: docs/SECURITY.md.
+NATS_TLS_DIR ?= deploy/nats/tls
+NATS_TLS_DAYS ?= 365
+NATS_TLS_SANS ?= DNS:nats-1,DNS:nats-2,DNS:nats-3,DNS:localhost,DNS:nats,DNS:nats.nats.svc,DNS:nats.nats.svc.cluster.local,DNS:*.nats-headless.nats.svc,DNS:*.nats-headless.nats.svc.cluster.local,IP:127.0.0.1
+.PHONY: nats-certs
+nats-certs:
+	@mkdir -p $(NATS_TLS_DIR) && cd $(NATS_TLS_DIR) && \
+	if [ -f ca.key ]; then echo "$(NATS_TLS_DIR)/ca.key exists: reusing the CA"; else \
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt \
+			-days $$(( $(NATS_TLS_DAYS) * 3 )) -subj "/CN=insightops NATS CA" 2>/dev/null; fi && \
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr -subj "/CN=nats" 2>/dev/null && \
+	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' "$(NATS_TLS_SANS)" > tls.ext && \
+	openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days $(NATS_TLS_DAYS) -extfile tls.ext -out tls.crt 2>/dev/null && \
+	rm -f tls.csr tls.ext && chmod 600 ca.key tls.key && \
+	echo "NATS TLS: $(NATS_TLS_DIR)/{ca.crt,tls.crt,tls.key} (keep ca.key offline)"
+
 ## docker: one image per service from deploy/docker/<service>.Dockerfile (repository root
 ## as the build context; each builds its module with GOWORK=off). IMAGE_PREFIX/IMAGE_TAG to retag.
 IMAGE_PREFIX ?= insightops-
-IMAGE_TAG ?= latest
+# IMAGE_TAG is the version the images are built as; deploy/k8s pins the same
+# tag (never :latest — natsperm's TestDeployManifestsMatchTheCode checks it).
+# A release: make docker IMAGE_TAG=x.y.z, then in deploy/k8s
+#   kustomize edit set image insightops-api=registry/insightops-api:x.y.z …
+# or sed -i 's/:0.1.0$$/:x.y.z/' deploy/k8s/*.yaml.
+IMAGE_TAG ?= 0.1.0
 .PHONY: docker
 docker:
 	@for s in $(SERVICES); do \

@@ -3,6 +3,10 @@
 #   docker build -f deploy/docker/insightops.Dockerfile -t insightops-insightops .   (from the repository root; make docker)
 # Built with GOWORK=off from the service's own module (its replace directives
 # point at ../../shared and the service modules it imports).
+# Development (no APP_ENV) listens on 127.0.0.1 inside the container, so
+# `docker run -p 8000:8000` reaches nothing until you choose: -e API_ADDR=:8000
+# (and change the development admin password first), or APP_ENV=production with
+# JWT_SECRET and INIT_ADMIN_PASSWORD (docs/SECURITY.md).
 # cgo is on and the binary is linked dynamically against glibc: with
 # EMBEDDING_PROVIDER=default, chroma-go's embedder loads ONNX Runtime and the
 # tokenizer library with dlopen (docs/VANNA.md), so the runtime image is

@@ -38,7 +38,7 @@ func TestDefaultsMatchTheContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.APIAddr != ":8000" || c.NATSListen != "127.0.0.1:4223" || c.DataDir != "./data" || c.BackupRetentionCount != 7 ||
+	if c.APIAddr != "127.0.0.1:8000" || c.NATSListen != "127.0.0.1:4223" || c.DataDir != "./data" || c.BackupRetentionCount != 7 ||
 		c.BackupCompression != "gzip" || c.BackupStore != "local" || c.AuditRetention != 400*24*time.Hour || c.JobRetention != 7*24*time.Hour ||
 		c.TargetDBSource != "assets/databases/vanna_db.db" || c.NATSReplicas != 1 || !c.Embedded() {
 		t.Fatalf("defaults %+v", c)

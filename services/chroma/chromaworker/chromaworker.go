@@ -346,3 +346,8 @@ func (w *Worker) jobError(err error) error {
 	}
 	return err
 }
+
+// AppOptions are what the chroma binary's main opens (app.Main): the System
+// DB, as the chroma role, which requires and receives none of the API's or
+// init's secrets.
+var AppOptions = app.Options{Name: "insightops-chroma", Role: config.RoleChroma, SystemDB: true}
