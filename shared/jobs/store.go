@@ -117,14 +117,31 @@ func (s *Store) UpdateFrom(ctx context.Context, cur Record, rev uint64, fn func(
 type Filter struct {
 	Kind  string
 	State State
-	Limit int // default 50
+	// SubmittedBy keeps the records of one submitter (exact match).
+	SubmittedBy string
+	// Since and Until bound the creation time (inclusive, exclusive).
+	Since, Until time.Time
+	Limit        int // default 50
+	// Offset skips that many of the newest matches (paging).
+	Offset int
 }
 
-// List returns the newest records matching f, newest first.
+// match reports whether r is selected by f.
+func (f Filter) match(r Record) bool {
+	return (f.Kind == "" || r.Kind == f.Kind) && (f.State == "" || r.State == f.State) &&
+		(f.SubmittedBy == "" || r.SubmittedBy == f.SubmittedBy) &&
+		(f.Since.IsZero() || !r.CreatedAt.Before(f.Since)) && (f.Until.IsZero() || r.CreatedAt.Before(f.Until))
+}
+
+// List returns the newest records matching f, newest first, after
+// skipping f.Offset of them. Memory is bounded by Offset+Limit, not by the
+// bucket.
 func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
+	f.Offset = max(f.Offset, 0)
+	keep := f.Offset + f.Limit
 	// Job ids are single-token keys; "idem.*" keys are not matched by "*".
 	w, err := s.kv.Watch(ctx, "*", jetstream.IgnoreDeletes())
 	if err != nil {
@@ -141,17 +158,21 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 				return nil, errors.New("list jobs: watcher closed")
 			}
 			if e == nil { // initial values delivered
-				return newest(out, f.Limit), nil
+				out = newest(out, keep)
+				if f.Offset >= len(out) {
+					return []Record{}, nil
+				}
+				return out[f.Offset:], nil
 			}
 			var r Record
 			if json.Unmarshal(e.Value(), &r) != nil {
 				continue
 			}
-			if (f.Kind == "" || r.Kind == f.Kind) && (f.State == "" || r.State == f.State) {
+			if f.match(r) {
 				out = append(out, r)
-				if len(out) >= 2*f.Limit+64 {
+				if len(out) >= 2*keep+64 {
 					// Keep memory bounded by the page, not by the bucket.
-					out = newest(out, f.Limit)
+					out = newest(out, keep)
 				}
 			}
 		}

@@ -78,7 +78,11 @@ var routeDocs = map[string]opDoc{
 	"GET /admin/db/tasks": {Query: []param{
 		q("kind", "job kind: "+strings.Join(jobs.Kinds, ", ")),
 		q("state", "queued, running, succeeded, failed or cancelled"),
+		q("submitted_by", "exact submitter (an e-mail or token:<name>)"),
+		q("since", "created at or after this RFC 3339 time"),
+		q("until", "created before this RFC 3339 time"),
 		q("limit", "1–500, default 50"),
+		q("offset", "skip this many of the newest matches (0–100000)"),
 	}, Responses: map[int]string{200: "TaskList", 400: "Error"}},
 	"GET /admin/db/tasks/:id":         {Responses: map[int]string{200: "JobRecord", 404: "Error"}},
 	"DELETE /admin/db/tasks/:id":      {Responses: map[int]string{200: "JobRecord", 202: "JobRecord", 404: "Error", 409: "Error"}},
