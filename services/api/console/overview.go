@@ -11,10 +11,10 @@ import (
 
 // healthReport is GET /admin/db/health's answer as the console reads it.
 type healthReport struct {
-	Status     string               `json:"status"`
-	Components map[string]component `json:"components"`
+	Status     string                       `json:"status"`
+	Components map[string]component         `json:"components"`
 	Workers    map[string][]presence.Worker `json:"workers"`
-	Queue map[string]struct {
+	Queue      map[string]struct {
 		Pending    uint64 `json:"pending"`
 		AckPending int    `json:"ack_pending"`
 	} `json:"queue"`

@@ -110,7 +110,7 @@ func secureRequest(r *http.Request) bool {
 func setSession(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: token, Path: Prefix, Expires: expires,
-		MaxAge: max(1, int(time.Until(expires).Seconds())),
+		MaxAge:   max(1, int(time.Until(expires).Seconds())),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureRequest(r),
 	})
 }

@@ -207,4 +207,3 @@ func TestConsoleLogoutRevokesTheToken(t *testing.T) {
 		t.Fatalf("the old cookie after logout: %d to %q, want the login page", res.StatusCode, res.Header.Get("Location"))
 	}
 }
-
