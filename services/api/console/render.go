@@ -12,7 +12,7 @@ import (
 
 // pageNames are the templates under ui/templates, each rendered inside
 // layout.html.
-var pageNames = []string{"login", "password", "overview", "jobs", "job", "backups", "restore", "error"}
+var pageNames = []string{"login", "password", "overview", "jobs", "job", "backups", "restore", "error", "knowledge", "audit", "accounts"}
 
 // view is what every page template gets.
 type view struct {
@@ -36,6 +36,7 @@ var funcs = template.FuncMap{
 	"bytes":    humanBytes,
 	"contains": func(list []string, s string) bool { return contains(list, s) },
 	"add":      func(a, b int) int { return a + b },
+	"split":    strings.Fields,
 	"sub":      func(a, b int) int { return a - b },
 }
 

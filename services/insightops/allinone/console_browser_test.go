@@ -16,6 +16,7 @@ import (
 
 	"github.com/insightops/insightops/services/api/console"
 	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/testkit"
 )
 
@@ -145,14 +146,16 @@ func awaited[T any](t *testing.T, b *browser, what, expr string) T {
 // Chromium against the real all-in-one: sign in, run a backup from the
 // Backups page and watch its job reach 100%, receive its event stream on
 // the cookie, verify the archive, restore it through the typed
-// confirmation; then a viewer (forced to change the password a creator
+// confirmation, train the knowledge base and search it, find those
+// actions on the audit page and check its hash chain; then a viewer (forced to change the password a creator
 // set) sees no action button and a POST forged from its page is refused
 // by the API and audited. No page loads anything from another origin,
 // none violates the CSP, and the CSP has no 'unsafe-inline'.
 func TestConsoleInARealBrowser(t *testing.T) {
 	t.Parallel()
 	b := newBrowser(t)
-	in := start(t, t.TempDir())
+	chroma := testkit.Chroma(t)
+	in := start(t, t.TempDir(), "CHROMA_URL", chroma.URL)
 	admin := in.loginWhenReady(t)
 
 	resp, err := testkit.HTTP.Get(in.base + console.Prefix + "/login")
@@ -228,6 +231,59 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		t.Fatalf("restore job: %s at %s, want succeeded at 100%%", state, pct)
 	}
 
+	// Train the knowledge base, then search it: entries come back nearest
+	// first with their distances.
+	b.do(t, "train", 30*time.Second,
+		chromedp.Navigate(in.base+"/ui/knowledge"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-action="train"]`)),
+		chromedp.Click(chromedp.CSS(`[data-action="train"]`)),
+		chromedp.WaitVisible(chromedp.ID("job")))
+	if state, pct := b.waitJob(t, 3*time.Minute); state != "succeeded" || pct != "100%" {
+		t.Fatalf("train job: %s at %s, want succeeded at 100%%", state, pct)
+	}
+	b.do(t, "search", 30*time.Second,
+		chromedp.Navigate(in.base+"/ui/knowledge"),
+		chromedp.WaitVisible(chromedp.ID("kb-q")),
+		chromedp.SendKeys(chromedp.ID("kb-q"), "total revenue per month"),
+		chromedp.Click(chromedp.CSS(`[data-search]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#kb-entries td.distance`)))
+	b.noCSPViolation(t)
+	distances := get(t, b, "read the distances", chromedp.Evaluate[[]float64](`Array.from(document.querySelectorAll("#kb-entries td.distance")).map(function (td) { return parseFloat(td.textContent); })`))
+	if len(distances) == 0 {
+		t.Fatal("the search found no entry")
+	}
+	for i := 1; i < len(distances); i++ {
+		if distances[i] < distances[i-1] {
+			t.Fatalf("search distances %v are not nearest first", distances)
+		}
+	}
+
+	// Each of those actions is on the audit page, and the chain holds.
+	for _, action := range []string{
+		jobs.AuditAction(jobs.KindBackupCreate, "requested"), jobs.AuditAction(jobs.KindBackupVerify, "requested"),
+		jobs.AuditAction(jobs.KindRestore, "requested"), jobs.AuditAction(jobs.KindChromaTrain, "requested"),
+		jobs.AuditAction(jobs.KindRestore, "succeeded"),
+	} {
+		found := 0
+		for deadline := time.Now().Add(20 * time.Second); found == 0 && time.Now().Before(deadline); {
+			b.do(t, "open the audit page for "+action, 30*time.Second,
+				chromedp.Navigate(in.base+"/ui/audit?actor=admin%40example.com&action="+action), chromedp.WaitVisible(chromedp.ID("audit-rows")))
+			found = get(t, b, "count "+action, chromedp.Evaluate[int](`Array.from(document.querySelectorAll("#audit-rows td.action")).filter(function (td) { return td.textContent === `+"`"+action+"`"+`; }).length`))
+			if found == 0 {
+				time.Sleep(300 * time.Millisecond) // the audit copy lags the stream a moment
+			}
+		}
+		if found == 0 {
+			t.Errorf("the audit page shows no %s by the admin", action)
+		}
+	}
+	b.do(t, "check the hash chain", 30*time.Second,
+		chromedp.Click(chromedp.CSS(`[data-check]`)), chromedp.WaitVisible(chromedp.ID("chain-result")))
+	if chain := get(t, b, "chain result", chromedp.Text(chromedp.ID("chain-result"))); !strings.Contains(chain, "intact") {
+		t.Fatalf("hash chain check: %q", chain)
+	}
+	b.noCSPViolation(t)
+
 	// A viewer, created with a password: forced to change it first.
 	viewer, first, second := "viewer@example.com", "Viewer-first-"+testkit.RandomSuffix(), "Viewer-second-"+testkit.RandomSuffix()
 	if code := in.call(t, "POST", "/admin/users", admin, map[string]any{"email": viewer, "role": "viewer", "password": first}, nil); code != http.StatusCreated {
@@ -246,7 +302,7 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("confirm_password"), second),
 		chromedp.Submit(chromedp.ID("confirm_password")),
 		chromedp.WaitVisible(chromedp.CSS(`p.flash`)))
-	for _, p := range []string{in.base + "/ui/", in.base + "/ui/backups", in.base + "/ui/jobs", jobURL} {
+	for _, p := range []string{in.base + "/ui/", in.base + "/ui/backups", in.base + "/ui/jobs", in.base + "/ui/knowledge", jobURL} {
 		b.do(t, "open "+p, 30*time.Second, chromedp.Navigate(p), chromedp.WaitVisible(chromedp.CSS("main")))
 		n := get(t, b, "count actions on "+p, chromedp.Evaluate[int](`document.querySelectorAll("[data-action], form[method=post]:not([action='/ui/logout'])").length`))
 		if n != 0 {

@@ -82,9 +82,13 @@
     Array.prototype.forEach.call(inputs, function (input) {
       var button = input.form.querySelector("[data-confirm-button]");
       if (!button) return;
-      var want = input.getAttribute("data-confirm");
-      var check = function () { button.disabled = input.value !== want; };
+      // data-confirm-from names a select whose value is the text to type
+      // (its empty value means "all"); otherwise data-confirm is.
+      var from = document.getElementById(input.getAttribute("data-confirm-from") || "");
+      var want = function () { return from ? (from.value || "all") : input.getAttribute("data-confirm"); };
+      var check = function () { button.disabled = input.value !== want(); };
       input.addEventListener("input", check);
+      if (from) from.addEventListener("change", check);
       check();
     });
   }
