@@ -284,6 +284,17 @@ func TestConsoleInARealBrowser(t *testing.T) {
 	}
 	b.noCSPViolation(t)
 
+	// Every page, light and dark: no serious or critical accessibility
+	// violation (axe-core), no CSP violation.
+	for _, p := range []struct{ name, url string }{
+		{"overview", in.base + "/ui/"}, {"jobs", in.base + "/ui/jobs"}, {"job", jobURL},
+		{"backups", in.base + "/ui/backups"}, {"restore", in.base + "/ui/backups/" + archive + "/restore"},
+		{"knowledge", in.base + "/ui/knowledge?q=total+revenue+per+month"}, {"audit", in.base + "/ui/audit?check=1"},
+		{"accounts", in.base + "/ui/accounts"}, {"password", in.base + "/ui/password"},
+	} {
+		b.checkPage(t, p.name, p.url)
+	}
+
 	// A viewer, created with a password: forced to change it first.
 	viewer, first, second := "viewer@example.com", "Viewer-first-"+testkit.RandomSuffix(), "Viewer-second-"+testkit.RandomSuffix()
 	if code := in.call(t, "POST", "/admin/users", admin, map[string]any{"email": viewer, "role": "viewer", "password": first}, nil); code != http.StatusCreated {
@@ -292,6 +303,7 @@ func TestConsoleInARealBrowser(t *testing.T) {
 	b.do(t, "sign out", 30*time.Second,
 		chromedp.Click(chromedp.CSS(`form[action="/ui/logout"] button`)),
 		chromedp.WaitVisible(chromedp.ID("email")))
+	b.checkPage(t, "login", in.base+"/ui/login")
 	b.do(t, "sign in as the viewer and change the password", 30*time.Second,
 		chromedp.SendKeys(chromedp.ID("email"), viewer),
 		chromedp.SendKeys(chromedp.ID("password"), first),
