@@ -15,6 +15,9 @@ import (
 
 // extraRoutes registers the knowledge base, audit and accounts pages.
 func (c *Console) extraRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET "+Prefix+"/dead-letters", c.authed(c.deadLetters))
+	m.HandleFunc("POST "+Prefix+"/dead-letters/resubmit", c.authed(c.deadLetterResubmit))
+
 	m.HandleFunc("GET "+Prefix+"/knowledge", c.authed(c.knowledgePage))
 	m.HandleFunc("POST "+Prefix+"/knowledge/train", c.authed(c.knowledgeTrain))
 	m.HandleFunc("POST "+Prefix+"/knowledge/clear", c.authed(c.knowledgeClear))

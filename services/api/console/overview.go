@@ -49,7 +49,9 @@ type overviewData struct {
 	Kinds      []kindRow
 	LastBackup *time.Time
 	LastVerify *time.Time
-	Warnings   []string
+	// DeadLetters counts JOBS_DLQ (-1: unknown).
+	DeadLetters int64
+	Warnings    []string
 }
 
 // componentNames is the order of the overview's rows and their labels.
@@ -111,6 +113,16 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 			d.Warnings = append(d.Warnings, fmt.Sprintf("%d %s job(s) are queued and no %s worker is alive: start one.", row.Pending, k, k))
 		}
 		d.Kinds = append(d.Kinds, row)
+	}
+	d.DeadLetters = -1
+	var dl struct {
+		Total int64 `json:"total"`
+	}
+	if _, err := c.call(r, s, http.MethodGet, "/admin/db/dead-letters?limit=1", nil, &dl); err == nil {
+		d.DeadLetters = dl.Total
+		if dl.Total > 0 {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("%d job(s) failed after their last delivery: see Dead letters (Jobs page) for the reasons, fix the cause, then re-submit.", dl.Total))
+		}
 	}
 	flash := ""
 	if r.URL.Query().Get("changed") != "" {

@@ -12,7 +12,7 @@ import (
 
 // pageNames are the templates under ui/templates, each rendered inside
 // layout.html.
-var pageNames = []string{"login", "password", "overview", "jobs", "job", "backups", "restore", "error", "knowledge", "audit", "accounts"}
+var pageNames = []string{"login", "password", "overview", "jobs", "job", "backups", "restore", "error", "knowledge", "audit", "accounts", "deadletters"}
 
 // view is what every page template gets.
 type view struct {

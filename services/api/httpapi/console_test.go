@@ -207,3 +207,41 @@ func TestConsoleLogoutRevokesTheToken(t *testing.T) {
 		t.Fatalf("the old cookie after logout: %d to %q, want the login page", res.StatusCode, res.Header.Get("Location"))
 	}
 }
+
+// TestConsoleDeadLetters: the console lists JOBS_DLQ with the reasons;
+// an operator re-submits a dead-lettered backup, which queues a new
+// backup.create job with its params through POST /admin/db/backup; a
+// viewer sees no re-submit button.
+func TestConsoleDeadLetters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dead := e.deadLetter(jobs.KindBackupCreate, `{"note":"nightly"}`, "disk full")
+	ck, csrf := e.consoleLogin(auth.Operator, nil)
+	_, page := e.browser(http.MethodGet, "/ui/dead-letters", nil, ck, nil)
+	for _, want := range []string{dead, "disk full", `data-action="resubmit"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the dead letters page lacks %q", want)
+		}
+	}
+	if _, over := e.browser(http.MethodGet, "/ui/", nil, ck, nil); !strings.Contains(over, "failed after their last delivery") {
+		t.Error("the overview does not warn about the dead letter")
+	}
+	res, _ := e.browser(http.MethodPost, "/ui/dead-letters/resubmit", url.Values{"csrf": {csrf}, "kind": {jobs.KindBackupCreate}, "params": {`{"note":"nightly"}`}}, ck, nil)
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/ui/jobs/") {
+		t.Fatalf("re-submit: %d to %q", res.StatusCode, loc)
+	}
+	id := strings.SplitN(strings.TrimPrefix(loc, "/ui/jobs/"), "?", 2)[0]
+	rec, _, err := e.srv.jobs.Get(context.Background(), id)
+	if err != nil || id == dead || rec.Kind != jobs.KindBackupCreate || string(rec.Params) != `{"note":"nightly"}` {
+		t.Fatalf("the re-submitted job %s: %+v (params %s), %v", id, rec, rec.Params, err)
+	}
+	res, page = e.browser(http.MethodPost, "/ui/dead-letters/resubmit", url.Values{"csrf": {csrf}, "kind": {jobs.KindRestore}, "params": {`{"archive":"x"}`}}, ck, nil)
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "typed confirmation") {
+		t.Errorf("one-click re-submit of a restore: %d, want 400", res.StatusCode)
+	}
+	vck, _ := e.consoleLogin(auth.Viewer, nil)
+	if _, page := e.browser(http.MethodGet, "/ui/dead-letters", nil, vck, nil); strings.Contains(page, "data-action") || !strings.Contains(page, dead) {
+		t.Error("the viewer's dead letters page shows a re-submit button or not the dead letter")
+	}
+}

@@ -120,6 +120,10 @@ var routeDocs = map[string]opDoc{
 
 	"GET /admin/db/stats": {Responses: map[int]string{200: "Stats"}},
 
+	"GET /admin/db/dead-letters": {Query: []param{
+		q("limit", "1–200, default 50"), q("offset", "0–100000"),
+	}, Responses: map[int]string{200: "DeadLetterList", 400: "Error"}},
+
 	"POST /auth/password": {Body: "ChangePasswordRequest", BodyRequired: true,
 		Responses: map[int]string{200: "LoginResponse", 400: "Error", 403: "Error", 415: "Error", 422: "Error", 429: "Error"}},
 	"POST /auth/logout":        {Responses: map[int]string{204: "", 400: "Error"}},
@@ -221,6 +225,8 @@ func apiSchemaTypes() []apiSchemaType {
 			"status_url": strDesc("where the job record is read: /admin/db/tasks/{id}"),
 		}},
 		{"TaskList", TaskList{}, map[string]schema{"tasks": arrayOf(ref("JobRecord"))}},
+		{"DeadLetter", DeadLetter{}, map[string]schema{"params": openObject("the job's params as submitted")}},
+		{"DeadLetterList", DeadLetterList{}, map[string]schema{"dead_letters": arrayOf(ref("DeadLetter"))}},
 		{"AuditEntry", AuditEntry{}, map[string]schema{"detail": openObject("event details, by action")}},
 		{"AuditPage", AuditPage{}, map[string]schema{"entries": arrayOf(ref("AuditEntry"))}},
 		{"AuditVerifyReport", auditsink.Report{}, nil},
