@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
 )
 
 // ErrNotFound means no record exists under that id.
@@ -142,6 +143,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 	}
 	f.Offset = max(f.Offset, 0)
 	keep := f.Offset + f.Limit
+	if f.Kind == "" && f.State == "" && f.SubmittedBy == "" {
+		return s.listByKeys(ctx, f, keep)
+	}
 	// Job ids are single-token keys; "idem.*" keys are not matched by "*".
 	w, err := s.kv.Watch(ctx, "*", jetstream.IgnoreDeletes())
 	if err != nil {
@@ -177,6 +181,52 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 			}
 		}
 	}
+}
+
+// listByKeys is List without a filter on the record's fields: job ids are
+// ULIDs, ordered by creation time (to the millisecond, which Since and
+// Until are checked against), so the page is chosen from the keys alone
+// and only its records are read.
+func (s *Store) listByKeys(ctx context.Context, f Filter, keep int) ([]Record, error) {
+	kl, err := s.kv.ListKeysFiltered(ctx, "*")
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer func() { _ = kl.Stop() }()
+	var ids []string
+	for k := range kl.Keys() {
+		id, err := ulid.ParseStrict(k)
+		if err != nil {
+			continue
+		}
+		at := ulid.Time(id.Time())
+		if (!f.Since.IsZero() && at.Before(f.Since.Truncate(time.Millisecond))) || (!f.Until.IsZero() && !at.Before(f.Until)) {
+			continue
+		}
+		ids = append(ids, k)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	if f.Offset >= len(ids) {
+		return []Record{}, nil
+	}
+	ids = ids[f.Offset:min(keep, len(ids))]
+	out := make([]Record, 0, len(ids))
+	for _, id := range ids {
+		r, _, err := s.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // expired or deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f.match(r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // newest sorts rs newest first (ids are ULIDs, ordered by creation time)
