@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
@@ -86,5 +87,26 @@ func (b *browser) checkPage(t *testing.T, name, url string) {
 	}
 	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
 		t.Fatalf("reset the colour scheme: %v", err)
+	}
+}
+
+// fitsPhone loads url at a phone's width (390 CSS pixels) and fails when
+// the page scrolls sideways (wide tables scroll inside their own box).
+func (b *browser) fitsPhone(t *testing.T, name, url string) {
+	t.Helper()
+	if _, err := chromedp.Call(b.ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+		Width: 390, Height: 844, DeviceScaleFactor: 1, Mobile: true,
+	}); err != nil {
+		t.Fatalf("emulate a phone: %v", err)
+	}
+	defer func() {
+		if _, err := chromedp.Call(b.ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
+			t.Fatalf("end the phone emulation: %v", err)
+		}
+	}()
+	b.do(t, "open "+url+" at phone width", 30*time.Second, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("main")))
+	over := get(t, b, "page width on "+name, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+	if len(over) == 2 && over[0] > over[1]+1 {
+		t.Errorf("%s at phone width: the page is %d px wide in a %d px window", name, over[0], over[1])
 	}
 }

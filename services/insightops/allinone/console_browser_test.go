@@ -293,6 +293,7 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		{"accounts", in.base + "/ui/accounts"}, {"password", in.base + "/ui/password"},
 	} {
 		b.checkPage(t, p.name, p.url)
+		b.fitsPhone(t, p.name, p.url)
 	}
 
 	// A viewer, created with a password: forced to change it first.
