@@ -47,28 +47,27 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	email, next := r.PostFormValue("email"), safeNext(r.PostFormValue("next"))
 	var ans loginAnswer
-	_, err := c.call(r, nil, http.MethodPost, "/auth/login", map[string]string{"email": email, "password": r.PostFormValue("password")}, &ans)
+	err := c.call(r, nil, http.MethodPost, "/auth/login", map[string]string{"email": email, "password": r.PostFormValue("password")}, &ans)
 	if err != nil {
 		v := view{Title: "Sign in", Data: map[string]string{"Next": next, "Email": email}}
-		status := http.StatusUnauthorized
-		if ae, ok := asAPIError(err); ok {
-			v.Error, status = ae, ae.Status
-		} else {
-			v.Error, status = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "sign-in failed"}, http.StatusInternalServerError
+		ae, ok := asAPIError(err)
+		if !ok {
+			ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "sign-in failed"}
 		}
-		c.render(w, status, "login", v)
+		v.Error = ae
+		c.render(w, ae.Status, "login", v)
 		return
 	}
 	setSession(w, r, ans.Token, ans.ExpiresAt)
 	if ans.MustChangePassword {
 		next = Prefix + "/password"
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther) //nolint:gosec // G710: next passed safeNext, a console path only
 }
 
 // logout revokes the token (POST /auth/logout) and drops the cookie.
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) error {
-	if _, err := c.call(r, s, http.MethodPost, "/auth/logout", nil, nil); err != nil {
+	if err := c.call(r, s, http.MethodPost, "/auth/logout", nil, nil); err != nil {
 		c.log.Warn("console: logout call failed; the cookie is dropped anyway", "user", s.Email(), "err", err)
 	}
 	clearSession(w, r)
@@ -90,7 +89,7 @@ func (c *Console) passwordSubmit(w http.ResponseWriter, r *http.Request, s *sess
 		return nil
 	}
 	var ans loginAnswer
-	_, err := c.call(r, s, http.MethodPost, "/auth/password", map[string]string{
+	err := c.call(r, s, http.MethodPost, "/auth/password", map[string]string{
 		"current_password": r.PostFormValue("current_password"), "new_password": r.PostFormValue("new_password"),
 	}, &ans)
 	if err != nil {

@@ -42,7 +42,7 @@ func (c *Console) backupList(w http.ResponseWriter, r *http.Request, s *session)
 	var list struct {
 		Backups []backupItem `json:"backups"`
 	}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/backup/list", nil, &list); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/backup/list", nil, &list); err != nil {
 		return err
 	}
 	c.render(w, http.StatusOK, "backups", view{S: s, Title: "Backups", Nav: "backups", Live: true,
@@ -70,7 +70,7 @@ func (c *Console) backupCreate(w http.ResponseWriter, r *http.Request, s *sessio
 		body["note"] = note
 	}
 	var a accepted
-	if _, err := c.call(r, s, http.MethodPost, "/admin/db/backup", body, &a); err != nil {
+	if err := c.call(r, s, http.MethodPost, "/admin/db/backup", body, &a); err != nil {
 		return err
 	}
 	toJob(w, r, a)
@@ -80,7 +80,7 @@ func (c *Console) backupCreate(w http.ResponseWriter, r *http.Request, s *sessio
 // backupVerify queues POST /admin/db/backup/:name/verify.
 func (c *Console) backupVerify(w http.ResponseWriter, r *http.Request, s *session) error {
 	var a accepted
-	if _, err := c.call(r, s, http.MethodPost, "/admin/db/backup/"+url.PathEscape(r.PathValue("name"))+"/verify", nil, &a); err != nil {
+	if err := c.call(r, s, http.MethodPost, "/admin/db/backup/"+url.PathEscape(r.PathValue("name"))+"/verify", nil, &a); err != nil {
 		return err
 	}
 	toJob(w, r, a)
@@ -92,7 +92,7 @@ func (c *Console) backupVerify(w http.ResponseWriter, r *http.Request, s *sessio
 func (c *Console) backupPrune(w http.ResponseWriter, r *http.Request, s *session) error {
 	var a accepted
 	body := map[string]any{"dry_run": r.PostFormValue("mode") != "prune"}
-	if _, err := c.call(r, s, http.MethodPost, "/admin/db/backup/prune", body, &a); err != nil {
+	if err := c.call(r, s, http.MethodPost, "/admin/db/backup/prune", body, &a); err != nil {
 		return err
 	}
 	toJob(w, r, a)
@@ -104,7 +104,7 @@ func (c *Console) restorePage(w http.ResponseWriter, r *http.Request, s *session
 	var list struct {
 		Backups []backupItem `json:"backups"`
 	}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/backup/list", nil, &list); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/backup/list", nil, &list); err != nil {
 		return err
 	}
 	for _, b := range list.Backups {
@@ -129,7 +129,7 @@ func (c *Console) restoreSubmit(w http.ResponseWriter, r *http.Request, s *sessi
 		body["skip_safety_backup"] = true
 	}
 	var a accepted
-	if _, err := c.call(r, s, http.MethodPost, "/admin/db/backup/restore/"+url.PathEscape(name)+"?confirm=true", body, &a); err != nil {
+	if err := c.call(r, s, http.MethodPost, "/admin/db/backup/restore/"+url.PathEscape(name)+"?confirm=true", body, &a); err != nil {
 		return err
 	}
 	toJob(w, r, a)

@@ -68,7 +68,7 @@ func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request, s *session
 		Total       uint64       `json:"total"`
 	}
 	q := url.Values{"limit": {strconv.Itoa(deadLetterPageSize)}, "offset": {strconv.Itoa((page - 1) * deadLetterPageSize)}}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/dead-letters?"+q.Encode(), nil, &list); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/dead-letters?"+q.Encode(), nil, &list); err != nil {
 		return err
 	}
 	d := deadLettersData{Letters: list.DeadLetters, Total: list.Total, Page: page,
@@ -94,7 +94,7 @@ func (c *Console) deadLetterResubmit(w http.ResponseWriter, r *http.Request, s *
 			Message: "a " + kind + " job is re-submitted from its own page (it needs a typed confirmation)"}
 	}
 	var a accepted
-	if _, err := c.call(r, s, http.MethodPost, path, params, &a); err != nil {
+	if err := c.call(r, s, http.MethodPost, path, params, &a); err != nil {
 		return err
 	}
 	toJob(w, r, a)

@@ -74,7 +74,7 @@ func (c *Console) knowledgePage(w http.ResponseWriter, r *http.Request, s *sessi
 		Entries      []vectors.Entry          `json:"entries"`
 		TotalEntries int                      `json:"total_entries"`
 	}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/chroma/knowledge-base?"+api.Encode(), nil, &kb); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/chroma/knowledge-base?"+api.Encode(), nil, &kb); err != nil {
 		ae, ok := asAPIError(err)
 		if !ok || ae.Status == http.StatusUnauthorized || ae.Code == codePasswordChangeRequired {
 			return err
@@ -96,7 +96,7 @@ func (c *Console) knowledgePage(w http.ResponseWriter, r *http.Request, s *sessi
 // knowledgeTrain queues POST /admin/db/chroma/train.
 func (c *Console) knowledgeTrain(w http.ResponseWriter, r *http.Request, s *session) error {
 	var a accepted
-	if _, err := c.call(r, s, http.MethodPost, "/admin/db/chroma/train", map[string]any{}, &a); err != nil {
+	if err := c.call(r, s, http.MethodPost, "/admin/db/chroma/train", map[string]any{}, &a); err != nil {
 		return err
 	}
 	toJob(w, r, a)
@@ -120,7 +120,7 @@ func (c *Console) knowledgeClear(w http.ResponseWriter, r *http.Request, s *sess
 		q.Set("collection_name", coll)
 	}
 	var a accepted
-	if _, err := c.call(r, s, http.MethodDelete, "/admin/db/chroma/clear?"+q.Encode(), nil, &a); err != nil {
+	if err := c.call(r, s, http.MethodDelete, "/admin/db/chroma/clear?"+q.Encode(), nil, &a); err != nil {
 		return err
 	}
 	toJob(w, r, a)
@@ -186,7 +186,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 	var page struct {
 		Entries []auditEntry `json:"entries"`
 	}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/audit?"+api.Encode(), nil, &page); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/audit?"+api.Encode(), nil, &page); err != nil {
 		return err
 	}
 	d.Entries = page.Entries
@@ -195,7 +195,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	if r.URL.Query().Get("check") != "" {
 		var rep auditsink.Report
-		if _, err := c.call(r, s, http.MethodGet, "/admin/db/audit/verify", nil, &rep); err != nil {
+		if err := c.call(r, s, http.MethodGet, "/admin/db/audit/verify", nil, &rep); err != nil {
 			return err
 		}
 		d.Chain = &rep
@@ -220,7 +220,7 @@ func (c *Console) auditExport(w http.ResponseWriter, r *http.Request, s *session
 		var page struct {
 			Entries []json.RawMessage `json:"entries"`
 		}
-		if _, err := c.call(r, s, http.MethodGet, "/admin/db/audit?"+api.Encode(), nil, &page); err != nil {
+		if err := c.call(r, s, http.MethodGet, "/admin/db/audit?"+api.Encode(), nil, &page); err != nil {
 			if started {
 				c.log.Warn("console: audit export cut short", "offset", offset, "err", err)
 				return nil
@@ -235,7 +235,7 @@ func (c *Console) auditExport(w http.ResponseWriter, r *http.Request, s *session
 		}
 		for _, e := range page.Entries {
 			if _, err := w.Write(append(e, '\n')); err != nil {
-				return nil // the browser went away
+				return nil //nolint:nilerr // the browser went away: nothing left to answer
 			}
 		}
 		if len(page.Entries) < batch {
@@ -283,13 +283,13 @@ func (c *Console) renderAccounts(w http.ResponseWriter, r *http.Request, s *sess
 	var users struct {
 		Users []userRow `json:"users"`
 	}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/users", nil, &users); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/users", nil, &users); err != nil {
 		return err
 	}
 	var tokens struct {
 		Tokens []tokenRow `json:"tokens"`
 	}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/tokens", nil, &tokens); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/tokens", nil, &tokens); err != nil {
 		return err
 	}
 	d.Users, d.Tokens, d.Roles = users.Users, tokens.Tokens, []string{"viewer", "operator", "admin"}
@@ -314,7 +314,7 @@ func (c *Console) userCreate(w http.ResponseWriter, r *http.Request, s *session)
 		User              userRow `json:"user"`
 		GeneratedPassword string  `json:"generated_password"`
 	}
-	if _, err := c.call(r, s, http.MethodPost, "/admin/users", body, &created); err != nil {
+	if err := c.call(r, s, http.MethodPost, "/admin/users", body, &created); err != nil {
 		return err
 	}
 	d := accountsData{}
@@ -333,7 +333,7 @@ func (c *Console) userChange(w http.ResponseWriter, r *http.Request, s *session)
 	if act := r.PostFormValue("active"); act != "" {
 		body["active"] = act == "true"
 	}
-	if _, err := c.call(r, s, http.MethodPatch, "/admin/users/"+url.PathEscape(r.PathValue("id")), body, nil); err != nil {
+	if err := c.call(r, s, http.MethodPatch, "/admin/users/"+url.PathEscape(r.PathValue("id")), body, nil); err != nil {
 		return err
 	}
 	toAccounts(w, r, "User changed.")
@@ -342,7 +342,7 @@ func (c *Console) userChange(w http.ResponseWriter, r *http.Request, s *session)
 
 // userDelete is DELETE /admin/users/:id.
 func (c *Console) userDelete(w http.ResponseWriter, r *http.Request, s *session) error {
-	if _, err := c.call(r, s, http.MethodDelete, "/admin/users/"+url.PathEscape(r.PathValue("id")), nil, nil); err != nil {
+	if err := c.call(r, s, http.MethodDelete, "/admin/users/"+url.PathEscape(r.PathValue("id")), nil, nil); err != nil {
 		return err
 	}
 	toAccounts(w, r, "User removed.")
@@ -360,7 +360,7 @@ func (c *Console) tokenCreate(w http.ResponseWriter, r *http.Request, s *session
 		Name  string `json:"name"`
 		Token string `json:"token"`
 	}
-	if _, err := c.call(r, s, http.MethodPost, "/admin/tokens", body, &created); err != nil {
+	if err := c.call(r, s, http.MethodPost, "/admin/tokens", body, &created); err != nil {
 		return err
 	}
 	return c.renderAccounts(w, r, s, accountsData{Secret: created.Token, SecretFor: "service token " + created.Name + " (shown once)"}, "Token "+created.Name+" created.")
@@ -368,7 +368,7 @@ func (c *Console) tokenCreate(w http.ResponseWriter, r *http.Request, s *session
 
 // tokenRevoke is DELETE /admin/tokens/:id.
 func (c *Console) tokenRevoke(w http.ResponseWriter, r *http.Request, s *session) error {
-	if _, err := c.call(r, s, http.MethodDelete, "/admin/tokens/"+url.PathEscape(r.PathValue("id")), nil, nil); err != nil {
+	if err := c.call(r, s, http.MethodDelete, "/admin/tokens/"+url.PathEscape(r.PathValue("id")), nil, nil); err != nil {
 		return err
 	}
 	toAccounts(w, r, "Token revoked.")

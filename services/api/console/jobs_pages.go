@@ -49,7 +49,7 @@ func (c *Console) jobList(w http.ResponseWriter, r *http.Request, s *session) er
 	var list struct {
 		Tasks []jobs.Record `json:"tasks"`
 	}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/tasks?"+api.Encode(), nil, &list); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/tasks?"+api.Encode(), nil, &list); err != nil {
 		return err
 	}
 	d := jobListData{Tasks: list.Tasks, Kinds: jobs.Kinds, Filter: f, Query: f.Encode(), Page: page,
@@ -101,7 +101,7 @@ type jobData struct {
 func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	id := r.PathValue("id")
 	var d jobData
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/tasks/"+url.PathEscape(id), nil, &d.Job); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/tasks/"+url.PathEscape(id), nil, &d.Job); err != nil {
 		return err
 	}
 	var res struct {
@@ -120,7 +120,7 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) er
 		var a struct {
 			Entries []auditRow `json:"entries"`
 		}
-		if _, err := c.call(r, s, http.MethodGet, "/admin/db/audit?job_id="+url.QueryEscape(id)+"&limit=100", nil, &a); err == nil {
+		if err := c.call(r, s, http.MethodGet, "/admin/db/audit?job_id="+url.QueryEscape(id)+"&limit=100", nil, &a); err == nil {
 			d.Audit = a.Entries
 		}
 	} else {
@@ -143,7 +143,7 @@ func (c *Console) jobEvents(w http.ResponseWriter, r *http.Request, s *session) 
 // jobCancel cancels through DELETE /admin/db/tasks/:id.
 func (c *Console) jobCancel(w http.ResponseWriter, r *http.Request, s *session) error {
 	id := r.PathValue("id")
-	if _, err := c.call(r, s, http.MethodDelete, "/admin/db/tasks/"+url.PathEscape(id), nil, nil); err != nil {
+	if err := c.call(r, s, http.MethodDelete, "/admin/db/tasks/"+url.PathEscape(id), nil, nil); err != nil {
 		return err
 	}
 	http.Redirect(w, r, Prefix+"/jobs/"+url.PathEscape(id)+"?queued=cancellation", http.StatusSeeOther)

@@ -72,7 +72,7 @@ var advice = map[string]string{
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) error {
 	var rep healthReport
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/health", nil, &rep); err != nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/health", nil, &rep); err != nil {
 		// 503 carries the report too: show it, with the components down.
 		if ae, ok := asAPIError(err); !ok || ae.Status != http.StatusServiceUnavailable || rep.Components == nil {
 			return err
@@ -118,7 +118,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 	var dl struct {
 		Total int64 `json:"total"`
 	}
-	if _, err := c.call(r, s, http.MethodGet, "/admin/db/dead-letters?limit=1", nil, &dl); err == nil {
+	if err := c.call(r, s, http.MethodGet, "/admin/db/dead-letters?limit=1", nil, &dl); err == nil {
 		d.DeadLetters = dl.Total
 		if dl.Total > 0 {
 			d.Warnings = append(d.Warnings, fmt.Sprintf("%d job(s) failed after their last delivery: see Dead letters (Jobs page) for the reasons, fix the cause, then re-submit.", dl.Total))

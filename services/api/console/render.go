@@ -34,7 +34,7 @@ var funcs = template.FuncMap{
 	"pretty":   pretty,
 	"join":     strings.Join,
 	"bytes":    humanBytes,
-	"contains": func(list []string, s string) bool { return contains(list, s) },
+	"contains": contains,
 	"add":      func(a, b int) int { return a + b },
 	"split":    strings.Fields,
 	"sub":      func(a, b int) int { return a - b },

@@ -108,6 +108,7 @@ func secureRequest(r *http.Request) bool {
 
 // setSession stores the login token in the session cookie until expires.
 func setSession(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+	//nolint:gosec // G124: HttpOnly and SameSite=Strict always; Secure whenever the browser came over TLS (a Secure cookie over plain HTTP would be dropped)
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: token, Path: Prefix, Expires: expires,
 		MaxAge:   max(1, int(time.Until(expires).Seconds())),
@@ -117,6 +118,7 @@ func setSession(w http.ResponseWriter, r *http.Request, token string, expires ti
 
 // clearSession removes the session cookie.
 func clearSession(w http.ResponseWriter, r *http.Request) {
+	//nolint:gosec // G124: as setSession
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: "", Path: Prefix, MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureRequest(r),
