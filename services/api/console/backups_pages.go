@@ -88,10 +88,14 @@ func (c *Console) backupVerify(w http.ResponseWriter, r *http.Request, s *sessio
 }
 
 // backupPrune queues POST /admin/db/backup/prune; "preview" is a dry run
-// whose job result lists what would go.
+// whose job result lists what would go, a real prune needs "prune" typed.
 func (c *Console) backupPrune(w http.ResponseWriter, r *http.Request, s *session) error {
+	prune := r.PostFormValue("mode") == "prune"
+	if prune && r.PostFormValue("confirm_name") != "prune" {
+		return &apiError{Status: http.StatusBadRequest, Code: "confirmation_required", Message: `type "prune" to confirm deleting archives`}
+	}
 	var a accepted
-	body := map[string]any{"dry_run": r.PostFormValue("mode") != "prune"}
+	body := map[string]any{"dry_run": !prune}
 	if err := c.call(r, s, http.MethodPost, "/admin/db/backup/prune", body, &a); err != nil {
 		return err
 	}

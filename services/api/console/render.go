@@ -37,6 +37,7 @@ var funcs = template.FuncMap{
 	"contains": contains,
 	"add":      func(a, b int) int { return a + b },
 	"split":    strings.Fields,
+	"distance": distance,
 	"sub":      func(a, b int) int { return a - b },
 }
 
@@ -146,6 +147,14 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// distance formats a similarity distance ("" for none).
+func distance(d *float64) string {
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf("%.4f", *d)
 }
 
 func contains(list []string, s string) bool {

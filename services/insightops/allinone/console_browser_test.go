@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -248,9 +249,17 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-search]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#kb-entries td.distance`)))
 	b.noCSPViolation(t)
-	distances := get(t, b, "read the distances", chromedp.Evaluate[[]float64](`Array.from(document.querySelectorAll("#kb-entries td.distance")).map(function (td) { return parseFloat(td.textContent); })`))
-	if len(distances) == 0 {
+	cells := get(t, b, "read the distances", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#kb-entries td.distance")).map(function (td) { return td.textContent; })`))
+	if len(cells) == 0 {
 		t.Fatal("the search found no entry")
+	}
+	distances := make([]float64, len(cells))
+	for i, cell := range cells {
+		d, err := strconv.ParseFloat(strings.TrimSpace(cell), 64)
+		if err != nil || d < 0 {
+			t.Fatalf("distance cell %q is not a distance", cell)
+		}
+		distances[i] = d
 	}
 	for i := 1; i < len(distances); i++ {
 		if distances[i] < distances[i-1] {
@@ -258,11 +267,34 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		}
 	}
 
+	// Clear one collection behind its typed name.
+	b.do(t, "clear the sql collection", 30*time.Second,
+		chromedp.Navigate(in.base+"/ui/knowledge"),
+		chromedp.WaitVisible(chromedp.ID("clear-coll")),
+		chromedp.SetValue(chromedp.ID("clear-coll"), "sql"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("clear-coll").dispatchEvent(new Event("change"))`),
+		chromedp.SendKeys(chromedp.ID("clear-confirm"), "all"))
+	if !get(t, b, "clear button state", chromedp.Evaluate[bool](`document.querySelector("#clear-form [data-confirm-button]").disabled`)) {
+		t.Fatal("the clear button is enabled with the wrong collection name typed")
+	}
+	b.do(t, "type the collection's name", 30*time.Second,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("clear-confirm").value = ""`),
+		chromedp.SendKeys(chromedp.ID("clear-confirm"), "sql"))
+	if state := get(t, b, "clear form state", chromedp.Evaluate[[]any](`[document.getElementById("clear-coll").value, document.getElementById("clear-confirm").value, document.querySelector("#clear-form [data-confirm-button]").disabled]`)); state[2] != false {
+		t.Fatalf("clear form (collection, typed, disabled): %v", state)
+	}
+	b.do(t, "confirm the clear", 30*time.Second,
+		chromedp.Click(chromedp.CSS(`#clear-form [data-confirm-button]`)),
+		chromedp.WaitVisible(chromedp.ID("job")))
+	if state, _ := b.waitJob(t, 2*time.Minute); state != "succeeded" {
+		t.Fatalf("clear job: %s, want succeeded", state)
+	}
+
 	// Each of those actions is on the audit page, and the chain holds.
 	for _, action := range []string{
 		jobs.AuditAction(jobs.KindBackupCreate, "requested"), jobs.AuditAction(jobs.KindBackupVerify, "requested"),
 		jobs.AuditAction(jobs.KindRestore, "requested"), jobs.AuditAction(jobs.KindChromaTrain, "requested"),
-		jobs.AuditAction(jobs.KindRestore, "succeeded"),
+		jobs.AuditAction(jobs.KindRestore, "succeeded"), jobs.AuditAction(jobs.KindChromaClear, "requested"),
 	} {
 		found := 0
 		for deadline := time.Now().Add(20 * time.Second); found == 0 && time.Now().Before(deadline); {
