@@ -1,6 +1,8 @@
 package console
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,8 +25,28 @@ type backupItem struct {
 	Skipped       map[string]string `json:"skipped"`
 	Note          string            `json:"note"`
 	JobID         string            `json:"job_id"`
-	// Signature is the archive's signature status, when the API reports one.
-	Signature string `json:"signature"`
+	// Signature is the archive's signature status as the API reports it
+	// (any JSON: a status string, a flag or an object), absent when the
+	// API does not sign archives.
+	Signature json.RawMessage `json:"signature"`
+}
+
+// SignatureText is the signature status for display: a string as it is,
+// anything else as compact JSON, "" when there is none.
+func (b backupItem) SignatureText() string {
+	raw := bytes.TrimSpace(b.Signature)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return string(raw)
+	}
+	return buf.String()
 }
 
 type backupsData struct {

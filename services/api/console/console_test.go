@@ -111,3 +111,15 @@ func TestAge(t *testing.T) {
 		}
 	}
 }
+
+// TestSignatureText: whatever shape the API gives an archive's signature
+// status, the backups page shows it and does not fail.
+func TestSignatureText(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]string{``: "", `null`: "", `"valid"`: "valid", `true`: "true",
+		`{"status": "valid", "key_id": "k1"}`: `{"status":"valid","key_id":"k1"}`} {
+		if got := (backupItem{Signature: []byte(raw)}).SignatureText(); got != want {
+			t.Errorf("signature %s: %q, want %q", raw, got, want)
+		}
+	}
+}
