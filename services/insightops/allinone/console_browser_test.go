@@ -328,6 +328,18 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		b.fitsPhone(t, p.name, p.url)
 	}
 
+	// The keyboard reaches the skip link first; the live list's pause
+	// control says what it did.
+	b.do(t, "tab into the jobs page", 30*time.Second,
+		chromedp.Navigate(in.base+"/ui/jobs"), chromedp.WaitVisible(chromedp.ID("live-toggle")), chromedp.KeyEvent("\t"))
+	if focused := get(t, b, "focused element", chromedp.Evaluate[string](`document.activeElement.className + " " + document.activeElement.getAttribute("href")`)); focused != "skip #main" {
+		t.Errorf("the first Tab focuses %q, want the skip link", focused)
+	}
+	b.do(t, "pause the live list", 30*time.Second, chromedp.Click(chromedp.ID("live-toggle")))
+	if paused := get(t, b, "pause state", chromedp.Evaluate[[]string](`[document.getElementById("live-toggle").getAttribute("aria-pressed"), document.getElementById("live-status").textContent]`)); paused[0] != "true" || paused[1] != "updates paused" {
+		t.Errorf("after pausing: %v", paused)
+	}
+
 	// A viewer, created with a password: forced to change it first.
 	viewer, first, second := "viewer@example.com", "Viewer-first-"+testkit.RandomSuffix(), "Viewer-second-"+testkit.RandomSuffix()
 	if code := in.call(t, "POST", "/admin/users", admin, map[string]any{"email": viewer, "role": "viewer", "password": first}, nil); code != http.StatusCreated {
