@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/insightops/insightops/shared/auth"
 )
 
 // pageNames are the templates under ui/templates, each rendered inside
@@ -38,7 +40,10 @@ var funcs = template.FuncMap{
 	"add":      func(a, b int) int { return a + b },
 	"split":    strings.Fields,
 	"distance": distance,
-	"sub":      func(a, b int) int { return a - b },
+	// minPassword is the policy's minimum, as a hint for the browser (the
+	// API checks the policy).
+	"minPassword": func() int { return auth.MinPasswordChars },
+	"sub":         func(a, b int) int { return a - b },
 }
 
 func parsePages() (map[string]*template.Template, error) {
