@@ -21,6 +21,7 @@ help:
 	@echo "make build   build every binary into $(BIN)/"
 	@echo "make monitoring-check   promtool check rules + test rules on deploy/monitoring"
 	@echo "make dashboards         regenerate the Grafana dashboards of deploy/monitoring/dashboards"
+	@echo "make screenshots        regenerate the console's screenshots in docs/screenshots (needs chromium)"
 
 ## build: every service binary into bin/ (cgo is on: chroma-go's ONNX embedder, used by
 ## EMBEDDING_PROVIDER=default, loads ONNX Runtime with dlopen; see docs/VANNA.md);
@@ -66,6 +67,13 @@ test-race: chroma-ensure
 chroma-ensure:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory chroma-install; \
 	else echo "npm not found: no Chroma server for the tests (they skip, or fail when CI is set)"; fi
+
+## screenshots: PNGs of every console page into docs/screenshots, taken by the console's
+## browser test (headless Chromium on the real all-in-one) as it walks the pages
+.PHONY: screenshots
+screenshots: chroma-ensure
+	@mkdir -p docs/screenshots
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleInARealBrowser$$' ./services/insightops/allinone/
 
 ## monitoring-check: promtool check rules and promtool test rules on deploy/monitoring
 ## (promtool: Debian's prometheus package; .ci/run installs it). Without promtool it

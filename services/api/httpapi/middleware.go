@@ -48,6 +48,9 @@ func (s *Server) buildEcho() error {
 	if err := s.registerRoutes(e); err != nil {
 		return err
 	}
+	if err := s.mountConsole(e); err != nil {
+		return err
+	}
 	s.e = e
 	return nil
 }
