@@ -20,9 +20,13 @@ import (
 
 // Verify verifies the archive name of the store (see the package
 // documentation), records the outcome in its Meta (with r.JobID) and
-// returns it. A corrupt archive is the permanent error "verify_failed"
-// naming the first failing part, with the result filled; an unknown name
-// is the permanent "not_found"; a read error is retryable. r.SkipLocks and
+// returns it. Before anything is read from it the archive must be signed
+// with this deployment's keys and its bytes the signed ones
+// (OpenAuthentic): otherwise the permanent "archive_unsigned" or
+// "archive_signature_invalid", nothing run and nothing recorded. A corrupt
+// archive is the permanent error "verify_failed" naming the first failing
+// part, with the result filled; an unknown name is the permanent
+// "not_found"; a read error is retryable. r.SkipLocks and
 // r.Audit are not used: verifying reads only the archive.
 func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.BackupVerifyResult, error) {
 	r = a.begin(r)
@@ -41,19 +45,42 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	if err := progress(1, "opening "+name); err != nil {
 		return jobspec.BackupVerifyResult{}, err
 	}
-	rc, info, err := st.Open(ctx, name)
-	if errors.Is(err, backupstore.ErrNotFound) {
-		return jobspec.BackupVerifyResult{}, jobs.Permanent(jobs.CodeNotFound, fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
-	}
+	keys, err := a.Keys()
 	if err != nil {
-		return jobspec.BackupVerifyResult{}, jobs.Retryable(jobs.CodeStoreUnavailable, err)
+		return jobspec.BackupVerifyResult{}, err
 	}
-	defer rc.Close()
+	// The signature first, and a private copy of exactly the signed bytes:
+	// nothing of an unsigned or tampered archive reaches a checker (a
+	// scratch restore runs its SQL).
+	arc, err := OpenAuthentic(ctx, st, keys, name, scratch)
+	var coded *jobs.CodedError
+	switch {
+	case errors.Is(err, backupstore.ErrNotFound):
+		return jobspec.BackupVerifyResult{}, jobs.Permanent(jobs.CodeNotFound, fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
+	case errors.As(err, &coded):
+		log.Warn("archive refused before verification", "archive", name, "error_code", coded.Code, "err", err)
+		if errors.Is(err, ErrNotSignedBytes) {
+			// Signed here, changed since (bit rot or tampering): the list
+			// must no longer show an earlier pass.
+			res := jobspec.BackupVerifyResult{Archive: name, VerifiedAt: time.Now().UTC(), Outcome: backupstore.OutcomeFailed,
+				Files: []jobspec.VerifiedFile{}, Problems: []string{"(archive): " + ErrNotSignedBytes.Error() + "; nothing was read from it"}}
+			if rerr := a.recordVerification(ctx, st, res, jobID); rerr != nil {
+				log.Warn("could not record the failed verification", "archive", name, "err", rerr)
+			}
+			metrics.BackupVerifications.WithLabelValues(res.Outcome).Inc()
+			return res, err
+		}
+		return jobspec.BackupVerifyResult{}, err
+	case err != nil:
+		return jobspec.BackupVerifyResult{}, classify(err, jobs.CodeStoreUnavailable)
+	}
+	defer arc.Close()
+	info := arc.Info
 
 	vctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rep := &reporter{fn: progress, cancel: cancel}
-	src := &progressReader{r: rc, fn: func(n int64) {
+	src := &progressReader{r: arc.Reader(), fn: func(n int64) {
 		rep.tick(5+fraction(90, n, info.Size), fmt.Sprintf("verifying %s: %s of %s read", name, mib(n), mib(info.Size)))
 	}}
 	if err := rep.step(5, "verifying "+name); err != nil {
@@ -85,8 +112,13 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	for _, p := range report.Problems {
 		res.Problems = append(res.Problems, p.Error())
 	}
-	if verr == nil && info.SHA256 != "" && report.ArchiveSHA256 != info.SHA256 {
+	if verr == nil && report.ArchiveSHA256 != info.SHA256 {
 		res.Problems = append(res.Problems, fmt.Sprintf("(archive): sha256 mismatch: stored with the archive %s, content is %s", info.SHA256, report.ArchiveSHA256))
+	}
+	if verr == nil {
+		if err := arc.CheckManifest(report.ManifestSHA256); err != nil {
+			return jobspec.BackupVerifyResult{}, err
+		}
 	}
 	res.Outcome = backupstore.OutcomePassed
 	if len(res.Problems) > 0 {
