@@ -188,8 +188,9 @@ func TestCreateAllComponentsOnSQLite(t *testing.T) {
 
 // TestCreateOnPostgres: pg_dump streamed into the archive, counted in the
 // same snapshot, restorable with pg_restore; verify restores it into a
-// scratch database, or falls back on pg_restore --list for a role that
-// may not create one.
+// scratch database as VERIFY_DATABASE_URL's CREATEDB-only role, and falls
+// back on pg_restore --list for a superuser or a role that may not create
+// databases.
 func TestCreateOnPostgres(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{Postgres: true})
@@ -211,7 +212,21 @@ func TestCreateOnPostgres(t *testing.T) {
 	}
 
 	ctx := context.Background()
+	// DATABASE_URL's role is a superuser here: no scratch restore as it,
+	// only the table of contents.
 	vr, err := e.a.Verify(ctx, res.Archive, Run{JobID: jobs.NewID(), Log: e.deps.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vf := range vr.Files {
+		if vf.Path == "system/system.dump" && vf.Check != jobspec.CheckRestoreList {
+			t.Errorf("system dump checked by %q as a superuser, want %q", vf.Check, jobspec.CheckRestoreList)
+		}
+	}
+	// VERIFY_DATABASE_URL, a CREATEDB-only role: a scratch restore.
+	vdeps := e.deps
+	vdeps.Config.VerifyDatabaseURL = testkit.PostgresCreateDBRole(t)
+	vr, err = New(vdeps, Options{Store: e.st}).Verify(ctx, res.Archive, Run{JobID: jobs.NewID(), Log: e.deps.Log})
 	if err != nil {
 		t.Fatal(err)
 	}

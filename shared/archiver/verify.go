@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/ctxio"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/metrics"
@@ -134,6 +136,11 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	metrics.BackupVerifications.WithLabelValues(res.Outcome).Inc()
 	if res.Outcome == backupstore.OutcomeFailed {
 		log.Warn("archive failed verification", "archive", name, "problems", len(res.Problems), "first", res.Problems[0])
+		for _, p := range report.Problems {
+			if errors.Is(p, snapshot.ErrUnexpectedObjects) {
+				return res, jobs.Permanent(jobs.CodeArchiveUnsafe, fmt.Errorf("archive %s failed verification, nothing was restored from it: %s", name, p.Error()))
+			}
+		}
 		return res, jobs.Permanent(jobs.CodeVerifyFailed, fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
 	}
 	metrics.LastBackupVerified.SetToCurrentTime()
@@ -187,27 +194,39 @@ func (c *checkLog) get(path string) string {
 // checkers are the test restores of verification, by file kind.
 func (a *Archiver) checkers(scratch string, checks *checkLog, log *slog.Logger) map[string]backupfmt.Checker {
 	opts := []snapshot.Option{snapshot.WithScratchDir(scratch)}
-	dbURL := a.deps.Config.DatabaseURL
+	scratchURL := a.deps.Config.VerifyDatabaseURL
+	if scratchURL == "" && isPostgresURL(a.deps.Config.DatabaseURL) {
+		scratchURL = a.deps.Config.DatabaseURL // used only if its role is CREATEDB-only
+	}
 	return map[string]backupfmt.Checker{
 		backupfmt.KindPGDump: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
-			if isPostgresURL(dbURL) {
-				rows, err := snapshot.TestRestorePostgres(ctx, dbURL, r, opts...)
-				if err == nil {
-					checks.set(f.Path, jobspec.CheckScratchRestore)
-					return rows.Total(), nil
-				}
-				if !errors.Is(err, snapshot.ErrScratchUnavailable) {
-					return backupfmt.CountUnknown, err
-				}
-				// Nothing was read yet: fall back on the table of contents.
-				log.Info("no scratch database allowed; checking the dump with pg_restore --list", "file", f.Path, "reason", err.Error())
-			}
-			c, err := snapshot.CheckSystem(ctx, snapshot.KindPgDump, r, opts...)
-			checks.set(f.Path, jobspec.CheckRestoreList)
+			// The dump is kept in a scratch file so that its table of
+			// contents is checked (pg_restore --list runs nothing) before
+			// any of it is restored.
+			path, err := spoolTo(ctx, scratch, r)
 			if err != nil {
 				return backupfmt.CountUnknown, err
 			}
-			return c.Total(), nil
+			defer os.Remove(path)
+			c, err := checkFile(path, func(r io.Reader) (snapshot.SystemCheck, error) {
+				return snapshot.CheckSystem(ctx, snapshot.KindPgDump, r, opts...)
+			})
+			checks.set(f.Path, jobspec.CheckRestoreList)
+			if err != nil || scratchURL == "" {
+				return c.Total(), err
+			}
+			rows, err := checkFile(path, func(r io.Reader) (snapshot.Counts, error) {
+				return snapshot.TestRestorePostgres(ctx, scratchURL, r, opts...)
+			})
+			switch {
+			case err == nil:
+				checks.set(f.Path, jobspec.CheckScratchRestore)
+				return rows.Total(), nil
+			case errors.Is(err, snapshot.ErrScratchUnavailable):
+				log.Info("no scratch database allowed; the dump was checked with pg_restore --list", "file", f.Path, "reason", err.Error())
+				return c.Total(), nil
+			}
+			return backupfmt.CountUnknown, err
 		},
 		backupfmt.KindSQLite: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
 			checks.set(f.Path, jobspec.CheckSQLite)
@@ -230,6 +249,34 @@ func (a *Archiver) checkers(scratch string, checks *checkLog, log *slog.Logger) 
 			return backupfmt.CheckJSONL(ctx, f, r)
 		},
 	}
+}
+
+// spoolTo copies r into a new private file under dir and returns its path.
+func spoolTo(ctx context.Context, dir string, r io.Reader) (string, error) {
+	f, err := os.CreateTemp(dir, ".dump-*")
+	if err != nil {
+		return "", fmt.Errorf("scratch copy of the dump: %w", err)
+	}
+	_, err = io.CopyBuffer(f, ctxio.Reader(ctx, r), make([]byte, 1<<20))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("scratch copy of the dump: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// checkFile runs check on the file at path.
+func checkFile[T any](path string, check func(io.Reader) (T, error)) (T, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("open the scratch copy of the dump: %w", err)
+	}
+	defer f.Close()
+	return check(f)
 }
 
 // isPostgresURL reports whether a DATABASE_URL names PostgreSQL.

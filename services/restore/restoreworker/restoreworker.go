@@ -411,6 +411,9 @@ func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, 
 		Checkers:    Checkers(w.ScratchDir),
 	})
 	if err != nil {
+		if errors.Is(err, snapshot.ErrUnexpectedObjects) {
+			return verified{}, jobs.Permanent(jobs.CodeArchiveUnsafe, fmt.Errorf("restore: %s: its System DB dump was checked before anything was restored, nothing was changed: %w", name, err))
+		}
 		if errors.Is(err, backupfmt.ErrInvalidArchive) {
 			return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s failed verification, nothing was changed: %w", name, err))
 		}

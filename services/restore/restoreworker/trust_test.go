@@ -259,3 +259,41 @@ func noPrivateCopies(t *testing.T, dirs ...string) {
 		}
 	}
 }
+
+// TestDumpWithForeignObjectsIsNotRestored: a PostgreSQL System DB into
+// which someone slipped a trigger function that makes every new user an
+// admin is backed up (and signed: the backup job cannot tell). Its dump's
+// table of contents holds a FUNCTION and a TRIGGER the schema does not
+// have, so verify fails it with archive_unsafe and restore refuses it with
+// archive_unsafe before anything is restored: no safety backup, every
+// store as it was.
+func TestDumpWithForeignObjectsIsNotRestored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testkit.PostgreSQL)
+	e.seed()
+	e.exec(`CREATE FUNCTION public.grant_admin() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.role := 'admin'; RETURN NEW; END $$`)
+	e.exec(`CREATE TRIGGER users_grant BEFORE INSERT ON public.users FOR EACH ROW EXECUTE FUNCTION public.grant_admin()`)
+	tainted := e.backup()
+	e.exec(`DROP TRIGGER users_grant ON public.users`)
+	e.exec(`DROP FUNCTION public.grant_admin()`)
+	before := e.state()
+	listed := e.archives()
+
+	_, err := archiver.New(e.deps, archiver.Options{Store: e.store}).Verify(e.ctx, tainted.Archive, archiver.Run{JobID: jobs.NewID()})
+	if got := jobs.ErrorOf(err); err == nil || got.Code != jobs.CodeArchiveUnsafe || !strings.Contains(err.Error(), "FUNCTION public grant_admin()") {
+		t.Errorf("verify: %v (code %s), want %s naming the function", err, got.Code, jobs.CodeArchiveUnsafe)
+	}
+	rec := e.final(e.submit(jobspec.RestoreArgs{Archive: tainted.Archive}))
+	if rec.State != jobs.Failed || rec.Error == nil || rec.Error.Code != jobs.CodeArchiveUnsafe || rec.Attempt != 1 {
+		t.Fatalf("restore: %s, attempt %d, error %+v; want failed once with %s", rec.State, rec.Attempt, rec.Error, jobs.CodeArchiveUnsafe)
+	}
+	t.Logf("refused: %s", rec.Error.Message)
+	sameStores(t, "after the refused restore", e.state(), before)
+	if got := e.archives(); !slices.Equal(got, listed) {
+		t.Errorf("archives %v after the refused restore, want %v (no safety backup)", got, listed)
+	}
+	var n int
+	if err := e.db.SQL.QueryRowContext(e.ctx, `SELECT count(*) FROM pg_proc WHERE proname = 'grant_admin'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("grant_admin functions after the refused restore: %d (%v)", n, err)
+	}
+}
