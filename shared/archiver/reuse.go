@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/insightops/insightops/shared/archivesig"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobspec"
@@ -39,9 +40,21 @@ func ReadManifest(ctx context.Context, st backupstore.Store, info backupstore.In
 }
 
 // Invalid reports whether an error of ReadManifest says the archive
-// itself is wrong (rather than unreadable now).
+// itself is wrong (rather than unreadable now), or its signature is
+// missing or wrong.
 func Invalid(err error) bool {
-	return errors.Is(err, backupfmt.ErrInvalidArchive) || errors.Is(err, errStoredSHA256)
+	return errors.Is(err, backupfmt.ErrInvalidArchive) || errors.Is(err, errStoredSHA256) ||
+		errors.Is(err, archivesig.ErrUnsigned) || errors.Is(err, archivesig.ErrInvalid)
+}
+
+// checkSigned checks the stored signature of info with the archiver's keys.
+func (a *Archiver) checkSigned(info backupstore.Info) error {
+	keys, err := a.Keys()
+	if err != nil {
+		return err
+	}
+	_, err = keys.Check(info.Name, info.SHA256, info.Signature)
+	return err
 }
 
 // reuse looks for archives carrying jobID, left by an earlier attempt of
@@ -70,6 +83,10 @@ func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string
 			continue
 		}
 		m, err := ReadManifest(ctx, st, info)
+		if err == nil {
+			// Only an archive this deployment signed is this job's.
+			err = a.checkSigned(info)
+		}
 		switch {
 		case err == nil:
 			if _, err := RecordSummary(ctx, st, info, m); err != nil {

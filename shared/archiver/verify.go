@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/ctxio"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/metrics"
@@ -20,9 +22,13 @@ import (
 
 // Verify verifies the archive name of the store (see the package
 // documentation), records the outcome in its Meta (with r.JobID) and
-// returns it. A corrupt archive is the permanent error "verify_failed"
-// naming the first failing part, with the result filled; an unknown name
-// is the permanent "not_found"; a read error is retryable. r.SkipLocks and
+// returns it. Before anything is read from it the archive must be signed
+// with this deployment's keys and its bytes the signed ones
+// (OpenAuthentic): otherwise the permanent "archive_unsigned" or
+// "archive_signature_invalid", nothing run and nothing recorded. A corrupt
+// archive is the permanent error "verify_failed" naming the first failing
+// part, with the result filled; an unknown name is the permanent
+// "not_found"; a read error is retryable. r.SkipLocks and
 // r.Audit are not used: verifying reads only the archive.
 func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.BackupVerifyResult, error) {
 	r = a.begin(r)
@@ -41,19 +47,42 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	if err := progress(1, "opening "+name); err != nil {
 		return jobspec.BackupVerifyResult{}, err
 	}
-	rc, info, err := st.Open(ctx, name)
-	if errors.Is(err, backupstore.ErrNotFound) {
-		return jobspec.BackupVerifyResult{}, jobs.Permanent(jobs.CodeNotFound, fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
-	}
+	keys, err := a.Keys()
 	if err != nil {
-		return jobspec.BackupVerifyResult{}, jobs.Retryable(jobs.CodeStoreUnavailable, err)
+		return jobspec.BackupVerifyResult{}, err
 	}
-	defer rc.Close()
+	// The signature first, and a private copy of exactly the signed bytes:
+	// nothing of an unsigned or tampered archive reaches a checker (a
+	// scratch restore runs its SQL).
+	arc, err := OpenAuthentic(ctx, st, keys, name, scratch)
+	var coded *jobs.CodedError
+	switch {
+	case errors.Is(err, backupstore.ErrNotFound):
+		return jobspec.BackupVerifyResult{}, jobs.Permanent(jobs.CodeNotFound, fmt.Errorf("archive %s is not in the %s", name, st.Describe()))
+	case errors.As(err, &coded):
+		log.Warn("archive refused before verification", "archive", name, "error_code", coded.Code, "err", err)
+		if errors.Is(err, ErrNotSignedBytes) {
+			// Signed here, changed since (bit rot or tampering): the list
+			// must no longer show an earlier pass.
+			res := jobspec.BackupVerifyResult{Archive: name, VerifiedAt: time.Now().UTC(), Outcome: backupstore.OutcomeFailed,
+				Files: []jobspec.VerifiedFile{}, Problems: []string{"(archive): " + ErrNotSignedBytes.Error() + "; nothing was read from it"}}
+			if rerr := a.recordVerification(ctx, st, res, jobID); rerr != nil {
+				log.Warn("could not record the failed verification", "archive", name, "err", rerr)
+			}
+			metrics.BackupVerifications.WithLabelValues(res.Outcome).Inc()
+			return res, err
+		}
+		return jobspec.BackupVerifyResult{}, err
+	case err != nil:
+		return jobspec.BackupVerifyResult{}, classify(err, jobs.CodeStoreUnavailable)
+	}
+	defer arc.Close()
+	info := arc.Info
 
 	vctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rep := &reporter{fn: progress, cancel: cancel}
-	src := &progressReader{r: rc, fn: func(n int64) {
+	src := &progressReader{r: arc.Reader(), fn: func(n int64) {
 		rep.tick(5+fraction(90, n, info.Size), fmt.Sprintf("verifying %s: %s of %s read", name, mib(n), mib(info.Size)))
 	}}
 	if err := rep.step(5, "verifying "+name); err != nil {
@@ -85,8 +114,13 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	for _, p := range report.Problems {
 		res.Problems = append(res.Problems, p.Error())
 	}
-	if verr == nil && info.SHA256 != "" && report.ArchiveSHA256 != info.SHA256 {
+	if verr == nil && report.ArchiveSHA256 != info.SHA256 {
 		res.Problems = append(res.Problems, fmt.Sprintf("(archive): sha256 mismatch: stored with the archive %s, content is %s", info.SHA256, report.ArchiveSHA256))
+	}
+	if verr == nil {
+		if err := arc.CheckManifest(report.ManifestSHA256); err != nil {
+			return jobspec.BackupVerifyResult{}, err
+		}
 	}
 	res.Outcome = backupstore.OutcomePassed
 	if len(res.Problems) > 0 {
@@ -102,6 +136,11 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	metrics.BackupVerifications.WithLabelValues(res.Outcome).Inc()
 	if res.Outcome == backupstore.OutcomeFailed {
 		log.Warn("archive failed verification", "archive", name, "problems", len(res.Problems), "first", res.Problems[0])
+		for _, p := range report.Problems {
+			if errors.Is(p, snapshot.ErrUnexpectedObjects) {
+				return res, jobs.Permanent(jobs.CodeArchiveUnsafe, fmt.Errorf("archive %s failed verification, nothing was restored from it: %s", name, p.Error()))
+			}
+		}
 		return res, jobs.Permanent(jobs.CodeVerifyFailed, fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
 	}
 	metrics.LastBackupVerified.SetToCurrentTime()
@@ -155,27 +194,39 @@ func (c *checkLog) get(path string) string {
 // checkers are the test restores of verification, by file kind.
 func (a *Archiver) checkers(scratch string, checks *checkLog, log *slog.Logger) map[string]backupfmt.Checker {
 	opts := []snapshot.Option{snapshot.WithScratchDir(scratch)}
-	dbURL := a.deps.Config.DatabaseURL
+	scratchURL := a.deps.Config.VerifyDatabaseURL
+	if scratchURL == "" && isPostgresURL(a.deps.Config.DatabaseURL) {
+		scratchURL = a.deps.Config.DatabaseURL // used only if its role is CREATEDB-only
+	}
 	return map[string]backupfmt.Checker{
 		backupfmt.KindPGDump: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
-			if isPostgresURL(dbURL) {
-				rows, err := snapshot.TestRestorePostgres(ctx, dbURL, r, opts...)
-				if err == nil {
-					checks.set(f.Path, jobspec.CheckScratchRestore)
-					return rows.Total(), nil
-				}
-				if !errors.Is(err, snapshot.ErrScratchUnavailable) {
-					return backupfmt.CountUnknown, err
-				}
-				// Nothing was read yet: fall back on the table of contents.
-				log.Info("no scratch database allowed; checking the dump with pg_restore --list", "file", f.Path, "reason", err.Error())
-			}
-			c, err := snapshot.CheckSystem(ctx, snapshot.KindPgDump, r, opts...)
-			checks.set(f.Path, jobspec.CheckRestoreList)
+			// The dump is kept in a scratch file so that its table of
+			// contents is checked (pg_restore --list runs nothing) before
+			// any of it is restored.
+			path, err := spoolTo(ctx, scratch, r)
 			if err != nil {
 				return backupfmt.CountUnknown, err
 			}
-			return c.Total(), nil
+			defer os.Remove(path)
+			c, err := checkFile(path, func(r io.Reader) (snapshot.SystemCheck, error) {
+				return snapshot.CheckSystem(ctx, snapshot.KindPgDump, r, opts...)
+			})
+			checks.set(f.Path, jobspec.CheckRestoreList)
+			if err != nil || scratchURL == "" {
+				return c.Total(), err
+			}
+			rows, err := checkFile(path, func(r io.Reader) (snapshot.Counts, error) {
+				return snapshot.TestRestorePostgres(ctx, scratchURL, r, opts...)
+			})
+			switch {
+			case err == nil:
+				checks.set(f.Path, jobspec.CheckScratchRestore)
+				return rows.Total(), nil
+			case errors.Is(err, snapshot.ErrScratchUnavailable):
+				log.Info("no scratch database allowed; the dump was checked with pg_restore --list", "file", f.Path, "reason", err.Error())
+				return c.Total(), nil
+			}
+			return backupfmt.CountUnknown, err
 		},
 		backupfmt.KindSQLite: func(ctx context.Context, f backupfmt.File, r io.Reader) (int64, error) {
 			checks.set(f.Path, jobspec.CheckSQLite)
@@ -198,6 +249,34 @@ func (a *Archiver) checkers(scratch string, checks *checkLog, log *slog.Logger) 
 			return backupfmt.CheckJSONL(ctx, f, r)
 		},
 	}
+}
+
+// spoolTo copies r into a new private file under dir and returns its path.
+func spoolTo(ctx context.Context, dir string, r io.Reader) (string, error) {
+	f, err := os.CreateTemp(dir, ".dump-*")
+	if err != nil {
+		return "", fmt.Errorf("scratch copy of the dump: %w", err)
+	}
+	_, err = io.CopyBuffer(f, ctxio.Reader(ctx, r), make([]byte, 1<<20))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("scratch copy of the dump: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// checkFile runs check on the file at path.
+func checkFile[T any](path string, check func(io.Reader) (T, error)) (T, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("open the scratch copy of the dump: %w", err)
+	}
+	defer f.Close()
+	return check(f)
 }
 
 // isPostgresURL reports whether a DATABASE_URL names PostgreSQL.

@@ -114,12 +114,7 @@ func decodeKey(s string) ([]byte, error) {
 }
 
 func isHex(s string) bool {
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
+	return strings.Trim(s, "0123456789abcdefABCDEF") == ""
 }
 
 // ParseKeys decodes a comma-separated list of keys (BACKUP_SIGNING_KEYS_OLD);

@@ -13,7 +13,7 @@ import (
 // deployment generates on first start when BACKUP_SIGNING_KEY is unset.
 const DevKeyFile = "backup-signing.key"
 
-// ErrKeyRequired: production without BACKUP_SIGNING_KEY.
+// ErrKeyRequired is Load's error in production without BACKUP_SIGNING_KEY.
 var ErrKeyRequired = errors.New("BACKUP_SIGNING_KEY is required in production: set it to a random key (`openssl rand -base64 32`) shared by the backup and restore workers")
 
 // Settings are the configuration a Keyring is loaded from

@@ -71,7 +71,11 @@ type Config struct {
 	NATSInboxPrefix string
 
 	// Stores.
-	DatabaseURL       string // empty: SQLite under DataDir
+	DatabaseURL string // empty: SQLite under DataDir
+	// VerifyDatabaseURL is the PostgreSQL role verify's scratch test
+	// restores run as (CREATEDB and nothing more); empty: DATABASE_URL's
+	// role if it is limited so, else no scratch restore.
+	VerifyDatabaseURL string
 	TargetDatabaseURL string
 	TargetDBSource    string
 	TargetDBPath      string
@@ -163,6 +167,7 @@ var Vars = []Var{
 	{"NATS_PROVISION", "true", "this process creates/updates streams and buckets at start; false for least-privilege NATS users (only the provisioner, e.g. the init Job, provisions)", plain},
 	{"NATS_INBOX_PREFIX", "_INBOX", "subject prefix of this process's reply inboxes (JetStream API replies, pulled messages); one per role, e.g. _INBOX_backup, so a NATS user may subscribe only to its own replies", plain},
 	{"DATABASE_URL", "(empty)", "PostgreSQL URL of the System DB; empty uses SQLite at DATA_DIR/system.db", secret},
+	{"VERIFY_DATABASE_URL", "(empty)", "PostgreSQL URL of a role with CREATEDB and nothing more (no SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS, server-file roles): backup.verify restores a dump into a scratch database as it; empty: DATABASE_URL's role when it is so limited, else verify checks the dump with pg_restore --list only", secret},
 	{"TARGET_DATABASE_URL", "(empty)", "external target DB URL (postgres://… or a sqlite file path); empty uses the golden copy", secret},
 	{"TARGET_DB_SOURCE", "assets/databases/vanna_db.db", "golden source of the target DB, never modified", plain},
 	{"TARGET_DB_PATH", "DATA_DIR/target/vanna_db.db", "runtime copy of the golden source, opened read-only", plain},
@@ -279,6 +284,12 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			p.add(&VarError{Var: "DATABASE_URL", Reason: "accepted values: a postgres:// or postgresql:// URL (empty for SQLite under DATA_DIR)"})
+		}
+	}
+	c.VerifyDatabaseURL = p.str("VERIFY_DATABASE_URL", "")
+	if c.VerifyDatabaseURL != "" {
+		if u, err := url.Parse(c.VerifyDatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			p.add(&VarError{Var: "VERIFY_DATABASE_URL", Reason: "accepted values: a postgres:// or postgresql:// URL (empty: no separate verify role)"})
 		}
 	}
 	c.TargetDatabaseURL = p.str("TARGET_DATABASE_URL", "")

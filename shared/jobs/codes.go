@@ -68,6 +68,18 @@ const (
 	// CodeArchiveInvalid: the archive to restore failed verification or
 	// changed since it was verified; nothing was changed. Permanent.
 	CodeArchiveInvalid Code = "archive_invalid"
+	// CodeArchiveUnsigned: the archive to verify or restore has no
+	// signature, or no stored SHA-256 for it to cover; nothing was read
+	// from it. Permanent.
+	CodeArchiveUnsigned Code = "archive_unsigned"
+	// CodeArchiveSignatureInvalid: the archive's signature does not verify
+	// with this deployment's keys, or its bytes or manifest are not the
+	// signed ones; nothing was executed from it. Permanent.
+	CodeArchiveSignatureInvalid Code = "archive_signature_invalid"
+	// CodeArchiveUnsafe: the PostgreSQL dump of an archive holds objects
+	// the System DB schema does not have (functions, triggers,
+	// extensions, …); nothing was restored from it. Permanent.
+	CodeArchiveUnsafe Code = "archive_unsafe"
 	// CodePreconditionFailed: the restore cannot run in this deployment
 	// (a component it needs is not configured, nothing to restore);
 	// nothing was changed. Permanent.
@@ -158,6 +170,9 @@ var Codes = []CodeInfo{
 	{CodeVerifyAfter, "the backup was made but its verify job could not be submitted (permanent without a bus)", true},
 	{CodeArchiveNotFound, "the archive to restore is not (or no longer) in the backup store", false},
 	{CodeArchiveInvalid, "the archive to restore failed verification or changed since; nothing was changed", false},
+	{CodeArchiveUnsigned, "the archive to verify or restore has no signature (or no stored SHA-256); nothing was read from it", false},
+	{CodeArchiveSignatureInvalid, "the archive's signature does not verify with this deployment's keys, or its bytes or manifest are not the signed ones; nothing was executed", false},
+	{CodeArchiveUnsafe, "the archive's PostgreSQL dump holds objects the System DB schema does not have (functions, triggers, extensions, …); nothing was restored", false},
 	{CodePreconditionFailed, "the restore cannot run in this deployment; nothing was changed", false},
 	{CodeSafetyBackupFailed, "the pre-restore safety backup failed; nothing was changed (permanent when its cause is)", true},
 	{CodeRestoreFailed, "applying a component failed; a retry restores again from the archive", true},

@@ -70,9 +70,6 @@ func LoadOrCreate(path string, n int) (secret []byte, created bool, err error) {
 func Read(path string, n int) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("keyfile: %s: %w", path, err)
-		}
 		return nil, fmt.Errorf("keyfile: %s: %w", path, err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {

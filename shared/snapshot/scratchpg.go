@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -23,9 +24,49 @@ import (
 // reader.
 var ErrScratchUnavailable = errors.New("cannot create a scratch database")
 
+// ErrScratchRole is wrapped (with ErrScratchUnavailable) by
+// [TestRestorePostgres] when the role of its URL may do more than create
+// databases: a test restore runs a dump's SQL, so it runs as a role that
+// is not a superuser, cannot create roles, replicate or bypass row
+// security, and is not a member of pg_execute_server_program,
+// pg_read_server_files or pg_write_server_files.
+var ErrScratchRole = errors.New("the role may do more than create databases")
+
+// checkScratchRole returns ErrScratchRole naming what the connection's
+// role may do beyond CREATEDB, and an error when it may not even create
+// databases.
+func checkScratchRole(ctx context.Context, conn *pgx.Conn) error {
+	var role string
+	var super, createRole, createDB, repl, bypass, program, readFiles, writeFiles bool
+	err := conn.QueryRow(ctx, `SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls,
+		pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER'),
+		pg_has_role(current_user, 'pg_read_server_files', 'MEMBER'),
+		pg_has_role(current_user, 'pg_write_server_files', 'MEMBER')
+		FROM pg_roles WHERE rolname = current_user`).Scan(&role, &super, &createRole, &createDB, &repl, &bypass, &program, &readFiles, &writeFiles)
+	if err != nil {
+		return fmt.Errorf("read the role's privileges: %w", err)
+	}
+	var more []string
+	for name, has := range map[string]bool{"SUPERUSER": super, "CREATEROLE": createRole, "REPLICATION": repl, "BYPASSRLS": bypass,
+		"pg_execute_server_program": program, "pg_read_server_files": readFiles, "pg_write_server_files": writeFiles} {
+		if has {
+			more = append(more, name)
+		}
+	}
+	if len(more) > 0 {
+		sort.Strings(more)
+		return fmt.Errorf("%w: role %s has %s (give VERIFY_DATABASE_URL a role with CREATEDB only)", ErrScratchRole, role, strings.Join(more, ", "))
+	}
+	if !createDB {
+		return fmt.Errorf("role %s has no CREATEDB", role)
+	}
+	return nil
+}
+
 // TestRestorePostgres restores the pg_dump archive read from r into a new
 // scratch database (insightops_scratch_<unix time>_<random>) on the server behind
-// adminURL, which needs the CREATEDB privilege, and returns the row count of
+// adminURL, whose role must have CREATEDB and nothing more (see
+// ErrScratchRole), and returns the row count of
 // every System DB table found there. The scratch database is dropped before
 // returning, whatever happens (with a fresh context if ctx is done); one
 // left by a process that was killed is dropped by a later call once it is
@@ -56,6 +97,9 @@ func testRestorePostgres(ctx context.Context, adminURL string, r io.Reader, o op
 			redactSecret(err.Error(), cfg.Password))
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
+	if err := checkScratchRole(ctx, admin); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrScratchUnavailable, err)
+	}
 	reapScratch(ctx, admin, time.Now())
 	name := scratchName(time.Now())
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {

@@ -23,6 +23,8 @@ import (
 
 	"github.com/insightops/insightops/shared/golden"
 	"github.com/insightops/insightops/shared/golden/demodb"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/insightops/insightops/shared/snapshot"
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
@@ -219,7 +221,7 @@ func TestSystemRoundTrip(t *testing.T) {
 				t.Fatalf("pg_dump check total = %d, want CountUnknown", check.Total())
 			}
 			if d.Kind == snapshot.KindPgDump {
-				rows, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresBaseURL(), bytes.NewReader(dump.Bytes()))
+				rows, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresCreateDBRole(t), bytes.NewReader(dump.Bytes()))
 				if err != nil {
 					t.Fatalf("test restore: %v", err)
 				}
@@ -519,7 +521,7 @@ func TestPgDumpWithoutCompression(t *testing.T) {
 	if _, err := snapshot.CheckSystem(ctx, d.Kind, bytes.NewReader(plain.Bytes())); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresBaseURL(), bytes.NewReader(plain.Bytes()))
+	rows, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresCreateDBRole(t), bytes.NewReader(plain.Bytes()))
 	if err != nil || !reflect.DeepEqual(rows, d.Rows) {
 		t.Fatalf("test restore = %v, %v; want %v", rows, err, d.Rows)
 	}
@@ -577,7 +579,7 @@ func TestTestRestorePostgresFailsOnTruncatedDumpAndDropsScratch(t *testing.T) {
 	if _, err := snapshot.DumpSystem(ctx, db, &dump, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresBaseURL(), bytes.NewReader(dump.Bytes()[:dump.Len()/2]))
+	_, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresCreateDBRole(t), bytes.NewReader(dump.Bytes()[:dump.Len()/2]))
 	if err == nil {
 		t.Fatal("truncated dump restored")
 	}
@@ -608,17 +610,24 @@ func TestTestRestorePostgresDropsScratchDatabasesLeftByKilledProcesses(t *testin
 	suffix := testkit.RandomSuffix()
 	old := fmt.Sprintf("insightops_scratch_%d_%s", time.Now().Add(-snapshot.ScratchMaxAge-time.Hour).Unix(), suffix)
 	recent := fmt.Sprintf("insightops_scratch_%d_%s", time.Now().Unix(), suffix)
+	// Left by the verify role's earlier restores: it owns them.
+	role := testkit.PostgresCreateDBRole(t)
+	rc, err := pgx.Connect(ctx, role)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{old, recent} {
-		if _, err := db.SQL.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		if _, err := rc.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 			t.Fatal(err)
 		}
 	}
+	rc.Close(ctx)
 	t.Cleanup(func() {
 		for _, name := range []string{old, recent} {
 			_, _ = db.SQL.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 		}
 	})
-	if _, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresBaseURL(), bytes.NewReader(dump.Bytes())); err != nil {
+	if _, err := snapshot.TestRestorePostgres(ctx, role, bytes.NewReader(dump.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]int{old: 0, recent: 1} {

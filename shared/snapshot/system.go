@@ -226,6 +226,9 @@ func checkSystem(ctx context.Context, kind string, r io.Reader, o options) (Syst
 	if err != nil {
 		return SystemCheck{}, err
 	}
+	if err := checkTOC(out.Bytes()); err != nil {
+		return SystemCheck{}, err
+	}
 	entries, data := parseTOC(out.Bytes())
 	var missing []string
 	for _, t := range store.TableNames() {
@@ -237,6 +240,78 @@ func checkSystem(ctx context.Context, kind string, r io.Reader, o options) (Syst
 		return SystemCheck{}, fmt.Errorf("pg_restore --list shows no TABLE DATA for %s", strings.Join(missing, ", "))
 	}
 	return SystemCheck{Kind: kind, Entries: entries, Tables: data}, nil
+}
+
+// ErrUnexpectedObjects is wrapped by CheckSystem's error when a pg_dump
+// archive's table of contents holds objects the System DB schema does not
+// have: another object type (a function, trigger, extension, view, rule,
+// policy, …), another schema, or a table that is not a System DB table.
+// Restoring it would run more than the schema's own DDL.
+var ErrUnexpectedObjects = errors.New("the dump holds objects the System DB schema does not have")
+
+// allowedTOC are the object types a dump of the System DB schema holds
+// (tables with their data, sequences, column defaults, constraints,
+// indexes), longest first so "TABLE DATA" is matched before "TABLE".
+var allowedTOC = []string{"SEQUENCE OWNED BY", "SEQUENCE SET", "FK CONSTRAINT", "TABLE DATA", "CONSTRAINT", "SEQUENCE", "DEFAULT", "INDEX", "TABLE"}
+
+// migrationsTable is the schema version table the migrations keep.
+const migrationsTable = "goose_db_version"
+
+// checkTOC checks every entry of pg_restore --list output against what
+// the System DB schema has (allowedTOC, in schema public, tables among
+// store.TableNames and the migrations table): anything else is
+// ErrUnexpectedObjects, naming up to five entries. It reads the entries'
+// declared types: the signature, not this, vouches for what their
+// definitions say.
+func checkTOC(out []byte) error {
+	tables := map[string]bool{migrationsTable: true}
+	for _, t := range store.TableNames() {
+		tables[t] = true
+	}
+	var bad []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, ";") {
+			continue
+		}
+		// "3375; 0 16390 TABLE DATA public users postgres"
+		id, rest, ok := strings.Cut(line, "; ")
+		if !ok || strings.Trim(id, "0123456789") != "" {
+			bad = append(bad, line)
+			continue
+		}
+		f := strings.SplitN(rest, " ", 3)
+		if len(f) < 3 || !entryAllowed(f[2], tables) {
+			bad = append(bad, rest)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	shown := bad[:min(len(bad), 5)]
+	return fmt.Errorf("%w: %d entries such as %s", ErrUnexpectedObjects, len(bad), strings.Join(shown, "; "))
+}
+
+// entryAllowed reports whether a TOC entry's "<type> <schema> <tag…>
+// <owner>" is one the System DB schema has.
+func entryAllowed(entry string, tables map[string]bool) bool {
+	for _, typ := range allowedTOC {
+		rest, ok := strings.CutPrefix(entry, typ+" ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 2 || f[0] != "public" {
+			return false
+		}
+		if typ == "TABLE" || typ == "TABLE DATA" {
+			return tables[f[1]]
+		}
+		return true
+	}
+	return false
 }
 
 // parseTOC reads pg_restore --list output: the number of entries and the

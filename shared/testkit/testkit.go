@@ -131,6 +131,54 @@ func Postgres(t testing.TB) string {
 	return u.String()
 }
 
+// PostgresCreateDBRole creates a login role that may create databases
+// and nothing more (NOSUPERUSER NOCREATEROLE, the role a scratch test
+// restore runs as: VERIFY_DATABASE_URL) and returns the URL of the
+// maintenance database as that role. When the test ends, the databases it
+// still owns and the role are dropped.
+func PostgresCreateDBRole(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	base := PostgresBaseURL()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		Unavailable(t, "PostgreSQL at "+redact(base), err)
+		return ""
+	}
+	defer conn.Close(ctx)
+	role := "insightops_verify_" + RandomSuffix()
+	if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN CREATEDB NOSUPERUSER NOCREATEROLE NOREPLICATION NOBYPASSRLS"); err != nil {
+		t.Fatalf("create role %s: %v", role, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Logf("drop role %s: %v", role, err)
+			return
+		}
+		defer c.Close(ctx)
+		rows, err := c.Query(ctx, "SELECT datname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname = $1", role)
+		if err == nil {
+			dbs, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+			for _, db := range dbs {
+				_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
+			}
+		}
+		if _, err := c.Exec(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
+			t.Logf("drop role %s: %v", role, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", redact(base), err)
+	}
+	u.User = url.User(role)
+	return u.String()
+}
+
 // RandomSuffix returns 8 random hex characters.
 func RandomSuffix() string {
 	var b [4]byte

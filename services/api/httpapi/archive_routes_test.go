@@ -13,7 +13,9 @@ import (
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/testkit"
 )
 
 // archiveBytes makes a small valid archive (one JSONL file) and its name.
@@ -195,5 +197,37 @@ func TestListShowsSignatureStatus(t *testing.T) {
 	}
 	if it := l[name]; !it.Signed || it.Signature != "invalid" || it.SignatureKeyID != "0123456789abcdef" {
 		t.Errorf("archive signed with another key listed %+v", it)
+	}
+}
+
+// TestArchiveRoutesWithoutAKey: in production without BACKUP_SIGNING_KEY
+// the API starts with no signing key (apiKeys); imports are refused with
+// 503 signing_key_missing, nothing listed, and the list says the
+// signatures are unchecked.
+func TestArchiveRoutesWithoutAKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := e.cfg
+	cfg.AppEnv = config.Production
+	cfg.BackupSigningKey = ""
+	keys, err := apiKeys(cfg, testkit.Logger(t))
+	if err != nil || keys != nil {
+		t.Fatalf("apiKeys in production without a key = %v, %v; want no keyring", keys, err)
+	}
+	unsigned, st := putArchive(t, e, time.Now().UTC().Add(-time.Hour).Truncate(time.Second))
+	signed, raw := archiveBytes(t, time.Now().UTC().Add(-2*time.Hour).Truncate(time.Second))
+	sig := "v1.0123456789abcdef." + strings.Repeat("a", 64) + "." + strings.Repeat("b", 64)
+	if _, err := st.Put(context.Background(), signed, bytes.NewReader(raw), backupstore.WithSeal(func(string) (string, error) { return sig, nil })); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.keys = keys
+	_, raw = archiveBytes(t, time.Now().UTC().Add(-3*time.Hour).Truncate(time.Second))
+	r := e.do(req{method: http.MethodPost, path: ArchiveImportPath + "?confirm=true", token: e.token(auth.Admin), body: raw, headers: octets()})
+	if code, _ := errorOf(t, r); r.status != http.StatusServiceUnavailable || code != CodeSigningKeyMissing {
+		t.Errorf("import without a key: %d %s", r.status, r.body)
+	}
+	l := listed(t, e)
+	if len(l) != 2 || l[unsigned].Signature != "unsigned" || l[signed].Signature != "unchecked" || !l[signed].Signed {
+		t.Errorf("list without a key: %+v", l)
 	}
 }

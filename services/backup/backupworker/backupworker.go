@@ -37,6 +37,7 @@ package backupworker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/insightops/insightops/shared/app"
@@ -113,7 +114,15 @@ func (w *Worker) Handlers() map[string]worker.Handler {
 // Run consumes backup jobs until ctx ends, then drains. With a
 // BACKUP_SCHEDULE it also runs this replica's Scheduler (see schedule.go),
 // which stops with ctx before Run returns.
+//
+// It refuses to start without an archive signing key (production without
+// BACKUP_SIGNING_KEY): every archive it writes is signed, and verify
+// refuses what it cannot check.
 func Run(ctx context.Context, deps app.Deps) error {
+	w := New(deps, Options{})
+	if _, err := w.archiver.Keys(); err != nil {
+		return fmt.Errorf("backup worker: %w", err)
+	}
 	if s := NewScheduler(deps); s != nil {
 		sctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -121,7 +130,7 @@ func Run(ctx context.Context, deps app.Deps) error {
 		defer func() { cancel(); <-done }()
 	}
 	registerStoreMetrics(deps)
-	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, New(deps, Options{}).Handlers(), deps.Audit, deps.Log))
+	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, w.Handlers(), deps.Audit, deps.Log))
 }
 
 // Store returns the backup store, opening it on first use (a failure is

@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -108,6 +110,16 @@ func newCluster(t *testing.T, bins string, env []string) *cluster {
 
 // baseEnv is what a worker needs from the test's own environment: PATH
 // (pg_dump, pg_restore), HOME and TMPDIR; nothing that config reads.
+// signingKey is a random BACKUP_SIGNING_KEY (hex of 32 bytes).
+func signingKey(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
 func baseEnv() []string {
 	var env []string
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR"} {

@@ -64,6 +64,9 @@ func TestFaultBackupDiskFull(t *testing.T) {
 		"TARGET_DB_PATH=" + targetPath,
 		"BACKUP_STORE=local", "BACKUP_DIR=" + backupDir, "BACKUP_RETENTION_COUNT=100",
 		"JWT_SECRET=chaos-test-secret-0123456789abcdef0123",
+		// One archive signing key for every process (each has its own
+		// DATA_DIR, where a development key would differ).
+		"BACKUP_SIGNING_KEY=" + signingKey(t),
 		"JOB_MAX_ATTEMPTS=5", "JOB_ACK_WAIT=10s", "SHUTDOWN_TIMEOUT=5s",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)

@@ -77,6 +77,9 @@ func runWorkerKill(t *testing.T, backupStore string) {
 		"ASSETS_DIR=" + filepath.Join(root, "assets"),
 		"BACKUP_STORE=" + backupStore, "BACKUP_DIR=" + backupDir, "BACKUP_RETENTION_COUNT=10000",
 		"JWT_SECRET=chaos-test-secret-0123456789abcdef0123",
+		// One archive signing key for every process (each has its own
+		// DATA_DIR, where a development key would differ).
+		"BACKUP_SIGNING_KEY=" + signingKey(t),
 		"WORKER_CONCURRENCY=2", "JOB_MAX_ATTEMPTS=" + strconv.Itoa(chaosMaxAttempts),
 		"JOB_ACK_WAIT=" + chaosAckWait, "SHUTDOWN_TIMEOUT=5s", "LOG_LEVEL=info",
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupfmt"
-	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
@@ -19,22 +19,17 @@ import (
 	"github.com/insightops/insightops/shared/worker"
 )
 
-// apply streams the archive once more and restores the planned components
+// apply streams the archive once more (the private copy verify
+// authenticated, never the store again) and restores the planned components
 // from it, in archive order (system, target, chroma). The stream is read
 // with the verified manifest as Expect: a byte that changed since the
 // verification fails the file's reader before its consumer sees the end,
 // so pg_restore rolls back and a Target DB copy is never renamed into
 // place.
-func (w *Worker) apply(ctx context.Context, job *worker.Job, st backupstore.Store, name string, m backupfmt.Manifest, pl *restorePlan, leases locks.Set, res *jobspec.RestoreResult) error {
+func (w *Worker) apply(ctx context.Context, job *worker.Job, arc *archiver.Authentic, m backupfmt.Manifest, pl *restorePlan, leases locks.Set, res *jobspec.RestoreResult) error {
 	log := job.Logger()
-	rc, _, err := st.Open(ctx, name)
-	if errors.Is(err, backupstore.ErrNotFound) {
-		return jobs.Permanent(jobs.CodeArchiveNotFound, fmt.Errorf("restore: archive %s disappeared from %s after it was verified (deleted by retention or by hand?); nothing was changed", name, st.Describe()))
-	}
-	if err != nil {
-		return jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: open %s: %w; nothing was changed", name, err))
-	}
-	defer rc.Close()
+	name := arc.Info.Name
+	rc := arc.Reader()
 
 	span := pctCheck - pctRestore
 	done := 0

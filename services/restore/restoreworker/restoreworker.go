@@ -77,6 +77,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/archiver"
+	"github.com/insightops/insightops/shared/archivesig"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
@@ -127,6 +129,10 @@ type Options struct {
 	BatchSize int
 	// Audit re-sync and sink pause settings.
 	AuditSync AuditSync
+	// Keys check an archive's signature before anything is read from it;
+	// nil loads them from the configuration (BACKUP_SIGNING_KEY, or the
+	// development key in DATA_DIR).
+	Keys *archivesig.Keyring
 }
 
 // Worker restores archives. Build it with New; its Options are knobs
@@ -175,8 +181,29 @@ func (w *Worker) Handlers() map[string]worker.Handler {
 }
 
 // Run consumes restore jobs until ctx ends, then drains.
+//
+// It refuses to start without an archive signing key (production without
+// BACKUP_SIGNING_KEY): it could neither check what it restores nor sign
+// its safety backups.
 func Run(ctx context.Context, deps app.Deps) error {
-	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, New(deps, Options{}).Handlers(), deps.Audit, deps.Log))
+	keys, err := LoadKeys(deps)
+	if err != nil {
+		return err
+	}
+	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, New(deps, Options{Keys: keys}).Handlers(), deps.Audit, deps.Log))
+}
+
+// LoadKeys loads the archive keyring of deps' configuration
+// (archivesig.Load), logging a development key generated now.
+func LoadKeys(deps app.Deps) (*archivesig.Keyring, error) {
+	keys, generated, err := archivesig.Load(deps.Config.Signing())
+	if err != nil {
+		return nil, fmt.Errorf("restore worker: %w", err)
+	}
+	if generated && deps.Log != nil {
+		deps.Log.Info("generated a development backup signing key (set BACKUP_SIGNING_KEY in production)", "key_id", keys.KeyID())
+	}
+	return keys, nil
 }
 
 // progress bands of the job: 0–5 locks, 5–30 verify, 30–55 safety backup,
@@ -229,6 +256,7 @@ func (w *Worker) Restore(ctx context.Context, job *worker.Job, p jobspec.Restore
 	if err != nil {
 		return nil, err
 	}
+	defer v.archive.Close()
 	res := &jobspec.RestoreResult{Archive: p.Archive, ArchiveSHA256: v.sha256, CreatedAt: v.manifest.CreatedAt}
 	plan, err := w.plan(ctx, p, v.manifest, lockNames)
 	if err != nil {
@@ -263,7 +291,7 @@ func (w *Worker) Restore(ctx context.Context, job *worker.Job, p jobspec.Restore
 	}
 
 	// 4. Restore. From here on cancellation is not honoured.
-	applyErr := w.apply(ctx, job, st, p.Archive, v.manifest, plan, leases, res)
+	applyErr := w.apply(ctx, job, v.archive, v.manifest, plan, leases, res)
 
 	// 5. Counts.
 	if applyErr == nil {
@@ -316,36 +344,77 @@ func (w *Worker) store(ctx context.Context) (backupstore.Store, error) {
 	return st, nil
 }
 
-// verified is what step 2 established.
+// verified is what step 2 established: the manifest, and the private
+// copy of the signed bytes the restore reads (closed by Restore).
 type verified struct {
 	manifest backupfmt.Manifest
 	sha256   string
+	archive  *archiver.Authentic
 }
 
-// verify reads the whole archive through backupfmt.Verify with Checkers
-// and compares its SHA-256 with the one the store recorded. An invalid
-// archive is a permanent error; a read failure is retryable.
-func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, progress func(pct int)) (verified, error) {
-	rc, info, err := st.Open(ctx, name)
-	if errors.Is(err, backupstore.ErrNotFound) {
-		return verified{}, jobs.Permanent(jobs.CodeArchiveNotFound, fmt.Errorf("restore: archive %s disappeared from %s", name, st.Describe()))
+// keys returns the archive keyring: Options.Keys, else loaded from the
+// configuration on first use.
+func (w *Worker) keys() (*archivesig.Keyring, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.Keys != nil {
+		return w.Keys, nil
 	}
+	keys, err := LoadKeys(w.Deps)
 	if err != nil {
-		return verified{}, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: open %s: %w", name, err))
+		return nil, jobs.Permanent(jobs.CodeInvalidConfig, err)
 	}
-	defer rc.Close()
-	var src io.Reader = rc
-	if progress != nil && info.Size > 0 {
-		src = &progressReader{r: rc, total: info.Size, fn: progress}
+	w.Keys = keys
+	return keys, nil
+}
+
+// verify authenticates the archive and reads it through backupfmt.Verify
+// with Checkers. First, before a byte of it is read
+// (archiver.OpenAuthentic): its signature must verify with this
+// deployment's keys over its name and stored SHA-256 (else the permanent
+// archive_unsigned or archive_signature_invalid), and its bytes are copied
+// into a private file where they must hash to the signed SHA-256; every
+// later read (this verification, the restore) is of that copy. An invalid
+// archive is a permanent error; a read failure is retryable.
+func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, progress func(pct int)) (v verified, err error) {
+	keys, err := w.keys()
+	if err != nil {
+		return verified{}, err
 	}
-	if err := os.MkdirAll(w.ScratchDir, 0o750); err != nil {
+	if err := os.MkdirAll(w.ScratchDir, 0o700); err != nil {
 		return verified{}, fmt.Errorf("restore: scratch directory: %w", err)
+	}
+	arc, err := archiver.OpenAuthentic(ctx, st, keys, name, w.ScratchDir)
+	var coded *jobs.CodedError
+	switch {
+	case errors.Is(err, backupstore.ErrNotFound):
+		return verified{}, jobs.Permanent(jobs.CodeArchiveNotFound, fmt.Errorf("restore: archive %s disappeared from %s", name, st.Describe()))
+	case errors.As(err, &coded):
+		return verified{}, fmt.Errorf("restore: %w", err)
+	case err != nil:
+		if ctx.Err() != nil {
+			return verified{}, ctx.Err()
+		}
+		return verified{}, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: read %s: %w", name, err))
+	}
+	defer func() {
+		if err != nil {
+			arc.Close()
+		}
+	}()
+	info := arc.Info
+	src := arc.Reader()
+	if progress != nil && info.Size > 0 {
+		src = &progressReader{r: src, total: info.Size, fn: progress}
 	}
 	rep, err := backupfmt.Verify(ctx, src, backupfmt.VerifyOptions{
 		ReadOptions: backupfmt.ReadOptions{Name: name},
 		Checkers:    Checkers(w.ScratchDir),
 	})
 	if err != nil {
+		if errors.Is(err, snapshot.ErrUnexpectedObjects) {
+			return verified{}, jobs.Permanent(jobs.CodeArchiveUnsafe, fmt.Errorf("restore: %s: its System DB dump was checked before anything was restored, nothing was changed: %w", name, err))
+		}
 		if errors.Is(err, backupfmt.ErrInvalidArchive) {
 			return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s failed verification, nothing was changed: %w", name, err))
 		}
@@ -354,10 +423,13 @@ func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, 
 		}
 		return verified{}, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: read %s: %w", name, err))
 	}
-	if info.SHA256 != "" && info.SHA256 != rep.ArchiveSHA256 {
+	if info.SHA256 != rep.ArchiveSHA256 {
 		return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s: archive sha256 is %s, the store recorded %s; nothing was changed", name, rep.ArchiveSHA256, info.SHA256))
 	}
-	return verified{manifest: rep.Manifest, sha256: rep.ArchiveSHA256}, nil
+	if err := arc.CheckManifest(rep.ManifestSHA256); err != nil {
+		return verified{}, fmt.Errorf("restore: %w", err)
+	}
+	return verified{manifest: rep.Manifest, sha256: rep.ArchiveSHA256, archive: arc}, nil
 }
 
 // Checkers are the checkers of a restore's verification, by file kind, as

@@ -24,8 +24,9 @@ import (
 // and a PostgreSQL System DB: seed the three stores, back them up, change
 // and delete data everywhere, then
 //
-//  1. restore a copy of the archive with one byte flipped: the job fails
-//     (archive_invalid), no safety backup is taken and every store is
+//  1. restore a copy of the archive with one byte flipped (its digest
+//     sidecar rewritten to match): the job fails (archive_signature_invalid),
+//     no safety backup is taken and every store is
 //     exactly as it was;
 //  2. restore the intact archive while a backup holds the system lease:
 //     the job waits, changes nothing meanwhile, and once the lease is
@@ -77,8 +78,10 @@ func TestRestore(t *testing.T) {
 				listed := e.archives()
 
 				rec := e.final(e.submit(jobspec.RestoreArgs{Archive: archive.Archive}))
-				if rec.State != jobs.Failed || rec.Error == nil || rec.Error.Code != jobs.CodeArchiveInvalid {
-					t.Fatalf("job %s, error %+v; want failed with %s", rec.State, rec.Error, jobs.CodeArchiveInvalid)
+				// The bytes and the sidecar no longer match the archive's
+				// signature: refused before anything is read from it.
+				if rec.State != jobs.Failed || rec.Error == nil || rec.Error.Code != jobs.CodeArchiveSignatureInvalid {
+					t.Fatalf("job %s, error %+v; want failed with %s", rec.State, rec.Error, jobs.CodeArchiveSignatureInvalid)
 				}
 				if rec.Attempt != 1 {
 					t.Errorf("a corrupt archive was retried: attempt %d", rec.Attempt)
