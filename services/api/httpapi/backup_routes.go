@@ -37,7 +37,7 @@ var backupRoutes = []routeDef{
 		"queue a verification of a listed archive (202): checksums, counts and a test restore of each part"},
 		(*Server).submitBackupVerify},
 	{Route{http.MethodPost, "/admin/db/backup/prune", auth.Operator, false,
-		"queue retention (202): keep the newest BACKUP_RETENTION_COUNT and the newest verified archive; body optional {dry_run?}"},
+		"queue retention (202): keep-last BACKUP_RETENTION_COUNT, the GFS and within rules of BACKUP_RETENTION_*, pinned archives and the newest verified one; body optional {dry_run?, pin?: [name], unpin?: [name]}"},
 		(*Server).submitBackupPrune},
 }
 
