@@ -217,14 +217,14 @@ type PrunedArchive struct {
 // BackupPruneResult is what retention kept and deleted, newest first (the
 // result of backup.prune).
 type BackupPruneResult struct {
-	DryRun         bool            `json:"dry_run"`
-	RetentionCount int             `json:"retention_count"`
+	DryRun         bool `json:"dry_run"`
+	RetentionCount int  `json:"retention_count"`
 	// Policy is the whole retention policy applied, e.g. "last 7, daily
 	// 7, weekly 4, monthly 12" (config.Retention.String).
-	Policy string `json:"policy,omitempty"`
-	Kept           []PrunedArchive `json:"kept"`
-	Deleted        []PrunedArchive `json:"deleted"`
-	WouldDelete    []PrunedArchive `json:"would_delete,omitempty"`
+	Policy      string          `json:"policy,omitempty"`
+	Kept        []PrunedArchive `json:"kept"`
+	Deleted     []PrunedArchive `json:"deleted"`
+	WouldDelete []PrunedArchive `json:"would_delete,omitempty"`
 	// Unreadable archives (no readable manifest, so no creation time)
 	// are neither counted nor deleted: an operator looks at them.
 	Unreadable []PrunedArchive `json:"unreadable,omitempty"`

@@ -32,10 +32,10 @@ import (
 // Reasons an archive is kept: jobspec.KeptNewest, KeptNewestVerified and
 // KeptPinned, and these formats of the dated rules.
 const (
-	keptDaily          = "newest of day %s (BACKUP_RETENTION_DAILY)"
-	keptWeekly         = "newest of week %s (BACKUP_RETENTION_WEEKLY)"
-	keptMonthly        = "newest of month %s (BACKUP_RETENTION_MONTHLY)"
-	keptWithin         = "within %s of the newest archive (BACKUP_RETENTION_WITHIN)"
+	keptDaily   = "newest of day %s (BACKUP_RETENTION_DAILY)"
+	keptWeekly  = "newest of week %s (BACKUP_RETENTION_WEEKLY)"
+	keptMonthly = "newest of month %s (BACKUP_RETENTION_MONTHLY)"
+	keptWithin  = "within %s of the newest archive (BACKUP_RETENTION_WITHIN)"
 )
 
 // Archive is what the rule looks at of one archive.
