@@ -202,17 +202,16 @@ func (s *S3) classify(err error) error {
 	return err
 }
 
-// stat returns the archive's object info, ErrNotFound for invalid and
+// exists checks that the archive is there: ErrNotFound for invalid and
 // unknown names.
-func (s *S3) stat(ctx context.Context, op, name string) (minio.ObjectInfo, error) {
+func (s *S3) exists(ctx context.Context, op, name string) error {
 	if err := checkName(op, name); err != nil {
-		return minio.ObjectInfo{}, err
+		return err
 	}
-	oi, err := s.client.StatObject(ctx, s.cfg.Bucket, s.key(name), minio.StatObjectOptions{})
-	if err != nil {
-		return minio.ObjectInfo{}, fmt.Errorf("backup store: %s %s: %w", op, name, s.classify(err))
+	if _, err := s.client.StatObject(ctx, s.cfg.Bucket, s.key(name), minio.StatObjectOptions{}); err != nil {
+		return fmt.Errorf("backup store: %s %s: %w", op, name, s.classify(err))
 	}
-	return oi, nil
+	return nil
 }
 
 // lockOpts are the object-lock options of the archive and its .sha256.
@@ -260,7 +259,7 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader) (Info, error) {
 		}
 	}()
 
-	var src io.Reader = ctxio.Reader(ctx, r)
+	src := ctxio.Reader(ctx, r)
 	if s.wrap != nil {
 		src = s.wrap(src)
 	}
@@ -439,7 +438,7 @@ func (s *S3) Open(ctx context.Context, name string) (io.ReadCloser, Info, error)
 // Delete implements Store: the archive first (after which it is not
 // listed), then its sidecars.
 func (s *S3) Delete(ctx context.Context, name string) error {
-	if _, err := s.stat(ctx, "delete", name); err != nil {
+	if err := s.exists(ctx, "delete", name); err != nil {
 		return err
 	}
 	ctx, cancel := opCtx(ctx)
@@ -457,7 +456,7 @@ func (s *S3) Delete(ctx context.Context, name string) error {
 // SetMeta implements Store: the .meta.json object is replaced (one PUT,
 // atomic).
 func (s *S3) SetMeta(ctx context.Context, name string, m Meta) error {
-	if _, err := s.stat(ctx, "set meta", name); err != nil {
+	if err := s.exists(ctx, "set meta", name); err != nil {
 		return err
 	}
 	b, err := encodeMeta(m)
@@ -475,7 +474,7 @@ func (s *S3) SetMeta(ctx context.Context, name string, m Meta) error {
 
 // Meta implements Store.
 func (s *S3) Meta(ctx context.Context, name string) (Meta, error) {
-	if _, err := s.stat(ctx, "meta", name); err != nil {
+	if err := s.exists(ctx, "meta", name); err != nil {
 		return Meta{}, err
 	}
 	return s.readMeta(ctx, name)

@@ -24,7 +24,8 @@ var (
 	})
 )
 
-// Drill outcomes beside the verification ones.
+// DrillError is the outcome of a drill that could not run, beside the
+// verification outcomes "passed" and "failed".
 const DrillError = "error"
 
 func init() {
