@@ -24,9 +24,11 @@ package backupstore
 //
 // With BACKUP_S3_LOCK_DAYS the archive and its .sha256 are written under
 // object-lock retention (GOVERNANCE or COMPLIANCE) until that many days
-// later; NewS3 refuses a bucket without object lock. Delete then leaves a
-// delete marker (object lock needs a versioned bucket): the archive is no
-// longer listed but its locked version stays until the retention ends.
+// later; NewS3 refuses a bucket without object lock. On a versioned bucket
+// (AWS: object lock needs versioning) Delete then leaves a delete marker:
+// the archive is no longer listed but its locked version stays until the
+// retention ends. A server without versioning refuses the delete
+// (ErrLocked), and retention keeps the archive.
 
 import (
 	"bufio"
@@ -66,6 +68,10 @@ var (
 	// ErrUnreachable: no answer from BACKUP_S3_ENDPOINT (connection
 	// refused, DNS, timeout).
 	ErrUnreachable = errors.New("backup store: S3 endpoint unreachable")
+	// ErrLocked: the server refused to delete an archive under
+	// object-lock retention (a bucket without versioning, where no delete
+	// marker can hide it). Retention keeps such an archive and says why.
+	ErrLocked = errors.New("backup store: the archive is under object-lock retention")
 )
 
 // s3MaxRetries is how often minio-go retries a failed request (it backs
@@ -178,6 +184,12 @@ func (s *S3) classify(err error) error {
 		return nil
 	}
 	resp := minio.ToErrorResponse(err)
+	// The one place the text is looked at: S3 has no code of its own for
+	// a delete refused by object lock (AWS and versitygw answer
+	// AccessDenied "… protected by object lock").
+	if resp.Code == "AccessDenied" && strings.Contains(strings.ToLower(resp.Message), "object lock") {
+		return fmt.Errorf("%w: %w", ErrLocked, err)
+	}
 	switch resp.Code {
 	case "NoSuchKey", "NoSuchVersion":
 		return fmt.Errorf("%w: %w", ErrNotFound, err)

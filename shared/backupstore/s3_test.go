@@ -296,4 +296,10 @@ func TestS3ObjectLock(t *testing.T) {
 			t.Fatalf("retention of %s = %q until %v (%v), want GOVERNANCE for 2 days", key, mode, until, err)
 		}
 	}
+	// versitygw without versioning cannot hide the locked object behind a
+	// delete marker: the delete is refused, and the archive stays whole.
+	if err := s.Delete(ctx, nameA); !errors.Is(err, ErrLocked) || errors.Is(err, ErrAccessDenied) {
+		t.Fatalf("delete of a locked archive = %v, want ErrLocked", err)
+	}
+	assertS3Holds(t, s, nameA, nameA+shaSuffix)
 }

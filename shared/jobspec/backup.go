@@ -200,6 +200,10 @@ const (
 	KeptNewest         = "among the newest BACKUP_RETENTION_COUNT"
 	KeptNewestVerified = "newest verified archive"
 	KeptPinned         = "pinned"
+	// KeptLocked: retention would delete it, but the S3 server refused
+	// (object-lock retention, BACKUP_S3_LOCK_DAYS, on a bucket without
+	// versioning); a later prune deletes it once the lock has expired.
+	KeptLocked = "under object lock: the store refused to delete it"
 )
 
 // PrunedArchive is one archive in a BackupPruneResult.

@@ -18,11 +18,12 @@ import (
 
 // s3Vars are the variables of BACKUP_STORE=s3 on a fresh bucket of a real
 // S3 server (versitygw) started for the test.
-func s3Vars(t *testing.T) map[string]string {
+// With locking the bucket has object lock enabled.
+func s3Vars(t *testing.T, locking bool) map[string]string {
 	t.Helper()
 	srv := testkit.S3(t)
 	return map[string]string{
-		"BACKUP_STORE": "s3", "BACKUP_S3_ENDPOINT": srv.Endpoint, "BACKUP_S3_BUCKET": srv.Bucket(t, false),
+		"BACKUP_STORE": "s3", "BACKUP_S3_ENDPOINT": srv.Endpoint, "BACKUP_S3_BUCKET": srv.Bucket(t, locking),
 		"BACKUP_S3_PREFIX": "insightops/", "BACKUP_S3_REGION": srv.Region, "BACKUP_S3_PATH_STYLE": "true",
 		"AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey, "BACKUP_S3_PART_SIZE_MB": "5",
 	}
@@ -36,7 +37,7 @@ func s3Vars(t *testing.T) map[string]string {
 // drill, in Meta and in the drill metrics.
 func TestDrillSchedulerRestoresTheNewestArchive(t *testing.T) {
 	t.Parallel()
-	vars := s3Vars(t)
+	vars := s3Vars(t, false)
 	vars["BACKUP_DRILL_SCHEDULE"] = "@every 2s"
 	e := newEnv(t, envOpts{Vars: vars})
 	ctx := context.Background()

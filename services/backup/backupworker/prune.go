@@ -167,7 +167,14 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobs
 		case dryRun:
 			res.WouldDelete = append(res.WouldDelete, a)
 		default:
-			if err := st.Delete(ctx, a.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
+			err := st.Delete(ctx, a.Name)
+			if errors.Is(err, backupstore.ErrLocked) {
+				// Object lock outlives the policy: kept, and said so.
+				a.Reason = jobspec.KeptLocked + " (" + a.Reason + ")"
+				res.Kept = append(res.Kept, a)
+				continue
+			}
+			if err != nil && !errors.Is(err, backupstore.ErrNotFound) {
 				return res, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("delete %s: %w", a.Name, err))
 			}
 			log.Info("archive deleted by retention", "archive", a.Name, "created_at", a.CreatedAt, "reason", a.Reason)
