@@ -303,3 +303,29 @@ func TestS3ObjectLock(t *testing.T) {
 	}
 	assertS3Holds(t, s, nameA, nameA+shaSuffix)
 }
+
+// Credentials from an AWS shared credentials file (BACKUP_S3_CREDENTIALS_FILE
+// and its profile) instead of the AWS_* variables.
+func TestS3CredentialsFile(t *testing.T) {
+	t.Parallel()
+	srv := testkit.S3(t)
+	ctx := ctxT(t)
+	file := filepath.Join(t.TempDir(), "credentials")
+	ini := "[default]\naws_access_key_id = AKWRONG\naws_secret_access_key = wrong\n\n[backups]\naws_access_key_id = " + srv.AccessKey + "\naws_secret_access_key = " + srv.SecretKey + "\n"
+	if err := os.WriteFile(file, []byte(ini), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := s3Config(srv, srv.Bucket(t, false))
+	cfg.AccessKeyID, cfg.SecretAccessKey, cfg.CredentialsFile, cfg.Profile = "", "", file, "backups"
+	s, err := NewS3(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, nameA, strings.NewReader("archive")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Profile = "default"
+	if _, err := NewS3(ctx, cfg); !errors.Is(err, ErrAccessDenied) {
+		t.Fatalf("the default profile's wrong keys = %v, want ErrAccessDenied", err)
+	}
+}
