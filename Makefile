@@ -55,11 +55,11 @@ run: $(BIN)/insightops
 	$(BIN)/insightops
 
 ## test: every module's tests, then the alert rules' checks
-test: chroma-ensure
+test: chroma-ensure s3-tools
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 	@$(MAKE) --no-print-directory monitoring-check
 
-test-race: chroma-ensure
+test-race: chroma-ensure s3-tools
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 # chroma-ensure installs the Chroma server the tests start, when npm is there
@@ -157,6 +157,20 @@ gomod-check:
 		other=$$(cd services/$$s && GOWORK=off $(GO) list -m all | grep '/services/' | grep -v "/services/$$s\$$" || true); \
 		if [ -n "$$other" ]; then echo "services/$$s requires another service module: $$other"; exit 1; fi; \
 	done; echo "no service module requires another (but the all-in-one)"
+
+## s3-tools: the real S3 server the backup store's S3 tests start (versitygw's posix
+## gateway, testkit.S3), built once from the Go module proxy into bin/tools at the
+## pinned version; bin/tools/versitygw links to it
+VERSITYGW_VERSION := v1.8.0
+VERSITYGW := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)
+.PHONY: s3-tools
+s3-tools: $(VERSITYGW)
+	@ln -sf $(notdir $(VERSITYGW)) $(TOOLS)/versitygw
+
+$(VERSITYGW):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	@mv $(TOOLS)/versitygw $@
 
 chroma-install:
 	@cd $(CHROMA_DIR) && { [ -x node_modules/.bin/chroma ] || npm ci --no-audit --no-fund; }

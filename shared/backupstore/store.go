@@ -187,6 +187,11 @@ type Meta struct {
 	Skipped    map[string]string `json:"skipped,omitempty"`    // component → reason
 	// Verification is the last verification's outcome, nil if never verified.
 	Verification *Verification `json:"verification,omitempty"`
+	// Drill is the outcome of the last restore drill of this archive (a
+	// scheduled verification), nil if never drilled.
+	Drill *Verification `json:"drill,omitempty"`
+	// Pinned archives are never deleted by retention.
+	Pinned bool `json:"pinned,omitempty"`
 }
 
 // Verification outcomes.
@@ -273,8 +278,9 @@ func sortInfos(infos []Info) {
 	})
 }
 
-// FromConfig opens the store BACKUP_STORE selects: local (BACKUP_DIR) or
-// nats (bucket BACKUPS with NATS_REPLICAS replicas; js is required then).
+// FromConfig opens the store BACKUP_STORE selects: local (BACKUP_DIR),
+// nats (bucket BACKUPS with NATS_REPLICAS replicas; js is required then)
+// or s3 (BACKUP_S3_*, see s3.go).
 func FromConfig(ctx context.Context, cfg config.Config, js jetstream.JetStream) (Store, error) {
 	switch cfg.BackupStore {
 	case "", "local":
@@ -284,6 +290,8 @@ func FromConfig(ctx context.Context, cfg config.Config, js jetstream.JetStream) 
 			return nil, errors.New("backup store: BACKUP_STORE=nats needs a JetStream connection")
 		}
 		return NewNATS(ctx, js, cfg.NATSReplicas)
+	case "s3":
+		return NewS3(ctx, cfg.BackupS3)
 	}
-	return nil, fmt.Errorf("backup store: BACKUP_STORE=%q: accepted values: local, nats", cfg.BackupStore)
+	return nil, fmt.Errorf("backup store: BACKUP_STORE=%q: accepted values: local, nats, s3", cfg.BackupStore)
 }

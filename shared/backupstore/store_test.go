@@ -67,6 +67,9 @@ func stores(t *testing.T) map[string]func(t *testing.T) fixture {
 			n, _ := testNATS(t)
 			return fixture{store: n}
 		},
+		"s3": func(t *testing.T) fixture {
+			return fixture{store: testS3(t)}
+		},
 	}
 }
 
@@ -268,6 +271,9 @@ func TestFailedPutLeavesNothing(t *testing.T) {
 				}
 				if n, ok := s.(*NATS); ok {
 					assertNoOrphanChunks(t, n, []string{nameB})
+				}
+				if s3, ok := s.(*S3); ok {
+					assertS3Holds(t, s3, nameB, nameB+shaSuffix)
 				}
 			})
 		}
@@ -497,6 +503,8 @@ func TestListIgnoresForeignEntries(t *testing.T) {
 			if _, err := st.obs.PutString(ctx, "../"+nameB, "x"); err != nil {
 				t.Fatal(err)
 			}
+		case *S3:
+			putForeignS3(ctx, t, st)
 		}
 		list, err := s.List(ctx)
 		if err != nil || len(list) != 1 || list[0].Name != nameA {
@@ -700,6 +708,10 @@ func TestFromConfig(t *testing.T) {
 		t.Fatalf("second store lists %+v", list)
 	}
 	cfg.BackupStore = "s3"
+	if _, err := FromConfig(ctx, cfg, b.JS); err == nil {
+		t.Fatal("s3 without a bucket accepted")
+	}
+	cfg.BackupStore = "ftp"
 	if _, err := FromConfig(ctx, cfg, b.JS); err == nil {
 		t.Fatal("unknown store accepted")
 	}

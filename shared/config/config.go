@@ -96,6 +96,15 @@ type Config struct {
 	BackupDir            string
 	BackupRetentionCount int
 	BackupCompression    string
+	// BackupS3 is the bucket of BACKUP_STORE=s3 (see s3.go).
+	BackupS3 S3
+	// BackupRetention is the whole retention policy; its Last is
+	// BackupRetentionCount.
+	BackupRetention Retention
+	// BackupDrillSchedule is when the backup workers run a restore drill
+	// of the newest archive (a backup.verify job marked as a drill); zero:
+	// never.
+	BackupDrillSchedule Schedule
 	// BackupSchedule is when the backup workers submit a backup.create
 	// job on their own, once per tick across replicas; zero: never.
 	BackupSchedule Schedule
@@ -187,15 +196,33 @@ var Vars = []Var{
 	{"INIT_ADMIN_PASSWORD", DefaultAdminPassword, "its password; init and the all-in-one only; production requires your own (no placeholder, no shipped default) and refuses it in any other process", secret},
 	{"JWT_SECRET", "(random, kept in DATA_DIR in development)", "HMAC key of the API's tokens; the API and the all-in-one only; production requires it (32+ characters, no placeholder) and refuses it in any other process", secret},
 	{"JWT_TTL", "1h", "lifetime of a login token", plain},
-	{"BACKUP_STORE", "local", "local|nats: BACKUP_DIR or the JetStream Object Store bucket BACKUPS", plain},
+	{"BACKUP_STORE", "local", "local|nats|s3: BACKUP_DIR, the JetStream Object Store bucket BACKUPS, or the S3 bucket BACKUP_S3_BUCKET", plain},
 	{"BACKUP_DIR", "DATA_DIR/backups", "archive directory when BACKUP_STORE=local", plain},
-	{"BACKUP_RETENTION_COUNT", "7", "archives kept by retention", plain},
+	{"BACKUP_S3_ENDPOINT", "(empty)", "BACKUP_STORE=s3: URL of the S3-compatible server, e.g. https://s3.eu-west-1.amazonaws.com (required)", plain},
+	{"BACKUP_S3_BUCKET", "(empty)", "BACKUP_STORE=s3: the bucket (required; it must exist)", plain},
+	{"BACKUP_S3_PREFIX", "(empty)", "BACKUP_STORE=s3: key prefix of the archives, e.g. insightops/prod/", plain},
+	{"BACKUP_S3_REGION", "us-east-1", "BACKUP_STORE=s3: the bucket's region (signed into every request)", plain},
+	{"BACKUP_S3_PATH_STYLE", "false", "BACKUP_STORE=s3: true forces path-style requests (host/bucket/key); false lets the client choose (virtual-hosted on AWS)", plain},
+	{"AWS_ACCESS_KEY_ID", "(empty)", "BACKUP_STORE=s3: access key id (with AWS_SECRET_ACCESS_KEY), unless BACKUP_S3_CREDENTIALS_FILE is set", plain},
+	{"AWS_SECRET_ACCESS_KEY", "(empty)", "BACKUP_STORE=s3: its secret key", secret},
+	{"AWS_SESSION_TOKEN", "(empty)", "BACKUP_STORE=s3: session token of temporary credentials", secret},
+	{"BACKUP_S3_CREDENTIALS_FILE", "(empty)", "BACKUP_STORE=s3: an AWS shared credentials file (ini) to read the keys from instead of AWS_*", plain},
+	{"AWS_PROFILE", "default", "BACKUP_STORE=s3: the profile of BACKUP_S3_CREDENTIALS_FILE", plain},
+	{"BACKUP_S3_PART_SIZE_MB", "16", "BACKUP_STORE=s3: multipart part size in MiB (5–5120), the memory one upload holds", plain},
+	{"BACKUP_S3_LOCK_DAYS", "0", "BACKUP_STORE=s3: > 0 puts each archive under object-lock retention for that many days (the bucket must have object lock enabled); 0: off", plain},
+	{"BACKUP_S3_LOCK_MODE", "governance", "governance|compliance: the object-lock mode of BACKUP_S3_LOCK_DAYS", plain},
+	{"BACKUP_RETENTION_COUNT", "7", "archives kept by retention (keep-last)", plain},
+	{"BACKUP_RETENTION_DAILY", "0", "retention also keeps the newest archive of each of the last N days that have one (UTC)", plain},
+	{"BACKUP_RETENTION_WEEKLY", "0", "… of each of the last N ISO weeks that have one", plain},
+	{"BACKUP_RETENTION_MONTHLY", "0", "… of each of the last N months that have one", plain},
+	{"BACKUP_RETENTION_WITHIN", "(empty)", "retention also keeps every archive made within this duration of the newest one, e.g. 48h or 14d", plain},
 	{"BACKUP_COMPRESSION", "gzip", "gzip|zstd", plain},
 	{"BACKUP_SCHEDULE", "(empty)", "cron schedule of automatic backups, submitted once per tick by the backup workers however many replicas run: " + ScheduleForms + "; empty: none", plain},
 	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds", plain},
 	{"BACKUP_SIGNING_KEY", "(random, kept in DATA_DIR in development)", "HMAC-SHA256 key (hex or base64 of at least 32 random bytes: openssl rand -base64 32) signing every archive; backup and restore workers (and the API for imports and signature status); required in production by the workers; production refuses it in init and chroma", secret},
 	{"BACKUP_SIGNING_KEYS_OLD", "(empty)", "earlier BACKUP_SIGNING_KEYs, comma separated: archives they signed still verify and restore, nothing new is signed with them", secret},
 	{"BACKUP_IMPORT_MAX_MB", "8192", "largest archive POST /admin/db/backup/import accepts, in MiB (413 beyond); it is spooled to DATA_DIR/scratch", plain},
+	{"BACKUP_DRILL_SCHEDULE", "(empty)", "cron schedule of restore drills, submitted once per tick by the backup workers: the newest archive is restored into scratch stores and checked against its manifest (a backup.verify job with drill set); same forms as BACKUP_SCHEDULE; empty: none", plain},
 	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream", plain},
 	{"JOB_RETENTION", "7d", "TTL of job records in JOB_PROGRESS", plain},
 	{"WORKER_ID", "<hostname>-<pid>", "this worker instance's name in WORKERS and job records", plain},
@@ -335,18 +362,13 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 		p.errs = append(p.errs, placeholderSecrets(getenv)...)
 	}
 
-	c.BackupStore = p.oneOf("BACKUP_STORE", "local", "local", "nats")
+	c.BackupStore = p.oneOf("BACKUP_STORE", "local", "local", "nats", "s3")
 	c.BackupDir = p.str("BACKUP_DIR", filepath.Join(c.DataDir, "backups"))
 	c.BackupRetentionCount = p.intRange("BACKUP_RETENTION_COUNT", 7, 1, 10000)
 	c.BackupCompression = p.oneOf("BACKUP_COMPRESSION", "gzip", "gzip", "zstd")
-	if v := p.str("BACKUP_SCHEDULE", ""); v != "" {
-		s, err := ParseSchedule(v)
-		if err != nil {
-			p.add(&VarError{Var: "BACKUP_SCHEDULE", Value: v, HasValue: true, Err: err,
-				Reason: err.Error() + "; accepted values: " + ScheduleForms})
-		}
-		c.BackupSchedule = s
-	}
+	c.BackupS3 = p.s3(c.BackupStore)
+	c.BackupRetention = p.retention(c.BackupRetentionCount)
+	c.BackupSchedule = p.schedule("BACKUP_SCHEDULE")
 	c.BackupVerifyAfter = p.boolean("BACKUP_VERIFY_AFTER", false)
 	if c.Role.Holds("BACKUP_SIGNING_KEY") { // a role that does not is refused them (roleSecrets)
 		c.BackupSigningKey = p.str("BACKUP_SIGNING_KEY", "")
@@ -361,6 +383,7 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 	if _, err := archivesig.ParseKeys(c.BackupSigningKeysOld); err != nil {
 		p.add(&VarError{Var: "BACKUP_SIGNING_KEYS_OLD", Reason: err.Error()})
 	}
+	c.BackupDrillSchedule = p.schedule("BACKUP_DRILL_SCHEDULE")
 
 	c.AuditRetention = p.duration("AUDIT_RETENTION", 400*24*time.Hour)
 	c.JobRetention = p.duration("JOB_RETENTION", 7*24*time.Hour)
@@ -513,7 +536,7 @@ func (p *parser) boolean(name string, def bool) bool {
 	return def
 }
 
-func (p *parser) intRange(name string, def, lo, hi int) int { //nolint:unparam // the lower bound is part of each variable's rule, 1 for all so far
+func (p *parser) intRange(name string, def, lo, hi int) int {
 	v := strings.TrimSpace(p.getenv(name))
 	if v == "" {
 		return def
@@ -536,6 +559,20 @@ func (p *parser) oneOf(name, def string, accepted ...string) string {
 	}
 	p.fail(name, v, strings.Join(accepted, ", "))
 	return def
+}
+
+// schedule parses a cron schedule (zero when empty).
+func (p *parser) schedule(name string) Schedule {
+	v := p.str(name, "")
+	if v == "" {
+		return Schedule{}
+	}
+	s, err := ParseSchedule(v)
+	if err != nil {
+		p.add(&VarError{Var: name, Value: v, HasValue: true, Err: err,
+			Reason: err.Error() + "; accepted values: " + ScheduleForms})
+	}
+	return s
 }
 
 // duration accepts Go durations ("90s", "36h") and whole days ("400d").

@@ -57,7 +57,7 @@ func TestBadValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 		{"SEED_DEMO_DATA", "maybe", "SEED_DEMO_DATA=\"maybe\": accepted values: true, false"},
 		{"NATS_REPLICAS", "0", "NATS_REPLICAS=\"0\": accepted values: an integer from 1 to 5"},
 		{"BACKUP_COMPRESSION", "lz4", "BACKUP_COMPRESSION=\"lz4\": accepted values: gzip, zstd"},
-		{"BACKUP_STORE", "s3", "BACKUP_STORE=\"s3\": accepted values: local, nats"},
+		{"BACKUP_STORE", "ftp", "BACKUP_STORE=\"ftp\": accepted values: local, nats, s3"},
 		{"BACKUP_RETENTION_COUNT", "-1", "BACKUP_RETENTION_COUNT=\"-1\""},
 		{"AUDIT_RETENTION", "forever", "AUDIT_RETENTION=\"forever\": accepted values: a positive duration"},
 		{"API_ADDR", "8000", "API_ADDR=\"8000\": accepted values: host:port"},

@@ -53,7 +53,8 @@ const (
 	CodeBackupFailed Code = "backup_failed"
 	// CodePgDumpTooOld: pg_dump is older than the PostgreSQL server. Permanent.
 	CodePgDumpTooOld Code = "pg_dump_too_old"
-	// CodeNotFound: backup.verify of an archive that is not in the store. Permanent.
+	// CodeNotFound: backup.verify (or a drill, or backup.prune's pin) of an
+	// archive that is not in the store. Permanent.
 	CodeNotFound Code = "not_found"
 	// CodeVerifyFailed: the archive failed verification (the result names
 	// the first failing part). Permanent.
@@ -165,7 +166,7 @@ var Codes = []CodeInfo{
 	{CodeBackupStoreFull, "the backup store has no room left", false},
 	{CodeBackupFailed, "dumping a component or writing the archive failed", true},
 	{CodePgDumpTooOld, "pg_dump is older than the PostgreSQL server", false},
-	{CodeNotFound, "the archive to verify is not in the backup store", false},
+	{CodeNotFound, "the archive to verify or pin is not in the backup store (a drill: the store holds no archive)", false},
 	{CodeVerifyFailed, "the archive failed verification; the result names the first failing part", false},
 	{CodeVerifyAfter, "the backup was made but its verify job could not be submitted (permanent without a bus)", true},
 	{CodeArchiveNotFound, "the archive to restore is not (or no longer) in the backup store", false},

@@ -1,6 +1,7 @@
 package jobspec
 
 import (
+	"slices"
 	"time"
 
 	"github.com/insightops/insightops/shared/backupfmt"
@@ -96,15 +97,26 @@ type BackupCreateResult struct {
 
 // BackupVerifyArgs are the params of backup.verify.
 type BackupVerifyArgs struct {
-	// Name is the archive's name, as listed.
+	// Name is the archive's name, as listed. A drill may leave it empty:
+	// the newest archive when the job runs.
 	Name string `json:"name"`
+	// Drill is set on restore drills (BACKUP_DRILL_SCHEDULE): the
+	// schedule and the tick. The outcome is recorded as the archive's
+	// last drill too (Meta.Drill), which the "last_drill" health
+	// component and the drill metrics report.
+	Drill *ScheduleTrigger `json:"drill,omitempty"`
 }
 
 // Kind is jobs.KindBackupVerify.
 func (BackupVerifyArgs) Kind() string { return jobs.KindBackupVerify }
 
-// Validate checks that Name is an archive name.
-func (a BackupVerifyArgs) Validate() error { return validArchiveName("archive name", a.Name) }
+// Validate checks that Name is an archive name (or empty in a drill).
+func (a BackupVerifyArgs) Validate() error {
+	if a.Drill != nil && a.Name == "" {
+		return nil
+	}
+	return validArchiveName("archive name", a.Name)
+}
 
 // Checks run on archive files, as VerifiedFile.Check reports them.
 const (
@@ -143,22 +155,55 @@ type BackupVerifyResult struct {
 	Manifest backupfmt.Manifest `json:"-"`
 }
 
+// MaxPinNames bounds the archive names of one prune's pin and unpin.
+const MaxPinNames = 100
+
 // BackupPruneArgs are the params of backup.prune.
 type BackupPruneArgs struct {
-	// DryRun lists what would be deleted and deletes nothing.
+	// DryRun lists what would be deleted and why, and deletes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Pin and Unpin set and clear the pin of these archives (Meta.Pinned)
+	// before retention runs, dry run or not: a pinned archive is never
+	// deleted by retention.
+	Pin   []string `json:"pin,omitempty"`
+	Unpin []string `json:"unpin,omitempty"`
 }
 
 // Kind is jobs.KindBackupPrune.
 func (BackupPruneArgs) Kind() string { return jobs.KindBackupPrune }
 
-// Validate accepts every value.
-func (BackupPruneArgs) Validate() error { return nil }
+// Validate checks that pin and unpin hold archive names, at most
+// MaxPinNames, none in both.
+func (a BackupPruneArgs) Validate() error {
+	if len(a.Pin)+len(a.Unpin) > MaxPinNames {
+		return jobs.Invalid("pin and unpin name %d archives, more than %d", len(a.Pin)+len(a.Unpin), MaxPinNames)
+	}
+	for _, n := range a.Pin {
+		if err := validArchiveName("pin: archive name", n); err != nil {
+			return err
+		}
+		if slices.Contains(a.Unpin, n) {
+			return jobs.Invalid("archive %s is both in pin and in unpin", n)
+		}
+	}
+	for _, n := range a.Unpin {
+		if err := validArchiveName("unpin: archive name", n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-// Why an archive is kept.
+// Why an archive is kept (besides the dated rules of package retention,
+// e.g. "newest of day 2025-11-27 (BACKUP_RETENTION_DAILY)").
 const (
 	KeptNewest         = "among the newest BACKUP_RETENTION_COUNT"
 	KeptNewestVerified = "newest verified archive"
+	KeptPinned         = "pinned"
+	// KeptLocked: retention would delete it, but the S3 server refused
+	// (object-lock retention, BACKUP_S3_LOCK_DAYS, on a bucket without
+	// versioning); a later prune deletes it once the lock has expired.
+	KeptLocked = "under object lock: the store refused to delete it"
 )
 
 // PrunedArchive is one archive in a BackupPruneResult.
@@ -167,18 +212,23 @@ type PrunedArchive struct {
 	CreatedAt time.Time `json:"created_at"`
 	Bytes     int64     `json:"bytes"`
 	Verified  bool      `json:"verified"`
-	// Reason says why it is kept, or why it was left alone (unreadable).
+	Pinned    bool      `json:"pinned,omitempty"`
+	// Reason says why it is kept (every rule that keeps it, joined by
+	// "; "), why it goes, or why it was left alone (unreadable).
 	Reason string `json:"reason,omitempty"`
 }
 
 // BackupPruneResult is what retention kept and deleted, newest first (the
 // result of backup.prune).
 type BackupPruneResult struct {
-	DryRun         bool            `json:"dry_run"`
-	RetentionCount int             `json:"retention_count"`
-	Kept           []PrunedArchive `json:"kept"`
-	Deleted        []PrunedArchive `json:"deleted"`
-	WouldDelete    []PrunedArchive `json:"would_delete,omitempty"`
+	DryRun         bool `json:"dry_run"`
+	RetentionCount int  `json:"retention_count"`
+	// Policy is the whole retention policy applied, e.g. "last 7, daily
+	// 7, weekly 4, monthly 12" (config.Retention.String).
+	Policy      string          `json:"policy,omitempty"`
+	Kept        []PrunedArchive `json:"kept"`
+	Deleted     []PrunedArchive `json:"deleted"`
+	WouldDelete []PrunedArchive `json:"would_delete,omitempty"`
 	// Unreadable archives (no readable manifest, so no creation time)
 	// are neither counted nor deleted: an operator looks at them.
 	Unreadable []PrunedArchive `json:"unreadable,omitempty"`

@@ -38,7 +38,7 @@ var backupRoutes = []routeDef{
 		"queue a verification of a listed archive (202): checksums, counts and a test restore of each part"},
 		(*Server).submitBackupVerify},
 	{Route{http.MethodPost, "/admin/db/backup/prune", auth.Operator, false,
-		"queue retention (202): keep the newest BACKUP_RETENTION_COUNT and the newest verified archive; body optional {dry_run?}"},
+		"queue retention (202): keep-last BACKUP_RETENTION_COUNT, the GFS and within rules of BACKUP_RETENTION_*, pinned archives and the newest verified one; body optional {dry_run?, pin?: [name], unpin?: [name]}"},
 		(*Server).submitBackupPrune},
 }
 
@@ -278,11 +278,28 @@ func (s *Server) parseBackupPrune(c echo.Context) (jobspec.BackupPruneArgs, erro
 	return req, s.checkArgs(req)
 }
 
-// submitBackupPrune answers POST /admin/db/backup/prune.
+// submitBackupPrune answers POST /admin/db/backup/prune. An archive to
+// pin or unpin that is not in the store is a 404 up front (the job would
+// fail with not_found).
 func (s *Server) submitBackupPrune(c echo.Context) error {
 	req, err := s.parseBackupPrune(c)
 	if err != nil {
 		return err
+	}
+	if len(req.Pin)+len(req.Unpin) > 0 {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+		defer cancel()
+		st, err := s.backupStore(ctx)
+		if err != nil {
+			return unavailable("the backup store", err)
+		}
+		for _, name := range append(append([]string{}, req.Pin...), req.Unpin...) {
+			if _, err := st.Meta(ctx, name); errors.Is(err, backupstore.ErrNotFound) {
+				return notFound("no backup archive named %s to pin or unpin (GET /admin/db/backup/list lists them)", name)
+			} else if err != nil {
+				return unavailable("the backup store", err)
+			}
+		}
 	}
 	msg := "retention queued"
 	if req.DryRun {

@@ -249,9 +249,20 @@ func TestVerifyAndPruneRoutes(t *testing.T) {
 	if acc.Job.Kind != jobs.KindBackupPrune || string(acc.Job.Params) != `{"dry_run":true}` {
 		t.Errorf("prune job %s %s", acc.Job.Kind, acc.Job.Params)
 	}
-	for _, body := range []string{`{"dry_run": "yes"}`, `{"keep": 3}`} {
+	for _, body := range []string{`{"dry_run": "yes"}`, `{"keep": 3}`, `{"pin": ["../` + name + `"]}`, `{"pin": ["` + name + `"], "unpin": ["` + name + `"]}`, `{"unpin": "` + name + `"}`} {
 		if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: body}); res.status != http.StatusBadRequest {
 			t.Errorf("prune %s: %d", body, res.status)
 		}
+	}
+	res = e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: `{"pin": ["` + unknown + `"]}`})
+	if code, _ := errorOf(t, res); res.status != http.StatusNotFound || code != CodeNotFound {
+		t.Errorf("pin of an unknown archive: %d %s", res.status, res.body)
+	}
+	res = e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: `{"pin": ["` + name + `"], "dry_run": true}`})
+	if res.status != http.StatusAccepted {
+		t.Fatalf("pin: %d %s", res.status, res.body)
+	}
+	if acc = decode[Accepted](t, res); string(acc.Job.Params) != `{"dry_run":true,"pin":["`+name+`"]}` {
+		t.Errorf("pin job %s", acc.Job.Params)
 	}
 }

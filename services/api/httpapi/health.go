@@ -77,7 +77,8 @@ type Component struct {
 	// LatencyMS is how long the check took.
 	LatencyMS float64 `json:"latency_ms"`
 	// CreatedAt and VerifiedAt are set on the "backups" component: when
-	// the newest archive was made and when the newest verified one was.
+	// the newest archive was made and when the newest verified one was;
+	// VerifiedAt on "last_drill": when the last restore drill ran.
 	CreatedAt  *time.Time `json:"created_at,omitempty"`
 	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 }
@@ -102,7 +103,8 @@ type QueueDepth struct {
 // dbHealth answers GET /admin/db/health: NATS (connected and JetStream
 // answering), the System DB (ping), the live workers of each kind, and the
 // vector store (Chroma's heartbeat; "disabled" without CHROMA_URL), the
-// target DB and the freshness of backups. A down dependency makes the
+// target DB, the freshness of backups and the last restore drill
+// ("last_drill", health_drill.go). A down dependency makes the
 // report "down" (503); a worker kind without any live instance, or a
 // stale backup (see backupsHealth), makes it "degraded" (200): the API
 // works but those jobs will wait, or the data is at risk.
@@ -177,6 +179,7 @@ func (s *Server) dbHealth(c echo.Context) error {
 	// The target DB (see target_routes.go) and the last good backup.
 	rep.Components["target_db"] = s.targetDBHealth(ctx)
 	rep.Components["backups"] = s.backupsHealth(ctx)
+	rep.Components["last_drill"] = s.drillHealth(ctx, time.Now())
 
 	// Every component rolls up, "backups" included: a stale backup (or
 	// none a day after init) is degraded, never down — the API works.

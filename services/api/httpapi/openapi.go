@@ -105,7 +105,7 @@ var routeDocs = map[string]opDoc{
 	"POST /admin/db/backup":              {Body: bodySchema(jobs.KindBackupCreate), Responses: map[int]string{202: "Accepted", 400: "Error", 409: "Error", 422: "Error"}},
 	"GET /admin/db/backup/list":          {Responses: map[int]string{200: "BackupList"}},
 	"POST /admin/db/backup/:name/verify": {Body: bodySchema(jobs.KindBackupVerify), Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 422: "Error"}},
-	"POST /admin/db/backup/prune":        {Body: bodySchema(jobs.KindBackupPrune), Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
+	"POST /admin/db/backup/prune":        {Body: bodySchema(jobs.KindBackupPrune), Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 422: "Error"}},
 	"POST /admin/db/backup/restore/:name": {Body: bodySchema(jobs.KindRestore),
 		Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 409: "Error", 422: "Error"}},
 	"GET /admin/db/backup/:name/download": {Responses: map[int]string{200: mediaOctets, 404: "Error"},

@@ -19,13 +19,19 @@
 // archiver.Verify: the archive streamed once, every checksum and count
 // checked and every part test-restored; the outcome is stored in the
 // archive's Meta (shown by the list route). A corrupt archive fails the
-// job permanently, naming the first failing part.
+// job permanently, naming the first failing part. With drill set (a
+// restore drill, drill.go) it verifies the newest archive when no name is
+// given and records the outcome as the archive's last drill as well.
 //
 // # backup.prune
 //
-// Keeps the newest BACKUP_RETENTION_COUNT archives by their manifest's
-// created_at (from Meta, never from the name) and never deletes the newest
-// verified archive. dry_run lists what would be deleted.
+// Applies the retention policy (package retention: the newest
+// BACKUP_RETENTION_COUNT, the newest of each of the last
+// BACKUP_RETENTION_DAILY days, _WEEKLY weeks and _MONTHLY months, every
+// archive within BACKUP_RETENTION_WITHIN of the newest) by the archives'
+// manifest created_at (from Meta, never from the name); pinned archives
+// and the newest verified archive are never deleted. dry_run lists what
+// would be deleted and why.
 //
 // # Scheduled backups
 //
@@ -39,6 +45,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/archiver"
@@ -112,8 +119,9 @@ func (w *Worker) Handlers() map[string]worker.Handler {
 }
 
 // Run consumes backup jobs until ctx ends, then drains. With a
-// BACKUP_SCHEDULE it also runs this replica's Scheduler (see schedule.go),
-// which stops with ctx before Run returns.
+// BACKUP_SCHEDULE (BACKUP_DRILL_SCHEDULE) it also runs this replica's
+// backup (drill) Scheduler (see schedule.go, drill.go), which stops with
+// ctx before Run returns.
 //
 // It refuses to start without an archive signing key (production without
 // BACKUP_SIGNING_KEY): every archive it writes is signed, and verify
@@ -123,11 +131,13 @@ func Run(ctx context.Context, deps app.Deps) error {
 	if _, err := w.archiver.Keys(); err != nil {
 		return fmt.Errorf("backup worker: %w", err)
 	}
-	if s := NewScheduler(deps); s != nil {
-		sctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = s.Run(sctx) }()
-		defer func() { cancel(); <-done }()
+	sctx, cancel := context.WithCancel(ctx)
+	var schedulers sync.WaitGroup
+	defer func() { cancel(); schedulers.Wait() }()
+	for _, s := range []*Scheduler{NewScheduler(deps), NewDrillScheduler(deps)} {
+		if s != nil {
+			schedulers.Go(func() { _ = s.Run(sctx) })
+		}
 	}
 	registerStoreMetrics(deps)
 	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, w.Handlers(), deps.Audit, deps.Log))

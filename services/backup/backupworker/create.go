@@ -41,6 +41,9 @@ func (w *Worker) handleCreate(ctx context.Context, job *worker.Job, p jobspec.Ba
 
 // handleVerify is the backup.verify handler (archiver.Verify).
 func (w *Worker) handleVerify(ctx context.Context, job *worker.Job, p jobspec.BackupVerifyArgs) (jobspec.BackupVerifyResult, error) {
+	if p.Drill != nil {
+		return w.drill(ctx, job, p)
+	}
 	res, err := w.archiver.Verify(ctx, p.Name, w.run(ctx, job))
 	if err != nil && res.Archive == "" {
 		return jobspec.BackupVerifyResult{}, err

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/insightops/insightops/shared/app"
@@ -14,6 +14,7 @@ import (
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
+	"github.com/insightops/insightops/shared/retention"
 	"github.com/insightops/insightops/shared/worker"
 )
 
@@ -29,6 +30,14 @@ func Prune(ctx context.Context, deps app.Deps, dryRun bool) (jobspec.BackupPrune
 
 // handlePrune is the backup.prune handler.
 func (w *Worker) handlePrune(ctx context.Context, job *worker.Job, p jobspec.BackupPruneArgs) (jobspec.BackupPruneResult, error) {
+	if len(p.Pin)+len(p.Unpin) > 0 {
+		if err := job.Step(ctx, 2, "pinning archives"); err != nil {
+			return jobspec.BackupPruneResult{}, err
+		}
+		if err := w.setPins(ctx, p.Pin, p.Unpin, job.Logger()); err != nil {
+			return jobspec.BackupPruneResult{}, err
+		}
+	}
 	if err := job.Step(ctx, 5, "listing archives"); err != nil {
 		return jobspec.BackupPruneResult{}, err
 	}
@@ -37,6 +46,36 @@ func (w *Worker) handlePrune(ctx context.Context, job *worker.Job, p jobspec.Bac
 		return jobspec.BackupPruneResult{}, err
 	}
 	return res, nil
+}
+
+// setPins sets the pin of the archives pin and clears that of unpin, in
+// their Meta. An archive that is not in the store fails the job
+// (not_found) before any pin is changed.
+func (w *Worker) setPins(ctx context.Context, pin, unpin []string, log *slog.Logger) error {
+	st, err := w.Store(ctx)
+	if err != nil {
+		return jobs.Retryable(jobs.CodeStoreUnavailable, err)
+	}
+	metas := map[string]backupstore.Meta{}
+	for _, name := range slices.Concat(pin, unpin) {
+		m, err := st.Meta(ctx, name)
+		if errors.Is(err, backupstore.ErrNotFound) {
+			return jobs.Permanent(jobs.CodeNotFound, fmt.Errorf("pin: archive %s is not in the %s", name, st.Describe()))
+		}
+		if err != nil {
+			return jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("pin: meta of %s: %w", name, err))
+		}
+		metas[name] = m
+	}
+	for _, name := range slices.Concat(pin, unpin) {
+		m := metas[name]
+		m.Pinned = slices.Contains(pin, name)
+		if err := st.SetMeta(ctx, name, m); err != nil {
+			return jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("pin: record the pin of %s: %w", name, err))
+		}
+		log.Info("archive pin set", "archive", name, "pinned", m.Pinned)
+	}
+	return nil
 }
 
 // restoreHolder returns the restore holding a lease, if any.
@@ -56,16 +95,19 @@ func (w *Worker) restoreHolder(ctx context.Context) (string, *locks.HeldError, e
 	return "", nil, nil
 }
 
-// prune keeps the newest RetentionCount archives by manifest creation time
-// and the newest verified one, and deletes the others (unless dryRun).
+// prune applies the retention policy (package retention: keep-last,
+// daily, weekly, monthly, within; pinned archives and the newest verified
+// one always) to the archives by manifest creation time, and deletes the
+// others (unless dryRun: then they are listed with the reason they go).
 // While a restore holds a lease it deletes nothing ("lock_held",
 // retryable): the archive being restored might be among the oldest.
 func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobspec.BackupPruneResult, error) {
-	keep := w.deps.Config.BackupRetentionCount
-	if keep < 1 {
-		keep = DefaultRetentionCount
+	policy := w.deps.Config.BackupRetention
+	policy.Last = w.deps.Config.BackupRetentionCount
+	if policy.Last < 1 {
+		policy.Last = DefaultRetentionCount
 	}
-	res := jobspec.BackupPruneResult{DryRun: dryRun, RetentionCount: keep, Kept: []jobspec.PrunedArchive{}, Deleted: []jobspec.PrunedArchive{}}
+	res := jobspec.BackupPruneResult{DryRun: dryRun, RetentionCount: policy.Last, Policy: policy.String(), Kept: []jobspec.PrunedArchive{}, Deleted: []jobspec.PrunedArchive{}}
 	if !dryRun {
 		if _, held, err := w.restoreHolder(ctx); err != nil {
 			return res, jobs.Retryable(jobs.CodeLockError, fmt.Errorf("read leases: %w", err))
@@ -111,35 +153,31 @@ func (w *Worker) prune(ctx context.Context, dryRun bool, log *slog.Logger) (jobs
 		}
 		entries = append(entries, entry{info: info, created: created.UTC()})
 	}
-	sort.SliceStable(entries, func(i, j int) bool {
-		if !entries[i].created.Equal(entries[j].created) {
-			return entries[i].created.After(entries[j].created)
-		}
-		return entries[i].info.Name > entries[j].info.Name
-	})
-	newestVerified := -1
-	for i, e := range entries {
-		if e.info.Meta.Verified() {
-			newestVerified = i
-			break
-		}
+	infoOf := map[string]backupstore.Info{}
+	var archives []retention.Archive
+	for _, e := range entries {
+		infoOf[e.info.Name] = e.info
+		archives = append(archives, retention.Archive{Name: e.info.Name, Created: e.created, Pinned: e.info.Meta.Pinned, Verified: e.info.Meta.Verified()})
 	}
-	for i, e := range entries {
-		a := jobspec.PrunedArchive{Name: e.info.Name, CreatedAt: e.created, Bytes: e.info.Size, Verified: e.info.Meta.Verified()}
+	for _, d := range retention.Apply(policy, archives) {
+		a := jobspec.PrunedArchive{Name: d.Name, CreatedAt: d.Created, Bytes: infoOf[d.Name].Size, Verified: d.Verified, Pinned: d.Pinned, Reason: d.Reason()}
 		switch {
-		case i < keep:
-			a.Reason = jobspec.KeptNewest
-			res.Kept = append(res.Kept, a)
-		case i == newestVerified:
-			a.Reason = jobspec.KeptNewestVerified
+		case d.Keep:
 			res.Kept = append(res.Kept, a)
 		case dryRun:
 			res.WouldDelete = append(res.WouldDelete, a)
 		default:
-			if err := st.Delete(ctx, a.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
+			err := st.Delete(ctx, a.Name)
+			if errors.Is(err, backupstore.ErrLocked) {
+				// Object lock outlives the policy: kept, and said so.
+				a.Reason = jobspec.KeptLocked + " (" + a.Reason + ")"
+				res.Kept = append(res.Kept, a)
+				continue
+			}
+			if err != nil && !errors.Is(err, backupstore.ErrNotFound) {
 				return res, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("delete %s: %w", a.Name, err))
 			}
-			log.Info("archive deleted by retention", "archive", a.Name, "created_at", a.CreatedAt)
+			log.Info("archive deleted by retention", "archive", a.Name, "created_at", a.CreatedAt, "reason", a.Reason)
 			res.Deleted = append(res.Deleted, a)
 		}
 	}

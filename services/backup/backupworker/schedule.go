@@ -82,8 +82,11 @@ func TickKey(s config.Schedule, tick time.Time) string {
 // follows the backup.create job createID.
 func VerifyAfterKey(createID string) string { return "verify-after-" + createID }
 
-// Scheduler submits one backup.create per tick of BACKUP_SCHEDULE.
+// Scheduler submits one job per tick of its schedule: a backup.create per
+// tick of BACKUP_SCHEDULE (NewScheduler), or a restore drill per tick of
+// BACKUP_DRILL_SCHEDULE (NewDrillScheduler, drill.go).
 type Scheduler struct {
+	job         tickJob
 	sched       config.Schedule
 	verifyAfter bool
 	catchUp     time.Duration
@@ -94,11 +97,40 @@ type Scheduler struct {
 	retry       func(attempt int) time.Duration
 }
 
+// tickJob is what a Scheduler submits at a tick: the same params, key
+// and audit detail on every replica.
+type tickJob struct {
+	what   string // for logs: "backup", "restore drill"
+	args   func(tick time.Time) jobs.Args
+	key    func(tick time.Time) string
+	detail func(tick time.Time) map[string]any
+}
+
 // NewScheduler returns the scheduler of deps.Config.BackupSchedule, or nil
 // when there is none (or no bus to submit on).
 func NewScheduler(deps app.Deps) *Scheduler {
 	cfg := deps.Config
-	if cfg.BackupSchedule.IsZero() || deps.Bus == nil {
+	s := newScheduler(deps, cfg.BackupSchedule, "backup-scheduler")
+	if s == nil {
+		return nil
+	}
+	s.verifyAfter = cfg.BackupVerifyAfter
+	s.job = tickJob{
+		what: "backup",
+		args: func(tick time.Time) jobs.Args { return s.params(tick) },
+		key:  func(tick time.Time) string { return TickKey(s.sched, tick) },
+		detail: func(tick time.Time) map[string]any {
+			return map[string]any{"schedule": s.sched.String(), "tick": tick.UTC().Format(time.RFC3339), "verify_after": s.verifyAfter}
+		},
+	}
+	return s
+}
+
+// newScheduler is a Scheduler of sched without its job, nil when sched is
+// zero or there is no bus.
+func newScheduler(deps app.Deps, sched config.Schedule, component string) *Scheduler {
+	cfg := deps.Config
+	if sched.IsZero() || deps.Bus == nil {
 		return nil
 	}
 	log := deps.Log
@@ -106,14 +138,13 @@ func NewScheduler(deps app.Deps) *Scheduler {
 		log = slog.Default()
 	}
 	return &Scheduler{
-		sched:       cfg.BackupSchedule,
-		verifyAfter: cfg.BackupVerifyAfter,
-		catchUp:     cfg.JobRetention,
-		pub:         jobs.NewPublisher(deps.Bus.JS, jobs.NewStore(deps.Bus.Jobs), cfg.JobMaxAttempts),
-		audit:       deps.Audit,
-		log:         log.With("component", "backup-scheduler", "schedule", cfg.BackupSchedule.String()),
-		now:         func() time.Time { return time.Now().UTC() },
-		retry:       worker.ExponentialBackoff,
+		sched:   sched,
+		catchUp: cfg.JobRetention,
+		pub:     jobs.NewPublisher(deps.Bus.JS, jobs.NewStore(deps.Bus.Jobs), cfg.JobMaxAttempts),
+		audit:   deps.Audit,
+		log:     log.With("component", component, "schedule", sched.String()),
+		now:     func() time.Time { return time.Now().UTC() },
+		retry:   worker.ExponentialBackoff,
 	}
 }
 
@@ -121,7 +152,7 @@ func NewScheduler(deps app.Deps) *Scheduler {
 // then. A failed submission is retried with backoff until it succeeds or
 // a later tick is due (which then supersedes it: at most one is caught up).
 func (s *Scheduler) Run(ctx context.Context) error {
-	s.log.Info("backup scheduler started", "verify_after", s.verifyAfter, "next_tick", s.sched.Next(s.now()))
+	s.log.Info(s.job.what+" scheduler started", "verify_after", s.verifyAfter, "next_tick", s.sched.Next(s.now()))
 	var last time.Time // the latest tick handled
 	for {
 		now := s.now()
@@ -144,7 +175,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			break
 		}
 	}
-	s.log.Info("backup scheduler stopped")
+	s.log.Info(s.job.what + " scheduler stopped")
 	return nil //nolint:nilerr // a cancelled context is how the scheduler is stopped, not a failure
 }
 
@@ -173,7 +204,7 @@ func (s *Scheduler) fire(ctx context.Context, tick time.Time) {
 		rec, created, err := s.submit(ctx, tick)
 		switch {
 		case err == nil:
-			log.Info("scheduled backup submitted", "job_id", rec.ID, "created", created, "state", rec.State)
+			log.Info("scheduled "+s.job.what+" submitted", "job_id", rec.ID, "created", created, "state", rec.State)
 			return
 		case errors.Is(err, jobs.ErrIdempotencyConflict):
 			// A replica with other settings (BACKUP_VERIFY_AFTER during a
@@ -185,10 +216,10 @@ func (s *Scheduler) fire(ctx context.Context, tick time.Time) {
 		}
 		delay := s.retry(attempt)
 		if s.sched.Prev(s.now().Add(delay)).After(tick) {
-			log.Error("scheduled backup not submitted; a later tick supersedes it", "err", err, "attempts", attempt)
+			log.Error("scheduled "+s.job.what+" not submitted; a later tick supersedes it", "err", err, "attempts", attempt)
 			return
 		}
-		log.Warn("submit scheduled backup failed; retrying", "err", err, "attempt", attempt, "retry_in", delay.String())
+		log.Warn("submit scheduled "+s.job.what+" failed; retrying", "err", err, "attempt", attempt, "retry_in", delay.String())
 		if !sleep(ctx, delay) {
 			return
 		}
@@ -204,13 +235,11 @@ func (s *Scheduler) submit(ctx context.Context, tick time.Time) (jobs.Record, bo
 	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
 	rec, created, err := jobsubmit.Submit(sctx, s.pub, s.audit,
-		jobs.Submission{Args: s.params(tick), SubmittedBy: SchedulerActor, IdempotencyKey: TickKey(s.sched, tick)},
-		audit.Event{Actor: SchedulerActor, Detail: map[string]any{
-			"schedule": s.sched.String(), "tick": tick.UTC().Format(time.RFC3339), "verify_after": s.verifyAfter,
-		}},
+		jobs.Submission{Args: s.job.args(tick), SubmittedBy: SchedulerActor, IdempotencyKey: s.job.key(tick)},
+		audit.Event{Actor: SchedulerActor, Detail: s.job.detail(tick)},
 		jobsubmit.Options{Policy: jobsubmit.OncePerJob})
 	if err != nil {
-		return rec, created, fmt.Errorf("scheduled backup: %w", err)
+		return rec, created, fmt.Errorf("scheduled %s: %w", s.job.what, err)
 	}
 	return rec, created, nil
 }
