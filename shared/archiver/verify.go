@@ -61,7 +61,7 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	}
 	checks := &checkLog{m: map[string]string{}}
 	report, verr := backupfmt.Verify(vctx, src, backupfmt.VerifyOptions{
-		ReadOptions: backupfmt.ReadOptions{Name: name},
+		ReadOptions: backupfmt.ReadOptions{Name: name, MaxDecompressed: a.deps.Config.BackupMaxDecompressed},
 		Checkers:    a.checkers(scratch, checks, log),
 	})
 	if rep.err != nil {
@@ -102,6 +102,9 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	metrics.BackupVerifications.WithLabelValues(res.Outcome).Inc()
 	if res.Outcome == backupstore.OutcomeFailed {
 		log.Warn("archive failed verification", "archive", name, "problems", len(res.Problems), "first", res.Problems[0])
+		if errors.Is(verr, backupfmt.ErrDecompressionLimit) {
+			return res, jobs.Permanent(jobs.CodeDecompressionLimit, fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
+		}
 		return res, jobs.Permanent(jobs.CodeVerifyFailed, fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
 	}
 	metrics.LastBackupVerified.SetToCurrentTime()

@@ -68,6 +68,11 @@ const (
 	// CodeArchiveInvalid: the archive to restore failed verification or
 	// changed since it was verified; nothing was changed. Permanent.
 	CodeArchiveInvalid Code = "archive_invalid"
+	// CodeDecompressionLimit: the archive decompresses to more than
+	// BACKUP_MAX_DECOMPRESSED or than its manifest's sizes allow (a
+	// decompression bomb); reading stopped and nothing was left behind.
+	// Permanent.
+	CodeDecompressionLimit Code = "decompression_limit"
 	// CodePreconditionFailed: the restore cannot run in this deployment
 	// (a component it needs is not configured, nothing to restore);
 	// nothing was changed. Permanent.
@@ -158,6 +163,7 @@ var Codes = []CodeInfo{
 	{CodeVerifyAfter, "the backup was made but its verify job could not be submitted (permanent without a bus)", true},
 	{CodeArchiveNotFound, "the archive to restore is not (or no longer) in the backup store", false},
 	{CodeArchiveInvalid, "the archive to restore failed verification or changed since; nothing was changed", false},
+	{CodeDecompressionLimit, "the archive decompresses to more than BACKUP_MAX_DECOMPRESSED or its manifest's sizes allow; reading stopped, nothing was changed or left behind", false},
 	{CodePreconditionFailed, "the restore cannot run in this deployment; nothing was changed", false},
 	{CodeSafetyBackupFailed, "the pre-restore safety backup failed; nothing was changed (permanent when its cause is)", true},
 	{CodeRestoreFailed, "applying a component failed; a retry restores again from the archive", true},

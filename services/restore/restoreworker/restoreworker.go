@@ -341,10 +341,13 @@ func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, 
 		return verified{}, fmt.Errorf("restore: scratch directory: %w", err)
 	}
 	rep, err := backupfmt.Verify(ctx, src, backupfmt.VerifyOptions{
-		ReadOptions: backupfmt.ReadOptions{Name: name},
+		ReadOptions: backupfmt.ReadOptions{Name: name, MaxDecompressed: w.Deps.Config.BackupMaxDecompressed},
 		Checkers:    Checkers(w.ScratchDir),
 	})
 	if err != nil {
+		if errors.Is(err, backupfmt.ErrDecompressionLimit) {
+			return verified{}, jobs.Permanent(jobs.CodeDecompressionLimit, fmt.Errorf("restore: %s, nothing was changed: %w", name, err))
+		}
 		if errors.Is(err, backupfmt.ErrInvalidArchive) {
 			return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s failed verification, nothing was changed: %w", name, err))
 		}
