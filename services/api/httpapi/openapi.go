@@ -112,7 +112,7 @@ var routeDocs = map[string]opDoc{
 	}, Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
 
 	"GET /admin/db/target/health": {Responses: map[int]string{200: "TargetHealth"}},
-	"POST /admin/db/target/test":  {Body: "TargetTestRequest", BodyRequired: true, Responses: map[int]string{200: "TargetTestResult", 400: "Error"}},
+	"POST /admin/db/target/test":  {Body: "TargetTestRequest", BodyRequired: true, Responses: map[int]string{200: "TargetTestResult", 400: "Error", 403: "Error", 429: "Error"}},
 
 	"GET /admin/db/stats": {Responses: map[int]string{200: "Stats"}},
 
@@ -235,7 +235,8 @@ func apiSchemaTypes() []apiSchemaType {
 		}},
 		{"TargetHealth", TargetHealth{}, map[string]schema{"status": enum(TargetDisabled, TargetHealthy, TargetDown)}},
 		{"TargetTestRequest", targetTestRequest{}, map[string]schema{"url": strDesc("postgres:// URL, sqlite file path or file: URL")}},
-		{"TargetTestResult", TargetTestResult{}, map[string]schema{"kind": enum(TargetKindPostgres, TargetKindSQLite)}},
+		{"TargetTestResult", TargetTestResult{}, map[string]schema{"kind": enum(TargetKindPostgres, TargetKindSQLite),
+			"error_code": enum(TargetErrUnreachable, TargetErrAuthFailed, TargetErrNotFound, TargetErrRefused, TargetErrTimeout, TargetErrTLS, TargetErrNotADatabase, TargetErrFailed)}},
 		{"TableStats", TableStats{}, nil},
 		{"Stats", DBStats{}, map[string]schema{"tables": arrayOf(ref("TableStats"))}},
 		{"ChangePasswordRequest", changePasswordRequest{}, map[string]schema{

@@ -86,6 +86,10 @@ type Server struct {
 	// source IP (401s, rate-limited logins): the AUDIT stream is
 	// append-only, so it must not be fillable by anonymous traffic.
 	noisyAudit *keyedLimiter
+	// targetTests bounds POST /admin/db/target/test per user.
+	targetTests *keyedLimiter
+	// targetPolicy is what that route may reach.
+	targetPolicy targetPolicy
 
 	submitTimeout time.Duration
 	readTimeout   time.Duration
@@ -146,6 +150,8 @@ func New(deps Deps) (*Server, error) {
 		loginByIP:     newKeyedLimiter(LoginLimitPerIP),
 		loginByEmail:  newKeyedLimiter(LoginLimitPerEmail),
 		noisyAudit:    newKeyedLimiter(AnonymousAuditLimit),
+		targetTests:   newKeyedLimiter(TargetTestLimit),
+		targetPolicy:  newTargetPolicy(deps.Config),
 		submitTimeout: SubmitTimeout,
 		readTimeout:   ReadTimeout,
 		keepAlive:     SSEKeepAlive,
