@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/presence"
 	"github.com/insightops/insightops/shared/store"
 )
@@ -34,10 +38,53 @@ type readyBody struct {
 	Error  *errorDetail      `json:"error,omitempty"`
 }
 
+// ReadyCacheTTL is how long GET /ready answers from its last check: the
+// route is anonymous, so a flood of it costs one check of the bus per TTL,
+// not one per request.
+const ReadyCacheTTL = 2 * time.Second
+
+// readyCache holds the last readiness check. Requests during a check wait
+// for it instead of starting their own.
+type readyCache struct {
+	mu     sync.Mutex
+	ttl    time.Duration
+	at     time.Time // of the last check; zero: none yet
+	ok     bool
+	checks map[string]string
+	// runs counts the checks made (tests and the metric read it).
+	runs atomic.Int64
+}
+
 // ready answers GET /ready: 200 when NATS is connected and every stream
-// and bucket of the contract exists, else 503 naming what is missing.
+// and bucket of the contract exists, else 503 naming what is missing. The
+// answer is that of a check at most ReadyCacheTTL old.
 func (s *Server) ready(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+	ok, checks := s.readiness.get(c.Request().Context(), s.checkReady)
+	if ok {
+		return c.JSON(http.StatusOK, readyBody{Status: "ready", Checks: checks})
+	}
+	return c.JSON(http.StatusServiceUnavailable, readyBody{Status: "not_ready", Checks: checks,
+		Error: &errorDetail{Code: CodeUnavailable, Message: "not ready: see checks"}})
+}
+
+// get returns the cached outcome, checking again (with check) when it is
+// older than the TTL.
+func (r *readyCache) get(ctx context.Context, check func(context.Context) (bool, map[string]string)) (bool, map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at.IsZero() || time.Since(r.at) >= r.ttl {
+		// The check outlives a caller that goes away: the others wait on it.
+		r.ok, r.checks = check(context.WithoutCancel(ctx))
+		r.at = time.Now()
+		r.runs.Add(1)
+		metrics.ReadyChecks.Inc()
+	}
+	return r.ok, maps.Clone(r.checks)
+}
+
+// checkReady checks the bus once: NATS connected, every stream and bucket present.
+func (s *Server) checkReady(ctx context.Context) (bool, map[string]string) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	checks := map[string]string{}
 	ok := true
@@ -63,11 +110,7 @@ func (s *Server) ready(c echo.Context) error {
 			}
 		}
 	}
-	if ok {
-		return c.JSON(http.StatusOK, readyBody{Status: "ready", Checks: checks})
-	}
-	return c.JSON(http.StatusServiceUnavailable, readyBody{Status: "not_ready", Checks: checks,
-		Error: &errorDetail{Code: CodeUnavailable, Message: "not ready: see checks"}})
+	return ok, checks
 }
 
 // Component is the health of one dependency.

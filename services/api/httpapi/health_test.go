@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,5 +164,52 @@ func TestNATSDown(t *testing.T) {
 	rep := decode[HealthReport](t, res)
 	if rep.Status != StatusDown || rep.Components["nats"].Status != StatusDown || rep.Components["system_db"].Status != StatusOK {
 		t.Errorf("health %s", res.body)
+	}
+}
+
+// TestReadyIsCached: a flood of anonymous GET /ready within the cache's
+// TTL, sequential and concurrent, causes one check of the bus (counted,
+// not timed); once the cached answer is stale the next request checks
+// again, and a changed bus shows then.
+func TestReadyIsCached(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.srv.readiness.ttl = time.Hour // "within the TTL" whatever the machine's speed
+	const n = 50
+	for i := range n {
+		if res := e.do(req{method: http.MethodGet, path: "/ready"}); res.status != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, res.status, res.body)
+		}
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := e.do(req{method: http.MethodGet, path: "/ready"}); res.status != http.StatusOK {
+				t.Errorf("concurrent request: %d", res.status)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := e.srv.readiness.runs.Load(); got != 1 {
+		t.Fatalf("%d requests made %d checks, want 1", 2*n, got)
+	}
+	// Stale: the next request checks again and sees NATS gone.
+	e.srv.readTimeout = 2 * time.Second
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	eventually(t, 5*time.Second, "the client to notice", func() bool { return e.bus.Conn.Status() != nats.CONNECTED })
+	if res := e.do(req{method: http.MethodGet, path: "/ready"}); res.status != http.StatusOK {
+		t.Errorf("within the TTL the cached answer stands: %d", res.status)
+	}
+	e.srv.readiness.mu.Lock()
+	e.srv.readiness.ttl = 0
+	e.srv.readiness.mu.Unlock()
+	if res := e.do(req{method: http.MethodGet, path: "/ready"}); res.status != http.StatusServiceUnavailable {
+		t.Errorf("after the TTL: %d %s", res.status, res.body)
+	}
+	if got := e.srv.readiness.runs.Load(); got != 2 {
+		t.Errorf("%d checks after the TTL, want 2", got)
 	}
 }
