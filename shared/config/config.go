@@ -184,7 +184,7 @@ var Vars = []Var{
 	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds", plain},
 	{"BACKUP_MAX_DECOMPRESSED", "32GiB", "most bytes one archive may decompress to when verified or restored (a decompression bomb stops there with decompression_limit); e.g. 500MiB, 64GiB", plain},
 	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream", plain},
-	{"AUDIT_MAX_BYTES", "8GiB", "MaxBytes of the AUDIT stream; the health check warns above 80% (oldest events are dropped at 100%)", plain},
+	{"AUDIT_MAX_BYTES", "1GiB", "MaxBytes of the AUDIT stream (reserved in the JetStream store); GET /admin/db/health warns above 80%, at 100% the oldest events leave the stream (they stay in audit_logs)", plain},
 	{"AUDIT_VERIFY_TIMEOUT", "60s", "how long GET /admin/db/audit/verify may run before it answers 503 audit_verify_timeout", plain},
 	{"JOB_RETENTION", "7d", "TTL of job records in JOB_PROGRESS", plain},
 	{"WORKER_ID", "<hostname>-<pid>", "this worker instance's name in WORKERS and job records", plain},
@@ -326,7 +326,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.BackupMaxDecompressed = p.size("BACKUP_MAX_DECOMPRESSED", 32<<30, 1<<20)
 
 	c.AuditRetention = p.duration("AUDIT_RETENTION", 400*24*time.Hour)
-	c.AuditMaxBytes = p.size("AUDIT_MAX_BYTES", 8<<30, 1<<20)
+	c.AuditMaxBytes = p.size("AUDIT_MAX_BYTES", 1<<30, 1<<20)
 	c.AuditVerifyTimeout = p.duration("AUDIT_VERIFY_TIMEOUT", 60*time.Second)
 	c.JobRetention = p.duration("JOB_RETENTION", 7*24*time.Hour)
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 
@@ -220,6 +221,9 @@ func (s *Server) dbHealth(c echo.Context) error {
 	// The target DB (see target_routes.go) and the last good backup.
 	rep.Components["target_db"] = s.targetDBHealth(ctx)
 	rep.Components["backups"] = s.backupsHealth(ctx)
+	if natsUp {
+		rep.Components["audit_stream"] = s.auditStreamHealth(ctx)
+	}
 
 	// Every component rolls up, "backups" included: a stale backup (or
 	// none a day after init) is degraded, never down — the API works.
@@ -236,6 +240,34 @@ func (s *Server) dbHealth(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, rep)
 	}
 	return c.JSON(http.StatusOK, rep)
+}
+
+// AuditStreamWarnRatio is the share of AUDIT_MAX_BYTES above which the
+// "audit_stream" component is degraded (the alert
+// InsightopsAuditStreamNearLimit fires at the same share).
+const AuditStreamWarnRatio = 0.8
+
+// auditStreamHealth is the "audit_stream" component: how full the AUDIT
+// stream is; degraded above AuditStreamWarnRatio of its limit (past the
+// limit the oldest events leave the stream) or when it cannot be read.
+func (s *Server) auditStreamHealth(ctx context.Context) Component {
+	start := time.Now()
+	used, limit, err := bus.StreamUsage(ctx, s.bus.JS, bus.StreamAudit)
+	c := Component{Status: StatusOK, LatencyMS: ms(time.Since(start))}
+	switch {
+	case err != nil:
+		c.Status, c.Detail = StatusDegraded, "cannot read the AUDIT stream: "+err.Error()
+	case limit <= 0:
+		c.Detail = fmt.Sprintf("%s held, no limit", humanize.IBytes(uint64(used)))
+	default:
+		ratio := float64(used) / float64(limit)
+		c.Detail = fmt.Sprintf("%s of %s held (%.0f%%)", humanize.IBytes(uint64(used)), humanize.IBytes(uint64(limit)), ratio*100)
+		if ratio > AuditStreamWarnRatio {
+			c.Status = StatusDegraded
+			c.Detail += fmt.Sprintf(": over %.0f%% of AUDIT_MAX_BYTES; at the limit the oldest events leave the stream (see the runbook, InsightopsAuditStreamNearLimit)", AuditStreamWarnRatio*100)
+		}
+	}
+	return c
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/presence"
 	"github.com/insightops/insightops/shared/testkit"
@@ -211,5 +214,43 @@ func TestReadyIsCached(t *testing.T) {
 	}
 	if got := e.srv.readiness.runs.Load(); got != 2 {
 		t.Errorf("%d checks after the TTL, want 2", got)
+	}
+}
+
+// TestHealthWarnsAsAuditStreamFills: AUDIT is provisioned with
+// AUDIT_MAX_BYTES as its MaxBytes; past 80% of it the "audit_stream"
+// component, and so the report, is degraded with the reason.
+func TestHealthWarnsAsAuditStreamFills(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, map[string]string{"AUDIT_MAX_BYTES": "1MiB"})
+	ctx := context.Background()
+	// testkit's bus is provisioned with defaults; provision as a process
+	// with this configuration does (an in-place update of AUDIT).
+	if err := bus.Provision(ctx, e.bus.JS, bus.SettingsFrom(e.cfg), testkit.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.bus.JS.Stream(ctx, bus.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := st.CachedInfo().Config; cfg.MaxBytes != 1<<20 {
+		t.Fatalf("AUDIT MaxBytes = %d, want 1 MiB", cfg.MaxBytes)
+	}
+	if c := e.healthReport().Components["audit_stream"]; c.Status != StatusOK || !strings.Contains(c.Detail, "of 1.0 MiB") {
+		t.Fatalf("empty AUDIT: %+v", c)
+	}
+	payload := make([]byte, 9000)
+	for i := range 100 { // ~900 kB of 1 MiB
+		if _, err := e.bus.JS.Publish(ctx, fmt.Sprintf("audit.test.fill%d", i), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := e.healthReport()
+	c := rep.Components["audit_stream"]
+	if c.Status != StatusDegraded || !strings.Contains(c.Detail, "AUDIT_MAX_BYTES") {
+		t.Fatalf("AUDIT over 80%%: %+v", c)
+	}
+	if rep.Status == StatusOK {
+		t.Errorf("report status %s with a degraded component", rep.Status)
 	}
 }
