@@ -18,13 +18,16 @@ import (
 // one tar entry, or as parts of PartSize bytes (Path.part-000001, …) when
 // PartSize is set, so each entry header declares little and only their
 // sum is large. Trailing zero bytes follow the end of the tar stream
-// (TrailingZeros), which no entry header declares.
+// (TrailingZeros), which no entry header declares. With DeclareOnly the
+// single entry's header declares Size but only its first MiB follows, and
+// the stream ends there (a reader must refuse the header before reading).
 type Bomb struct {
 	Compression   backupfmt.Compression
 	Path          string
 	Size          int64
 	PartSize      int64
 	TrailingZeros int64
+	DeclareOnly   bool
 }
 
 // Write streams the bomb to w and returns the compressed bytes written.
@@ -65,6 +68,15 @@ func (b Bomb) Write(w io.Writer) (int64, error) {
 	for _, e := range entries {
 		if err := tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o600, Size: e.size}); err != nil {
 			return cw.n, fmt.Errorf("bomb: header: %w", err)
+		}
+		if b.DeclareOnly {
+			if err := writeZeros(tw, min(e.size, 1<<20)); err != nil {
+				return cw.n, err
+			}
+			if err := zw.Close(); err != nil {
+				return cw.n, fmt.Errorf("bomb: compress: %w", err)
+			}
+			return cw.n, nil
 		}
 		if err := writeZeros(tw, e.size); err != nil {
 			return cw.n, err
