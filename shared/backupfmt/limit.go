@@ -56,16 +56,16 @@ func decompressionLimit(opts ReadOptions) (limit int64, why string) {
 }
 
 // limitReader reads the decompressed stream and fails once it holds more
-// than max bytes, before handing any byte beyond it to the tar reader.
+// than limit bytes, before handing any byte beyond it to the tar reader.
 type limitReader struct {
-	r   io.Reader
-	n   int64
-	max int64
-	err error // returned once the limit is passed
+	r     io.Reader
+	n     int64
+	limit int64
+	err   error // returned once the limit is passed
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
-	if l.n >= l.max {
+	if l.n >= l.limit {
 		// At the cap: any further byte is one too many.
 		var one [1]byte
 		k, err := l.r.Read(one[:])
@@ -74,7 +74,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	if rem := l.max - l.n; int64(len(p)) > rem {
+	if rem := l.limit - l.n; int64(len(p)) > rem {
 		p = p[:rem]
 	}
 	k, err := l.r.Read(p)

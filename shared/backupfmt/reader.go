@@ -350,7 +350,7 @@ func (w *walker) run(r io.Reader, fn WalkFunc) (rep Report, err error) {
 	}
 	defer closeDec()
 	rep.Compression = c
-	w.dec = &limitReader{r: dec, max: w.limit, err: ErrDecompressionLimit}
+	w.dec = &limitReader{r: dec, limit: w.limit, err: ErrDecompressionLimit}
 	w.tr = tar.NewReader(w.dec)
 	if err := w.entries(fn); err != nil {
 		return rep, err

@@ -12,22 +12,22 @@ const MaxStreamsPerUser = 8
 // event streams.
 const CodeTooManyStreams = "too_many_streams"
 
-// userSlots counts what each key (a user) holds, up to max each.
+// userSlots counts what each key (a user) holds, up to limit each.
 type userSlots struct {
-	max int
-	mu  sync.Mutex
-	m   map[string]int
+	limit int
+	mu    sync.Mutex
+	m     map[string]int
 }
 
 func newUserSlots(limit int) *userSlots {
-	return &userSlots{max: limit, m: map[string]int{}}
+	return &userSlots{limit: limit, m: map[string]int{}}
 }
 
-// acquire takes a slot for key; false when key holds max already.
+// acquire takes a slot for key; false when key holds limit already.
 func (u *userSlots) acquire(key string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.m[key] >= u.max {
+	if u.m[key] >= u.limit {
 		return false
 	}
 	u.m[key]++

@@ -202,7 +202,7 @@ func (p targetPolicy) checkSQLite(path string) *APIError {
 	if err != nil || !p.within(abs, p.dirs) {
 		return refused
 	}
-	real, err := filepath.EvalSymlinks(abs)
+	resolved, err := filepath.EvalSymlinks(abs)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -215,7 +215,7 @@ func (p targetPolicy) checkSQLite(path string) *APIError {
 			realDirs = append(realDirs, r)
 		}
 	}
-	if !p.within(real, realDirs) {
+	if !p.within(resolved, realDirs) {
 		return refused
 	}
 	return nil
