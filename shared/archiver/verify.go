@@ -90,7 +90,7 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	}
 	checks := &checkLog{m: map[string]string{}}
 	report, verr := backupfmt.Verify(vctx, src, backupfmt.VerifyOptions{
-		ReadOptions: backupfmt.ReadOptions{Name: name},
+		ReadOptions: backupfmt.ReadOptions{Name: name, MaxDecompressed: a.deps.Config.BackupMaxDecompressed},
 		Checkers:    a.checkers(scratch, checks, log),
 	})
 	if rep.err != nil {
@@ -140,6 +140,9 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 			if errors.Is(p, snapshot.ErrUnexpectedObjects) {
 				return res, jobs.Permanent(jobs.CodeArchiveUnsafe, fmt.Errorf("archive %s failed verification, nothing was restored from it: %s", name, p.Error()))
 			}
+		}
+		if errors.Is(verr, backupfmt.ErrDecompressionLimit) {
+			return res, jobs.Permanent(jobs.CodeDecompressionLimit, fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
 		}
 		return res, jobs.Permanent(jobs.CodeVerifyFailed, fmt.Errorf("archive %s failed verification: %s", name, res.Problems[0]))
 	}

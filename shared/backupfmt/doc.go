@@ -55,5 +55,7 @@
 // element starting with a dot. Links, directories, devices, absolute paths
 // and ".." are refused, so is anything after manifest.json. Extract writes
 // through an os.Root confined to its directory, creates files exclusively,
-// and removes what it wrote when anything fails.
+// and removes what it wrote when anything fails. Decompression is capped
+// (ReadOptions.MaxDecompressed, and the manifest's sizes with Expect): a
+// decompression bomb stops at the cap with ErrDecompressionLimit.
 package backupfmt

@@ -54,6 +54,14 @@ type ReadOptions struct {
 	// error instead of the end of bad data. The archive's own manifest must
 	// then list exactly the same files.
 	Expect *Manifest
+	// MaxDecompressed caps the bytes the decompressed (tar) stream may
+	// hold, and the sum of the sizes its entry headers declare: 0 means
+	// DefaultMaxDecompressed. With Expect the cap is lowered to
+	// ExpectedTarBytes(*Expect), so no file can decompress to more than
+	// the manifest says and the whole to no more than its total plus tar
+	// overhead. Past the cap reading stops with an *Error wrapping
+	// ErrDecompressionLimit.
+	MaxDecompressed int64
 }
 
 // WalkFunc receives each logical file in archive order, its parts
@@ -195,8 +203,16 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) (Report, error
 	return rep, err
 }
 
+// sortProblems puts ps in archive order, a decompression limit first: it
+// stopped the reading, so it is the error whatever else was found.
 func sortProblems(ps []*Error) {
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].order < ps[j].order })
+	sort.SliceStable(ps, func(i, j int) bool {
+		li, lj := errors.Is(ps[i], ErrDecompressionLimit), errors.Is(ps[j], ErrDecompressionLimit)
+		if li != lj {
+			return li
+		}
+		return ps[i].order < ps[j].order
+	})
 }
 
 // walker reads one archive.
@@ -216,10 +232,15 @@ type walker struct {
 	manifestSHA256 string
 	problems       []*Error
 	cur            *fileReader
+	limit          int64        // decompressionLimit
+	limitWhy       string       // where limit comes from, for the error
+	declared       int64        // sum of the entry sizes the headers declared
+	dec            *limitReader // the decompressed stream
 }
 
 func newWalker(ctx context.Context, opts ReadOptions) *walker {
 	w := &walker{ctx: ctx, opts: opts, seen: map[string]bool{}, parts: map[string][]Part{}}
+	w.limit, w.limitWhy = decompressionLimit(opts)
 	if opts.Expect != nil {
 		w.expect = map[string]File{}
 		for _, f := range opts.Expect.Files() {
@@ -265,6 +286,9 @@ func (w *walker) readErr(entry string, err error) error {
 	if w.src.err != nil {
 		return fmt.Errorf("read backup archive: %w", w.src.err)
 	}
+	if errors.Is(err, ErrDecompressionLimit) {
+		return w.limitProblem(entry)
+	}
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
@@ -296,7 +320,18 @@ func (w *walker) next() (*tar.Header, error) {
 		return nil, w.readErr(at, err)
 	}
 	w.last = h.Name
+	w.declared += max(h.Size, 0)
+	if w.declared > w.limit {
+		// Refused before a byte of it is read (a sparse entry or a bomb
+		// declares its size; the stream cap catches what headers hide).
+		return nil, w.limitProblem(h.Name)
+	}
 	return h, nil
+}
+
+// limitProblem records that the archive passed the decompression limit at entry.
+func (w *walker) limitProblem(entry string) *Error {
+	return w.problem(entry, "the archive decompresses to more than "+w.limitWhy+": reading stopped", ErrDecompressionLimit)
 }
 
 func (w *walker) run(r io.Reader, fn WalkFunc) (rep Report, err error) {
@@ -321,12 +356,13 @@ func (w *walker) run(r io.Reader, fn WalkFunc) (rep Report, err error) {
 	}
 	defer closeDec()
 	rep.Compression = c
-	w.tr = tar.NewReader(dec)
+	w.dec = &limitReader{r: dec, limit: w.limit, err: ErrDecompressionLimit}
+	w.tr = tar.NewReader(w.dec)
 	if err := w.entries(fn); err != nil {
 		return rep, err
 	}
 	// Read to the very end: the last member's checksum, trailing garbage.
-	if _, err := io.Copy(io.Discard, dec); err != nil {
+	if _, err := io.Copy(io.Discard, w.dec); err != nil {
 		return rep, w.readErr("(archive end)", err)
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {

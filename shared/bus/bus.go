@@ -36,11 +36,20 @@ const (
 	SubjectAudit = "audit.>"
 )
 
+// DefaultAuditMaxBytes is the MaxBytes of AUDIT when the configuration
+// gives none (AUDIT_MAX_BYTES' default): 1 GiB, about a million events. JetStream reserves it in the store.
+const DefaultAuditMaxBytes int64 = 1 << 30
+
 // Settings are the provisioning knobs taken from configuration.
 type Settings struct {
 	Replicas       int
 	AuditRetention time.Duration
-	JobRetention   time.Duration
+	// AuditMaxBytes is the MaxBytes of AUDIT (DefaultAuditMaxBytes when
+	// not positive): past it the oldest events leave the stream (they are
+	// in the System DB's audit_logs once the sink has them), so a flood of
+	// events cannot fill the JetStream store every other stream shares.
+	AuditMaxBytes int64
+	JobRetention  time.Duration
 	// DuplicateWindow of JOBS; at least 10 minutes (idempotency keys).
 	DuplicateWindow time.Duration
 	// WorkerTTL is how long a worker's presence key lives without refresh.
@@ -55,6 +64,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.AuditRetention <= 0 {
 		s.AuditRetention = 400 * 24 * time.Hour
+	}
+	if s.AuditMaxBytes <= 0 {
+		s.AuditMaxBytes = DefaultAuditMaxBytes
 	}
 	if s.JobRetention <= 0 {
 		s.JobRetention = 7 * 24 * time.Hour
@@ -183,6 +195,8 @@ func StreamConfigs(s Settings) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    s.Replicas,
 			MaxAge:      s.AuditRetention,
+			MaxBytes:    s.AuditMaxBytes,
+			Discard:     jetstream.DiscardOld,
 			Duplicates:  s.DuplicateWindow,
 			DenyDelete:  true,
 			DenyPurge:   true,
@@ -242,14 +256,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		return nil
 	}
 	if _, err := js.UpdateStream(ctx, want); err != nil {
-		return fmt.Errorf("update stream %s (replicas %d→%d, max age %s→%s): %w", want.Name, have.Replicas, want.Replicas, have.MaxAge, want.MaxAge, err)
+		return fmt.Errorf("update stream %s (replicas %d→%d, max age %s→%s, max bytes %d→%d): %w", want.Name, have.Replicas, want.Replicas, have.MaxAge, want.MaxAge, have.MaxBytes, want.MaxBytes, err)
 	}
-	log.Info("stream updated", "stream", want.Name, "replicas", want.Replicas, "max_age", want.MaxAge.String())
+	log.Info("stream updated", "stream", want.Name, "replicas", want.Replicas, "max_age", want.MaxAge.String(), "max_bytes", want.MaxBytes)
 	return nil
 }
 
 func streamSettingsEqual(a, b jetstream.StreamConfig) bool {
-	return a.Replicas == b.Replicas && a.MaxAge == b.MaxAge && a.Duplicates == b.Duplicates &&
+	return a.Replicas == b.Replicas && a.MaxAge == b.MaxAge && a.MaxBytes == b.MaxBytes && a.Duplicates == b.Duplicates &&
 		a.DenyDelete == b.DenyDelete && a.DenyPurge == b.DenyPurge && a.Description == b.Description &&
 		len(a.Subjects) == len(b.Subjects) && (len(a.Subjects) == 0 || a.Subjects[0] == b.Subjects[0])
 }

@@ -30,7 +30,7 @@ type Bus struct {
 
 // SettingsFrom maps configuration to provisioning settings.
 func SettingsFrom(cfg config.Config) Settings {
-	return Settings{Replicas: cfg.NATSReplicas, AuditRetention: cfg.AuditRetention, JobRetention: cfg.JobRetention}
+	return Settings{Replicas: cfg.NATSReplicas, AuditRetention: cfg.AuditRetention, AuditMaxBytes: cfg.AuditMaxBytes, JobRetention: cfg.JobRetention}
 }
 
 // Open starts the embedded server when cfg.NATSURL is empty, connects,

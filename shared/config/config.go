@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/insightops/insightops/shared/archivesig"
 )
 
@@ -79,8 +81,15 @@ type Config struct {
 	TargetDatabaseURL string
 	TargetDBSource    string
 	TargetDBPath      string
-	AssetsDir         string // ontology/ and training/ live here
-	ChromaURL         string
+	// TargetTestAllowedHosts are the hosts (host or host:port) POST
+	// /admin/db/target/test may connect to; empty: only the host of
+	// TargetDatabaseURL.
+	TargetTestAllowedHosts []string
+	// TargetTestAllowedPaths are the directories whose SQLite files POST
+	// /admin/db/target/test may open; empty: the directory of TargetDBPath.
+	TargetTestAllowedPaths []string
+	AssetsDir              string // ontology/ and training/ live here
+	ChromaURL              string
 	// Embedding is EMBEDDING_PROVIDER and the settings of the openai and
 	// ollama embedders (shared/vectors builds the one it names).
 	Embedding Embedding
@@ -117,10 +126,17 @@ type Config struct {
 	BackupSigningKeysOld string
 	// BackupImportMaxMB caps the body of an archive import (MiB).
 	BackupImportMaxMB int
+	// BackupMaxDecompressed caps the bytes one archive may decompress to
+	// when it is verified or restored (a decompression bomb stops there).
+	BackupMaxDecompressed int64
 
 	// Retention on the bus.
 	AuditRetention time.Duration
-	JobRetention   time.Duration
+	// AuditMaxBytes is the MaxBytes of the AUDIT stream.
+	AuditMaxBytes int64
+	// AuditVerifyTimeout bounds GET /admin/db/audit/verify.
+	AuditVerifyTimeout time.Duration
+	JobRetention       time.Duration
 
 	// Job runtime.
 	WorkerID          string
@@ -180,6 +196,8 @@ var Vars = []Var{
 	{"TARGET_DATABASE_URL", "(empty)", "external target DB URL (postgres://… or a sqlite file path); empty uses the golden copy", secret},
 	{"TARGET_DB_SOURCE", "assets/databases/vanna_db.db", "golden source of the target DB, never modified", plain},
 	{"TARGET_DB_PATH", "DATA_DIR/target/vanna_db.db", "runtime copy of the golden source, opened read-only", plain},
+	{"TARGET_TEST_ALLOWED_HOSTS", "(empty: the host of TARGET_DATABASE_URL)", "comma-separated hosts (host or host:port) POST /admin/db/target/test may connect to", plain},
+	{"TARGET_TEST_ALLOWED_PATHS", "(empty: the directory of TARGET_DB_PATH)", "comma-separated directories whose SQLite files POST /admin/db/target/test may open", plain},
 	{"ASSETS_DIR", "assets", "shipped data: ontology/ (business glossary loaded by init) and training/ (question/SQL pairs)", plain},
 	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store", plain},
 	{"EMBEDDING_PROVIDER", "local", "default|local|openai|ollama: default is Chroma's own embedding function (all-MiniLM-L6-v2 on ONNX Runtime, what a default Vanna app searches with; recommended for production); local is an offline feature-hashing embedder for development that no Vanna app can search with (docs/VANNA.md)", plain},
@@ -223,7 +241,10 @@ var Vars = []Var{
 	{"BACKUP_SIGNING_KEYS_OLD", "(empty)", "earlier BACKUP_SIGNING_KEYs, comma separated: archives they signed still verify and restore, nothing new is signed with them", secret},
 	{"BACKUP_IMPORT_MAX_MB", "8192", "largest archive POST /admin/db/backup/import accepts, in MiB (413 beyond); it is spooled to DATA_DIR/scratch", plain},
 	{"BACKUP_DRILL_SCHEDULE", "(empty)", "cron schedule of restore drills, submitted once per tick by the backup workers: the newest archive is restored into scratch stores and checked against its manifest (a backup.verify job with drill set); same forms as BACKUP_SCHEDULE; empty: none", plain},
+	{"BACKUP_MAX_DECOMPRESSED", "32GiB", "most bytes one archive may decompress to when verified or restored (a decompression bomb stops there with decompression_limit); e.g. 500MiB, 64GiB", plain},
 	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream", plain},
+	{"AUDIT_MAX_BYTES", "1GiB", "MaxBytes of the AUDIT stream (reserved in the JetStream store); GET /admin/db/health warns above 80%, at 100% the oldest events leave the stream (they stay in audit_logs)", plain},
+	{"AUDIT_VERIFY_TIMEOUT", "60s", "how long GET /admin/db/audit/verify may run before it answers 503 audit_verify_timeout", plain},
 	{"JOB_RETENTION", "7d", "TTL of job records in JOB_PROGRESS", plain},
 	{"WORKER_ID", "<hostname>-<pid>", "this worker instance's name in WORKERS and job records", plain},
 	{"WORKER_CONCURRENCY", "2", "jobs one worker replica runs at once", plain},
@@ -322,6 +343,13 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 	c.TargetDatabaseURL = p.str("TARGET_DATABASE_URL", "")
 	c.TargetDBSource = p.str("TARGET_DB_SOURCE", "assets/databases/vanna_db.db")
 	c.TargetDBPath = p.str("TARGET_DB_PATH", filepath.Join(c.DataDir, "target", "vanna_db.db"))
+	c.TargetTestAllowedHosts = p.list("TARGET_TEST_ALLOWED_HOSTS")
+	c.TargetTestAllowedPaths = p.list("TARGET_TEST_ALLOWED_PATHS")
+	for _, d := range c.TargetTestAllowedPaths {
+		if !filepath.IsAbs(d) {
+			p.fail("TARGET_TEST_ALLOWED_PATHS", d, "absolute directory paths, comma separated")
+		}
+	}
 	c.AssetsDir = p.str("ASSETS_DIR", "assets")
 	c.ChromaURL = p.str("CHROMA_URL", "")
 	if c.ChromaURL != "" {
@@ -384,8 +412,11 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 		p.add(&VarError{Var: "BACKUP_SIGNING_KEYS_OLD", Reason: err.Error()})
 	}
 	c.BackupDrillSchedule = p.schedule("BACKUP_DRILL_SCHEDULE")
+	c.BackupMaxDecompressed = p.size("BACKUP_MAX_DECOMPRESSED", 32<<30, 1<<20)
 
 	c.AuditRetention = p.duration("AUDIT_RETENTION", 400*24*time.Hour)
+	c.AuditMaxBytes = p.size("AUDIT_MAX_BYTES", 1<<30, 1<<20)
+	c.AuditVerifyTimeout = p.duration("AUDIT_VERIFY_TIMEOUT", 60*time.Second)
 	c.JobRetention = p.duration("JOB_RETENTION", 7*24*time.Hour)
 
 	c.WorkerID = p.str("WORKER_ID", defaultWorkerID())
@@ -547,6 +578,32 @@ func (p *parser) intRange(name string, def, lo, hi int) int {
 		return def
 	}
 	return n
+}
+
+// size accepts a byte count with an optional unit ("500MiB", "8GiB",
+// "1073741824"), at least lo.
+func (p *parser) size(name string, def, lo int64) int64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n < uint64(lo) || n > math.MaxInt64 {
+		p.fail(name, v, fmt.Sprintf("a size of at least %s such as \"500MiB\" or \"8GiB\"", humanize.IBytes(uint64(lo))))
+		return def
+	}
+	return int64(n)
+}
+
+// list splits a comma-separated value into its trimmed, non-empty items.
+func (p *parser) list(name string) []string {
+	var out []string
+	for _, item := range strings.Split(p.getenv(name), ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func (p *parser) oneOf(name, def string, accepted ...string) string {

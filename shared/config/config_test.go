@@ -68,6 +68,11 @@ func TestBadValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 		{"NATS_INBOX_PREFIX", "_INBOX.>", "NATS_INBOX_PREFIX=\"_INBOX.>\": accepted values: subject tokens"},
 		{"NATS_INBOX_PREFIX", "_INBOX.", "NATS_INBOX_PREFIX=\"_INBOX.\": accepted values: subject tokens"},
 		{"NATS_INBOX_PREFIX", "a b", "NATS_INBOX_PREFIX=\"a b\": accepted values: subject tokens"},
+		{"BACKUP_MAX_DECOMPRESSED", "lots", "BACKUP_MAX_DECOMPRESSED=\"lots\": accepted values: a size of at least 1.0 MiB"},
+		{"BACKUP_MAX_DECOMPRESSED", "1KiB", "BACKUP_MAX_DECOMPRESSED=\"1KiB\": accepted values: a size"},
+		{"AUDIT_MAX_BYTES", "-5", "AUDIT_MAX_BYTES=\"-5\": accepted values: a size"},
+		{"AUDIT_VERIFY_TIMEOUT", "0s", "AUDIT_VERIFY_TIMEOUT=\"0s\": accepted values: a positive duration"},
+		{"TARGET_TEST_ALLOWED_PATHS", "data/target", "TARGET_TEST_ALLOWED_PATHS=\"data/target\": accepted values: absolute directory paths"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(env(map[string]string{tc.name: tc.val}))
@@ -163,5 +168,34 @@ func TestEmbeddingProviderDefaultAndModelDir(t *testing.T) {
 	}
 	if _, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "local", "EMBEDDING_MODEL_DIR": dir})); err != nil {
 		t.Errorf("local ignores EMBEDDING_MODEL_DIR: %v", err)
+	}
+}
+
+// TestBoundsVariables: the sizes accept SI and IEC units and byte counts,
+// the defaults are the documented ones, the lists are trimmed.
+func TestBoundsVariables(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BackupMaxDecompressed != 32<<30 || c.AuditMaxBytes != 1<<30 || c.AuditVerifyTimeout != time.Minute ||
+		c.TargetTestAllowedHosts != nil || c.TargetTestAllowedPaths != nil {
+		t.Fatalf("defaults: %d %d %s %v %v", c.BackupMaxDecompressed, c.AuditMaxBytes, c.AuditVerifyTimeout, c.TargetTestAllowedHosts, c.TargetTestAllowedPaths)
+	}
+	c, err = Load(env(map[string]string{
+		"BACKUP_MAX_DECOMPRESSED": "500MiB", "AUDIT_MAX_BYTES": "2 GB", "AUDIT_VERIFY_TIMEOUT": "90s",
+		"TARGET_TEST_ALLOWED_HOSTS": " db.internal:5432 , ,10.0.0.7", "TARGET_TEST_ALLOWED_PATHS": "/srv/targets,/data/target",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BackupMaxDecompressed != 500<<20 || c.AuditMaxBytes != 2_000_000_000 || c.AuditVerifyTimeout != 90*time.Second {
+		t.Fatalf("sizes: %d %d %s", c.BackupMaxDecompressed, c.AuditMaxBytes, c.AuditVerifyTimeout)
+	}
+	if strings.Join(c.TargetTestAllowedHosts, "|") != "db.internal:5432|10.0.0.7" || strings.Join(c.TargetTestAllowedPaths, "|") != "/srv/targets|/data/target" {
+		t.Fatalf("lists: %q %q", c.TargetTestAllowedHosts, c.TargetTestAllowedPaths)
+	}
+	if c, err := Load(env(map[string]string{"BACKUP_MAX_DECOMPRESSED": "1073741824"})); err != nil || c.BackupMaxDecompressed != 1<<30 {
+		t.Fatalf("a byte count: %d %v", c.BackupMaxDecompressed, err)
 	}
 }

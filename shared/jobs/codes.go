@@ -81,6 +81,11 @@ const (
 	// the System DB schema does not have (functions, triggers,
 	// extensions, …); nothing was restored from it. Permanent.
 	CodeArchiveUnsafe Code = "archive_unsafe"
+	// CodeDecompressionLimit: the archive decompresses to more than
+	// BACKUP_MAX_DECOMPRESSED or than its manifest's sizes allow (a
+	// decompression bomb); reading stopped and nothing was left behind.
+	// Permanent.
+	CodeDecompressionLimit Code = "decompression_limit"
 	// CodePreconditionFailed: the restore cannot run in this deployment
 	// (a component it needs is not configured, nothing to restore);
 	// nothing was changed. Permanent.
@@ -174,6 +179,7 @@ var Codes = []CodeInfo{
 	{CodeArchiveUnsigned, "the archive to verify or restore has no signature (or no stored SHA-256); nothing was read from it", false},
 	{CodeArchiveSignatureInvalid, "the archive's signature does not verify with this deployment's keys, or its bytes or manifest are not the signed ones; nothing was executed", false},
 	{CodeArchiveUnsafe, "the archive's PostgreSQL dump holds objects the System DB schema does not have (functions, triggers, extensions, …); nothing was restored", false},
+	{CodeDecompressionLimit, "the archive decompresses to more than BACKUP_MAX_DECOMPRESSED or its manifest's sizes allow; reading stopped, nothing was changed or left behind", false},
 	{CodePreconditionFailed, "the restore cannot run in this deployment; nothing was changed", false},
 	{CodeSafetyBackupFailed, "the pre-restore safety backup failed; nothing was changed (permanent when its cause is)", true},
 	{CodeRestoreFailed, "applying a component failed; a retry restores again from the archive", true},

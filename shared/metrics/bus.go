@@ -28,6 +28,7 @@ type busCollector struct {
 	live    *prometheus.Desc
 	bytes   *prometheus.Desc
 	limit   *prometheus.Desc
+	ratio   *prometheus.Desc
 }
 
 var (
@@ -37,12 +38,15 @@ var (
 		bytes: prometheus.NewDesc("insightops_stream_bytes", "Bytes a JetStream stream holds.", []string{"stream"}, nil),
 		limit: prometheus.NewDesc("insightops_stream_limit_bytes",
 			"Most bytes the stream may hold: its MaxBytes, else the account's JetStream storage limit; -1 when unlimited.", []string{"stream"}, nil),
+		ratio: prometheus.NewDesc("insightops_stream_usage_ratio",
+			"Share of its limit a JetStream stream holds (insightops_stream_bytes / insightops_stream_limit_bytes, 0–1); absent when unlimited.", []string{"stream"}, nil),
 	}
 )
 
 // RegisterBus exports insightops_workers_live{kind} for kinds (0 for a
 // kind without a live instance) read from the WORKERS bucket, and
-// insightops_stream_bytes / insightops_stream_limit_bytes for streams. The
+// insightops_stream_bytes / insightops_stream_limit_bytes /
+// insightops_stream_usage_ratio for streams. The
 // API calls it; a later call replaces the earlier one.
 func RegisterBus(js jetstream.JetStream, workers jetstream.KeyValue, kinds, streams []string) error {
 	return registerOnce(&busOnce, busStats, "bus metrics", &busStats.mu, func() {
@@ -54,6 +58,7 @@ func (c *busCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.live
 	ch <- c.bytes
 	ch <- c.limit
+	ch <- c.ratio
 }
 
 func (c *busCollector) Collect(ch chan<- prometheus.Metric) {
@@ -77,6 +82,9 @@ func (c *busCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(used), s)
 		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(limit), s)
+		if limit > 0 {
+			ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, float64(used)/float64(limit), s)
+		}
 	}
 }
 

@@ -78,6 +78,12 @@ var (
 	BackupVerifications = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "insightops_backup_verifications_total", Help: "Archive verifications by outcome (passed, failed: the archive is corrupt or incomplete).",
 	}, []string{"outcome"})
+	// ReadyChecks counts the checks of the bus GET /ready made; the
+	// route answers from a cache between them, so a flood of requests
+	// shows as requests, not as checks.
+	ReadyChecks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "insightops_api_ready_checks_total", Help: "Readiness checks of the bus GET /ready made (it answers from a short cache between them).",
+	})
 )
 
 func init() {
@@ -85,7 +91,7 @@ func init() {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		JobsFinished, JobDuration, JobAttempts, JobRetries, JobsDeadLettered,
 		HTTPRequests, HTTPDuration, BackupBytes, BackupDuration, LastBackupSuccess, LastBackupVerified,
-		BackupVerifications, running,
+		BackupVerifications, ReadyChecks, running,
 	)
 	for _, o := range []string{"passed", "failed"} {
 		BackupVerifications.WithLabelValues(o) // at zero from the start: increase() sees the first failure

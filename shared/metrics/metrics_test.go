@@ -109,8 +109,16 @@ func TestBusMetricsCountLiveWorkersAndStreamUsage(t *testing.T) {
 	if used["stream=LIMITED"] < 1000 || limit["stream=LIMITED"] != 1<<20 {
 		t.Fatalf("LIMITED: bytes %v limit %v, want ≥ 1000 of 1 MiB", used["stream=LIMITED"], limit["stream=LIMITED"])
 	}
-	if limit["stream=AUDIT"] != bus.Unlimited {
-		t.Fatalf("AUDIT limit on an unlimited account = %v, want %d", limit["stream=AUDIT"], bus.Unlimited)
+	// AUDIT has its own MaxBytes (AUDIT_MAX_BYTES), whatever the account's limit.
+	if limit["stream=AUDIT"] != float64(bus.DefaultAuditMaxBytes) {
+		t.Fatalf("AUDIT limit = %v, want its MaxBytes %d", limit["stream=AUDIT"], bus.DefaultAuditMaxBytes)
+	}
+	ratio := gather(t, "insightops_stream_usage_ratio")
+	if want := used["stream=LIMITED"] / (1 << 20); ratio["stream=LIMITED"] != want {
+		t.Fatalf("LIMITED usage ratio = %v, want %v", ratio["stream=LIMITED"], want)
+	}
+	if r, ok := ratio["stream=AUDIT"]; !ok || r != used["stream=AUDIT"]/float64(bus.DefaultAuditMaxBytes) {
+		t.Fatalf("AUDIT usage ratio = %v (present %v)", r, ok)
 	}
 }
 

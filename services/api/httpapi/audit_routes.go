@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,7 +19,7 @@ import (
 // auditRoutes read the audit trail the audit sink keeps in the System DB.
 var auditRoutes = []routeDef{
 	{Route{http.MethodGet, "/admin/db/audit", auth.Admin, false, "audit log: ?actor=&action=&outcome=&resource=&job_id=&since=&until=&limit=&offset="}, (*Server).auditLog},
-	{Route{http.MethodGet, "/admin/db/audit/verify", auth.Admin, false, "recompute the audit hash chain; names the first broken row"}, (*Server).auditVerify},
+	{Route{http.MethodGet, "/admin/db/audit/verify", auth.Admin, false, "recompute the audit hash chain; names the first broken row (one at a time, within AUDIT_VERIFY_TIMEOUT)"}, (*Server).auditVerify},
 }
 
 // AuditEntry is one audit_logs row as the API shows it.
@@ -96,8 +97,25 @@ func (s *Server) auditLog(c echo.Context) error {
 	return c.JSON(http.StatusOK, page)
 }
 
+// It reads the whole audit_logs table, so one runs at a time (another
+// request meanwhile is 429 audit_verify_busy) and for at most
+// AUDIT_VERIFY_TIMEOUT (then 503 audit_verify_timeout, saying how many rows
+// were checked).
 func (s *Server) auditVerify(c echo.Context) error {
-	rep, err := auditsink.Verify(c.Request().Context(), s.db)
+	select {
+	case s.auditVerifySlot <- struct{}{}:
+		defer func() { <-s.auditVerifySlot }()
+	default:
+		c.Response().Header().Set("Retry-After", "10")
+		return apiErr(http.StatusTooManyRequests, CodeAuditVerifyBusy, "an audit chain verification is already running; retry when it is done")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.auditVerifyTimeout)
+	defer cancel()
+	rep, err := auditsink.Verify(ctx, s.db)
+	if err != nil && ctx.Err() != nil && c.Request().Context().Err() == nil {
+		return &APIError{Status: http.StatusServiceUnavailable, Code: CodeAuditVerifyTimeout, Err: err,
+			Message: fmt.Sprintf("the audit chain was not verified within %s (AUDIT_VERIFY_TIMEOUT): %d rows checked, none broken so far", s.auditVerifyTimeout, rep.Rows)}
+	}
 	if err != nil {
 		return unavailable("the system database", err)
 	}

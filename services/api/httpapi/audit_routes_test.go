@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,38 @@ func TestAuditRoutesShowTheSinkRowsAndTheChain(t *testing.T) {
 	rep = decode[auditsink.Report](t, e.do(req{method: "GET", path: "/admin/db/audit/verify", token: admin}))
 	if rep.OK || rep.Broken == nil || rep.Broken.EventID != page.Entries[0].EventID {
 		t.Fatalf("verify after tampering: %+v", rep)
+	}
+}
+
+// TestAuditVerifyBounded: the verification stops at AUDIT_VERIFY_TIMEOUT
+// with 503 audit_verify_timeout, and while one runs another is 429
+// audit_verify_busy.
+func TestAuditVerifyBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, map[string]string{"AUDIT_VERIFY_TIMEOUT": "7s"})
+	if e.srv.auditVerifyTimeout != 7*time.Second {
+		t.Fatalf("AUDIT_VERIFY_TIMEOUT gave %s", e.srv.auditVerifyTimeout)
+	}
+	admin := e.token(auth.Admin)
+	if r := e.do(req{method: "GET", path: "/admin/db/audit/verify", token: admin}); r.status != http.StatusOK {
+		t.Fatalf("verify: %d %s", r.status, r.body)
+	}
+	// A deadline already passed when the scan starts: the timeout answer,
+	// whatever the machine's speed.
+	e.srv.auditVerifyTimeout = time.Nanosecond
+	r := e.do(req{method: "GET", path: "/admin/db/audit/verify", token: admin})
+	if code, msg := errorOf(t, r); r.status != http.StatusServiceUnavailable || code != CodeAuditVerifyTimeout || !strings.Contains(msg, "AUDIT_VERIFY_TIMEOUT") {
+		t.Errorf("verify past its timeout: %d %s", r.status, r.body)
+	}
+	e.srv.auditVerifyTimeout = 7 * time.Second
+	// One verification holds the slot: another is refused, not queued.
+	e.srv.auditVerifySlot <- struct{}{}
+	r = e.do(req{method: "GET", path: "/admin/db/audit/verify", token: admin})
+	<-e.srv.auditVerifySlot
+	if code, _ := errorOf(t, r); r.status != http.StatusTooManyRequests || code != CodeAuditVerifyBusy {
+		t.Errorf("verify while another runs: %d %s", r.status, r.body)
+	}
+	if r := e.do(req{method: "GET", path: "/admin/db/audit/verify", token: admin}); r.status != http.StatusOK {
+		t.Errorf("verify after: %d %s", r.status, r.body)
 	}
 }

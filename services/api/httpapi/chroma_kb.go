@@ -31,7 +31,16 @@ const (
 	KnowledgeBaseMaxOffset = 10_000_000
 	// KnowledgeBaseMaxQuery is the longest ?q accepted, in characters.
 	KnowledgeBaseMaxQuery = 2000
+	// KnowledgeBaseMaxQueryWindow is the largest offset+limit of a
+	// similarity query (?q): Chroma ranks offset+limit entries per
+	// collection and the API holds and sorts them all, so the window,
+	// unlike a plain page, costs in proportion to the offset.
+	KnowledgeBaseMaxQueryWindow = 1000
 )
+
+// CodeQueryWindowTooLarge (400): a similarity query's offset+limit is
+// more than KnowledgeBaseMaxQueryWindow.
+const CodeQueryWindowTooLarge = "query_window_too_large"
 
 // CodeEmbedderMismatch is the error code of a similarity query on a
 // collection filled by another embedder than EMBEDDING_PROVIDER's (the job
@@ -166,7 +175,8 @@ type KnowledgeBase struct {
 //   - ?limit (1–500, default 50) and ?offset page through them;
 //   - ?q= returns instead the entries nearest to q by similarity (embedded
 //     with EMBEDDING_PROVIDER), nearest first, with their distances; limit
-//     and offset then page through the ranking.
+//     and offset then page through the ranking, offset+limit at most
+//     KnowledgeBaseMaxQueryWindow (else 400 query_window_too_large).
 //
 // 503 when CHROMA_URL is empty or Chroma is unreachable; 409 when q is
 // asked of a collection filled by another embedder.
@@ -190,6 +200,9 @@ func (s *Server) knowledgeBase(c echo.Context) error {
 	}
 	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > KnowledgeBaseMaxQuery {
 		return badRequest("q must be valid UTF-8 of at most %d characters", KnowledgeBaseMaxQuery)
+	}
+	if q != "" && offset+limit > KnowledgeBaseMaxQueryWindow {
+		return apiErr(http.StatusBadRequest, CodeQueryWindowTooLarge, "with q, offset+limit may be at most %d (the nearest entries are ranked, not paged)", KnowledgeBaseMaxQueryWindow)
 	}
 	vc, err := s.vectorStoreOr503()
 	if err != nil {

@@ -326,3 +326,24 @@ func TestChromaDownHealthAndRoutes(t *testing.T) {
 		t.Errorf("chroma up: %+v", c)
 	}
 }
+
+// TestKnowledgeBaseQueryWindow: a similarity query deep into the ranking
+// is refused before anything is embedded or asked of Chroma (here there is
+// none: a query within the window gets as far as the 503).
+func TestKnowledgeBaseQueryWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // no CHROMA_URL
+	viewer := e.token(auth.Viewer)
+	for _, qs := range []string{"?q=x&offset=999&limit=2", "?q=x&offset=10000000", "?q=x&offset=600&limit=500"} {
+		res := e.do(req{method: http.MethodGet, path: "/admin/db/chroma/knowledge-base" + qs, token: viewer})
+		if code, _ := errorOf(t, res); res.status != http.StatusBadRequest || code != CodeQueryWindowTooLarge {
+			t.Errorf("%s: %d %s, want 400 %s", qs, res.status, res.body, CodeQueryWindowTooLarge)
+		}
+	}
+	for _, qs := range []string{"?q=x&offset=950&limit=50", "?offset=10000000"} {
+		res := e.do(req{method: http.MethodGet, path: "/admin/db/chroma/knowledge-base" + qs, token: viewer})
+		if res.status != http.StatusServiceUnavailable {
+			t.Errorf("%s: %d %s, want 503 (no Chroma)", qs, res.status, res.body)
+		}
+	}
+}

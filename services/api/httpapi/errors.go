@@ -32,6 +32,9 @@ const (
 	CodeWrongPassword          = "wrong_password"
 	CodeUserExists             = "user_exists"
 	CodeTokenExists            = "token_exists"
+	// Audit chain verification (audit_routes.go).
+	CodeAuditVerifyBusy    = "audit_verify_busy"
+	CodeAuditVerifyTimeout = "audit_verify_timeout"
 )
 
 // APIError is an error answered as {"error": {"code", "message"}} with

@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 
 	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
+	"github.com/insightops/insightops/shared/metrics"
 	"github.com/insightops/insightops/shared/presence"
 	"github.com/insightops/insightops/shared/store"
 )
@@ -34,10 +39,53 @@ type readyBody struct {
 	Error  *errorDetail      `json:"error,omitempty"`
 }
 
+// ReadyCacheTTL is how long GET /ready answers from its last check: the
+// route is anonymous, so a flood of it costs one check of the bus per TTL,
+// not one per request.
+const ReadyCacheTTL = 2 * time.Second
+
+// readyCache holds the last readiness check. Requests during a check wait
+// for it instead of starting their own.
+type readyCache struct {
+	mu     sync.Mutex
+	ttl    time.Duration
+	at     time.Time // of the last check; zero: none yet
+	ok     bool
+	checks map[string]string
+	// runs counts the checks made (tests and the metric read it).
+	runs atomic.Int64
+}
+
 // ready answers GET /ready: 200 when NATS is connected and every stream
-// and bucket of the contract exists, else 503 naming what is missing.
+// and bucket of the contract exists, else 503 naming what is missing. The
+// answer is that of a check at most ReadyCacheTTL old.
 func (s *Server) ready(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
+	ok, checks := s.readiness.get(c.Request().Context(), s.checkReady)
+	if ok {
+		return c.JSON(http.StatusOK, readyBody{Status: "ready", Checks: checks})
+	}
+	return c.JSON(http.StatusServiceUnavailable, readyBody{Status: "not_ready", Checks: checks,
+		Error: &errorDetail{Code: CodeUnavailable, Message: "not ready: see checks"}})
+}
+
+// get returns the cached outcome, checking again (with check) when it is
+// older than the TTL.
+func (r *readyCache) get(ctx context.Context, check func(context.Context) (bool, map[string]string)) (bool, map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at.IsZero() || time.Since(r.at) >= r.ttl {
+		// The check outlives a caller that goes away: the others wait on it.
+		r.ok, r.checks = check(context.WithoutCancel(ctx))
+		r.at = time.Now()
+		r.runs.Add(1)
+		metrics.ReadyChecks.Inc()
+	}
+	return r.ok, maps.Clone(r.checks)
+}
+
+// checkReady checks the bus once: NATS connected, every stream and bucket present.
+func (s *Server) checkReady(ctx context.Context) (bool, map[string]string) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	checks := map[string]string{}
 	ok := true
@@ -63,11 +111,7 @@ func (s *Server) ready(c echo.Context) error {
 			}
 		}
 	}
-	if ok {
-		return c.JSON(http.StatusOK, readyBody{Status: "ready", Checks: checks})
-	}
-	return c.JSON(http.StatusServiceUnavailable, readyBody{Status: "not_ready", Checks: checks,
-		Error: &errorDetail{Code: CodeUnavailable, Message: "not ready: see checks"}})
+	return ok, checks
 }
 
 // Component is the health of one dependency.
@@ -180,6 +224,9 @@ func (s *Server) dbHealth(c echo.Context) error {
 	rep.Components["target_db"] = s.targetDBHealth(ctx)
 	rep.Components["backups"] = s.backupsHealth(ctx)
 	rep.Components["last_drill"] = s.drillHealth(ctx, time.Now())
+	if natsUp {
+		rep.Components["audit_stream"] = s.auditStreamHealth(ctx)
+	}
 
 	// Every component rolls up, "backups" included: a stale backup (or
 	// none a day after init) is degraded, never down — the API works.
@@ -196,6 +243,34 @@ func (s *Server) dbHealth(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, rep)
 	}
 	return c.JSON(http.StatusOK, rep)
+}
+
+// AuditStreamWarnRatio is the share of AUDIT_MAX_BYTES above which the
+// "audit_stream" component is degraded (the alert
+// InsightopsAuditStreamNearLimit fires at the same share).
+const AuditStreamWarnRatio = 0.8
+
+// auditStreamHealth is the "audit_stream" component: how full the AUDIT
+// stream is; degraded above AuditStreamWarnRatio of its limit (past the
+// limit the oldest events leave the stream) or when it cannot be read.
+func (s *Server) auditStreamHealth(ctx context.Context) Component {
+	start := time.Now()
+	used, limit, err := bus.StreamUsage(ctx, s.bus.JS, bus.StreamAudit)
+	c := Component{Status: StatusOK, LatencyMS: ms(time.Since(start))}
+	switch {
+	case err != nil:
+		c.Status, c.Detail = StatusDegraded, "cannot read the AUDIT stream: "+err.Error()
+	case limit <= 0:
+		c.Detail = fmt.Sprintf("%s held, no limit", humanize.IBytes(uint64(used)))
+	default:
+		ratio := float64(used) / float64(limit)
+		c.Detail = fmt.Sprintf("%s of %s held (%.0f%%)", humanize.IBytes(uint64(used)), humanize.IBytes(uint64(limit)), ratio*100)
+		if ratio > AuditStreamWarnRatio {
+			c.Status = StatusDegraded
+			c.Detail += fmt.Sprintf(": over %.0f%% of AUDIT_MAX_BYTES; at the limit the oldest events leave the stream (see the runbook, InsightopsAuditStreamNearLimit)", AuditStreamWarnRatio*100)
+		}
+	}
+	return c
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -2,13 +2,17 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/bus"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/presence"
 	"github.com/insightops/insightops/shared/testkit"
@@ -163,5 +167,90 @@ func TestNATSDown(t *testing.T) {
 	rep := decode[HealthReport](t, res)
 	if rep.Status != StatusDown || rep.Components["nats"].Status != StatusDown || rep.Components["system_db"].Status != StatusOK {
 		t.Errorf("health %s", res.body)
+	}
+}
+
+// TestReadyIsCached: a flood of anonymous GET /ready within the cache's
+// TTL, sequential and concurrent, causes one check of the bus (counted,
+// not timed); once the cached answer is stale the next request checks
+// again, and a changed bus shows then.
+func TestReadyIsCached(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.srv.readiness.ttl = time.Hour // "within the TTL" whatever the machine's speed
+	const n = 50
+	for i := range n {
+		if res := e.do(req{method: http.MethodGet, path: "/ready"}); res.status != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, res.status, res.body)
+		}
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := e.do(req{method: http.MethodGet, path: "/ready"}); res.status != http.StatusOK {
+				t.Errorf("concurrent request: %d", res.status)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := e.srv.readiness.runs.Load(); got != 1 {
+		t.Fatalf("%d requests made %d checks, want 1", 2*n, got)
+	}
+	// Stale: the next request checks again and sees NATS gone.
+	e.srv.readTimeout = 2 * time.Second
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	eventually(t, 5*time.Second, "the client to notice", func() bool { return e.bus.Conn.Status() != nats.CONNECTED })
+	if res := e.do(req{method: http.MethodGet, path: "/ready"}); res.status != http.StatusOK {
+		t.Errorf("within the TTL the cached answer stands: %d", res.status)
+	}
+	e.srv.readiness.mu.Lock()
+	e.srv.readiness.ttl = 0
+	e.srv.readiness.mu.Unlock()
+	if res := e.do(req{method: http.MethodGet, path: "/ready"}); res.status != http.StatusServiceUnavailable {
+		t.Errorf("after the TTL: %d %s", res.status, res.body)
+	}
+	if got := e.srv.readiness.runs.Load(); got != 2 {
+		t.Errorf("%d checks after the TTL, want 2", got)
+	}
+}
+
+// TestHealthWarnsAsAuditStreamFills: AUDIT is provisioned with
+// AUDIT_MAX_BYTES as its MaxBytes; past 80% of it the "audit_stream"
+// component, and so the report, is degraded with the reason.
+func TestHealthWarnsAsAuditStreamFills(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, map[string]string{"AUDIT_MAX_BYTES": "1MiB"})
+	ctx := context.Background()
+	// testkit's bus is provisioned with defaults; provision as a process
+	// with this configuration does (an in-place update of AUDIT).
+	if err := bus.Provision(ctx, e.bus.JS, bus.SettingsFrom(e.cfg), testkit.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.bus.JS.Stream(ctx, bus.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := st.CachedInfo().Config; cfg.MaxBytes != 1<<20 {
+		t.Fatalf("AUDIT MaxBytes = %d, want 1 MiB", cfg.MaxBytes)
+	}
+	if c := e.healthReport().Components["audit_stream"]; c.Status != StatusOK || !strings.Contains(c.Detail, "of 1.0 MiB") {
+		t.Fatalf("empty AUDIT: %+v", c)
+	}
+	payload := make([]byte, 9000)
+	for i := range 100 { // ~900 kB of 1 MiB
+		if _, err := e.bus.JS.Publish(ctx, fmt.Sprintf("audit.test.fill%d", i), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := e.healthReport()
+	c := rep.Components["audit_stream"]
+	if c.Status != StatusDegraded || !strings.Contains(c.Detail, "AUDIT_MAX_BYTES") {
+		t.Fatalf("AUDIT over 80%%: %+v", c)
+	}
+	if rep.Status == StatusOK {
+		t.Errorf("report status %s with a degraded component", rep.Status)
 	}
 }

@@ -90,7 +90,7 @@ var routeDocs = map[string]opDoc{
 	}, Responses: map[int]string{200: "TaskList", 400: "Error"}},
 	"GET /admin/db/tasks/:id":         {Responses: map[int]string{200: "JobRecord", 404: "Error"}},
 	"DELETE /admin/db/tasks/:id":      {Responses: map[int]string{200: "JobRecord", 202: "JobRecord", 404: "Error", 409: "Error"}},
-	"GET /admin/db/tasks/:id/events":  {Responses: map[int]string{200: mediaEvents, 404: "Error"}},
+	"GET /admin/db/tasks/:id/events":  {Responses: map[int]string{200: mediaEvents, 404: "Error", 429: "Error"}},
 	"GET /admin/db/backup/status/:id": {Responses: map[int]string{200: "JobRecord", 404: "Error"}},
 	"GET /admin/db/chroma/status/:id": {Responses: map[int]string{200: "JobRecord", 404: "Error"}},
 
@@ -100,7 +100,7 @@ var routeDocs = map[string]opDoc{
 		q("since", "RFC 3339 time"), q("until", "RFC 3339 time"),
 		q("limit", "1–1000, default 100"), q("offset", "0 or more"),
 	}, Responses: map[int]string{200: "AuditPage", 400: "Error"}},
-	"GET /admin/db/audit/verify": {Responses: map[int]string{200: "AuditVerifyReport"}},
+	"GET /admin/db/audit/verify": {Responses: map[int]string{200: "AuditVerifyReport", 429: "Error", 503: "Error"}},
 
 	"POST /admin/db/backup":              {Body: bodySchema(jobs.KindBackupCreate), Responses: map[int]string{202: "Accepted", 400: "Error", 409: "Error", 422: "Error"}},
 	"GET /admin/db/backup/list":          {Responses: map[int]string{200: "BackupList"}},
@@ -122,14 +122,14 @@ var routeDocs = map[string]opDoc{
 	"GET /admin/db/chroma/knowledge-base": {Query: []param{
 		q("collection", "sql, ddl or documentation (default: all three)"),
 		q("limit", "1–500, default 50"), q("offset", "0 or more"),
-		q("q", "similarity query: the nearest entries, with distances"),
+		q("q", "similarity query: the nearest entries, with distances; offset+limit at most 1000"),
 	}, Responses: map[int]string{200: "KnowledgeBase", 400: "Error"}},
 	"DELETE /admin/db/chroma/clear": {Query: []param{
 		q("collection_name", "sql, ddl or documentation (default: all three)"),
 	}, Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
 
 	"GET /admin/db/target/health": {Responses: map[int]string{200: "TargetHealth"}},
-	"POST /admin/db/target/test":  {Body: "TargetTestRequest", BodyRequired: true, Responses: map[int]string{200: "TargetTestResult", 400: "Error"}},
+	"POST /admin/db/target/test":  {Body: "TargetTestRequest", BodyRequired: true, Responses: map[int]string{200: "TargetTestResult", 400: "Error", 403: "Error", 429: "Error"}},
 
 	"GET /admin/db/stats": {Responses: map[int]string{200: "Stats"}},
 
@@ -258,7 +258,8 @@ func apiSchemaTypes() []apiSchemaType {
 		}},
 		{"TargetHealth", TargetHealth{}, map[string]schema{"status": enum(TargetDisabled, TargetHealthy, TargetDown)}},
 		{"TargetTestRequest", targetTestRequest{}, map[string]schema{"url": strDesc("postgres:// URL, sqlite file path or file: URL")}},
-		{"TargetTestResult", TargetTestResult{}, map[string]schema{"kind": enum(TargetKindPostgres, TargetKindSQLite)}},
+		{"TargetTestResult", TargetTestResult{}, map[string]schema{"kind": enum(TargetKindPostgres, TargetKindSQLite),
+			"error_code": enum(TargetErrUnreachable, TargetErrAuthFailed, TargetErrNotFound, TargetErrRefused, TargetErrTimeout, TargetErrTLS, TargetErrNotADatabase, TargetErrFailed)}},
 		{"TableStats", TableStats{}, nil},
 		{"Stats", DBStats{}, map[string]schema{"tables": arrayOf(ref("TableStats"))}},
 		{"ChangePasswordRequest", changePasswordRequest{}, map[string]schema{

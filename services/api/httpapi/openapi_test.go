@@ -252,7 +252,7 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 	check("/admin/db/chroma/clear", req{method: "DELETE", path: "/admin/db/chroma/clear", token: admin}, 400)
 	check("/admin/db/backup/list", req{method: "GET", path: "/admin/db/backup/list", token: viewer}, 200)
 	check("/admin/db/chroma/knowledge-base", req{method: "GET", path: "/admin/db/chroma/knowledge-base", token: viewer}, 503)
-	check("/admin/db/target/test", req{method: "POST", path: "/admin/db/target/test", token: admin, body: map[string]string{"url": "/nonexistent/target.db"}}, 200)
+	check("/admin/db/target/test", req{method: "POST", path: "/admin/db/target/test", token: admin, body: map[string]string{"url": "/nonexistent/target.db"}}, 403)
 	check("/admin/db/audit/verify", req{method: "GET", path: "/admin/db/audit/verify", token: admin}, 200)
 	if res := e.do(req{method: "GET", path: "/admin/db/health", token: viewer}); res.status == 200 || res.status == 503 {
 		check("/admin/db/health", req{method: "GET", path: "/admin/db/health", token: viewer}, res.status)

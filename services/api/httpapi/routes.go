@@ -53,7 +53,7 @@ var coreRoutes = []routeDef{
 	{Route{http.MethodGet, "/admin/db/tasks", auth.Viewer, false, "recent jobs, ?kind=&state=&submitted_by=&since=&until=&limit=&offset="}, (*Server).listTasks},
 	{Route{http.MethodGet, "/admin/db/tasks/:id", auth.Viewer, false, "one job record"}, (*Server).getTask},
 	{Route{http.MethodDelete, "/admin/db/tasks/:id", auth.Operator, false, "cancel a job"}, (*Server).cancelTask},
-	{Route{http.MethodGet, "/admin/db/tasks/:id/events", auth.Viewer, false, "Server-Sent Events: every change of a job until it is final"}, (*Server).taskEvents},
+	{Route{http.MethodGet, "/admin/db/tasks/:id/events", auth.Viewer, false, "Server-Sent Events: every change of a job until it is final (at most MaxStreamsPerUser open per user)"}, (*Server).taskEvents},
 
 	// Compatibility with the Insight Engine's admin API.
 	{Route{http.MethodGet, "/admin/db/backup/status/:id", auth.Viewer, false, "alias of GET /admin/db/tasks/:id"}, (*Server).getTask},

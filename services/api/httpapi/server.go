@@ -10,6 +10,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ const (
 	AuditTimeout = 2 * time.Second
 	// SSEKeepAlive is the interval of comment lines on an idle event stream.
 	SSEKeepAlive = 15 * time.Second
+	// DefaultAuditVerifyTimeout bounds GET /admin/db/audit/verify when the
+	// configuration gives no AUDIT_VERIFY_TIMEOUT.
+	DefaultAuditVerifyTimeout = 60 * time.Second
 	// DefaultShutdownTimeout bounds the graceful stop when the
 	// configuration gives none.
 	DefaultShutdownTimeout = 10 * time.Second
@@ -87,6 +91,10 @@ type Server struct {
 	// source IP (401s, rate-limited logins): the AUDIT stream is
 	// append-only, so it must not be fillable by anonymous traffic.
 	noisyAudit *keyedLimiter
+	// targetTests bounds POST /admin/db/target/test per user.
+	targetTests *keyedLimiter
+	// targetPolicy is what that route may reach.
+	targetPolicy targetPolicy
 
 	submitTimeout time.Duration
 	readTimeout   time.Duration
@@ -95,6 +103,14 @@ type Server struct {
 	closing     chan struct{} // closed on shutdown: event streams end
 	closeOnce   sync.Once
 	liveStreams atomic.Int64
+	// streamsByUser bounds the event streams each user holds open.
+	streamsByUser *userSlots
+	// readiness caches GET /ready's check.
+	readiness *readyCache
+	// auditVerifySlot lets one audit chain verification run at a time.
+	auditVerifySlot chan struct{}
+	// auditVerifyTimeout bounds one (AUDIT_VERIFY_TIMEOUT).
+	auditVerifyTimeout time.Duration
 
 	// backups is the backup store, opened on first use (backup_routes.go).
 	backups backupStoreCache
@@ -139,26 +155,32 @@ func New(deps Deps) (*Server, error) {
 	}
 	jobStore := jobs.NewStore(deps.Bus.Jobs)
 	s := &Server{
-		cfg:           deps.Config,
-		bus:           deps.Bus,
-		db:            deps.DB,
-		log:           log,
-		tokens:        auth.Issuer{Secret: secret, TTL: ttl},
-		jobs:          jobStore,
-		pub:           jobs.NewPublisher(deps.Bus.JS, jobStore, deps.Config.JobMaxAttempts),
-		audit:         audit.NewPublisher(deps.Bus.JS, log),
-		accounts:      newAccounts(deps.DB, AccountRecheck),
-		serviceTokens: newServiceTokens(deps.DB, AccountRecheck),
-		dummyHash:     dummy,
-		bcryptSlots:   make(chan struct{}, bcryptConcurrency()),
-		loginByIP:     newKeyedLimiter(LoginLimitPerIP),
-		loginByEmail:  newKeyedLimiter(LoginLimitPerEmail),
-		noisyAudit:    newKeyedLimiter(AnonymousAuditLimit),
-		submitTimeout: SubmitTimeout,
-		readTimeout:   ReadTimeout,
-		keepAlive:     SSEKeepAlive,
-		closing:       make(chan struct{}),
-		keys:          keys,
+		cfg:                deps.Config,
+		bus:                deps.Bus,
+		db:                 deps.DB,
+		log:                log,
+		tokens:             auth.Issuer{Secret: secret, TTL: ttl},
+		jobs:               jobStore,
+		pub:                jobs.NewPublisher(deps.Bus.JS, jobStore, deps.Config.JobMaxAttempts),
+		audit:              audit.NewPublisher(deps.Bus.JS, log),
+		accounts:           newAccounts(deps.DB, AccountRecheck),
+		serviceTokens:      newServiceTokens(deps.DB, AccountRecheck),
+		dummyHash:          dummy,
+		bcryptSlots:        make(chan struct{}, bcryptConcurrency()),
+		loginByIP:          newKeyedLimiter(LoginLimitPerIP),
+		loginByEmail:       newKeyedLimiter(LoginLimitPerEmail),
+		noisyAudit:         newKeyedLimiter(AnonymousAuditLimit),
+		targetTests:        newKeyedLimiter(TargetTestLimit),
+		targetPolicy:       newTargetPolicy(deps.Config),
+		submitTimeout:      SubmitTimeout,
+		readTimeout:        ReadTimeout,
+		keepAlive:          SSEKeepAlive,
+		closing:            make(chan struct{}),
+		streamsByUser:      newUserSlots(MaxStreamsPerUser),
+		readiness:          &readyCache{ttl: ReadyCacheTTL},
+		auditVerifySlot:    make(chan struct{}, 1),
+		auditVerifyTimeout: cmp.Or(deps.Config.AuditVerifyTimeout, DefaultAuditVerifyTimeout),
+		keys:               keys,
 	}
 	if err := s.buildEcho(); err != nil {
 		return nil, err

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +43,7 @@ const (
 
 var targetRoutes = []routeDef{
 	{Route{http.MethodGet, "/admin/db/target/health", auth.Viewer, false, "target DB: disabled, or healthy with table count and a sample of table names"}, (*Server).targetHealth},
-	{Route{http.MethodPost, "/admin/db/target/test", auth.Admin, false, "probe a target DB URL read-only: {url} → {ok, kind, tables, latency_ms} (no credentials echoed)"}, (*Server).targetTest},
+	{Route{http.MethodPost, "/admin/db/target/test", auth.Admin, false, "probe a target DB URL read-only, only on TARGET_TEST_ALLOWED_HOSTS / _PATHS, rate-limited per user: {url} → {ok, kind, tables, latency_ms, error_code?, error?} (errors reduced to a category)"}, (*Server).targetTest},
 }
 
 // TargetHealth is the body of GET /admin/db/target/health.
@@ -111,12 +113,15 @@ type targetTestRequest struct {
 }
 
 // TargetTestResult is the answer of POST /admin/db/target/test. It never
-// holds the URL or any part of its credentials.
+// holds the URL, any part of its credentials, or the driver's message: a
+// failed probe has ErrorCode (a TargetErr… category) and Error, the fixed
+// sentence of that category.
 type TargetTestResult struct {
 	OK        bool    `json:"ok"`
 	Kind      string  `json:"kind"`
 	Tables    int     `json:"tables"`
 	LatencyMS float64 `json:"latency_ms"`
+	ErrorCode string  `json:"error_code,omitempty"`
 	Error     string  `json:"error,omitempty"`
 }
 
@@ -153,13 +158,40 @@ func (s *Server) parseTargetTest(c echo.Context) (testTarget, error) {
 
 // targetTest answers POST /admin/db/target/test: probe the given URL
 // read-only within TargetProbeTimeout. A target that cannot be reached is
-// ok=false (200); a malformed body or an unsupported scheme is a 400.
+// ok=false (200) with the category of the failure; a malformed body or an
+// unsupported scheme or parameter is a 400, a host or file the policy
+// does not allow a 403, more than TargetTestLimit a 429.
 func (s *Server) targetTest(c echo.Context) error {
+	cl, _ := claimsOf(c)
+	if ok, wait := s.targetTests.allow(cl.Subject, time.Now()); !ok {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return apiErr(http.StatusTooManyRequests, CodeRateLimited, "too many target probes; retry in %d seconds", secs)
+	}
 	target, err := s.parseTargetTest(c)
-	if err != nil {
+	var refused *APIError
+	if errors.As(err, &refused) && refused.Code == CodeTargetParamRefused {
+		target.Kind = TargetKindPostgres
+	} else if err != nil {
 		return err
 	}
 	raw, kind, sqlitePath := target.URL, target.Kind, target.SQLitePath
+	switch {
+	case refused != nil:
+	case kind == TargetKindPostgres:
+		refused = s.targetPolicy.checkPostgres(raw)
+	default:
+		refused = s.targetPolicy.checkSQLite(sqlitePath)
+	}
+	if refused != nil {
+		scheme, host := targetSchemeHost(raw, kind)
+		s.recordAudit(c, audit.Event{
+			Actor: cl.Subject, Role: string(cl.Role),
+			Action: "target.test", Resource: "target", Outcome: audit.Denied,
+			Detail: map[string]any{"scheme": scheme, "host": host, "reason": refused.Code},
+		})
+		return refused
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), TargetProbeTimeout)
 	defer cancel()
 	res := TargetTestResult{Kind: kind}
@@ -173,16 +205,17 @@ func (s *Server) targetTest(c echo.Context) error {
 	}
 	res.LatencyMS = ms(time.Since(start))
 	if err != nil {
+		res.ErrorCode = targetErrorCategory(err)
+		res.Error = targetErrMessages[res.ErrorCode]
 		msg := sanitizeTargetError(err.Error(), raw)
 		if sqlitePath != "" {
 			msg = strings.ReplaceAll(msg, sqlitePath, "<path>")
 		}
-		res.Error = msg
+		s.log.Info("target probe failed", "request_id", requestID(c), "category", res.ErrorCode, "err", msg)
 	} else {
 		res.OK, res.Tables = true, info.Tables
 	}
 
-	cl, _ := claimsOf(c)
 	scheme, host := targetSchemeHost(raw, kind)
 	outcome := audit.Success
 	if !res.OK {
@@ -191,7 +224,7 @@ func (s *Server) targetTest(c echo.Context) error {
 	s.recordAudit(c, audit.Event{
 		Actor: cl.Subject, Role: string(cl.Role),
 		Action: "target.test", Resource: "target", Outcome: outcome,
-		Detail: map[string]any{"scheme": scheme, "host": host, "ok": res.OK},
+		Detail: map[string]any{"scheme": scheme, "host": host, "ok": res.OK, "error_code": res.ErrorCode},
 	})
 	return c.JSON(http.StatusOK, res)
 }
@@ -202,6 +235,9 @@ func classifyTarget(raw string) (kind, sqlitePath string, err error) {
 	lower := strings.ToLower(raw)
 	switch {
 	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		if refused := checkTargetParams(raw); refused != nil {
+			return "", "", refused
+		}
 		if _, perr := pgx.ParseConfig(raw); perr != nil {
 			return "", "", badRequest("url is not a valid postgres URL")
 		}
@@ -283,16 +319,20 @@ func probePostgres(ctx context.Context, raw string) (golden.Info, error) {
 func probeSQLite(ctx context.Context, path string) (golden.Info, error) {
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return golden.Info{TableNames: []string{}}, errors.New("no such sqlite file")
+			return golden.Info{TableNames: []string{}}, errSQLiteMissing
 		}
-		return golden.Info{TableNames: []string{}}, fmt.Errorf("cannot read the sqlite file: %w", err)
+		return golden.Info{TableNames: []string{}}, fmt.Errorf("%w: %w", errSQLiteNoAccess, err)
 	}
 	db, err := golden.OpenReadOnly(ctx, path)
 	if err != nil {
-		return golden.Info{TableNames: []string{}}, err
+		return golden.Info{TableNames: []string{}}, fmt.Errorf("%w: %w", errSQLiteNotADB, err)
 	}
 	defer db.Close()
-	return golden.Inspect(ctx, db, targetSample)
+	info, err := golden.Inspect(ctx, db, targetSample)
+	if err != nil && ctx.Err() == nil {
+		return info, fmt.Errorf("%w: %w", errSQLiteNotADB, err)
+	}
+	return info, err
 }
 
 func isPostgresURL(raw string) bool {

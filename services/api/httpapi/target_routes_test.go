@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -119,16 +121,24 @@ func (e *env) targetTest(body any) (resp, TargetTestResult) {
 	return res, decode[TargetTestResult](e.t, res)
 }
 
+// lenientTargetLimit lifts the per-user probe limit for tests that probe
+// more often than TargetTestLimit allows.
+func (e *env) lenientTargetLimit() {
+	e.srv.targetTests = newKeyedLimiter(Limit{Every: time.Millisecond, Burst: 1000})
+}
+
 func TestTargetTest(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	path := filepath.Join(t.TempDir(), "copy.db")
+	dir := t.TempDir()
+	e := newEnvWith(t, map[string]string{"TARGET_TEST_ALLOWED_PATHS": dir})
+	e.lenientTargetLimit()
+	path := filepath.Join(dir, "copy.db")
 	syncDemo(t, path)
 	want := demoInfo(t, path)
 
 	for _, u := range []string{path, "file:" + path, "file://" + path + "?mode=ro"} {
 		res, r := e.targetTest(map[string]string{"url": u})
-		if !r.OK || r.Kind != TargetKindSQLite || r.Tables != want.Tables || r.Error != "" {
+		if !r.OK || r.Kind != TargetKindSQLite || r.Tables != want.Tables || r.Error != "" || r.ErrorCode != "" {
 			t.Errorf("%s: %d %s", u, res.status, res.body)
 		}
 		if strings.Contains(string(res.body), path) {
@@ -136,9 +146,9 @@ func TestTargetTest(t *testing.T) {
 		}
 	}
 
-	missing := filepath.Join(t.TempDir(), "nope.db")
+	missing := filepath.Join(dir, "nope.db")
 	res, r := e.targetTest(map[string]string{"url": missing})
-	if res.status != http.StatusOK || r.OK || r.Kind != TargetKindSQLite || r.Error == "" || strings.Contains(string(res.body), missing) {
+	if res.status != http.StatusOK || r.OK || r.Kind != TargetKindSQLite || r.ErrorCode != TargetErrNotFound || strings.Contains(string(res.body), missing) {
 		t.Errorf("missing file: %d %s", res.status, res.body)
 	}
 	if _, err := os.Stat(missing); err == nil {
@@ -162,28 +172,38 @@ func TestTargetTest(t *testing.T) {
 
 	t.Run("postgres", func(t *testing.T) {
 		pg := testkit.Postgres(t)
+		u, err := url.Parse(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEnvWith(t, map[string]string{"TARGET_TEST_ALLOWED_HOSTS": u.Host})
+		e.lenientTargetLimit()
 		res, r := e.targetTest(map[string]string{"url": pg})
 		if !r.OK || r.Kind != TargetKindPostgres || r.Error != "" || r.Tables != 0 {
 			t.Errorf("%d %s", res.status, res.body)
 		}
 
 		// A role that does not exist, with a password: refused whatever
-		// the server's authentication method, and nothing of it echoed.
+		// the server's authentication method, answered as auth_failed,
+		// nothing of it echoed.
 		const secret = "Wr0ng-Pa55-q7x9z"
 		const user = "insightops_nobody_k3j"
-		u, err := url.Parse(pg)
-		if err != nil {
-			t.Fatal(err)
-		}
 		u.User = url.UserPassword(user, secret)
 		res, r = e.targetTest(map[string]string{"url": u.String()})
-		if res.status != http.StatusOK || r.OK || r.Kind != TargetKindPostgres || r.Error == "" {
+		if res.status != http.StatusOK || r.OK || r.Kind != TargetKindPostgres || r.ErrorCode != TargetErrAuthFailed || r.Error != targetErrMessages[TargetErrAuthFailed] {
 			t.Errorf("wrong credentials: %d %s", res.status, res.body)
 		}
 		for _, leak := range []string{secret, user, u.String()} {
 			if strings.Contains(string(res.body), leak) {
 				t.Errorf("response leaks %q: %s", leak, res.body)
 			}
+		}
+		// A database that does not exist: not_found, not the server's words.
+		nodb := *u
+		nodb.User, nodb.Path = url.User("postgres"), "/insightops_no_such_db_q8"
+		res, r = e.targetTest(map[string]string{"url": nodb.String()})
+		if r.OK || r.ErrorCode != TargetErrNotFound || strings.Contains(string(res.body), "insightops_no_such_db_q8") {
+			t.Errorf("missing database: %d %s", res.status, res.body)
 		}
 		// The probes are audited with the scheme and host only.
 		evs, raws := e.auditEvents("audit.target.test")
@@ -203,6 +223,122 @@ func TestTargetTest(t *testing.T) {
 			t.Errorf("last event %+v", last)
 		}
 	})
+}
+
+// TestTargetTestRefusals: every way out of the policy is refused with its
+// code before anything is opened or dialled, and audited as denied.
+func TestTargetTestRefusals(t *testing.T) {
+	t.Parallel()
+	allowed := t.TempDir()
+	outside := t.TempDir()
+	secretFile := filepath.Join(outside, "secret.db")
+	syncDemo(t, secretFile)
+	if err := os.Symlink(secretFile, filepath.Join(allowed, "link.db")); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, map[string]string{
+		"TARGET_TEST_ALLOWED_PATHS": allowed,
+		"TARGET_TEST_ALLOWED_HOSTS": "db.internal:5432,127.0.0.1",
+	})
+	e.lenientTargetLimit()
+	cases := []struct {
+		name, url string
+		status    int
+		code      string
+	}{
+		{"file outside the allowed directories", secretFile, http.StatusForbidden, CodeTargetNotAllowed},
+		{"file: URL outside", "file://" + secretFile, http.StatusForbidden, CodeTargetNotAllowed},
+		{"dot-dot out of the allowed directory", allowed + "/../" + filepath.Base(outside) + "/secret.db", http.StatusForbidden, CodeTargetNotAllowed},
+		{"link inside pointing outside", filepath.Join(allowed, "link.db"), http.StatusForbidden, CodeTargetNotAllowed},
+		{"system file", "/etc/passwd", http.StatusForbidden, CodeTargetNotAllowed},
+		{"relative path", "copy.db", http.StatusForbidden, CodeTargetNotAllowed},
+		{"host not allowed", "postgres://u:p@evil.example.com:5432/db", http.StatusForbidden, CodeTargetNotAllowed},
+		{"allowed host, other port", "postgres://u:p@db.internal:6543/db", http.StatusForbidden, CodeTargetNotAllowed},
+		{"fallback host not allowed", "postgres://u:p@127.0.0.1:5432,evil.example.com:5432/db", http.StatusForbidden, CodeTargetNotAllowed},
+		{"default host (unix socket)", "postgres:///db", http.StatusForbidden, CodeTargetNotAllowed},
+		{"host override in the query", "postgres://u:p@127.0.0.1/db?host=evil.example.com", http.StatusBadRequest, CodeTargetParamRefused},
+		{"passfile", "postgres://u@127.0.0.1/db?passfile=/etc/shadow", http.StatusBadRequest, CodeTargetParamRefused},
+		{"servicefile", "postgres://u@127.0.0.1/db?servicefile=/etc/passwd&service=x", http.StatusBadRequest, CodeTargetParamRefused},
+		{"service", "postgres://u@127.0.0.1/db?service=prod", http.StatusBadRequest, CodeTargetParamRefused},
+		{"sslkey", "postgres://u@127.0.0.1/db?sslmode=require&sslkey=/root/.ssh/id_rsa", http.StatusBadRequest, CodeTargetParamRefused},
+		{"sslcert", "postgres://u@127.0.0.1/db?sslcert=/etc/ssl/private/key.pem", http.StatusBadRequest, CodeTargetParamRefused},
+		{"sslrootcert", "postgres://u@127.0.0.1/db?SSLROOTCERT=/etc/passwd", http.StatusBadRequest, CodeTargetParamRefused},
+		{"sslcrl", "postgres://u@127.0.0.1/db?sslcrl=/etc/passwd", http.StatusBadRequest, CodeTargetParamRefused},
+	}
+	for _, tc := range cases {
+		res, _ := e.targetTest(map[string]string{"url": tc.url})
+		code, msg := errorOf(t, res)
+		if res.status != tc.status || code != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, res.status, res.body, tc.status, tc.code)
+		}
+		for _, leak := range []string{"root:", "/etc/shadow", secretFile} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("%s: message leaks %q: %s", tc.name, leak, msg)
+			}
+		}
+	}
+	evs, _ := e.auditEvents("audit.target.test")
+	denied := 0
+	for _, ev := range evs {
+		if ev.Outcome == "denied" {
+			denied++
+		}
+	}
+	if denied != len(cases) {
+		t.Errorf("%d denied target.test events, want %d", denied, len(cases))
+	}
+}
+
+// TestTargetTestCategories: failures answer a category and its fixed
+// sentence, never the driver's or the file system's words.
+func TestTargetTestCategories(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte("root:x:0:0:root:/root:/bin/bash\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A port nothing listens on: take one and close it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	e := newEnvWith(t, map[string]string{"TARGET_TEST_ALLOWED_PATHS": dir, "TARGET_TEST_ALLOWED_HOSTS": "127.0.0.1"})
+	e.lenientTargetLimit()
+	for _, tc := range []struct {
+		name, url, code string
+	}{
+		{"not a database", garbage, TargetErrNotADatabase},
+		{"missing file", filepath.Join(dir, "missing.db"), TargetErrNotFound},
+		{"closed port", fmt.Sprintf("postgres://u:p@127.0.0.1:%d/db?connect_timeout=2", closedPort), TargetErrRefused},
+	} {
+		res, r := e.targetTest(map[string]string{"url": tc.url})
+		if res.status != http.StatusOK || r.OK || r.ErrorCode != tc.code || r.Error != targetErrMessages[tc.code] {
+			t.Errorf("%s: %d %s, want error_code %s", tc.name, res.status, res.body, tc.code)
+		}
+		if strings.Contains(string(res.body), "root:") {
+			t.Errorf("%s: file content leaked: %s", tc.name, res.body)
+		}
+	}
+}
+
+// TestTargetTestRateLimit: beyond TargetTestLimit's burst a user gets
+// 429 rate_limited with Retry-After.
+func TestTargetTestRateLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := map[string]string{"url": filepath.Join(filepath.Dir(e.cfg.TargetDBPath), "none.db")}
+	for i := range TargetTestLimit.Burst {
+		if res, _ := e.targetTest(body); res.status != http.StatusOK {
+			t.Fatalf("probe %d: %d %s", i+1, res.status, res.body)
+		}
+	}
+	res, _ := e.targetTest(body)
+	if code, _ := errorOf(t, res); res.status != http.StatusTooManyRequests || code != CodeRateLimited || res.header.Get("Retry-After") == "" {
+		t.Fatalf("probe beyond the burst: %d %s", res.status, res.body)
+	}
 }
 
 func (e *env) healthReport() HealthReport {

@@ -157,6 +157,12 @@ func (s *Server) taskEvents(c echo.Context) error {
 		return jobStoreError(id, err)
 	}
 
+	cl, _ := claimsOf(c)
+	if !s.streamsByUser.acquire(cl.Subject) {
+		return apiErr(http.StatusTooManyRequests, CodeTooManyStreams, "at most %d event streams may be open per user; close one first", MaxStreamsPerUser)
+	}
+	defer s.streamsByUser.release(cl.Subject)
+
 	ctx, cancel := context.WithCancel(c.Request().Context())
 	defer cancel()
 	updates, err := s.jobs.Watch(ctx, id)

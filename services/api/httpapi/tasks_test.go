@@ -339,3 +339,62 @@ func TestTaskEventsUnknown(t *testing.T) {
 	}
 	errorOf(t, res)
 }
+
+// TestTaskEventsStreamsPerUser: a user holding MaxStreamsPerUser streams
+// gets 429 too_many_streams for one more; another user is not affected,
+// and closing a stream frees its slot.
+func TestTaskEventsStreamsPerUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, acc := e.submitInit("")
+	cancels := make([]context.CancelFunc, 0, MaxStreamsPerUser)
+	for range MaxStreamsPerUser {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		ch, _ := e.openStream(ctx, acc.TaskID)
+		if _, ok := nextJob(t, ch); !ok {
+			t.Fatal("no first event")
+		}
+	}
+	path := "/admin/db/tasks/" + acc.TaskID + "/events"
+	res := e.do(req{method: http.MethodGet, path: path, token: e.token(auth.Viewer)})
+	if code, _ := errorOf(t, res); res.status != http.StatusTooManyRequests || code != CodeTooManyStreams {
+		t.Fatalf("stream %d: %d %s", MaxStreamsPerUser+1, res.status, res.body)
+	}
+	// Another user still streams (the request returns once its context ends).
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, e.ts.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer "+e.token(auth.Operator))
+	other, err := e.ts.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.StatusCode != http.StatusOK {
+		t.Errorf("another user's stream: %d", other.StatusCode)
+	}
+	_ = other.Body.Close()
+	// Closing one stream frees a slot.
+	cancels[0]()
+	eventually(t, 5*time.Second, "a freed slot", func() bool {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		r, err := http.NewRequestWithContext(ctx, http.MethodGet, e.ts.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("Authorization", "Bearer "+e.token(auth.Viewer))
+		res, err := e.ts.Client().Do(r)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	for _, c := range cancels[1:] {
+		c()
+	}
+}

@@ -69,7 +69,7 @@ func (w *Worker) apply(ctx context.Context, job *worker.Job, arc *archiver.Authe
 		}
 		return nil
 	}
-	if _, err := backupfmt.Walk(ctx, rc, backupfmt.ReadOptions{Name: name, Expect: &m}, fn); err != nil {
+	if _, err := backupfmt.Walk(ctx, rc, backupfmt.ReadOptions{Name: name, Expect: &m, MaxDecompressed: w.Deps.Config.BackupMaxDecompressed}, fn); err != nil {
 		return applyError(err)
 	}
 	if pl.has(backupfmt.ComponentChroma) {
@@ -99,6 +99,8 @@ func applyError(err error) error {
 	switch {
 	case errors.As(err, &ce), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.Is(err, backupfmt.ErrDecompressionLimit):
+		return jobs.Permanent(jobs.CodeDecompressionLimit, fmt.Errorf("restore: %w", err))
 	case errors.Is(err, backupfmt.ErrInvalidArchive):
 		return jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: the archive changed since it was verified: %w", err))
 	}

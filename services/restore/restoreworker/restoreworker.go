@@ -408,12 +408,15 @@ func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, 
 		src = &progressReader{r: src, total: info.Size, fn: progress}
 	}
 	rep, err := backupfmt.Verify(ctx, src, backupfmt.VerifyOptions{
-		ReadOptions: backupfmt.ReadOptions{Name: name},
+		ReadOptions: backupfmt.ReadOptions{Name: name, MaxDecompressed: w.Deps.Config.BackupMaxDecompressed},
 		Checkers:    Checkers(w.ScratchDir),
 	})
 	if err != nil {
 		if errors.Is(err, snapshot.ErrUnexpectedObjects) {
 			return verified{}, jobs.Permanent(jobs.CodeArchiveUnsafe, fmt.Errorf("restore: %s: its System DB dump was checked before anything was restored, nothing was changed: %w", name, err))
+		}
+		if errors.Is(err, backupfmt.ErrDecompressionLimit) {
+			return verified{}, jobs.Permanent(jobs.CodeDecompressionLimit, fmt.Errorf("restore: %s, nothing was changed: %w", name, err))
 		}
 		if errors.Is(err, backupfmt.ErrInvalidArchive) {
 			return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s failed verification, nothing was changed: %w", name, err))
