@@ -1,6 +1,8 @@
 package backupworker
 
 import (
+	"context"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insightops/insightops/shared/archiver/archivertest"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupfmt/backupfmttest"
 	"github.com/insightops/insightops/shared/backupstore"
@@ -53,21 +56,13 @@ func TestVerifyJobStopsADecompressionBomb(t *testing.T) {
 		t.Fatalf("BACKUP_MAX_DECOMPRESSED = %d", e.cfg.BackupMaxDecompressed)
 	}
 	name := backupfmt.ArchiveName(time.Now().UTC(), jobs.NewID(), backupfmt.Zstd)
-	if err := os.MkdirAll(e.cfg.BackupDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(e.archivePath(name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	bomb := backupfmttest.Bomb{Compression: backupfmt.Zstd, Path: "target/vanna_db.db", Size: 1 << 30, PartSize: 16 << 20}
-	compressed, err := bomb.Write(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Signed with this deployment's key (an insider's bomb): an unsigned
+	// one is refused before a byte is read.
+	compressed := archivertest.PlantSigned(t, context.Background(), e.cfg, e.st, name, func(w io.Writer) error {
+		_, err := bomb.Write(w)
+		return err
+	}).Size
 	t.Logf("planted %s: %d bytes decompressing to %d", name, compressed, bomb.Size)
 	before := dirBytes(t, e.cfg.DataDir)
 

@@ -1,13 +1,14 @@
 package restoreworker_test
 
 import (
+	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/insightops/insightops/shared/archiver/archivertest"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupfmt/backupfmttest"
 	"github.com/insightops/insightops/shared/jobs"
@@ -29,18 +30,13 @@ func TestRestoreRefusesADecompressionBomb(t *testing.T) {
 	listedBefore := e.archives()
 
 	name := backupfmt.ArchiveName(time.Now().UTC(), jobs.NewID(), backupfmt.Zstd)
-	f, err := os.Create(filepath.Join(e.cfg.BackupDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	bomb := backupfmttest.Bomb{Compression: backupfmt.Zstd, Path: "target/vanna_db.db", Size: 1 << 40, DeclareOnly: true}
-	n, err := bomb.Write(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Signed with this deployment's key (an insider's bomb): an unsigned
+	// one is refused before a byte is read (trust_test.go).
+	n := archivertest.PlantSigned(t, e.ctx, e.cfg, e.store, name, func(w io.Writer) error {
+		_, err := bomb.Write(w)
+		return err
+	}).Size
 	t.Logf("planted %s: %d bytes declaring %d", name, n, bomb.Size)
 
 	rec := e.final(e.submit(jobspec.RestoreArgs{Archive: name}))
