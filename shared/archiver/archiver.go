@@ -72,8 +72,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/archivesig"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 )
@@ -110,6 +112,9 @@ type Options struct {
 	ChunkSize int
 	// ExportPage is the Chroma export page size (DefaultExportPage when 0).
 	ExportPage int
+	// Keys sign new archives and check archives before verify reads
+	// them; nil loads them from the configuration (Archiver.Keys).
+	Keys *archivesig.Keyring
 	// AfterComponent, when set, runs after each component is archived,
 	// while the archive is still being written; its error fails the
 	// Create. Tests use it to stop a run halfway.
@@ -142,6 +147,7 @@ type Archiver struct {
 
 	mu    sync.Mutex
 	store backupstore.Store
+	keys  *archivesig.Keyring
 }
 
 // New returns an archiver of deps's stores with opts.
@@ -161,7 +167,7 @@ func New(deps app.Deps, opts Options) *Archiver {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	return &Archiver{deps: deps, opts: opts, store: opts.Store}
+	return &Archiver{deps: deps, opts: opts, store: opts.Store, keys: opts.Keys}
 }
 
 // Create is New(deps, Options{}).Create: one archive in the store
@@ -204,11 +210,15 @@ func (a *Archiver) begin(r Run) Run {
 	return r
 }
 
-// scratchDir is where SQLite copies and check copies are made: under
-// DATA_DIR (a volume sized for the databases), not a small tmpfs.
-func scratchDir(deps app.Deps) (string, error) {
-	dir := filepath.Join(deps.Config.DataDir, "scratch")
-	if deps.Config.DataDir == "" {
+// scratchDir is ScratchDir of deps' configuration.
+func scratchDir(deps app.Deps) (string, error) { return ScratchDir(deps.Config) }
+
+// ScratchDir is where SQLite copies, check copies and private copies of
+// archives (imports, authenticated reads) are made, created mode 0700:
+// under DATA_DIR (a volume sized for the databases), not a small tmpfs.
+func ScratchDir(cfg config.Config) (string, error) {
+	dir := filepath.Join(cfg.DataDir, "scratch")
+	if cfg.DataDir == "" {
 		dir = os.TempDir()
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {

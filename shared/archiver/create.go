@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/insightops/insightops/shared/backupfmt"
@@ -304,11 +305,26 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 
 	created := time.Now().UTC()
 	name := backupfmt.ArchiveName(created, jobID, comp)
+	keys, err := a.Keys()
+	if err != nil {
+		return jobspec.ArchiveSummary{}, err
+	}
+	// closed is the writer's result, set before the pipe is closed: the
+	// store's read of the end of the bytes happens after it, and seals the
+	// archive (name, SHA-256, manifest digest) in the store's commit.
+	var closed atomic.Pointer[backupfmt.Result]
+	seal := func(sum string) (string, error) {
+		res := closed.Load()
+		if res == nil {
+			return "", errors.New("the archive ended before its manifest was written")
+		}
+		return Seal(keys, name, res.SHA256, res.ManifestSHA256)(sum)
+	}
 	pr, pw := io.Pipe()
 	putc := make(chan putResult, 1)
 	go func() {
 		pctx, pspan := tracing.Start(actx, "backup store put", tracing.String("archive", name), tracing.String("store", st.Describe()))
-		info, err := st.Put(pctx, name, pr)
+		info, err := st.Put(pctx, name, pr, backupstore.WithSeal(seal))
 		tracing.End(pspan, err)
 		if err != nil {
 			_ = pr.CloseWithError(err)
@@ -390,6 +406,7 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 	if err != nil {
 		return fail(fmt.Errorf("finish the archive: %w", err))
 	}
+	closed.Store(&res)
 	if err := bw.Flush(); err != nil {
 		return fail(fmt.Errorf("finish the archive: %w", err))
 	}

@@ -103,7 +103,10 @@ type Report struct {
 	Compression   Compression
 	ArchiveSize   int64  // bytes read from the source
 	ArchiveSHA256 string // of those bytes; compare with the stored SHA-256
-	Files         []FileReport
+	// ManifestSHA256 is the SHA-256 of the manifest.json entry's bytes
+	// (what an archive's signature names), empty if it could not be read.
+	ManifestSHA256 string
+	Files          []FileReport
 	// Problems, in archive order; the first is also Verify's error.
 	Problems []*Error
 }
@@ -209,8 +212,10 @@ type walker struct {
 	found    []FileReport
 	parts    map[string][]Part
 	manifest *Manifest
-	problems []*Error
-	cur      *fileReader
+	// manifestSHA256 is the digest of the manifest entry's bytes.
+	manifestSHA256 string
+	problems       []*Error
+	cur            *fileReader
 }
 
 func newWalker(ctx context.Context, opts ReadOptions) *walker {
@@ -301,6 +306,7 @@ func (w *walker) run(r io.Reader, fn WalkFunc) (rep Report, err error) {
 		rep.Files = w.found
 		if w.manifest != nil {
 			rep.Manifest = *w.manifest
+			rep.ManifestSHA256 = w.manifestSHA256
 		}
 		sortProblems(w.problems)
 		rep.Problems = w.problems
@@ -375,6 +381,8 @@ func (w *walker) readManifest(h *tar.Header) error {
 		return w.problem(ManifestName, err.Error(), err)
 	}
 	w.manifest = &m
+	sum := sha256.Sum256(data)
+	w.manifestSHA256 = hex.EncodeToString(sum[:])
 	return nil
 }
 

@@ -331,6 +331,9 @@ type Result struct {
 	Manifest Manifest // as written
 	Size     int64    // compressed bytes written
 	SHA256   string   // of the compressed bytes: the archive file's own SHA-256
+	// ManifestSHA256 is the SHA-256 of the manifest.json entry's bytes,
+	// what an archive's signature names beside SHA256.
+	ManifestSHA256 string
 }
 
 // Close completes the archive: it fills m's files from what was added, sets
@@ -394,7 +397,8 @@ func (w *Writer) Close(m Manifest) (Result, error) {
 		return Result{}, w.fail(fmt.Errorf("backup archive: close compression: %w", err))
 	}
 	w.err = errors.New("backup archive: writer already closed")
-	return Result{Manifest: m, Size: w.out.n, SHA256: hex.EncodeToString(w.out.h.Sum(nil))}, nil
+	msum := sha256.Sum256(data)
+	return Result{Manifest: m, Size: w.out.n, SHA256: hex.EncodeToString(w.out.h.Sum(nil)), ManifestSHA256: hex.EncodeToString(msum[:])}, nil
 }
 
 // Abort gives up on the archive and releases the compressor. The output

@@ -26,6 +26,7 @@ const (
 	tmpPrefix  = ".tmp-"
 	shaSuffix  = ".sha256"
 	metaSuffix = ".meta.json"
+	sigSuffix  = ".sig"
 	// StaleAfter is the age after which NewLocal removes temp files and
 	// sidecars without an archive, left by a crash.
 	StaleAfter = time.Hour
@@ -81,8 +82,8 @@ func (l *Local) removeStale(before time.Time) error {
 		switch {
 		case strings.HasPrefix(name, tmpPrefix):
 			stale = true
-		case strings.HasSuffix(name, shaSuffix) || strings.HasSuffix(name, metaSuffix):
-			archive := strings.TrimSuffix(strings.TrimSuffix(name, shaSuffix), metaSuffix)
+		case strings.HasSuffix(name, shaSuffix) || strings.HasSuffix(name, metaSuffix) || strings.HasSuffix(name, sigSuffix):
+			archive := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, shaSuffix), metaSuffix), sigSuffix)
 			if _, err := backupfmt.ParseArchiveName(archive); err != nil {
 				continue
 			}
@@ -108,7 +109,8 @@ func (l *Local) path(name string) string { return filepath.Join(l.dir, name) }
 // Put implements Store: temp file, fsync, sidecar, rename, fsync of the
 // directory. On any error (a full disk, ctx, r) the temp files are removed
 // and earlier archives are untouched.
-func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error) {
+func (l *Local) Put(ctx context.Context, name string, r io.Reader, opts ...PutOption) (Info, error) {
+	o := putOpts(opts)
 	if _, err := backupfmt.ParseArchiveName(name); err != nil {
 		return Info{}, fmt.Errorf("backup store: put: %w", err)
 	}
@@ -146,6 +148,10 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error)
 		return Info{}, fmt.Errorf("backup store: put %s: close: %w", name, noSpace(err, l.dir))
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
+	sig, err := o.sealed(name, sum)
+	if err != nil {
+		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -159,11 +165,22 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error)
 	if err := os.Remove(l.path(name + metaSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
+	// Nor a signature sidecar: an unsealed Put leaves the archive unsigned.
+	if err := os.Remove(l.path(name + sigSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
+	}
 	if err := l.writeAtomic(name+shaSuffix, []byte(sum+"  "+name+"\n")); err != nil {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, noSpace(err, l.dir))
 	}
+	if sig != "" {
+		if err := l.writeAtomic(name+sigSuffix, []byte(sig+"\n")); err != nil {
+			_ = os.Remove(l.path(name + shaSuffix))
+			return Info{}, fmt.Errorf("backup store: put %s: %w", name, noSpace(err, l.dir))
+		}
+	}
 	if err := os.Rename(tmp, l.path(name)); err != nil {
 		_ = os.Remove(l.path(name + shaSuffix))
+		_ = os.Remove(l.path(name + sigSuffix))
 		return Info{}, fmt.Errorf("backup store: put %s: rename: %w", name, err)
 	}
 	committed = true
@@ -174,7 +191,7 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader) (Info, error)
 	if err != nil {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
-	return Info{Name: name, Size: n, Modified: fi.ModTime().UTC(), SHA256: sum, Created: created(name, Meta{})}, nil
+	return Info{Name: name, Size: n, Modified: fi.ModTime().UTC(), SHA256: sum, Created: created(name, Meta{}), Signature: sig}, nil
 }
 
 // noSpace marks a full volume (ENOSPC) or a spent quota (EDQUOT) with
@@ -243,7 +260,22 @@ func (l *Local) List(ctx context.Context) ([]Info, error) {
 // info assembles an Info; an unreadable sidecar leaves its field empty.
 func (l *Local) info(name string, fi fs.FileInfo) Info {
 	m, _ := l.readMeta(name)
-	return Info{Name: name, Size: fi.Size(), Modified: fi.ModTime().UTC(), SHA256: l.readSHA(name), Created: created(name, m), Meta: m}
+	return Info{Name: name, Size: fi.Size(), Modified: fi.ModTime().UTC(), SHA256: l.readSHA(name), Created: created(name, m), Meta: m, Signature: l.readSig(name)}
+}
+
+// readSig returns the signature sidecar's line, empty when there is none
+// or it is not a plausible signature (its check says the rest).
+func (l *Local) readSig(name string) string {
+	f, err := os.Open(l.path(name + sigSuffix))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxSignatureSize+1))
+	if err != nil || len(b) > MaxSignatureSize {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func (l *Local) readSHA(name string) string {
@@ -333,7 +365,7 @@ func (l *Local) Delete(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("backup store: delete %s: %w", name, err)
 	}
-	for _, s := range []string{shaSuffix, metaSuffix} {
+	for _, s := range []string{shaSuffix, sigSuffix, metaSuffix} {
 		if err := os.Remove(l.path(name + s)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("backup store: delete %s%s: %w", name, s, err)
 		}

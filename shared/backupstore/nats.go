@@ -22,6 +22,7 @@ import (
 const (
 	metaKeyStoredAt = "insightops-stored-at" // RFC 3339: when Put completed, kept by SetMeta
 	metaKeyMeta     = "insightops-meta"      // Meta as JSON
+	metaKeySig      = "insightops-signature" // the signature of a sealed Put
 )
 
 // NATS keeps archives in the JetStream Object Store bucket BACKUPS, visible
@@ -111,7 +112,8 @@ func (n *NATS) Describe() string {
 // JetStream refusing a message because the bucket, the server's storage
 // or the account's is full (isNoSpace) is ErrNoSpace.
 // Chunks a killed writer left long ago are removed first (maybeRemoveStale).
-func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) {
+func (n *NATS) Put(ctx context.Context, name string, r io.Reader, opts ...PutOption) (Info, error) {
+	o := putOpts(opts)
 	if _, err := backupfmt.ParseArchiveName(name); err != nil {
 		return Info{}, fmt.Errorf("backup store: put: %w", err)
 	}
@@ -125,11 +127,26 @@ func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) 
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
 	h := sha256.New()
-	src := &eofReader{r: io.TeeReader(ctxio.Reader(ctx, r), h)}
 	meta := jetstream.ObjectMeta{
 		Name:        name,
 		Description: "insightops backup archive",
 		Metadata:    map[string]string{metaKeyStoredAt: time.Now().UTC().Format(time.RFC3339Nano)},
+	}
+	src := &eofReader{r: io.TeeReader(ctxio.Reader(ctx, r), h)}
+	var sig string
+	if o.seal != nil {
+		// At the end of the bytes, before the client marshals the object's
+		// meta message (the commit), the signature goes into the metadata
+		// map the client holds (the same map: ObjectMeta is copied by value).
+		src.atEOF = func() error {
+			s, err := o.sealed(name, hex.EncodeToString(h.Sum(nil)))
+			if err != nil {
+				return err
+			}
+			sig = s
+			meta.Metadata[metaKeySig] = s
+			return nil
+		}
 	}
 	oi, err := n.obs.Put(context.WithoutCancel(ctx), meta, src)
 	if err != nil {
@@ -149,6 +166,10 @@ func (n *NATS) Put(ctx context.Context, name string, r io.Reader) (Info, error) 
 		_ = n.obs.Delete(context.WithoutCancel(ctx), name)
 		return Info{}, fmt.Errorf("backup store: put %s: object digest %s differs from the bytes sent (%s)", name, info.SHA256, sum)
 	}
+	if info.Signature != sig {
+		_ = n.obs.Delete(context.WithoutCancel(ctx), name)
+		return Info{}, fmt.Errorf("backup store: put %s: the object's meta was committed without its signature (nats.go no longer shares the metadata map); deleted", name)
+	}
 	return info, nil
 }
 
@@ -163,7 +184,11 @@ func (n *NATS) info(oi *jetstream.ObjectInfo) Info {
 	if d, err := jetstream.DecodeObjectDigest(oi.Digest); err == nil && len(d) == sha256.Size {
 		sum = hex.EncodeToString(d)
 	}
-	return Info{Name: oi.Name, Size: int64(oi.Size), Modified: modified, SHA256: sum, Created: created(oi.Name, m), Meta: m}
+	sig := oi.Metadata[metaKeySig]
+	if len(sig) > MaxSignatureSize {
+		sig = ""
+	}
+	return Info{Name: oi.Name, Size: int64(oi.Size), Modified: modified, SHA256: sum, Created: created(oi.Name, m), Meta: m, Signature: sig}
 }
 
 // List implements Store.

@@ -77,13 +77,22 @@ func (n *NATS) noSpace(err error) error {
 // eofReader tells whether its reader reached its end: nats.go's Put
 // publishes an object's meta only then, so a Put that failed earlier left
 // no meta to remove.
+//
+// atEOF, when set, runs once at the end, before EOF is returned; its error
+// is returned instead, so the Put fails before anything is committed.
 type eofReader struct {
-	r   io.Reader
-	eof bool
+	r     io.Reader
+	eof   bool
+	atEOF func() error
 }
 
 func (e *eofReader) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
+	if err == io.EOF && !e.eof && e.atEOF != nil {
+		if serr := e.atEOF(); serr != nil {
+			return n, serr
+		}
+	}
 	if err == io.EOF {
 		e.eof = true
 	}

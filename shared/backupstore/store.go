@@ -16,12 +16,13 @@
 //
 //	backup-<time>-<id>.tar.gz             the archive (mode 0600)
 //	backup-<time>-<id>.tar.gz.sha256      "<hex>  <name>": sha256sum -c checks it
+//	backup-<time>-<id>.tar.gz.sig         its signature (archivesig), when sealed
 //	backup-<time>-<id>.tar.gz.meta.json   Meta, once set
 //	.tmp-<random>                         a Put or SetMeta in progress
 //
 // Put writes .tmp-<random> (never a valid archive name, so a crash never
 // lists a partial archive), fsyncs it, writes the .sha256 sidecar
-// (temp, fsync, rename), renames the archive into place, fsyncs the
+// and .sig sidecars (temp, fsync, rename), renames the archive into place, fsyncs the
 // directory. The rename is the commit. NewLocal removes temp files and
 // orphaned sidecars older than an hour. An archive copied in by hand is
 // listed with an empty SHA256 until its sidecar exists
@@ -33,7 +34,11 @@
 // before the chunks' acks are in, so when a late chunk is refused (a full
 // bucket) the meta it left is purged too. The SHA-256 is the object's
 // digest, computed by the client while streaming the chunks and stored in
-// the meta message; Meta is kept in the object's metadata.
+// the meta message; Meta is kept in the object's metadata, and so is the
+// signature of a sealed Put: it is set in the metadata when the last
+// chunk has been read, before the client publishes the meta message, so
+// it is part of the commit (Put checks that it came back and otherwise
+// deletes the object and fails).
 //
 // NATS layout, in the stream OBJ_BACKUPS:
 //
@@ -55,6 +60,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -89,7 +95,11 @@ type Store interface {
 	// failed or cancelled Put (ctx cancelled or r failing mid-stream)
 	// leaves nothing listed. An existing name is ErrExists: archives are
 	// immutable.
-	Put(ctx context.Context, name string, r io.Reader) (Info, error)
+	//
+	// With WithSeal, the seal is called once every byte was read, with
+	// their SHA-256, and its result is committed with the archive (the
+	// archive is never listed without it); a seal error fails the Put.
+	Put(ctx context.Context, name string, r io.Reader, opts ...PutOption) (Info, error)
 	// List returns the complete archives whose names ParseArchiveName
 	// accepts, newest first (Info.Created, then name).
 	List(ctx context.Context) ([]Info, error)
@@ -117,6 +127,53 @@ type Info struct {
 	// in the name.
 	Created time.Time
 	Meta    Meta
+	// Signature is the archive's signature (package archivesig), stored
+	// with it by a sealed Put; empty for an unsigned archive. The store
+	// only keeps it: checking it is archivesig's job.
+	Signature string
+}
+
+// MaxSignatureSize bounds a stored signature.
+const MaxSignatureSize = 1 << 10
+
+// Seal returns the signature of an archive whose bytes have the SHA-256
+// sum (hex), all of them written but not yet committed.
+type Seal func(sum string) (string, error)
+
+// PutOption configures one Put.
+type PutOption func(*putOptions)
+
+type putOptions struct {
+	seal Seal
+}
+
+// WithSeal makes Put store the signature seal returns with the archive,
+// committed together: the archive is never listed unsigned.
+func WithSeal(seal Seal) PutOption {
+	return func(o *putOptions) { o.seal = seal }
+}
+
+func putOpts(opts []PutOption) putOptions {
+	var o putOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// sealed runs the seal of o (none: "") and checks what it returns.
+func (o putOptions) sealed(name, sum string) (string, error) {
+	if o.seal == nil {
+		return "", nil
+	}
+	sig, err := o.seal(sum)
+	if err != nil {
+		return "", fmt.Errorf("sign %s: %w", name, err)
+	}
+	if sig == "" || len(sig) > MaxSignatureSize || strings.ContainsAny(sig, "\r\n") {
+		return "", fmt.Errorf("sign %s: the seal returned an unusable signature", name)
+	}
+	return sig, nil
 }
 
 // Meta is the small JSON kept beside an archive: the summary of its

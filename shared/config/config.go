@@ -14,7 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/insightops/insightops/shared/archivesig"
 )
+
+// DefaultBackupImportMaxMB is BACKUP_IMPORT_MAX_MB's default.
+const DefaultBackupImportMaxMB = 8192
 
 // DefaultAdminPassword is the development admin password. Production refuses it.
 const DefaultAdminPassword = "admin-change-me"
@@ -82,6 +87,12 @@ type Config struct {
 	// BackupVerifyAfter makes each scheduled backup be verified (a
 	// backup.verify job) once it succeeds.
 	BackupVerifyAfter bool
+	// BackupSigningKey signs and verifies archives (archivesig); the
+	// BackupSigningKeysOld (comma separated) only verify, for rotation.
+	BackupSigningKey     string
+	BackupSigningKeysOld string
+	// BackupImportMaxMB caps the body of an archive import (MiB).
+	BackupImportMaxMB int
 
 	// Retention on the bus.
 	AuditRetention time.Duration
@@ -163,6 +174,9 @@ var Vars = []Var{
 	{"BACKUP_COMPRESSION", "gzip", "gzip|zstd", plain},
 	{"BACKUP_SCHEDULE", "(empty)", "cron schedule of automatic backups, submitted once per tick by the backup workers however many replicas run: " + ScheduleForms + "; empty: none", plain},
 	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds", plain},
+	{"BACKUP_SIGNING_KEY", "(random, kept in DATA_DIR in development)", "HMAC-SHA256 key (hex or base64 of at least 32 random bytes: openssl rand -base64 32) signing every archive; backup and restore workers (and the API for imports and signature status); required in production by the workers", secret},
+	{"BACKUP_SIGNING_KEYS_OLD", "(empty)", "earlier BACKUP_SIGNING_KEYs, comma separated: archives they signed still verify and restore, nothing new is signed with them", secret},
+	{"BACKUP_IMPORT_MAX_MB", "8192", "largest archive POST /admin/db/backup/import accepts, in MiB (413 beyond); it is spooled to DATA_DIR/scratch", plain},
 	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream", plain},
 	{"JOB_RETENTION", "7d", "TTL of job records in JOB_PROGRESS", plain},
 	{"WORKER_ID", "<hostname>-<pid>", "this worker instance's name in WORKERS and job records", plain},
@@ -294,6 +308,17 @@ func Load(getenv func(string) string) (Config, error) {
 		c.BackupSchedule = s
 	}
 	c.BackupVerifyAfter = p.boolean("BACKUP_VERIFY_AFTER", false)
+	c.BackupSigningKey = p.str("BACKUP_SIGNING_KEY", "")
+	c.BackupSigningKeysOld = p.str("BACKUP_SIGNING_KEYS_OLD", "")
+	c.BackupImportMaxMB = p.intRange("BACKUP_IMPORT_MAX_MB", DefaultBackupImportMaxMB, 1, 1<<20)
+	if c.BackupSigningKey != "" {
+		if _, err := archivesig.ParseKey(c.BackupSigningKey); err != nil {
+			p.add(&VarError{Var: "BACKUP_SIGNING_KEY", Reason: err.Error()})
+		}
+	}
+	if _, err := archivesig.ParseKeys(c.BackupSigningKeysOld); err != nil {
+		p.add(&VarError{Var: "BACKUP_SIGNING_KEYS_OLD", Reason: err.Error()})
+	}
 
 	c.AuditRetention = p.duration("AUDIT_RETENTION", 400*24*time.Hour)
 	c.JobRetention = p.duration("JOB_RETENTION", 7*24*time.Hour)
@@ -325,6 +350,11 @@ func Load(getenv func(string) string) (Config, error) {
 
 // Embedded reports whether the process starts its own NATS server.
 func (c Config) Embedded() bool { return c.NATSURL == "" }
+
+// Signing returns the settings archivesig.Load makes the archive keyring of.
+func (c Config) Signing() archivesig.Settings {
+	return archivesig.Settings{Key: c.BackupSigningKey, OldKeys: c.BackupSigningKeysOld, DataDir: c.DataDir, Production: c.AppEnv == Production}
+}
 
 // SQLitePath is the System DB file used when DATABASE_URL is empty.
 func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "system.db") }

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/insightops/insightops/shared/archiver"
+	"github.com/insightops/insightops/shared/archivesig"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/backupfmt"
@@ -31,7 +32,7 @@ var backupRoutes = []routeDef{
 		"queue a backup (202); body optional {components?: [system|target|chroma], note?}; 409 while a store it reads is locked"},
 		(*Server).submitBackup},
 	{Route{http.MethodGet, "/admin/db/backup/list", auth.Viewer, false,
-		"archives, newest first: {total_backups, backups: [{filename, size_bytes, size_mb, created, components, sha256, verified, verified_at, …}]}"},
+		"archives, newest first: {total_backups, backups: [{filename, size_bytes, size_mb, created, components, sha256, verified, verified_at, signed, signature (valid|invalid|unsigned|unchecked), …}]}"},
 		(*Server).listBackups},
 	{Route{http.MethodPost, "/admin/db/backup/:name/verify", auth.Operator, false,
 		"queue a verification of a listed archive (202): checksums, counts and a test restore of each part"},
@@ -147,6 +148,12 @@ type backupItem struct {
 	Skipped       map[string]string `json:"skipped,omitempty"`
 	Note          string            `json:"note,omitempty"`
 	JobID         string            `json:"job_id,omitempty"`
+	// Signed: the archive has a stored signature. Signature is its status
+	// with this API's keys: valid, invalid, unsigned, or unchecked (the
+	// API holds no BACKUP_SIGNING_KEY); SignatureKeyID the key that signed.
+	Signed         bool   `json:"signed"`
+	Signature      string `json:"signature"`
+	SignatureKeyID string `json:"signature_key_id,omitempty"`
 }
 
 // backupList is the body of GET /admin/db/backup/list.
@@ -177,21 +184,32 @@ func (s *Server) listBackups(c echo.Context) error {
 	})
 	out := backupList{TotalBackups: len(infos), Backups: make([]backupItem, 0, len(infos))}
 	for _, in := range infos {
-		item := backupItem{
-			Filename: in.Name, SizeBytes: in.Size, SizeMB: math.Round(float64(in.Size)/(1<<20)*100) / 100,
-			Created: in.Created.UTC(), Components: in.Meta.Components, SHA256: in.SHA256,
-			Verified: in.Meta.Verified(), Skipped: in.Meta.Skipped, Note: in.Meta.Note, JobID: in.Meta.JobID,
-		}
-		if item.Components == nil {
-			item.Components = []string{}
-		}
-		if v := in.Meta.Verification; v != nil {
-			at := v.VerifiedAt.UTC()
-			item.VerifiedAt, item.VerifyOutcome, item.VerifyError = &at, v.Outcome, v.Error
-		}
-		out.Backups = append(out.Backups, item)
+		out.Backups = append(out.Backups, s.backupItemOf(in))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// backupItemOf is the list entry of a stored archive, its signature
+// checked with this API's keys (an HMAC over stored data: no read of the
+// archive).
+func (s *Server) backupItemOf(in backupstore.Info) backupItem {
+	item := backupItem{
+		Filename: in.Name, SizeBytes: in.Size, SizeMB: math.Round(float64(in.Size)/(1<<20)*100) / 100,
+		Created: in.Created.UTC(), Components: in.Meta.Components, SHA256: in.SHA256,
+		Verified: in.Meta.Verified(), Skipped: in.Meta.Skipped, Note: in.Meta.Note, JobID: in.Meta.JobID,
+		Signed: in.Signature != "", Signature: string(s.signatureStatus(in)),
+	}
+	if sig, err := archivesig.Parse(in.Signature); err == nil {
+		item.SignatureKeyID = sig.KeyID
+	}
+	if item.Components == nil {
+		item.Components = []string{}
+	}
+	if v := in.Meta.Verification; v != nil {
+		at := v.VerifiedAt.UTC()
+		item.VerifiedAt, item.VerifyOutcome, item.VerifyError = &at, v.Outcome, v.Error
+	}
+	return item
 }
 
 // archiveParam returns the :name path parameter if it is exactly an

@@ -46,7 +46,7 @@ func (s *Server) buildEcho() error {
 	e.Use(traceRequests)
 	e.Use(s.accessLog())
 	e.Use(s.recoverPanics)
-	e.Use(limitBody(MaxBodyBytes))
+	e.Use(limitBody(MaxBodyBytes, map[string]int64{ArchiveImportPath: importBodyLimit(s.cfg)}))
 	e.Use(secureHeaders)
 	if err := s.registerRoutes(e); err != nil {
 		return err
@@ -157,11 +157,16 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// limitBody refuses bodies over limit bytes: at once from Content-Length,
-// otherwise when the reader passes the limit (decodeJSON maps that to 413).
-func limitBody(limit int64) echo.MiddlewareFunc {
+// limitBody refuses bodies over limit bytes (or the limit perRoute gives
+// the matched route's path): at once from Content-Length, otherwise when
+// the reader passes the limit (decodeJSON maps that to 413).
+func limitBody(limit int64, perRoute map[string]int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			limit := limit
+			if l, ok := perRoute[c.Path()]; ok {
+				limit = l
+			}
 			req := c.Request()
 			if req.ContentLength > limit {
 				return echo.ErrStatusRequestEntityTooLarge

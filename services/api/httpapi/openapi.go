@@ -39,7 +39,8 @@ type schema = map[string]any
 type opDoc struct {
 	// Query parameters: name → description.
 	Query []param
-	// Body is the component name of the JSON request body ("" for none).
+	// Body is the component name of the JSON request body ("" for none),
+	// or mediaOctets for a raw binary body.
 	Body string
 	// BodyRequired is true when the body may not be left out.
 	BodyRequired bool
@@ -47,6 +48,8 @@ type opDoc struct {
 	// "text/" or "application/" other than JSON is a media type with no
 	// schema (for text, HTML and event streams); "" is no body (204).
 	Responses map[int]string
+	// Headers are response headers of the success status: name → description.
+	Headers map[string]string
 }
 
 type param struct{ Name, Desc string }
@@ -58,6 +61,7 @@ const (
 	mediaText   = "text/plain"
 	mediaHTML   = "text/html"
 	mediaEvents = "text/event-stream"
+	mediaOctets = "application/octet-stream"
 )
 
 // routeDocs documents every entry of routeTable, keyed "METHOD path" (echo
@@ -100,6 +104,15 @@ var routeDocs = map[string]opDoc{
 	"POST /admin/db/backup/prune":        {Body: bodySchema(jobs.KindBackupPrune), Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
 	"POST /admin/db/backup/restore/:name": {Body: bodySchema(jobs.KindRestore),
 		Responses: map[int]string{202: "Accepted", 400: "Error", 404: "Error", 409: "Error", 422: "Error"}},
+	"GET /admin/db/backup/:name/download": {Responses: map[int]string{200: mediaOctets, 404: "Error"},
+		Headers: map[string]string{
+			"Content-Disposition":  `attachment; filename="<name>"`,
+			HeaderArchiveSHA256:    "the archive's stored SHA-256 (hex), as the list's sha256",
+			HeaderArchiveSignature: "the archive's signature (v1.<key id>.<manifest sha256>.<hmac>), when it is signed",
+		}},
+	"POST " + ArchiveImportPath: {Body: mediaOctets, BodyRequired: true, Query: []param{
+		q("name", "archive file name to store it under; must match its manifest (default: the name its manifest implies)"),
+	}, Responses: map[int]string{201: "BackupItem", 400: "Error", 409: "Error", 413: "Error", 415: "Error", 422: "Error", 507: "Error"}},
 
 	"POST /admin/db/chroma/train": {Body: bodySchema(jobs.KindChromaTrain), Responses: map[int]string{202: "Accepted", 400: "Error", 422: "Error"}},
 	"GET /admin/db/chroma/knowledge-base": {Query: []param{
@@ -316,7 +329,12 @@ func buildOpenAPI(routes []Route, docs map[string]opDoc) (map[string]any, error)
 		if len(params) > 0 {
 			op["parameters"] = params
 		}
-		if d.Body != "" {
+		if d.Body == mediaOctets {
+			op["requestBody"] = map[string]any{
+				"required": d.BodyRequired,
+				"content":  map[string]any{mediaOctets: map[string]any{"schema": schema{"type": "string", "format": "binary"}}},
+			}
+		} else if d.Body != "" {
 			op["requestBody"] = map[string]any{
 				"required": d.BodyRequired,
 				"content":  map[string]any{"application/json": map[string]any{"schema": ref(d.Body)}},
@@ -325,6 +343,13 @@ func buildOpenAPI(routes []Route, docs map[string]opDoc) (map[string]any, error)
 		resps := map[string]any{}
 		for status, name := range d.Responses {
 			resps[strconv.Itoa(status)] = response(status, name)
+			if status < 300 && len(d.Headers) > 0 {
+				hs := map[string]any{}
+				for h, desc := range d.Headers {
+					hs[h] = map[string]any{"description": desc, "schema": str()}
+				}
+				resps[strconv.Itoa(status)].(map[string]any)["headers"] = hs
+			}
 		}
 		if r.MinRole != "" {
 			op["security"] = []any{map[string]any{"bearerAuth": []string{}}}
@@ -373,6 +398,8 @@ func response(status int, name string) map[string]any {
 	switch name {
 	case "": // no body (204)
 		return map[string]any{"description": desc}
+	case mediaOctets:
+		content = map[string]any{name: map[string]any{"schema": schema{"type": "string", "format": "binary"}}}
 	case mediaText, mediaHTML, mediaEvents:
 		content = map[string]any{name: map[string]any{"schema": str()}}
 	default:

@@ -290,6 +290,11 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 	check("/admin/db/backup/restore/{name}", req{method: "POST", path: "/admin/db/backup/restore/" + verified + "?confirm=true", token: admin,
 		body: map[string]any{"components": []string{"chroma"}, "skip_safety_backup": true}}, 202)
 	check("/admin/db/backup/restore/{name}", req{method: "POST", path: "/admin/db/backup/restore/" + verified, token: admin}, 400)
+	imported, raw := archiveBytes(t, now.Add(-3*time.Hour).Truncate(time.Second))
+	check("/admin/db/backup/import", req{method: "POST", path: ArchiveImportPath + "?confirm=true", token: admin, body: raw, headers: octets()}, 201)
+	check("/admin/db/backup/import", req{method: "POST", path: ArchiveImportPath + "?confirm=true", token: admin, body: raw[:100], headers: octets()}, 422)
+	check("/admin/db/backup/{name}/download", req{method: "GET", path: "/admin/db/backup/" + imported + "/download", token: admin}, 200)
+	check("/admin/db/backup/{name}/download", req{method: "GET", path: "/admin/db/backup/" + plain + ".x/download", token: admin}, 404)
 	check("/admin/db/tasks", req{method: "GET", path: "/admin/db/tasks?kind=backup.create&state=queued&limit=5", token: viewer}, 200)
 	check("/admin/db/tasks/{id}", req{method: "DELETE", path: "/admin/db/tasks/" + acc.TaskID, token: op}, 200)
 

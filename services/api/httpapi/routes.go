@@ -38,7 +38,7 @@ type routeDef struct {
 // chroma_routes.go), each entry with the role it needs. New refuses an /admin route without a role, a public
 // route with one, and a Confirm route that is not admin-only; the route
 // test walks echo's registered routes and fails on any route missing here.
-var routeTable = slices.Concat(coreRoutes, auditRoutes, backupRoutes, restoreRoutes, chromaRoutes, targetRoutes, statsRoutes, accountRoutes, tokenRoutes)
+var routeTable = slices.Concat(coreRoutes, auditRoutes, backupRoutes, archiveRoutes, restoreRoutes, chromaRoutes, targetRoutes, statsRoutes, accountRoutes, tokenRoutes)
 
 var coreRoutes = []routeDef{
 	{Route{http.MethodGet, "/health", "", false, "liveness"}, (*Server).health},

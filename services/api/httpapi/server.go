@@ -22,6 +22,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/insightops/insightops/shared/archivesig"
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auth"
 	"github.com/insightops/insightops/shared/bus"
@@ -97,6 +98,9 @@ type Server struct {
 
 	// backups is the backup store, opened on first use (backup_routes.go).
 	backups backupStoreCache
+	// keys check listed archives' signatures and sign imports; nil when
+	// the API has no key (archive_routes.go, apiKeys).
+	keys *archivesig.Keyring
 }
 
 // New builds the server and its echo instance. Deps.Bus and Deps.DB are
@@ -118,6 +122,10 @@ func New(deps Deps) (*Server, error) {
 		return nil, err
 	}
 	secret, err := jwtSecret(deps.Config, log)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := apiKeys(deps.Config, log)
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +158,7 @@ func New(deps Deps) (*Server, error) {
 		readTimeout:   ReadTimeout,
 		keepAlive:     SSEKeepAlive,
 		closing:       make(chan struct{}),
+		keys:          keys,
 	}
 	if err := s.buildEcho(); err != nil {
 		return nil, err
