@@ -27,6 +27,12 @@ type Backup struct {
 	Skipped       map[string]string `json:"skipped,omitempty"`
 	Note          string            `json:"note,omitempty"`
 	JobID         string            `json:"job_id,omitempty"`
+	// Signed tells the archive has a stored signature; Signature is its
+	// status with the API's keys: valid, invalid, unsigned or unchecked;
+	// SignatureKeyID the key that signed it.
+	Signed         bool   `json:"signed"`
+	Signature      string `json:"signature"`
+	SignatureKeyID string `json:"signature_key_id,omitempty"`
 }
 
 // Backups lists the archives, newest first (GET /admin/db/backup/list).
@@ -119,14 +125,20 @@ func (c *Client) DownloadBackup(ctx context.Context, name string, w io.Writer, p
 // /admin/db/backup/import?confirm=true; admin): the API checks it whole
 // before it lists it, signs it with its own key and answers with its
 // entry. name may be empty (the API makes a fresh one); size is the
-// archive's length (-1 when unknown). An invalid archive is a 422
-// archive_invalid, a taken name a 409 archive_exists.
-func (c *Client) ImportBackup(ctx context.Context, name string, r io.Reader, size int64) (Backup, error) {
+// archive's length (-1 when unknown); sourceSignature, when not empty, is
+// the signature the archive had where it came from (Download.Signature),
+// audited as the import's source signature status. An invalid archive is
+// a 422 archive_invalid, a taken name a 409 archive_exists.
+func (c *Client) ImportBackup(ctx context.Context, name string, r io.Reader, size int64, sourceSignature string) (Backup, error) {
 	q := confirm()
 	setIf(q, "name", name)
+	req := request{method: http.MethodPost, path: "/admin/db/backup/import", query: q,
+		body: r, ctype: "application/octet-stream", length: size}
+	if sourceSignature != "" {
+		req.headers = map[string]string{HeaderArchiveSignature: sourceSignature}
+	}
 	var out Backup
-	_, err := c.call(ctx, request{method: http.MethodPost, path: "/admin/db/backup/import", query: q,
-		body: r, ctype: "application/octet-stream", length: size}, &out)
+	_, err := c.call(ctx, req, &out)
 	return out, err
 }
 

@@ -73,9 +73,29 @@ func (c *Client) SubmitPrune(ctx context.Context, args jobspec.BackupPruneArgs, 
 }
 
 // SubmitRestore queues restore.run of args.Archive (POST
-// /admin/db/backup/restore/{name}?confirm=true; admin).
+// /admin/db/backup/restore/{name}?confirm=true; admin). The archive is
+// the path's; the body is the rest of args.
 func (c *Client) SubmitRestore(ctx context.Context, args jobspec.RestoreArgs, key string) (Accepted, error) {
-	return c.submit(ctx, http.MethodPost, "/admin/db/backup/restore/"+escape(args.Archive), confirm(), args, key)
+	body, err := withoutField(args, "archive")
+	if err != nil {
+		return Accepted{}, err
+	}
+	return c.submit(ctx, http.MethodPost, "/admin/db/backup/restore/"+escape(args.Archive), confirm(), body, key)
+}
+
+// withoutField is v's JSON object without one field (a route that takes
+// it from its path refuses it in the body).
+func withoutField(v any, field string) (map[string]json.RawMessage, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("client: encode %T: %w", v, err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("client: encode %T: %w", v, err)
+	}
+	delete(m, field)
+	return m, nil
 }
 
 // SubmitTrain queues chroma.train (POST /admin/db/chroma/train).

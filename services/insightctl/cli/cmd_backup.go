@@ -100,9 +100,8 @@ func (e *env) backupList() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emitTable(e, list, []string{"NAME", "CREATED", "SIZE", "COMPONENTS", "VERIFIED", "SHA256"}, func(b client.Backup) []string {
-				verified := orDash(b.VerifyOutcome)
-				return []string{b.Filename, when(&b.Created), humanBytes(b.SizeBytes), strings.Join(b.Components, ","), verified, b.SHA256}
+			return emitTable(e, list, []string{"NAME", "CREATED", "SIZE", "COMPONENTS", "VERIFIED", "SIGNATURE", "SHA256"}, func(b client.Backup) []string {
+				return []string{b.Filename, when(&b.Created), humanBytes(b.SizeBytes), strings.Join(b.Components, ","), orDash(b.VerifyOutcome), orDash(b.Signature), b.SHA256}
 			})
 		},
 	}
@@ -302,7 +301,7 @@ func (e *env) byteBar(label string, total int64) (*mpb.Progress, *mpb.Bar) {
 }
 
 func (e *env) backupUpload() *cobra.Command {
-	var name string
+	var name, signature string
 	cmd := &cobra.Command{
 		Use:   "upload FILE",
 		Short: "Bring in an archive made by another deployment (admin; checked whole before it is listed)",
@@ -347,7 +346,7 @@ listed exits 6.`,
 					p.Wait()
 				}()
 			}
-			b, err := c.ImportBackup(cmd.Context(), name, r, st.Size())
+			b, err := c.ImportBackup(cmd.Context(), name, r, st.Size(), signature)
 			if err != nil {
 				return err
 			}
@@ -357,6 +356,7 @@ listed exits 6.`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "archive name to store it under (default: the file's name when it is an archive name)")
+	cmd.Flags().StringVar(&signature, "source-signature", "", "the signature the archive had where it came from (printed by backup download), audited with the import")
 	return cmd
 }
 
