@@ -64,12 +64,12 @@ store it reads is locked by another operation, 3 when the job fails.`,
   insightctl backup create --no-wait --idempotency-key nightly-$(date +%F)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := args.Validate(); err != nil {
+				return usagef("%s", err.Error())
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
-			}
-			if err := args.Validate(); err != nil {
-				return usagef("%s", err.Error())
 			}
 			acc, err := c.SubmitBackup(cmd.Context(), args, e.key)
 			if err != nil {
@@ -116,13 +116,13 @@ func (e *env) backupVerify() *cobra.Command {
 		Args:              exactArgs(1, "NAME"),
 		ValidArgsFunction: e.archiveArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
 			args := jobspec.BackupVerifyArgs{Name: a[0]}
 			if err := args.Validate(); err != nil {
 				return usagef("%s", err.Error())
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
 			}
 			acc, err := c.SubmitVerify(cmd.Context(), args, e.key)
 			if err != nil {
@@ -177,13 +177,13 @@ current state is made first unless --skip-safety-backup.`,
 			if !yes {
 				return usagef("restore replaces live data: add --yes to confirm")
 			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
 			args.Archive = a[0]
 			if err := args.Validate(); err != nil {
 				return usagef("%s", err.Error())
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
 			}
 			acc, err := c.SubmitRestore(cmd.Context(), args, e.key)
 			if err != nil {
@@ -214,13 +214,13 @@ archive's signature, when it is signed, is printed with the digest.`,
 		Args:              exactArgs(1, "NAME"),
 		ValidArgsFunction: e.archiveArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
 			name := a[0]
 			if _, err := backupfmt.ParseArchiveName(name); err != nil {
 				return usagef("%s", err.Error())
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
 			}
 			if file == "-" {
 				d, err := c.DownloadBackup(cmd.Context(), name, e.io.Out, nil)
