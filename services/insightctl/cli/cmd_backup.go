@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -206,8 +207,9 @@ func (e *env) backupDownload() *cobra.Command {
 		Short: "Download an archive and check its SHA-256 against the stored digest",
 		Long: `Stream an archive to a file (default: NAME in the current directory; "-" is
 stdout) and check its SHA-256 and size against the digest the API stored
-when the archive was made. A mismatch exits 8 and leaves no file. The
-archive's signature, when it is signed, is printed with the digest.`,
+when the archive was made. A mismatch exits 8 and leaves no file. An
+archive whose signature the API finds invalid is not downloaded (exit 8);
+the signature's status and value are printed with the digest.`,
 		Example: `  insightctl backup download backup-20261204T101500Z-01JD….tar.gz
   insightctl backup download NAME -o /srv/offsite/nightly.tar.gz
   insightctl backup download NAME -o - | tar -tz`,
@@ -219,6 +221,10 @@ archive's signature, when it is signed, is printed with the digest.`,
 				return usagef("%s", err.Error())
 			}
 			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			status, err := signatureStatus(cmd.Context(), c, name)
 			if err != nil {
 				return err
 			}
@@ -239,10 +245,11 @@ archive's signature, when it is signed, is printed with the digest.`,
 			}
 			out := struct {
 				client.Download
-				File string `json:"file"`
-			}{d, file}
+				File            string `json:"file"`
+				SignatureStatus string `json:"signature_status"`
+			}{d, file, status}
 			return e.emit(out, func(w io.Writer) {
-				fmt.Fprintf(w, "%s  %s\n%d bytes, sha256 matches the stored digest\n", d.SHA256, file, d.Bytes)
+				fmt.Fprintf(w, "%s  %s\n%d bytes, sha256 matches the stored digest; signature %s\n", d.SHA256, file, d.Bytes, status)
 				if d.Signature != "" {
 					fmt.Fprintf(w, "signature %s\n", d.Signature)
 				}
@@ -251,6 +258,31 @@ archive's signature, when it is signed, is printed with the digest.`,
 	}
 	cmd.Flags().StringVarP(&file, "file", "o", "", `where to write the archive (default: NAME; "-": stdout)`)
 	return cmd
+}
+
+// errSignatureInvalid is an archive whose stored signature the API finds
+// invalid: it was changed after it was signed, or signed by another key.
+var errSignatureInvalid = errors.New("the API finds the archive's signature invalid: it was changed after it was signed, or signed with a key this deployment does not hold; not downloaded")
+
+// signatureStatus is the archive's signature status in the list (valid,
+// invalid, unsigned, unchecked); an invalid one is errSignatureInvalid and
+// one that is not listed the API's 404.
+func signatureStatus(ctx context.Context, c *client.Client, name string) (string, error) {
+	list, err := c.Backups(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range list {
+		if b.Filename != name {
+			continue
+		}
+		if b.Signature == "invalid" {
+			return b.Signature, fmt.Errorf("archive %s: %w", name, errSignatureInvalid)
+		}
+		return b.Signature, nil
+	}
+	return "", &client.Error{Status: 404, Code: "not_found", Message: "no backup archive named " + name + " (insightctl backup list lists them)",
+		Method: "GET", Path: "/admin/db/backup/list"}
 }
 
 // downloadTo downloads name into a temporary file beside file, renamed to

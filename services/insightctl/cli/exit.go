@@ -40,7 +40,7 @@ var ExitCodes = []ExitCode{
 	{ExitNotFound, "not_found", "no such archive, job, user or token (404)"},
 	{ExitConflict, "conflict", "a held lock (409 lock_held), an existing name, a job already final, the last admin (409)"},
 	{ExitUnreachable, "unreachable", "the API did not answer: connection refused, unknown host, timeout, 502/504 from a proxy"},
-	{ExitDigest, "digest_mismatch", "a downloaded archive's SHA-256 or size differs from the stored digest"},
+	{ExitDigest, "integrity", "a downloaded archive's SHA-256 or size differs from the stored digest, or the API finds its signature invalid"},
 }
 
 // usageError is a bad command line.
@@ -80,7 +80,7 @@ func exitCode(err error) int {
 		return ExitJobFailed
 	case errors.Is(err, errNotLoggedIn):
 		return ExitAuth
-	case errors.Is(err, client.ErrDigestMismatch):
+	case errors.Is(err, client.ErrDigestMismatch), errors.Is(err, errSignatureInvalid):
 		return ExitDigest
 	case errors.Is(err, client.ErrUnreachable):
 		return ExitUnreachable

@@ -117,10 +117,14 @@ func TestInsightctlEndToEnd(t *testing.T) {
 	file := filepath.Join(t.TempDir(), made.Archive)
 	dl := jsonLines[struct {
 		client.Download
-		File string `json:"file"`
+		File            string `json:"file"`
+		SignatureStatus string `json:"signature_status"`
 	}](t, ctl.must("", "backup", "download", made.Archive, "-o", file, "--output", "json").out)
 	if got := fileSHA256(t, file); got != listed.SHA256 || len(dl) != 1 || dl[0].SHA256 != got || dl[0].Bytes != listed.SizeBytes {
 		t.Fatalf("downloaded %s: sha256 %s, list %s, reported %+v", file, got, listed.SHA256, dl)
+	}
+	if dl[0].SignatureStatus != "valid" || dl[0].Signature == "" {
+		t.Errorf("download of a signed archive: signature %q (%s), want a valid one", dl[0].Signature, dl[0].SignatureStatus)
 	}
 
 	// upload into the second instance (its own login through the
@@ -183,6 +187,25 @@ func TestInsightctlEndToEnd(t *testing.T) {
 		}
 		if r := newCtl(t, nil).run("", "backup", "list"); r.code != cli.ExitAuth {
 			t.Errorf("not logged in: want exit %d: %s", cli.ExitAuth, r)
+		}
+
+		// An archive whose bytes changed in the store after it was made:
+		// the download does not match the stored digest, and no file is left.
+		stored := filepath.Join(a.cfg.BackupDir, made.Archive)
+		raw, err := os.ReadFile(stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[len(raw)/2] ^= 0xff
+		if err := os.WriteFile(stored, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(t.TempDir(), "corrupt.tar.gz")
+		if r := ctl.run("", "backup", "download", made.Archive, "-o", dst); r.code != cli.ExitDigest || !strings.Contains(r.err, "stored digest") {
+			t.Errorf("download of a changed archive: want exit %d: %s", cli.ExitDigest, r)
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), "*")); len(left) != 0 {
+			t.Errorf("a failed download left %v", left)
 		}
 	})
 

@@ -25,6 +25,7 @@ const adminEmail = "admin@example.com"
 // instance is one all-in-one running in the test's process.
 type instance struct {
 	url  string
+	cfg  config.Config
 	deps app.Deps
 }
 
@@ -63,7 +64,7 @@ func start(t *testing.T, chromaURL string) *instance {
 		}
 		closeAll()
 	})
-	return &instance{url: "http://" + cfg.APIAddr, deps: deps}
+	return &instance{url: "http://" + cfg.APIAddr, cfg: cfg, deps: deps}
 }
 
 // ctl runs insightctl in-process with its own config directory and
