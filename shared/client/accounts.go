@@ -87,7 +87,7 @@ type CreatedServiceToken struct {
 // change the client's token: use WithToken with the answer's Token.
 func (c *Client) Login(ctx context.Context, email, password string) (Login, error) {
 	var out Login
-	_, err := c.call(ctx, request{method: http.MethodPost, path: "/auth/login",
+	err := c.call(ctx, request{method: http.MethodPost, path: "/auth/login",
 		json: map[string]string{"email": email, "password": password}}, &out)
 	return out, err
 }
@@ -97,21 +97,22 @@ func (c *Client) Login(ctx context.Context, email, password string) (Login, erro
 // working.
 func (c *Client) ChangePassword(ctx context.Context, current, next string) (Login, error) {
 	var out Login
-	_, err := c.call(ctx, request{method: http.MethodPost, path: "/auth/password",
+	err := c.call(ctx, request{method: http.MethodPost, path: "/auth/password",
 		json: map[string]string{"current_password": current, "new_password": next}}, &out)
 	return out, err
 }
 
 // Logout revokes the client's login token (POST /auth/logout).
 func (c *Client) Logout(ctx context.Context) error {
-	_, err := c.call(ctx, request{method: http.MethodPost, path: "/auth/logout"}, nil)
+	err := c.call(ctx, request{method: http.MethodPost, path: "/auth/logout"}, nil)
 	return err
 }
 
 // Whoami tells who the client's token is (GET /auth/whoami).
 func (c *Client) Whoami(ctx context.Context) (Identity, error) {
 	var out Identity
-	return out, c.get(ctx, "/auth/whoami", nil, &out)
+	err := c.get(ctx, "/auth/whoami", nil, &out)
+	return out, err
 }
 
 // Users lists the users (GET /admin/users).
@@ -119,32 +120,34 @@ func (c *Client) Users(ctx context.Context) ([]User, error) {
 	var out struct {
 		Users []User `json:"users"`
 	}
-	return out.Users, c.get(ctx, "/admin/users", nil, &out)
+	err := c.get(ctx, "/admin/users", nil, &out)
+	return out.Users, err
 }
 
 // User reads one user (GET /admin/users/{id}).
 func (c *Client) User(ctx context.Context, id int64) (User, error) {
 	var out User
-	return out, c.get(ctx, fmt.Sprintf("/admin/users/%d", id), nil, &out)
+	err := c.get(ctx, fmt.Sprintf("/admin/users/%d", id), nil, &out)
+	return out, err
 }
 
 // CreateUser creates a user (POST /admin/users).
 func (c *Client) CreateUser(ctx context.Context, u NewUser) (CreatedUser, error) {
 	var out CreatedUser
-	_, err := c.call(ctx, request{method: http.MethodPost, path: "/admin/users", json: u}, &out)
+	err := c.call(ctx, request{method: http.MethodPost, path: "/admin/users", json: u}, &out)
 	return out, err
 }
 
 // UpdateUser changes a user's role and/or active flag (PATCH /admin/users/{id}).
 func (c *Client) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, error) {
 	var out User
-	_, err := c.call(ctx, request{method: http.MethodPatch, path: fmt.Sprintf("/admin/users/%d", id), json: p}, &out)
+	err := c.call(ctx, request{method: http.MethodPatch, path: fmt.Sprintf("/admin/users/%d", id), json: p}, &out)
 	return out, err
 }
 
 // DeleteUser removes a user (DELETE /admin/users/{id}).
 func (c *Client) DeleteUser(ctx context.Context, id int64) error {
-	_, err := c.call(ctx, request{method: http.MethodDelete, path: fmt.Sprintf("/admin/users/%d", id)}, nil)
+	err := c.call(ctx, request{method: http.MethodDelete, path: fmt.Sprintf("/admin/users/%d", id)}, nil)
 	return err
 }
 
@@ -153,19 +156,20 @@ func (c *Client) ServiceTokens(ctx context.Context) ([]ServiceToken, error) {
 	var out struct {
 		Tokens []ServiceToken `json:"tokens"`
 	}
-	return out.Tokens, c.get(ctx, "/admin/tokens", nil, &out)
+	err := c.get(ctx, "/admin/tokens", nil, &out)
+	return out.Tokens, err
 }
 
 // CreateServiceToken creates a service token (POST /admin/tokens); the
 // answer's Token is the secret, shown once.
 func (c *Client) CreateServiceToken(ctx context.Context, t NewServiceToken) (CreatedServiceToken, error) {
 	var out CreatedServiceToken
-	_, err := c.call(ctx, request{method: http.MethodPost, path: "/admin/tokens", json: t}, &out)
+	err := c.call(ctx, request{method: http.MethodPost, path: "/admin/tokens", json: t}, &out)
 	return out, err
 }
 
 // RevokeServiceToken revokes a service token (DELETE /admin/tokens/{id}).
 func (c *Client) RevokeServiceToken(ctx context.Context, id int64) error {
-	_, err := c.call(ctx, request{method: http.MethodDelete, path: fmt.Sprintf("/admin/tokens/%d", id)}, nil)
+	err := c.call(ctx, request{method: http.MethodDelete, path: fmt.Sprintf("/admin/tokens/%d", id)}, nil)
 	return err
 }

@@ -41,7 +41,8 @@ func (c *Client) Backups(ctx context.Context) ([]Backup, error) {
 		TotalBackups int      `json:"total_backups"`
 		Backups      []Backup `json:"backups"`
 	}
-	return out.Backups, c.get(ctx, "/admin/db/backup/list", nil, &out)
+	err := c.get(ctx, "/admin/db/backup/list", nil, &out)
+	return out.Backups, err
 }
 
 // Headers of an archive download.
@@ -103,7 +104,7 @@ func (c *Client) DownloadBackup(ctx context.Context, name string, w io.Writer, p
 		return Download{Name: name}, fmt.Errorf("client: %s: the answer has no %s header: the digest cannot be checked", path, HeaderArchiveSHA256)
 	}
 	h := sha256.New()
-	var dst io.Writer = io.MultiWriter(w, h)
+	dst := io.MultiWriter(w, h)
 	if progress != nil {
 		dst = &countingWriter{w: dst, total: resp.ContentLength, fn: progress}
 	}
@@ -138,7 +139,7 @@ func (c *Client) ImportBackup(ctx context.Context, name string, r io.Reader, siz
 		req.headers = map[string]string{HeaderArchiveSignature: sourceSignature}
 	}
 	var out Backup
-	_, err := c.call(ctx, req, &out)
+	err := c.call(ctx, req, &out)
 	return out, err
 }
 

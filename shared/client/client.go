@@ -159,21 +159,20 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 }
 
 // call sends r and decodes a 2xx JSON answer into out (nil: discard it).
-// It returns the status.
-func (c *Client) call(ctx context.Context, r request, out any) (int, error) {
+func (c *Client) call(ctx context.Context, r request, out any) error {
 	resp, err := c.do(ctx, r)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer resp.Body.Close()
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode, nil
+		return nil
 	}
 	if err := c.decode(resp.Body, out); err != nil {
-		return resp.StatusCode, fmt.Errorf("client: %s %s: decode answer: %w", r.method, r.path, err)
+		return fmt.Errorf("client: %s %s: decode answer: %w", r.method, r.path, err)
 	}
-	return resp.StatusCode, nil
+	return nil
 }
 
 func (c *Client) decode(r io.Reader, out any) error {
@@ -189,8 +188,7 @@ func (c *Client) decode(r io.Reader, out any) error {
 
 // get is a GET of path with query, decoded into out.
 func (c *Client) get(ctx context.Context, path string, query url.Values, out any) error {
-	_, err := c.call(ctx, request{method: http.MethodGet, path: path, query: query}, out)
-	return err
+	return c.call(ctx, request{method: http.MethodGet, path: path, query: query}, out)
 }
 
 // escape makes one path segment of a name or id.

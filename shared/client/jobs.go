@@ -43,7 +43,7 @@ func (c *Client) submit(ctx context.Context, method, path string, query url.Valu
 		r.headers = map[string]string{HeaderIdempotencyKey: key}
 	}
 	var out Accepted
-	_, err := c.call(ctx, r, &out)
+	err := c.call(ctx, r, &out)
 	return out, err
 }
 
@@ -123,13 +123,15 @@ func (c *Client) Jobs(ctx context.Context, f JobFilter) ([]jobs.Record, error) {
 		Tasks []jobs.Record `json:"tasks"`
 		Count int           `json:"count"`
 	}
-	return out.Tasks, c.get(ctx, "/admin/db/tasks", q, &out)
+	err := c.get(ctx, "/admin/db/tasks", q, &out)
+	return out.Tasks, err
 }
 
 // Job reads one job record (GET /admin/db/tasks/{id}).
 func (c *Client) Job(ctx context.Context, id string) (jobs.Record, error) {
 	var out jobs.Record
-	return out, c.get(ctx, "/admin/db/tasks/"+escape(id), nil, &out)
+	err := c.get(ctx, "/admin/db/tasks/"+escape(id), nil, &out)
+	return out, err
 }
 
 // Cancel cancels a job (DELETE /admin/db/tasks/{id}): a queued job at
@@ -137,7 +139,7 @@ func (c *Client) Job(ctx context.Context, id string) (jobs.Record, error) {
 // CancelRequested). A final job is a 409 conflict.
 func (c *Client) Cancel(ctx context.Context, id string) (jobs.Record, error) {
 	var out jobs.Record
-	_, err := c.call(ctx, request{method: http.MethodDelete, path: "/admin/db/tasks/" + escape(id)}, &out)
+	err := c.call(ctx, request{method: http.MethodDelete, path: "/admin/db/tasks/" + escape(id)}, &out)
 	return out, err
 }
 

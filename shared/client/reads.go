@@ -64,7 +64,8 @@ func (c *Client) KnowledgeBase(ctx context.Context, kq KBQuery) (KnowledgeBase, 
 		q.Set("offset", strconv.Itoa(kq.Offset))
 	}
 	var out KnowledgeBase
-	return out, c.get(ctx, "/admin/db/chroma/knowledge-base", q, &out)
+	err := c.get(ctx, "/admin/db/chroma/knowledge-base", q, &out)
+	return out, err
 }
 
 // AuditEntry is one row of the audit trail (GET /admin/db/audit).
@@ -117,7 +118,8 @@ func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 		Limit   int          `json:"limit"`
 		Offset  int          `json:"offset"`
 	}
-	return out.Entries, c.get(ctx, "/admin/db/audit", q, &out)
+	err := c.get(ctx, "/admin/db/audit", q, &out)
+	return out.Entries, err
 }
 
 // AuditVerifyReport is the answer of GET /admin/db/audit/verify.
@@ -138,7 +140,8 @@ type AuditBreak struct {
 // VerifyAudit recomputes the audit hash chain (GET /admin/db/audit/verify; admin).
 func (c *Client) VerifyAudit(ctx context.Context) (AuditVerifyReport, error) {
 	var out AuditVerifyReport
-	return out, c.get(ctx, "/admin/db/audit/verify", nil, &out)
+	err := c.get(ctx, "/admin/db/audit/verify", nil, &out)
+	return out, err
 }
 
 // HealthReport is the answer of GET /admin/db/health.
@@ -197,5 +200,6 @@ func (c *Client) Health(ctx context.Context) (HealthReport, error) {
 		return out, err
 	}
 	defer resp.Body.Close()
-	return out, c.decode(resp.Body, &out)
+	err = c.decode(resp.Body, &out)
+	return out, err
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -52,7 +53,7 @@ func (e *env) usersCommand() *cobra.Command {
 		},
 	}
 	get := &cobra.Command{
-		Use: "get ID", Short: "Show one user", Args: exactArgs(1, "ID"),
+		Use: "get ID", Short: "Show one user", Args: oneArg("ID"),
 		Example: `  insightctl users get 2`,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			id, err := idArg(a[0])
@@ -116,7 +117,7 @@ func (e *env) usersCommand() *cobra.Command {
 	update := &cobra.Command{
 		Use:   "update ID",
 		Short: "Change a user's role and/or active flag",
-		Args:  exactArgs(1, "ID"),
+		Args:  oneArg("ID"),
 		Example: `  insightctl users update 3 --role admin
   insightctl users update 3 --active=false`,
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -150,7 +151,7 @@ func (e *env) usersCommand() *cobra.Command {
 	_ = update.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(roles, cobra.ShellCompDirectiveNoFileComp))
 
 	del := &cobra.Command{
-		Use: "delete ID", Short: "Remove a user (the last active admin cannot be removed)", Args: exactArgs(1, "ID"),
+		Use: "delete ID", Short: "Remove a user (the last active admin cannot be removed)", Args: oneArg("ID"),
 		Example: `  insightctl users delete 3`,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			id, err := idArg(a[0])
@@ -220,44 +221,15 @@ func (e *env) readPasswordChange() (string, string, error) {
 		next, err := e.readPassword(false)
 		return cur, next, err
 	}
-	var lines [2]string
 	all, err := io.ReadAll(io.LimitReader(e.io.In, 4096))
 	if err != nil {
 		return "", "", usagef("read the passwords from stdin: %v", err)
 	}
-	n := 0
-	for _, l := range splitLines(string(all)) {
-		if n < 2 {
-			lines[n] = l
-			n++
-		}
-	}
-	if n < 2 || lines[0] == "" || lines[1] == "" {
+	lines := strings.Split(strings.ReplaceAll(string(all), "\r\n", "\n"), "\n")
+	if len(lines) < 2 || lines[0] == "" || lines[1] == "" {
 		return "", "", usagef("give the current and the new password on two lines of stdin")
 	}
 	return lines[0], lines[1], nil
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			out = append(out, trimCR(s[start:i]))
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		out = append(out, trimCR(s[start:]))
-	}
-	return out
-}
-
-func trimCR(s string) string {
-	if len(s) > 0 && s[len(s)-1] == '\r' {
-		return s[:len(s)-1]
-	}
-	return s
 }
 
 func (e *env) tokensCommand() *cobra.Command {
@@ -315,7 +287,7 @@ func (e *env) tokensCommand() *cobra.Command {
 	create.Flags().IntVar(&nt.ExpiresInDays, "expires-in-days", 0, "lifetime in days (default: the API's)")
 	_ = create.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(roles, cobra.ShellCompDirectiveNoFileComp))
 	revoke := &cobra.Command{
-		Use: "revoke ID", Short: "Revoke a service token: refused from the next request on", Args: exactArgs(1, "ID"),
+		Use: "revoke ID", Short: "Revoke a service token: refused from the next request on", Args: oneArg("ID"),
 		Example: `  insightctl tokens revoke 4`,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			id, err := idArg(a[0])
@@ -346,7 +318,7 @@ are completed from the API when you are logged in.`,
   insightctl completion zsh > "${fpath[1]}/_insightctl"
   insightctl completion fish > ~/.config/fish/completions/insightctl.fish`,
 		ValidArgs: []string{"bash", "zsh", "fish"},
-		Args:      exactArgs(1, "bash, zsh or fish"),
+		Args:      oneArg("bash, zsh or fish"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			root := cmd.Root()
 			var err error

@@ -175,7 +175,7 @@ order they were stored.`,
 func (e *env) tail(ctx context.Context, c *client.Client, f client.AuditFilter, n int, interval time.Duration) error {
 	var seen int64 // the highest row id printed (ids grow in storage order)
 	var newest time.Time
-	print := func(rows []client.AuditEntry) error {
+	show := func(rows []client.AuditEntry) error {
 		slices.SortFunc(rows, func(a, b client.AuditEntry) int { return int(a.ID - b.ID) })
 		for _, r := range rows {
 			if r.ID <= seen {
@@ -207,7 +207,7 @@ func (e *env) tail(ctx context.Context, c *client.Client, f client.AuditFilter, 
 		}
 		rows = nil
 	}
-	if err := print(rows); err != nil {
+	if err := show(rows); err != nil {
 		return err
 	}
 	if newest.IsZero() {
@@ -226,7 +226,7 @@ func (e *env) tail(ctx context.Context, c *client.Client, f client.AuditFilter, 
 			page, err := c.Audit(ctx, q)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil
+					return nil //nolint:nilerr // interrupted while polling: tail ends normally
 				}
 				return err
 			}
@@ -235,7 +235,7 @@ func (e *env) tail(ctx context.Context, c *client.Client, f client.AuditFilter, 
 				break
 			}
 		}
-		if err := print(fresh); err != nil {
+		if err := show(fresh); err != nil {
 			return err
 		}
 	}

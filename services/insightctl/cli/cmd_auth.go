@@ -171,7 +171,7 @@ saved login. A service token is only forgotten here: revoke it with
 				err = c.Logout(cmd.Context())
 				var ae *client.Error
 				// 400: a service token (revoked with tokens revoke); 401: no longer valid anyway.
-				if err != nil && !(errors.As(err, &ae) && (ae.Status == 400 || ae.Status == 401)) {
+				if err != nil && (!errors.As(err, &ae) || (ae.Status != 400 && ae.Status != 401)) {
 					return fmt.Errorf("revoke the token: %w", err)
 				}
 			}

@@ -114,7 +114,7 @@ func (e *env) backupVerify() *cobra.Command {
 		Short: "Verify an archive (checksums, counts, a test restore of each part) and wait",
 		Example: `  insightctl backup verify backup-20261204T101500Z-01JD….tar.gz
   insightctl backup verify "$(insightctl backup list --output json | head -1 | jq -r .filename)"`,
-		Args:              exactArgs(1, "NAME"),
+		Args:              oneArg("NAME"),
 		ValidArgsFunction: e.archiveArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			args := jobspec.BackupVerifyArgs{Name: a[0]}
@@ -172,7 +172,7 @@ data of the restored components, so it needs --yes. A safety backup of the
 current state is made first unless --skip-safety-backup.`,
 		Example: `  insightctl backup restore backup-20261204T101500Z-01JD….tar.gz --yes
   insightctl backup restore NAME --component chroma --yes`,
-		Args:              exactArgs(1, "NAME"),
+		Args:              oneArg("NAME"),
 		ValidArgsFunction: e.archiveArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if !yes {
@@ -213,7 +213,7 @@ the signature's status and value are printed with the digest.`,
 		Example: `  insightctl backup download backup-20261204T101500Z-01JD….tar.gz
   insightctl backup download NAME -o /srv/offsite/nightly.tar.gz
   insightctl backup download NAME -o - | tar -tz`,
-		Args:              exactArgs(1, "NAME"),
+		Args:              oneArg("NAME"),
 		ValidArgsFunction: e.archiveArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			name := a[0]
@@ -292,7 +292,7 @@ func (e *env) downloadTo(ctx context.Context, c *client.Client, name, file strin
 	if err != nil {
 		return client.Download{}, fmt.Errorf("create the download file: %w", err)
 	}
-	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	defer func() { _ = os.Remove(tmp.Name()) }() // gone after the rename
 	var progress func(done, total int64)
 	var p *mpb.Progress
 	if e.live() {
@@ -345,7 +345,7 @@ An invalid archive exits 1 and leaves nothing listed; a name already
 listed exits 6.`,
 		Example: `  insightctl backup upload ./backup-20261204T101500Z-01JD….tar.gz
   insightctl --url https://staging.example.com backup upload nightly.tar.gz --name backup-20261204T101500Z-01JD….tar.gz`,
-		Args: exactArgs(1, "FILE"),
+		Args: oneArg("FILE"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := e.client()
 			if err != nil {
@@ -392,11 +392,11 @@ listed exits 6.`,
 	return cmd
 }
 
-// exactArgs is cobra.ExactArgs with the argument's name in the message.
-func exactArgs(n int, names string) cobra.PositionalArgs {
+// oneArg is cobra.ExactArgs(1) with the argument's name in the message.
+func oneArg(name string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usagef("%s needs %s (got %d arguments)", cmd.CommandPath(), names, len(args))
+		if len(args) != 1 {
+			return usagef("%s needs %s (got %d arguments)", cmd.CommandPath(), name, len(args))
 		}
 		return nil
 	}

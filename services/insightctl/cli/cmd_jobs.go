@@ -100,7 +100,7 @@ func (e *env) jobsGet() *cobra.Command {
 		Use:               "get ID",
 		Short:             "Show one job record with its result or error",
 		Example:           `  insightctl jobs get 01JD5W2Q8X7V3M4N6P9R0S1T2V --output json | jq .result`,
-		Args:              exactArgs(1, "ID"),
+		Args:              oneArg("ID"),
 		ValidArgsFunction: e.jobArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := validJobID(a[0]); err != nil {
@@ -128,7 +128,7 @@ bar on a terminal; with --output json every change of the record as one
 JSON line. Exits 0 when the job succeeded, 3 when it failed or was cancelled.`,
 		Example: `  insightctl jobs watch 01JD5W2Q8X7V3M4N6P9R0S1T2V
   insightctl jobs watch 01JD5W2Q8X7V3M4N6P9R0S1T2V --output json | jq -r '"\(.progress)% \(.step)"'`,
-		Args:              exactArgs(1, "ID"),
+		Args:              oneArg("ID"),
 		ValidArgsFunction: e.jobArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := validJobID(a[0]); err != nil {
@@ -173,7 +173,7 @@ func (e *env) jobsCancel() *cobra.Command {
 		Long: `Cancel a job. A queued job is cancelled at once; a running one is asked to
 stop and ends cancelled at its next step. A job already final exits 6.`,
 		Example:           `  insightctl jobs cancel 01JD5W2Q8X7V3M4N6P9R0S1T2V`,
-		Args:              exactArgs(1, "ID"),
+		Args:              oneArg("ID"),
 		ValidArgsFunction: e.jobArg,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := validJobID(a[0]); err != nil {

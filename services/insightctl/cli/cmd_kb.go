@@ -123,7 +123,7 @@ func (e *env) kbSearch() *cobra.Command {
 		Short: "Show the entries nearest to a question, with their distances",
 		Example: `  insightctl kb search "total revenue per customer"
   insightctl kb search "invoices" --collection ddl --limit 3 --output json`,
-		Args: exactArgs(1, "QUERY"),
+		Args: oneArg("QUERY"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := e.client()
 			if err != nil {

@@ -82,13 +82,13 @@ func (e *env) saveCredentials(c credentials) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("save the login: %w", err)
 	}
-	defer os.Remove(f.Name()) //nolint:errcheck // gone after the rename
+	defer func() { _ = os.Remove(f.Name()) }() // gone after the rename
 	if err := f.Chmod(0o600); err != nil {
-		f.Close()
+		_ = f.Close()
 		return "", fmt.Errorf("save the login: %w", err)
 	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
+		_ = f.Close()
 		return "", fmt.Errorf("save the login: %w", err)
 	}
 	if err := f.Close(); err != nil {

@@ -121,7 +121,7 @@ func (e *env) printRecord(w io.Writer, r jobs.Record) {
 	}
 	if len(r.Result) > 0 && r.State.Final() {
 		var pretty strings.Builder
-		if b, err := json.MarshalIndent(json.RawMessage(r.Result), "", "  "); err == nil {
+		if b, err := json.MarshalIndent(r.Result, "", "  "); err == nil {
 			pretty.Write(b)
 		} else {
 			pretty.Write(r.Result)

@@ -157,7 +157,7 @@ func (e *env) printFinal(w io.Writer, r jobs.Record) {
 			return
 		}
 	}
-	b, err := json.MarshalIndent(json.RawMessage(r.Result), "  ", "  ")
+	b, err := json.MarshalIndent(r.Result, "  ", "  ")
 	if err != nil {
 		b = r.Result
 	}

@@ -182,15 +182,6 @@ func (e *env) resolveURL(saved credentials) string {
 	return DefaultURL
 }
 
-// anonymous is a client without a token.
-func (e *env) anonymous() (*client.Client, error) {
-	saved, err := e.loadCredentials()
-	if err != nil {
-		return nil, err
-	}
-	return e.newClient(e.resolveURL(saved), "")
-}
-
 // client is a client with the token: $INSIGHTOPS_TOKEN, else the saved
 // login's when it was made for the same URL (a saved token is never sent
 // to another server). Without one it is errNotLoggedIn.
