@@ -64,6 +64,15 @@ type env struct {
 	key string
 }
 
+// exitCodeHelp is the exit-code table (ExitCodes) as help text.
+func exitCodeHelp() string {
+	var b strings.Builder
+	for _, c := range ExitCodes {
+		fmt.Fprintf(&b, "  %d  %-15s %s\n", c.Code, c.Name, c.Meaning)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
 // Run runs insightctl with args (without the program name) and returns
 // its exit code (ExitCodes).
 func Run(ctx context.Context, args []string, streams IO) int {
@@ -135,7 +144,10 @@ Log in once (the token is kept in your config directory, mode 0600), or set
 INSIGHTOPS_URL and INSIGHTOPS_TOKEN (a login token or a service token iops_…)
 for scripts. Commands that submit a job wait for it with a live progress bar
 and exit non-zero when it fails; --no-wait prints the job id and returns.
---output json prints one JSON object per line.`,
+--output json prints one JSON object per line.
+
+Exit codes:
+` + exitCodeHelp(),
 		Example: `  insightctl login --url http://127.0.0.1:8000 --email admin@example.com
   insightctl backup create --note nightly
   insightctl backup list --output json | jq -r .filename
