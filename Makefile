@@ -19,13 +19,14 @@ BACKUP_BENCH_BYTES ?= 1073741824
 help:
 	@echo "make run     build and start the all-in-one (embedded NATS + SQLite + demo target DB)"
 	@echo "make test    run every module's tests (needs PostgreSQL at 127.0.0.1:5432; see README)"
-	@echo "make bench   job round trip vs raw JetStream, and Chroma batched training vs one-record upserts, as ratios"
+	@echo "make bench   job round trip vs raw JetStream, Chroma batched training vs one-record upserts, retrieval hit rate per embedding provider"
 	@echo "make build   build every binary into $(BIN)/ (bin/insightctl: the command line)"
 	@echo "make monitoring-check   promtool check rules + test rules on deploy/monitoring"
 	@echo "make dashboards         regenerate the Grafana dashboards of deploy/monitoring/dashboards"
+	@echo "make screenshots        regenerate the console's screenshots in docs/screenshots (needs chromium)"
 
-## build: every service binary into bin/ (cgo is on: chroma-go's client links an ONNX
-## embedder we never call; the Dockerfile builds the same code fully static);
+## build: every service binary into bin/ (cgo is on: chroma-go's ONNX embedder, used by
+## EMBEDDING_PROVIDER=default, loads ONNX Runtime with dlopen; see docs/VANNA.md);
 ## bin/<service> builds one (go's build cache decides what is stale, so they are phony)
 SERVICE_BINS := $(addprefix $(BIN)/,$(SERVICES))
 .PHONY: $(SERVICE_BINS)
@@ -68,6 +69,13 @@ test-race: chroma-ensure
 chroma-ensure:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory chroma-install; \
 	else echo "npm not found: no Chroma server for the tests (they skip, or fail when CI is set)"; fi
+
+## screenshots: PNGs of every console page into docs/screenshots, taken by the console's
+## browser test (headless Chromium on the real all-in-one) as it walks the pages
+.PHONY: screenshots
+screenshots: chroma-ensure
+	@mkdir -p docs/screenshots
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleInARealBrowser$$' ./services/insightops/allinone/
 
 ## monitoring-check: promtool check rules and promtool test rules on deploy/monitoring
 ## (promtool: Debian's prometheus package; .ci/run installs it). Without promtool it
@@ -116,7 +124,10 @@ reliability: chroma-install
 ## bench: job round trip (submit → worker → succeeded) against a raw JetStream baseline, same run;
 ## backups of ~1 GB SQLite and PostgreSQL databases against sqlite3 .backup+gzip and pg_dump -Fc;
 ## then Chroma training throughput on a generated 2,000-table schema against one-record-per-request
-## upserts, same run (chromabench starts its own Chroma from deploy/chroma; skipped without Node.js)
+## upserts, same run, and for each embedding provider that can run here (local; default when its
+## model is provisioned in EMBEDDING_MODEL_DIR or fetchable) the retrieval hit rate of the
+## business-term questions beside its training throughput on the demo database (chromabench starts
+## its own Chroma from deploy/chroma; skipped without Node.js)
 bench:
 	cd shared && $(GO) run ./cmd/jobbench -n 10000 -c 8 -replicas 2 -worker-concurrency 8 -rounds 5
 	cd services/backup && $(GO) run ./cmd/backupbench -size $(BACKUP_BENCH_BYTES)
@@ -163,10 +174,34 @@ demo-db:
 clean:
 	rm -rf $(BIN)
 
+## nats-certs: a CA and one certificate for the NATS nodes into NATS_TLS_DIR
+## (client TLS and mutual-TLS routes of deploy/nats; never committed). The
+## certificate names every host compose and the Helm chart use; serverAuth and
+## clientAuth (a node presents it on the routes it dials). Rotation: docs/SECURITY.md.
+NATS_TLS_DIR ?= deploy/nats/tls
+NATS_TLS_DAYS ?= 365
+NATS_TLS_SANS ?= DNS:nats-1,DNS:nats-2,DNS:nats-3,DNS:localhost,DNS:nats,DNS:nats.nats.svc,DNS:nats.nats.svc.cluster.local,DNS:*.nats-headless.nats.svc,DNS:*.nats-headless.nats.svc.cluster.local,IP:127.0.0.1
+.PHONY: nats-certs
+nats-certs:
+	@mkdir -p $(NATS_TLS_DIR) && cd $(NATS_TLS_DIR) && \
+	if [ -f ca.key ]; then echo "$(NATS_TLS_DIR)/ca.key exists: reusing the CA"; else \
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt \
+			-days $$(( $(NATS_TLS_DAYS) * 3 )) -subj "/CN=insightops NATS CA" 2>/dev/null; fi && \
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr -subj "/CN=nats" 2>/dev/null && \
+	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' "$(NATS_TLS_SANS)" > tls.ext && \
+	openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days $(NATS_TLS_DAYS) -extfile tls.ext -out tls.crt 2>/dev/null && \
+	rm -f tls.csr tls.ext && chmod 600 ca.key tls.key && \
+	echo "NATS TLS: $(NATS_TLS_DIR)/{ca.crt,tls.crt,tls.key} (keep ca.key offline)"
+
 ## docker: one image per service from deploy/docker/<service>.Dockerfile (repository root
 ## as the build context; each builds its module with GOWORK=off). IMAGE_PREFIX/IMAGE_TAG to retag.
 IMAGE_PREFIX ?= insightops-
-IMAGE_TAG ?= latest
+# IMAGE_TAG is the version the images are built as; deploy/k8s pins the same
+# tag (never :latest — natsperm's TestDeployManifestsMatchTheCode checks it).
+# A release: make docker IMAGE_TAG=x.y.z, then in deploy/k8s
+#   kustomize edit set image insightops-api=registry/insightops-api:x.y.z …
+# or sed -i 's/:0.1.0$$/:x.y.z/' deploy/k8s/*.yaml.
+IMAGE_TAG ?= 0.1.0
 .PHONY: docker
 docker:
 	@for s in $(IMAGES); do \

@@ -3,8 +3,14 @@
 #   docker build -f deploy/docker/insightops.Dockerfile -t insightops-insightops .   (from the repository root; make docker)
 # Built with GOWORK=off from the service's own module (its replace directives
 # point at ../../shared and the service modules it imports).
-# cgo is on at link time only (chroma-go imports an ONNX embedder we never
-# call) and the binary is linked statically, so the runtime image needs no libc.
+# Development (no APP_ENV) listens on 127.0.0.1 inside the container, so
+# `docker run -p 8000:8000` reaches nothing until you choose: -e API_ADDR=:8000
+# (and change the development admin password first), or APP_ENV=production with
+# JWT_SECRET and INIT_ADMIN_PASSWORD (docs/SECURITY.md).
+# cgo is on and the binary is linked dynamically against glibc: with
+# EMBEDDING_PROVIDER=default, chroma-go's embedder loads ONNX Runtime and the
+# tokenizer library with dlopen (docs/VANNA.md), so the runtime image is
+# distroless/cc (glibc, libstdc++), the same Debian release as the build.
 ARG GO_VERSION=1.26
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
@@ -24,11 +30,11 @@ COPY services/init/ services/init/
 COPY services/restore/ services/restore/
 COPY services/insightops/ services/insightops/
 RUN cd services/insightops && GOWORK=off CGO_ENABLED=1 go build -trimpath -tags netgo,osusergo \
-      -ldflags='-s -w -linkmode external -extldflags "-static"' -o /out/app . \
+      -ldflags='-s -w' -o /out/app . \
  && mkdir -p /out/data
 
-# distroless static, non-root (uid 65532): no shell, no package manager.
-FROM gcr.io/distroless/static-debian12:nonroot
+# distroless cc, non-root (uid 65532): no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/app /app
 COPY --from=build --chown=65532:65532 /out/data /data
 COPY assets/ /assets/

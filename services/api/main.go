@@ -9,10 +9,11 @@ import (
 
 	"github.com/insightops/insightops/services/api/httpapi"
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/config"
 )
 
 func main() {
-	app.Main(app.Options{Name: "insightops-api", SystemDB: true, FailFastWhenDisconnected: true, MetricsOnOwnPort: true},
+	app.Main(app.Options{Name: "insightops-api", Role: config.RoleAPI, SystemDB: true, FailFastWhenDisconnected: true, MetricsOnOwnPort: true},
 		func(ctx context.Context, deps app.Deps) error {
 			return httpapi.RunWithAuditSink(ctx, httpapi.Deps{Config: deps.Config, Bus: deps.Bus, DB: deps.DB, Log: deps.Log})
 		})

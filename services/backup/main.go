@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	app.Main(app.Options{Name: "insightops-backup", SystemDB: true}, backupworker.Run)
+	app.Main(backupworker.AppOptions, backupworker.Run)
 }

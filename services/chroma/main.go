@@ -8,5 +8,5 @@ import (
 )
 
 func main() {
-	app.Main(app.Options{Name: "insightops-chroma", SystemDB: true}, chromaworker.Run)
+	app.Main(chromaworker.AppOptions, chromaworker.Run)
 }

@@ -33,7 +33,7 @@ func main() {
 	reset := flag.String("reset-admin-password", "", "give this admin a generated password (printed once), reactivate it and force a change at the next login; audited")
 	flag.Parse()
 	if !*once && *reset == "" {
-		app.Main(app.Options{Name: "insightops-init", SystemDB: true}, initworker.Run)
+		app.Main(initworker.AppOptions, initworker.Run)
 	}
 	ctx, stop := app.SignalContext()
 	err := runOnce(ctx, *reset)
@@ -46,7 +46,7 @@ func main() {
 // With resetEmail it resets that admin's password instead (audited on an
 // external NATS_URL's AUDIT stream, logged either way).
 func runOnce(ctx context.Context, resetEmail string) error {
-	cfg, err := config.Load(os.Getenv)
+	cfg, err := config.LoadRole(os.Getenv, config.RoleInit)
 	if err != nil {
 		return err
 	}

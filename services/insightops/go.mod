@@ -3,6 +3,8 @@ module github.com/insightops/insightops/services/insightops
 go 1.26.0
 
 require (
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/insightops/insightops/services/api v0.0.0
 	github.com/insightops/insightops/services/backup v0.0.0
 	github.com/insightops/insightops/services/chroma v0.0.0
@@ -37,6 +39,7 @@ require (
 	github.com/ebitengine/purego v0.8.4 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
 	github.com/getkin/kin-openapi v0.153.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-openapi/jsonpointer v1.0.0 // indirect

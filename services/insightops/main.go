@@ -9,11 +9,12 @@ import (
 
 	"github.com/insightops/insightops/services/insightops/allinone"
 	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/config"
 )
 
 func main() {
 	// Run audits a configuration it refuses (config.invalid) when a NATS
 	// server can be reached, and its warnings once the bus is open.
-	app.Main(app.Options{Name: "insightops", SystemDB: true, MetricsOnOwnPort: true},
+	app.Main(app.Options{Name: "insightops", Role: config.RoleAllInOne, SystemDB: true, MetricsOnOwnPort: true},
 		func(ctx context.Context, deps app.Deps) error { return allinone.Run(ctx, deps, os.Stdout) })
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	app.Main(app.Options{Name: "insightops-restore", SystemDB: true}, restoreworker.Run)
+	app.Main(restoreworker.AppOptions, restoreworker.Run)
 }

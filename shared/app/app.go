@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,6 +74,9 @@ type Options struct {
 	// bus later (there is no window between a connection check and the
 	// publish). Workers keep the buffer.
 	FailFastWhenDisconnected bool
+	// Role is the kind of process (config.LoadRole): which role-scoped
+	// secrets it requires and may receive. Empty: config.RoleAllInOne.
+	Role config.Role
 	// MetricsOnOwnPort is set by the processes that serve /metrics on
 	// their own HTTP port (the API on API_ADDR, the all-in-one): Run then
 	// does not start the METRICS_ADDR server the worker binaries use.
@@ -85,7 +89,11 @@ type Options struct {
 // config.invalid when NATS can be reached within ConfigAuditTimeout (see
 // AuditConfigInvalid), then returned as the error.
 func OpenEnv(ctx context.Context, getenv func(string) string, logTo io.Writer, opts Options) (deps Deps, closeAll func(), err error) {
-	cfg, err := config.Load(getenv)
+	role := opts.Role
+	if role == "" {
+		role = config.RoleAllInOne
+	}
+	cfg, err := config.LoadRole(getenv, role)
 	if err != nil {
 		AuditConfigInvalid(ctx, opts.Name, getenv, err, NewLogger(logTo, "info"))
 		return Deps{}, nil, err
@@ -149,11 +157,30 @@ func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// Exit logs err (if any) as JSON and exits 1; nil exits 0.
+// Exit logs the redacted form of err (if any, see ExitMessage) as JSON
+// and exits 1; nil exits 0.
 func Exit(err error) {
 	if err != nil {
-		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("exit", "err", err.Error())
+		LogExit(os.Stderr, err, os.Getenv)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// LogExit writes the JSON line Exit logs for err to w: its message is
+// ExitMessage(err, getenv), never err.Error() itself.
+func LogExit(w io.Writer, err error, getenv func(string) string) {
+	slog.New(slog.NewJSONHandler(w, nil)).Error("exit", "err", ExitMessage(err, getenv))
+}
+
+// ExitMessage is err's text with every secret removed: each configuration
+// problem (config.VarError) in its redacted form, then what Redact
+// removes (the values of the secret variables getenv holds, the passwords
+// of connection strings and of any URL in the text).
+func ExitMessage(err error, getenv func(string) string) string {
+	msg := err.Error()
+	for _, v := range config.Problems(err) {
+		msg = strings.ReplaceAll(msg, v.Error(), v.Redacted())
+	}
+	return Redact(msg, getenv)
 }

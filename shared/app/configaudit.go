@@ -92,7 +92,7 @@ func Redact(msg string, getenv func(string) string) string {
 // natsProblem reports whether a problem makes NATS itself unreachable for
 // this process (then only a NATS_URL that is itself fine is tried).
 func natsProblem(p Problem) bool {
-	return strings.HasPrefix(p.Variable, "NATS_URL") || p.Variable == "NATS_CREDS" || p.Variable == "NATS_LISTEN"
+	return strings.HasPrefix(p.Variable, "NATS_URL") || p.Variable == "NATS_CREDS" || p.Variable == "NATS_CA_FILE" || p.Variable == "NATS_LISTEN"
 }
 
 // AuditConfigInvalid publishes a config.invalid event (outcome failure,
@@ -122,6 +122,9 @@ func AuditConfigInvalid(ctx context.Context, name string, getenv func(string) st
 	if creds := strings.TrimSpace(getenv("NATS_CREDS")); creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
+	if ca := strings.TrimSpace(getenv("NATS_CA_FILE")); ca != "" {
+		opts = append(opts, nats.RootCAs(ca))
+	}
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		log.Warn("configuration problem not audited: NATS unreachable", "err", Redact(err.Error(), getenv))
@@ -149,10 +152,10 @@ func AuditConfigInvalid(ctx context.Context, name string, getenv func(string) st
 // single-machine defaults in production. No value of a secret appears.
 func ConfigWarnings(cfg config.Config) []Problem {
 	var out []Problem
-	if cfg.InitAdminPassword == config.DefaultAdminPassword {
+	if cfg.Role.Holds("INIT_ADMIN_PASSWORD") && cfg.InitAdminPassword == config.DefaultAdminPassword {
 		out = append(out, Problem{"INIT_ADMIN_PASSWORD", "INIT_ADMIN_PASSWORD: the development default admin password is in use; set your own"})
 	}
-	if cfg.JWTSecret == "" {
+	if cfg.Role.Holds("JWT_SECRET") && cfg.JWTSecret == "" {
 		out = append(out, Problem{"JWT_SECRET", "JWT_SECRET: not set; tokens are signed with a generated key kept in DATA_DIR/jwt.secret (only processes sharing DATA_DIR accept them)"})
 	}
 	if cfg.AppEnv == config.Production && cfg.Embedded() {

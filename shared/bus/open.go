@@ -57,6 +57,9 @@ func Open(ctx context.Context, cfg config.Config, name string, log *slog.Logger,
 	if cfg.NATSInboxPrefix != "" && cfg.NATSInboxPrefix != strings.TrimSuffix(nats.InboxPrefix, ".") {
 		opts = append(opts, nats.CustomInboxPrefix(cfg.NATSInboxPrefix))
 	}
+	if cfg.NATSCAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCAFile)) // and TLS required
+	}
 	nc, err := Connect(url, name, cfg.NATSCreds, log, append(opts, extra...)...)
 	if err != nil {
 		b.Close()

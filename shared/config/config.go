@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,6 +37,9 @@ const (
 // Config is every setting of the contract, typed.
 type Config struct {
 	AppEnv Environment
+	// Role is the kind of process this configuration was loaded for
+	// (LoadRole); it decides which role-scoped secrets are required.
+	Role Role
 
 	// Feature flags; their defaults depend on AppEnv.
 	SeedDemoData    bool
@@ -43,14 +47,21 @@ type Config struct {
 	AutoTrainChroma bool
 
 	// Where things listen and write.
-	APIAddr    string
-	NATSListen string
-	DataDir    string
+	APIAddr string
+	// TrustedProxies are the networks of the reverse proxies whose
+	// X-Forwarded-For the API believes (TRUSTED_PROXIES); none by default:
+	// the direct peer is the client.
+	TrustedProxies []netip.Prefix
+	NATSListen     string
+	DataDir        string
 
 	// NATS.
 	NATSURL      string // empty: start an embedded server
 	NATSReplicas int
 	NATSCreds    string
+	// NATSCAFile is the PEM CA bundle the NATS servers' certificates are
+	// verified with (NATS_CA_FILE); set, the connection requires TLS.
+	NATSCAFile string
 	// NATSProvision: this process creates/updates the streams and buckets
 	// at start (false for least-privilege users that may not).
 	NATSProvision bool
@@ -141,12 +152,14 @@ var Vars = []Var{
 	{"SEED_DEMO_DATA", "true (dev) / false (prod)", "init seeds demo rows into accounting_transactions", plain},
 	{"ENABLE_TARGET_DB", "false (dev) / true (prod)", "a missing target DB source fails init instead of warning", plain},
 	{"AUTO_TRAIN_CHROMA", "false (dev) / true (prod)", "init publishes a jobs.chroma.train job when it is done", plain},
-	{"API_ADDR", ":8000", "HTTP listen address of the API", plain},
+	{"API_ADDR", "127.0.0.1:8000 (dev) / :8000 (prod)", "HTTP listen address of the API; development listens on loopback only", plain},
+	{"TRUSTED_PROXIES", "(empty)", "comma-separated CIDRs (or addresses) of the reverse proxies whose X-Forwarded-For the API believes; empty: the direct peer is the client", plain},
 	{"NATS_LISTEN", "127.0.0.1:4223", "client address of the embedded NATS server (only when NATS_URL is empty)", plain},
 	{"DATA_DIR", "./data", "everything the embedded defaults write: JetStream store, SQLite system DB, runtime target copy, backups", plain},
 	{"NATS_URL", "(empty)", "NATS server(s) to connect to, comma separated; empty starts an embedded server", plain},
 	{"NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a cluster)", plain},
 	{"NATS_CREDS", "(empty)", "path of a NATS .creds file", plain},
+	{"NATS_CA_FILE", "(empty)", "PEM CA bundle that signed the NATS servers' certificates; set, every NATS connection requires TLS and verifies the servers with it (deploy/nats turns client TLS on)", plain},
 	{"NATS_PROVISION", "true", "this process creates/updates streams and buckets at start; false for least-privilege NATS users (only the provisioner, e.g. the init Job, provisions)", plain},
 	{"NATS_INBOX_PREFIX", "_INBOX", "subject prefix of this process's reply inboxes (JetStream API replies, pulled messages); one per role, e.g. _INBOX_backup, so a NATS user may subscribe only to its own replies", plain},
 	{"DATABASE_URL", "(empty)", "PostgreSQL URL of the System DB; empty uses SQLite at DATA_DIR/system.db", secret},
@@ -155,7 +168,8 @@ var Vars = []Var{
 	{"TARGET_DB_PATH", "DATA_DIR/target/vanna_db.db", "runtime copy of the golden source, opened read-only", plain},
 	{"ASSETS_DIR", "assets", "shipped data: ontology/ (business glossary loaded by init) and training/ (question/SQL pairs)", plain},
 	{"CHROMA_URL", "(empty)", "ChromaDB server URL; empty disables the vector store", plain},
-	{"EMBEDDING_PROVIDER", "local", "local|openai|ollama", plain},
+	{"EMBEDDING_PROVIDER", "local", "default|local|openai|ollama: default is Chroma's own embedding function (all-MiniLM-L6-v2 on ONNX Runtime, what a default Vanna app searches with; recommended for production); local is an offline feature-hashing embedder for development that no Vanna app can search with (docs/VANNA.md)", plain},
+	{"EMBEDDING_MODEL_DIR", "(empty: fetched into $HOME/.cache on first use)", "absolute path of a directory provisioned with the default embedder's files (docs/VANNA.md: layout and checksums); when set nothing is fetched, and a missing file or checksum stops the chroma worker at start", plain},
 	{"OPENAI_API_KEY", "(empty)", "API key of the openai embedder; required when EMBEDDING_PROVIDER=openai", secret},
 	{"OPENAI_EMBEDDING_MODEL", "text-embedding-3-small", "embedding model of the openai embedder", plain},
 	{"OPENAI_BASE_URL", "(empty: api.openai.com)", "base URL of an OpenAI-compatible embeddings API; http:// allowed", plain},
@@ -165,8 +179,8 @@ var Vars = []Var{
 	{"OLLAMA_HOST", "http://localhost:11434", "Ollama server of the ollama embedder (host:port is accepted)", plain},
 	{"OLLAMA_EMBEDDING_MODEL", "nomic-embed-text", "embedding model of the ollama embedder", plain},
 	{"INIT_ADMIN_USERNAME", "admin@example.com", "e-mail of the admin user init creates once", plain},
-	{"INIT_ADMIN_PASSWORD", DefaultAdminPassword, "its password; production refuses the default", secret},
-	{"JWT_SECRET", "(random, kept in DATA_DIR in development)", "HMAC key of the API's tokens; required in production", secret},
+	{"INIT_ADMIN_PASSWORD", DefaultAdminPassword, "its password; init and the all-in-one only; production requires your own (no placeholder, no shipped default) and refuses it in any other process", secret},
+	{"JWT_SECRET", "(random, kept in DATA_DIR in development)", "HMAC key of the API's tokens; the API and the all-in-one only; production requires it (32+ characters, no placeholder) and refuses it in any other process", secret},
 	{"JWT_TTL", "1h", "lifetime of a login token", plain},
 	{"BACKUP_STORE", "local", "local|nats: BACKUP_DIR or the JetStream Object Store bucket BACKUPS", plain},
 	{"BACKUP_DIR", "DATA_DIR/backups", "archive directory when BACKUP_STORE=local", plain},
@@ -174,7 +188,7 @@ var Vars = []Var{
 	{"BACKUP_COMPRESSION", "gzip", "gzip|zstd", plain},
 	{"BACKUP_SCHEDULE", "(empty)", "cron schedule of automatic backups, submitted once per tick by the backup workers however many replicas run: " + ScheduleForms + "; empty: none", plain},
 	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds", plain},
-	{"BACKUP_SIGNING_KEY", "(random, kept in DATA_DIR in development)", "HMAC-SHA256 key (hex or base64 of at least 32 random bytes: openssl rand -base64 32) signing every archive; backup and restore workers (and the API for imports and signature status); required in production by the workers", secret},
+	{"BACKUP_SIGNING_KEY", "(random, kept in DATA_DIR in development)", "HMAC-SHA256 key (hex or base64 of at least 32 random bytes: openssl rand -base64 32) signing every archive; backup and restore workers (and the API for imports and signature status); required in production by the workers; production refuses it in init and chroma", secret},
 	{"BACKUP_SIGNING_KEYS_OLD", "(empty)", "earlier BACKUP_SIGNING_KEYs, comma separated: archives they signed still verify and restore, nothing new is signed with them", secret},
 	{"BACKUP_IMPORT_MAX_MB", "8192", "largest archive POST /admin/db/backup/import accepts, in MiB (413 beyond); it is spooled to DATA_DIR/scratch", plain},
 	{"AUDIT_RETENTION", "400d", "MaxAge of the AUDIT stream", plain},
@@ -197,13 +211,26 @@ var Vars = []Var{
 	{"OTEL_RESOURCE_ATTRIBUTES", "(empty)", "more resource attributes of the spans, key=value,key=value (e.g. deployment.environment=prod)", plain},
 }
 
-// Load reads the configuration from getenv (os.Getenv in production code).
-// Every problem found is reported: the error is "configuration: " and the
-// problems joined (errors.Join), one line each naming its variable; each
-// is a *VarError, which Problems lists.
+// Load reads the configuration of the all-in-one (RoleAllInOne: every
+// secret) from getenv; see LoadRole.
 func Load(getenv func(string) string) (Config, error) {
+	return LoadRole(getenv, RoleAllInOne)
+}
+
+// LoadRole reads the configuration of a process of role from getenv
+// (os.Getenv in production code). Every problem found is reported: the
+// error is "configuration: " and the problems joined (errors.Join), one
+// line each naming its variable; each is a *VarError, which Problems
+// lists. In production every secret is checked with IsPlaceholder, the
+// role's own secrets are required, and a role-scoped secret given to a
+// role that does not hold it is refused (each process receives only its
+// own secrets).
+func LoadRole(getenv func(string) string, role Role) (Config, error) {
 	p := parser{getenv: getenv}
-	var c Config
+	c := Config{Role: role}
+	if !slices.Contains(Roles, role) {
+		p.add(&VarError{Var: "role", Reason: fmt.Sprintf("unknown role %q", role)})
+	}
 
 	switch env := p.str("APP_ENV", "development"); env {
 	case "development", "dev":
@@ -219,13 +246,20 @@ func Load(getenv func(string) string) (Config, error) {
 	c.EnableTargetDB = p.boolean("ENABLE_TARGET_DB", prod)
 	c.AutoTrainChroma = p.boolean("AUTO_TRAIN_CHROMA", prod)
 
-	c.APIAddr = p.addr("API_ADDR", ":8000")
+	c.APIAddr = p.addr("API_ADDR", DefaultAPIAddr(c.AppEnv))
+	c.TrustedProxies = p.prefixes("TRUSTED_PROXIES")
 	c.NATSListen = p.addr("NATS_LISTEN", "127.0.0.1:4223")
 	c.DataDir = p.str("DATA_DIR", "./data")
 
 	c.NATSURL = p.str("NATS_URL", "")
 	c.NATSReplicas = p.intRange("NATS_REPLICAS", 1, 1, 5)
 	c.NATSCreds = p.str("NATS_CREDS", "")
+	c.NATSCAFile = p.str("NATS_CA_FILE", "")
+	if c.NATSCAFile != "" {
+		if _, err := os.Stat(c.NATSCAFile); err != nil {
+			p.add(&VarError{Var: "NATS_CA_FILE", Value: c.NATSCAFile, HasValue: true, Err: err})
+		}
+	}
 	c.NATSProvision = p.boolean("NATS_PROVISION", true)
 	c.NATSInboxPrefix = p.str("NATS_INBOX_PREFIX", "_INBOX")
 	if !validInboxPrefix(c.NATSInboxPrefix) {
@@ -258,7 +292,8 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Embedding = Embedding{
-		Provider:         p.oneOf("EMBEDDING_PROVIDER", "local", "local", "openai", "ollama"),
+		Provider:         p.oneOf("EMBEDDING_PROVIDER", "local", "default", "local", "openai", "ollama"),
+		ModelDir:         p.str("EMBEDDING_MODEL_DIR", ""),
 		OpenAIAPIKey:     p.str("OPENAI_API_KEY", ""),
 		OpenAIModel:      p.str("OPENAI_EMBEDDING_MODEL", DefaultOpenAIModel),
 		OpenAIBaseURL:    p.str("OPENAI_BASE_URL", p.str("OPENAI_API_BASE", "")),
@@ -266,6 +301,12 @@ func Load(getenv func(string) string) (Config, error) {
 		OpenAIOrgID:      p.str("OPENAI_ORG_ID", ""),
 		OllamaHost:       p.str("OLLAMA_HOST", DefaultOllamaHost),
 		OllamaModel:      p.str("OLLAMA_EMBEDDING_MODEL", DefaultOllamaModel),
+	}
+	// EMBEDDING_MODEL_DIR's files are checked by the processes that embed
+	// (shared/vectors.NewEmbedder, at the chroma worker's start), not here:
+	// a backup worker sharing this configuration has no use for them.
+	if d := c.Embedding.ModelDir; d != "" && !filepath.IsAbs(d) {
+		p.fail("EMBEDDING_MODEL_DIR", d, "an absolute directory path")
 	}
 	if c.Embedding.Provider == "openai" && c.Embedding.OpenAIAPIKey == "" {
 		p.add(&VarError{Var: "OPENAI_API_KEY", Reason: "EMBEDDING_PROVIDER=openai needs it"})
@@ -277,22 +318,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	c.InitAdminUsername = p.str("INIT_ADMIN_USERNAME", "admin@example.com")
-	c.InitAdminPassword = p.str("INIT_ADMIN_PASSWORD", DefaultAdminPassword)
-	c.JWTSecret = p.str("JWT_SECRET", "")
 	c.JWTTTL = p.duration("JWT_TTL", time.Hour)
-	if len(c.InitAdminPassword) < 8 {
-		p.add(&VarError{Var: "INIT_ADMIN_PASSWORD", Reason: "must be at least 8 characters"})
-	}
+	p.roleSecrets(&c, prod)
 	if prod {
-		if c.InitAdminPassword == DefaultAdminPassword {
-			p.add(&VarError{Var: "INIT_ADMIN_PASSWORD", Reason: "production refuses the default admin password; set your own"})
-		}
-		if c.JWTSecret == "" {
-			p.add(&VarError{Var: "JWT_SECRET", Reason: "production requires a secret (at least 32 characters)"})
-		}
-	}
-	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		p.add(&VarError{Var: "JWT_SECRET", Reason: "must be at least 32 characters"})
+		p.errs = append(p.errs, placeholderSecrets(getenv)...)
 	}
 
 	c.BackupStore = p.oneOf("BACKUP_STORE", "local", "local", "nats")
@@ -308,8 +337,10 @@ func Load(getenv func(string) string) (Config, error) {
 		c.BackupSchedule = s
 	}
 	c.BackupVerifyAfter = p.boolean("BACKUP_VERIFY_AFTER", false)
-	c.BackupSigningKey = p.str("BACKUP_SIGNING_KEY", "")
-	c.BackupSigningKeysOld = p.str("BACKUP_SIGNING_KEYS_OLD", "")
+	if c.Role.Holds("BACKUP_SIGNING_KEY") { // a role that does not is refused them (roleSecrets)
+		c.BackupSigningKey = p.str("BACKUP_SIGNING_KEY", "")
+		c.BackupSigningKeysOld = p.str("BACKUP_SIGNING_KEYS_OLD", "")
+	}
 	c.BackupImportMaxMB = p.intRange("BACKUP_IMPORT_MAX_MB", DefaultBackupImportMaxMB, 1, 1<<20)
 	if c.BackupSigningKey != "" {
 		if _, err := archivesig.ParseKey(c.BackupSigningKey); err != nil {
@@ -346,6 +377,75 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// DefaultAPIAddr is API_ADDR's default: loopback only in development (a
+// development admin with the default password is never served to the
+// network), every interface in production (a container behind a Service).
+func DefaultAPIAddr(env Environment) string {
+	if env == Production {
+		return ":8000"
+	}
+	return "127.0.0.1:8000"
+}
+
+// roleSecrets refuses, in production, every role-scoped secret given to a
+// role that does not hold it (it would hold a key it never uses), and reads
+// JWT_SECRET and INIT_ADMIN_PASSWORD for c.Role: a role that holds one gets
+// its default and its checks (production requires a JWT secret and a chosen
+// admin password); a role that does not leaves it empty. The placeholder
+// check of every secret is placeholderSecrets.
+func (p *parser) roleSecrets(c *Config, prod bool) {
+	for _, name := range RoleScopedSecrets() {
+		if prod && !c.Role.Holds(name) && strings.TrimSpace(p.getenv(name)) != "" {
+			p.add(&VarError{Var: name, Reason: fmt.Sprintf("the %s process does not use it; production refuses it here (each process receives only its own secrets)", c.Role)})
+		}
+	}
+	if c.Role.Holds("INIT_ADMIN_PASSWORD") {
+		c.InitAdminPassword = p.str("INIT_ADMIN_PASSWORD", DefaultAdminPassword)
+		if len(c.InitAdminPassword) < 8 {
+			p.add(&VarError{Var: "INIT_ADMIN_PASSWORD", Reason: "must be at least 8 characters"})
+		}
+		if prod && strings.TrimSpace(p.getenv("INIT_ADMIN_PASSWORD")) == "" {
+			p.add(&VarError{Var: "INIT_ADMIN_PASSWORD", Reason: "production refuses the default admin password; set your own"})
+		}
+	}
+	if c.Role.Holds("JWT_SECRET") {
+		c.JWTSecret = p.str("JWT_SECRET", "")
+		if prod && c.JWTSecret == "" {
+			p.add(&VarError{Var: "JWT_SECRET", Reason: "production requires a secret (at least 32 characters)"})
+		}
+		if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+			p.add(&VarError{Var: "JWT_SECRET", Reason: "must be at least 32 characters"})
+		}
+	}
+}
+
+// prefixes parses a comma-separated list of CIDRs or bare addresses (a
+// single host) of name.
+func (p *parser) prefixes(name string) []netip.Prefix {
+	v := p.str(name, "")
+	if v == "" {
+		return nil
+	}
+	var out []netip.Prefix
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if pfx, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, pfx.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(part); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p.fail(name, part, `CIDRs or IP addresses, comma separated, e.g. "10.0.0.0/8,192.168.1.10"`)
+		return nil
+	}
+	return out
 }
 
 // Embedded reports whether the process starts its own NATS server.
@@ -493,7 +593,12 @@ const (
 // training data and questions into vectors. Only the fields of Provider
 // are used.
 type Embedding struct {
-	Provider string // local, openai or ollama
+	Provider string // default, local, openai or ollama
+
+	// ModelDir is EMBEDDING_MODEL_DIR: the provisioned files of the
+	// default embedder (DefaultModelFiles); empty: chroma-go's caches
+	// under $HOME, fetched on first use.
+	ModelDir string
 
 	OpenAIAPIKey     string
 	OpenAIModel      string

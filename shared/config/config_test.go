@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +38,7 @@ func TestDefaultsMatchTheContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.APIAddr != ":8000" || c.NATSListen != "127.0.0.1:4223" || c.DataDir != "./data" || c.BackupRetentionCount != 7 ||
+	if c.APIAddr != "127.0.0.1:8000" || c.NATSListen != "127.0.0.1:4223" || c.DataDir != "./data" || c.BackupRetentionCount != 7 ||
 		c.BackupCompression != "gzip" || c.BackupStore != "local" || c.AuditRetention != 400*24*time.Hour || c.JobRetention != 7*24*time.Hour ||
 		c.TargetDBSource != "assets/databases/vanna_db.db" || c.NATSReplicas != 1 || !c.Embedded() {
 		t.Fatalf("defaults %+v", c)
@@ -59,7 +61,7 @@ func TestBadValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 		{"BACKUP_RETENTION_COUNT", "-1", "BACKUP_RETENTION_COUNT=\"-1\""},
 		{"AUDIT_RETENTION", "forever", "AUDIT_RETENTION=\"forever\": accepted values: a positive duration"},
 		{"API_ADDR", "8000", "API_ADDR=\"8000\": accepted values: host:port"},
-		{"EMBEDDING_PROVIDER", "magic", "EMBEDDING_PROVIDER=\"magic\": accepted values: local, openai, ollama"},
+		{"EMBEDDING_PROVIDER", "magic", "EMBEDDING_PROVIDER=\"magic\": accepted values: default, local, openai, ollama"},
 		{"DATABASE_URL", "mysql://x", "DATABASE_URL: accepted values: a postgres://"},
 		{"CHROMA_URL", "localhost:8001", "CHROMA_URL=\"localhost:8001\": accepted values: an http://"},
 		{"JWT_SECRET", "short", "JWT_SECRET: must be at least 32 characters"},
@@ -121,5 +123,45 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
 			t.Errorf("README's configuration table lacks %s", v.Name)
 		}
+	}
+}
+
+func TestEmbeddingProviderDefaultAndModelDir(t *testing.T) {
+	for _, p := range []string{"default", "DEFAULT", "local", "openai", "ollama"} {
+		m := map[string]string{"EMBEDDING_PROVIDER": p, "OPENAI_API_KEY": "k"}
+		c, err := Load(env(m))
+		if err != nil || c.Embedding.Provider != strings.ToLower(p) {
+			t.Errorf("%s: %q %v", p, c.Embedding.Provider, err)
+		}
+	}
+	if c, err := Load(env(nil)); err != nil || c.Embedding.Provider != "local" {
+		t.Errorf("the development default is local: %q %v", c.Embedding.Provider, err)
+	}
+	// EMBEDDING_MODEL_DIR is an absolute path; its files are checked by
+	// the processes that embed (shared/vectors), not by every process.
+	dir := t.TempDir()
+	if c, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "default", "EMBEDDING_MODEL_DIR": dir})); err != nil || c.Embedding.ModelDir != dir {
+		t.Errorf("default with an empty EMBEDDING_MODEL_DIR: %+v %v", c.Embedding, err)
+	}
+	_, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "default", "EMBEDDING_MODEL_DIR": "models"}))
+	var ve *VarError
+	if !errors.As(err, &ve) || ve.Var != "EMBEDDING_MODEL_DIR" || !strings.Contains(err.Error(), "an absolute directory path") {
+		t.Errorf("relative EMBEDDING_MODEL_DIR: %v", err)
+	}
+	// Where the files are looked for: the directory's layout, or the
+	// first-use caches under $HOME.
+	files := DefaultModelFiles(dir, env(nil))
+	if len(files) != 4 || files[0].Path != filepath.Join(dir, ModelRuntimeLib) || files[2].Path != filepath.Join(dir, ModelCacheDir, "model.onnx") {
+		t.Errorf("layout: %+v", files)
+	}
+	cache := DefaultModelFiles("", env(map[string]string{"HOME": "/home/u", "TOKENIZERS_LIB_PATH": "/opt/tok.so"}))
+	if cache[0].Path != "/home/u/"+ModelRuntimeLib || cache[1].Path != "/opt/tok.so" || cache[3].Path != "/home/u/"+ModelCacheDir+"/tokenizer.json" {
+		t.Errorf("caches: %+v", cache)
+	}
+	if r := MissingModelReason("", cache); !strings.Contains(r, "EMBEDDING_MODEL_DIR is not set") || !strings.Contains(r, "/opt/tok.so") {
+		t.Errorf("reason: %s", r)
+	}
+	if _, err := Load(env(map[string]string{"EMBEDDING_PROVIDER": "local", "EMBEDDING_MODEL_DIR": dir})); err != nil {
+		t.Errorf("local ignores EMBEDDING_MODEL_DIR: %v", err)
 	}
 }

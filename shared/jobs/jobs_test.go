@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -145,7 +146,7 @@ func TestListFiltersNewestFirst(t *testing.T) {
 	p := jobs.NewPublisher(b.JS, store, 3)
 	var ids []string
 	for _, k := range []jobs.Args{jobspec.InitArgs{}, jobspec.BackupCreateArgs{}, jobspec.InitArgs{}} {
-		r, _, err := p.Submit(context.Background(), jobs.Submission{Args: k})
+		r, _, err := p.Submit(context.Background(), jobs.Submission{Args: k, SubmittedBy: fmt.Sprintf("user%d@example.com", len(ids)%2)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,6 +164,11 @@ func TestListFiltersNewestFirst(t *testing.T) {
 		{"by kind", jobs.Filter{Kind: jobs.KindInit}, []string{ids[2], ids[0]}},
 		{"by state", jobs.Filter{State: jobs.Queued}, []string{ids[1], ids[0]}},
 		{"limit", jobs.Filter{Limit: 1}, []string{ids[2]}},
+		{"offset", jobs.Filter{Limit: 1, Offset: 1}, []string{ids[1]}},
+		{"offset past the end", jobs.Filter{Offset: 3}, []string{}},
+		{"by submitter", jobs.Filter{SubmittedBy: "user0@example.com"}, []string{ids[2], ids[0]}},
+		{"since", jobs.Filter{Since: time.Now().Add(-time.Hour)}, []string{ids[2], ids[1], ids[0]}},
+		{"until", jobs.Filter{Until: time.Now().Add(-time.Hour)}, []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := store.List(context.Background(), tc.f)

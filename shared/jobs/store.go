@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
 )
 
 // ErrNotFound means no record exists under that id.
@@ -117,13 +118,33 @@ func (s *Store) UpdateFrom(ctx context.Context, cur Record, rev uint64, fn func(
 type Filter struct {
 	Kind  string
 	State State
-	Limit int // default 50
+	// SubmittedBy keeps the records of one submitter (exact match).
+	SubmittedBy string
+	// Since and Until bound the creation time (inclusive, exclusive).
+	Since, Until time.Time
+	Limit        int // default 50
+	// Offset skips that many of the newest matches (paging).
+	Offset int
 }
 
-// List returns the newest records matching f, newest first.
+// match reports whether r is selected by f.
+func (f Filter) match(r Record) bool {
+	return (f.Kind == "" || r.Kind == f.Kind) && (f.State == "" || r.State == f.State) &&
+		(f.SubmittedBy == "" || r.SubmittedBy == f.SubmittedBy) &&
+		(f.Since.IsZero() || !r.CreatedAt.Before(f.Since)) && (f.Until.IsZero() || r.CreatedAt.Before(f.Until))
+}
+
+// List returns the newest records matching f, newest first, after
+// skipping f.Offset of them. Memory is bounded by Offset+Limit, not by the
+// bucket.
 func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
+	}
+	f.Offset = max(f.Offset, 0)
+	keep := f.Offset + f.Limit
+	if f.Kind == "" && f.State == "" && f.SubmittedBy == "" {
+		return s.listByKeys(ctx, f, keep)
 	}
 	// Job ids are single-token keys; "idem.*" keys are not matched by "*".
 	w, err := s.kv.Watch(ctx, "*", jetstream.IgnoreDeletes())
@@ -141,21 +162,71 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 				return nil, errors.New("list jobs: watcher closed")
 			}
 			if e == nil { // initial values delivered
-				return newest(out, f.Limit), nil
+				out = newest(out, keep)
+				if f.Offset >= len(out) {
+					return []Record{}, nil
+				}
+				return out[f.Offset:], nil
 			}
 			var r Record
 			if json.Unmarshal(e.Value(), &r) != nil {
 				continue
 			}
-			if (f.Kind == "" || r.Kind == f.Kind) && (f.State == "" || r.State == f.State) {
+			if f.match(r) {
 				out = append(out, r)
-				if len(out) >= 2*f.Limit+64 {
+				if len(out) >= 2*keep+64 {
 					// Keep memory bounded by the page, not by the bucket.
-					out = newest(out, f.Limit)
+					out = newest(out, keep)
 				}
 			}
 		}
 	}
+}
+
+// listByKeys is List without a filter on the record's fields: job ids are
+// ULIDs, ordered by creation time (to the millisecond, which Since and
+// Until are checked against), so the page is chosen from the keys alone
+// and only its records are read.
+func (s *Store) listByKeys(ctx context.Context, f Filter, keep int) ([]Record, error) {
+	kl, err := s.kv.ListKeysFiltered(ctx, "*")
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer func() { _ = kl.Stop() }()
+	var ids []string
+	for k := range kl.Keys() {
+		id, err := ulid.ParseStrict(k)
+		if err != nil {
+			continue
+		}
+		at := ulid.Time(id.Time())
+		if (!f.Since.IsZero() && at.Before(f.Since.Truncate(time.Millisecond))) || (!f.Until.IsZero() && !at.Before(f.Until)) {
+			continue
+		}
+		ids = append(ids, k)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	if f.Offset >= len(ids) {
+		return []Record{}, nil
+	}
+	ids = ids[f.Offset:min(keep, len(ids))]
+	out := make([]Record, 0, len(ids))
+	for _, id := range ids {
+		r, _, err := s.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // expired or deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f.match(r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // newest sorts rs newest first (ids are ULIDs, ordered by creation time)

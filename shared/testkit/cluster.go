@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -46,7 +47,7 @@ type clusterNode struct {
 // StartCluster starts three clustered JetStream nodes and waits until a
 // meta leader exists and every node's JetStream is current. The nodes are
 // shut down when the test ends.
-func StartCluster(t testing.TB) *Cluster {
+func StartCluster(t testing.TB, options ...ClusterOption) *Cluster {
 	t.Helper()
 	suffix := RandomSuffix()
 	c := &Cluster{Name: "insightops-test-" + suffix, t: t}
@@ -79,6 +80,9 @@ func StartCluster(t testing.TB) *Cluster {
 			},
 			Routes: server.RoutesFromStr(strings.Join(others, ",")),
 		}
+		for _, o := range options {
+			o(&opts.Cluster)
+		}
 		c.nodes = append(c.nodes, &clusterNode{opts: opts})
 	}
 	t.Cleanup(c.shutdownAll)
@@ -91,6 +95,20 @@ func StartCluster(t testing.TB) *Cluster {
 		t.Fatalf("cluster: %v", err)
 	}
 	return c
+}
+
+// ClusterOption adjusts the route settings of every node StartCluster
+// starts.
+type ClusterOption func(*server.ClusterOpts)
+
+// WithRouteTLS makes the nodes' routes TLS with tc (the cluster block's
+// tls of a configuration file, e.g. deploy/nats/nats-server.conf, as
+// server.ProcessConfigFile parsed it: with verify, mutual TLS) and its
+// handshake timeout in seconds. The certificates must name 127.0.0.1.
+func WithRouteTLS(tc *tls.Config, timeout float64) ClusterOption {
+	return func(o *server.ClusterOpts) {
+		o.TLSConfig, o.TLSTimeout = tc, timeout
+	}
 }
 
 func (c *Cluster) start(i int) error {

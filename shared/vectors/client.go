@@ -16,6 +16,7 @@ import (
 
 	chroma "github.com/amikos-tech/chroma-go/pkg/api/v2"
 	chhttp "github.com/amikos-tech/chroma-go/pkg/commons/http"
+	"github.com/amikos-tech/chroma-go/pkg/embeddings"
 
 	"github.com/insightops/insightops/shared/config"
 )
@@ -186,10 +187,16 @@ func (c *Client) create(ctx context.Context, name string, metadata map[string]an
 	if err != nil {
 		return nil, fmt.Errorf("vectors: create collection %s: %w", name, err)
 	}
+	// The configuration names the embedding function of the vectors the
+	// metadata says the collection holds: the client's, or — when a
+	// restore recreates a collection another embedder filled — that one's.
+	var ef embeddings.EmbeddingFunction = chromaEF{c.emb}
+	if p, ok := metadata[MetaProvider]; ok && (fmt.Sprint(p) != c.emb.Provider() || fmt.Sprint(metadata[MetaModel]) != c.emb.Model()) {
+		ef = newRecordedEF(metadata)
+	}
 	col, err := c.api.CreateCollection(ctx, name,
 		chroma.WithCollectionMetadataCreate(md),
-		chroma.WithEmbeddingFunctionCreate(chromaEF{c.emb}),
-		chroma.WithDisableEFConfigStorage(),
+		chroma.WithEmbeddingFunctionCreate(ef),
 		chroma.WithIfNotExistsCreate())
 	if err != nil {
 		return nil, c.classify(ctx, err, "create collection", name)
@@ -259,7 +266,7 @@ func (c *Client) ensure(ctx context.Context, name string) (chroma.Collection, er
 	}
 	have := metadataMap(col.Metadata())
 	if sameEmbedder(have, want) {
-		return col, nil
+		return col, c.recordEF(ctx, col)
 	}
 	n, err := col.Count(ctx)
 	if err != nil {
@@ -268,21 +275,64 @@ func (c *Client) ensure(ctx context.Context, name string) (chroma.Collection, er
 	if n > 0 {
 		return nil, mismatchError(name, n, have, want)
 	}
-	// Empty: adopt it. Chroma replaces the whole metadata, so keep the
-	// other keys (and the distance key, which Chroma does not change).
+	// Empty: adopt it, recreated so that its collection configuration
+	// names this embedder too (Chroma cannot change a configuration's
+	// embedding function).
+	return c.recreate(ctx, name, have, want)
+}
+
+// recordEF writes the client's embedding function into the configuration
+// of a collection whose metadata already names the client's embedder but
+// whose configuration does not (one created before insightops recorded
+// it, with no embedding_function or Chroma's "legacy" marker): Chroma 1.x
+// accepts an embedding_function in a collection's configuration update.
+// A configuration naming another function is left alone.
+func (c *Client) recordEF(ctx context.Context, col chroma.Collection) error {
+	var info *chroma.EmbeddingFunctionInfo
+	if impl, ok := col.Configuration().(*chroma.CollectionConfigurationImpl); ok && impl != nil {
+		info, _ = impl.GetEmbeddingFunctionInfo()
+	}
+	if info != nil && info.Type == "known" {
+		return nil
+	}
+	exec, ok := c.api.(interface {
+		ExecuteRequest(ctx context.Context, method, path string, request any) ([]byte, error)
+	})
+	if !ok {
+		return nil
+	}
+	name, cfg := ChromaFunction(c.emb)
+	path, err := url.JoinPath("tenants", col.Tenant().Name(), "databases", col.Database().Name(), "collections", col.ID())
+	if err != nil {
+		return fmt.Errorf("vectors: record the embedding function of %s: %w", col.Name(), err)
+	}
+	body := map[string]any{"new_configuration": map[string]any{
+		"embedding_function": map[string]any{"type": "known", "name": name, "config": cfg},
+	}}
+	if _, err := exec.ExecuteRequest(ctx, http.MethodPut, path, body); err != nil {
+		return c.classify(ctx, err, "record the embedding function of", col.Name())
+	}
+	return nil
+}
+
+// recreate deletes the collection (if it exists) and creates it empty
+// with have's metadata, its embedder keys replaced by want's, and the
+// client's embedding function in its configuration.
+func (c *Client) recreate(ctx context.Context, name string, have, want map[string]any) (chroma.Collection, error) {
 	merged := map[string]any{}
 	maps.Copy(merged, have)
 	for _, k := range []string{MetaProvider, MetaModel, MetaDimension, MetaManagedBy} {
 		merged[k] = want[k]
 	}
-	md, err := collectionMetadata(merged)
-	if err != nil {
-		return nil, fmt.Errorf("vectors: adopt collection %s: %w", name, err)
+	if _, ok := merged[MetaSpace]; !ok {
+		merged[MetaSpace] = want[MetaSpace]
 	}
-	if err := col.ModifyMetadata(ctx, md); err != nil {
-		return nil, c.classify(ctx, err, "update metadata of", name)
+	if err := c.api.DeleteCollection(ctx, name); err != nil {
+		if err = c.classify(ctx, err, "delete collection", name); !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
 	}
-	return c.open(ctx, name)
+	return c.create(ctx, name, merged)
 }
 
 // CheckEmbedder returns ErrEmbedderMismatch when a non-empty collection
@@ -321,26 +371,25 @@ func mismatchError(name string, count int, have, want map[string]any) error {
 }
 
 // Clear empties a collection by deleting and recreating it with the
-// metadata it had (DesiredMetadata when it did not exist), and returns it.
+// metadata it had, its embedder keys (and its configuration's embedding
+// function) the client's, so the next training fills it with the
+// configured embedder; a collection that did not exist is created with
+// DesiredMetadata.
 func (c *Client) Clear(ctx context.Context, name string) (CollectionInfo, error) {
+	want, err := c.DesiredMetadata(ctx)
+	if err != nil {
+		return CollectionInfo{}, err
+	}
+	var have map[string]any
 	col, err := c.open(ctx, name)
-	var md map[string]any
 	switch {
 	case errors.Is(err, ErrNotFound):
-		if md, err = c.DesiredMetadata(ctx); err != nil {
-			return CollectionInfo{}, err
-		}
 	case err != nil:
 		return CollectionInfo{}, err
 	default:
-		md = metadataMap(col.Metadata())
-		if err := c.api.DeleteCollection(ctx, name); err != nil {
-			if err = c.classify(ctx, err, "delete collection", name); !errors.Is(err, ErrNotFound) {
-				return CollectionInfo{}, err
-			}
-		}
+		have = metadataMap(col.Metadata())
 	}
-	col, err = c.create(ctx, name, md)
+	col, err = c.recreate(ctx, name, have, want)
 	if err != nil {
 		return CollectionInfo{}, err
 	}

@@ -271,11 +271,17 @@ func TestEmbedderMismatchAndClear(t *testing.T) {
 	if err := small.Upsert(ctx, vectors.CollectionDDL, ddlDocs("beta"), 0, nil); !errors.Is(err, vectors.ErrEmbedderMismatch) {
 		t.Errorf("upsert mismatch: %v", err)
 	}
-	// Clear keeps the metadata; the empty collection is then adopted.
+	// Clear empties the collection for the clearing client's embedder:
+	// its other metadata is kept, the embedder keys and the configuration's
+	// embedding function are the client's.
 	before, _ := c.Info(ctx, vectors.CollectionDDL)
 	info, err := small.Clear(ctx, vectors.CollectionDDL)
-	if err != nil || info.Count != 0 || fmt.Sprint(info.Metadata) != fmt.Sprint(before.Metadata) {
+	if err != nil || info.Count != 0 || info.Metadata[vectors.MetaDimension] != int64(64) || info.Metadata[vectors.MetaSpace] != before.Metadata[vectors.MetaSpace] ||
+		info.Metadata[vectors.MetaManagedBy] != before.Metadata[vectors.MetaManagedBy] || len(info.Metadata) != len(before.Metadata) {
 		t.Fatalf("clear: %+v %v (before %+v)", info, err, before)
+	}
+	if ef := readEFWithChromaGo(t, srv.URL, vectors.CollectionDDL); ef.Name != "insightops_local" || ef.Config["dimension"] != float64(64) {
+		t.Errorf("configuration after clear: %+v", ef)
 	}
 	info, err = small.Ensure(ctx, vectors.CollectionDDL)
 	if err != nil || info.Metadata[vectors.MetaDimension] != int64(64) || info.Metadata[vectors.MetaSpace] != "l2" {

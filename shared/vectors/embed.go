@@ -18,9 +18,11 @@ import (
 
 // Embedding providers (EMBEDDING_PROVIDER values).
 const (
-	ProviderLocal  = "local"
-	ProviderOpenAI = "openai"
-	ProviderOllama = "ollama"
+	// ProviderDefault is Chroma's default embedding function (DefaultModel).
+	ProviderDefault = "default"
+	ProviderLocal   = "local"
+	ProviderOpenAI  = "openai"
+	ProviderOllama  = "ollama"
 )
 
 // Defaults of the remote providers (config's, repeated for readers of
@@ -34,7 +36,8 @@ const (
 // Embedder turns texts into vectors. Implementations are safe for
 // concurrent use.
 type Embedder interface {
-	// Provider is the EMBEDDING_PROVIDER value: local, openai or ollama.
+	// Provider is the EMBEDDING_PROVIDER value: default, local, openai or
+	// ollama.
 	Provider() string
 	// Model names the model (or the local algorithm and its version).
 	Model() string
@@ -54,12 +57,21 @@ type Embedder interface {
 //     OPENAI_BASE_URL (or OPENAI_API_BASE; an http:// URL is allowed),
 //     OPENAI_EMBEDDING_DIMENSIONS, OPENAI_ORG_ID;
 //   - ollama: OLLAMA_HOST (host:port is accepted), OLLAMA_EMBEDDING_MODEL;
-//   - local: nothing (LocalDimension, no network).
+//   - local: nothing (LocalDimension, no network);
+//   - default: Chroma's default embedding function (DefaultModel on ONNX
+//     Runtime, chroma-go's default_ef), loaded once per process (by Load,
+//     or by its first embedding) from EMBEDDING_MODEL_DIR, or from
+//     chroma-go's caches under $HOME, fetched there on first use when
+//     EMBEDDING_MODEL_DIR is empty. What is missing and cannot be fetched
+//     is ErrModelMissing, naming each file and where it was looked for;
+//     there is no fallback to another embedder.
 //
 // No network call is made here; a bad value is an error naming the
 // variable (never showing the key).
 func NewEmbedder(cfg config.Embedding) (Embedder, error) {
 	switch strings.ToLower(strings.TrimSpace(cfg.Provider)) {
+	case ProviderDefault:
+		return newDefaultEmbedder(strings.TrimSpace(cfg.ModelDir)), nil
 	case "", ProviderLocal:
 		return NewLocal(LocalDimension), nil
 	case ProviderOpenAI:
@@ -88,7 +100,19 @@ func NewEmbedder(cfg config.Embedding) (Embedder, error) {
 			// chroma-go's messages never contain the key.
 			return nil, fmt.Errorf("openai embedder (OPENAI_EMBEDDING_MODEL, OPENAI_BASE_URL): %w", err)
 		}
-		return &remoteEmbedder{provider: ProviderOpenAI, model: model, ef: ef, dim: cfg.OpenAIDimensions}, nil
+		// Chroma's OpenAIEmbeddingFunction reads its key from the
+		// variable api_key_env_var names; Vanna apps set OPENAI_API_KEY.
+		efc := map[string]any{"api_key_env_var": "OPENAI_API_KEY", "model_name": model}
+		if base := cfg.OpenAIBaseURL; base != "" {
+			efc["api_base"] = base
+		}
+		if n := cfg.OpenAIDimensions; n != 0 {
+			efc["dimensions"] = n
+		}
+		if org := cfg.OpenAIOrgID; org != "" {
+			efc["organization_id"] = org
+		}
+		return &remoteEmbedder{provider: ProviderOpenAI, model: model, ef: ef, dim: cfg.OpenAIDimensions, efName: "openai", efConfig: efc}, nil
 	case ProviderOllama:
 		host := cmp.Or(cfg.OllamaHost, DefaultOllamaHost)
 		if !strings.Contains(host, "://") {
@@ -99,9 +123,10 @@ func NewEmbedder(cfg config.Embedding) (Embedder, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ollama embedder (OLLAMA_HOST=%q, OLLAMA_EMBEDDING_MODEL=%q): %w", config.RedactURLs(host), model, err)
 		}
-		return &remoteEmbedder{provider: ProviderOllama, model: model, ef: ef}, nil
+		return &remoteEmbedder{provider: ProviderOllama, model: model, ef: ef, efName: "ollama",
+			efConfig: map[string]any{"url": host, "model_name": model, "timeout": 60}}, nil
 	default:
-		return nil, fmt.Errorf("EMBEDDING_PROVIDER=%q: accepted values: local, openai, ollama", cfg.Provider)
+		return nil, fmt.Errorf("EMBEDDING_PROVIDER=%q: accepted values: default, local, openai, ollama", cfg.Provider)
 	}
 }
 
@@ -109,6 +134,10 @@ func NewEmbedder(cfg config.Embedding) (Embedder, error) {
 type remoteEmbedder struct {
 	provider, model string
 	ef              embeddings.EmbeddingFunction
+	// efName and efConfig are how Chroma's clients name and configure
+	// the same embedding function (ChromaFunction).
+	efName   string
+	efConfig map[string]any
 
 	mu  sync.Mutex
 	dim int // 0 until known
@@ -116,6 +145,10 @@ type remoteEmbedder struct {
 
 func (r *remoteEmbedder) Provider() string { return r.provider }
 func (r *remoteEmbedder) Model() string    { return r.model }
+
+func (r *remoteEmbedder) ChromaFunction() (string, map[string]any) {
+	return r.efName, r.efConfig
+}
 
 // dimensionProbe is the text embedded once to learn a remote model's dimension.
 const dimensionProbe = "dimension probe"
@@ -198,6 +231,30 @@ func normalize(v []float32) []float32 {
 	return v
 }
 
+// ChromaFunction returns the name and configuration of e's embedding
+// function as Chroma 1.x clients record it in a collection's configuration
+// and rebuild it from there: "default" with {} (Chroma's
+// DefaultEmbeddingFunction, all-MiniLM-L6-v2), "openai" with
+// api_key_env_var, model_name (and api_base, dimensions, organization_id
+// when set), "ollama" with url, model_name and timeout. The local embedder
+// has no counterpart in any Chroma client; it is recorded as
+// "insightops_local" with its algorithm and dimension, a name no client
+// knows, so none opens it with an embedding function of its own without
+// being told.
+func ChromaFunction(e Embedder) (string, map[string]any) {
+	if f, ok := e.(interface {
+		ChromaFunction() (string, map[string]any)
+	}); ok {
+		if name, cfg := f.ChromaFunction(); name != "" {
+			if cfg == nil {
+				cfg = map[string]any{}
+			}
+			return name, cfg
+		}
+	}
+	return "insightops_" + e.Provider(), map[string]any{"model": e.Model()}
+}
+
 // chromaEF adapts an Embedder to chroma-go's EmbeddingFunction, which
 // chroma-go requires when it creates or opens a collection (without one it
 // would build its ONNX default and download a model). insightops always
@@ -223,14 +280,75 @@ func (c chromaEF) EmbedQuery(ctx context.Context, text string) (embeddings.Embed
 	return embeddings.NewEmbeddingFromFloat32(v), nil
 }
 
-func (c chromaEF) Name() string { return "insightops_" + c.e.Provider() }
+// Name is the embedding function's name as Chroma's clients register it
+// (ChromaFunction): chroma-go writes it, with GetConfig, into a new
+// collection's configuration ("embedding_function": {"type": "known",
+// "name": …, "config": …}), where Chroma's Python client compares it with
+// the embedding function an app opens the collection with.
+func (c chromaEF) Name() string {
+	name, _ := ChromaFunction(c.e)
+	return name
+}
 
 func (c chromaEF) GetConfig() embeddings.EmbeddingFunctionConfig {
-	return embeddings.EmbeddingFunctionConfig{"provider": c.e.Provider(), "model": c.e.Model()}
+	_, cfg := ChromaFunction(c.e)
+	return cfg
 }
 
 func (c chromaEF) DefaultSpace() embeddings.DistanceMetric { return embeddings.L2 }
 
 func (c chromaEF) SupportedSpaces() []embeddings.DistanceMetric {
+	return []embeddings.DistanceMetric{embeddings.COSINE, embeddings.L2, embeddings.IP}
+}
+
+// NewLocalChromaEF returns the local embedder as a chroma-go embedding
+// function, for code that opens collections with chroma-go directly.
+func NewLocalChromaEF() embeddings.EmbeddingFunction { return chromaEF{NewLocal(0)} }
+
+// recordedEF describes, for a collection's configuration only, the
+// embedding function of another embedder than the client's, known from a
+// collection's metadata (a restored collection): it names it as
+// ChromaFunction would and embeds nothing.
+type recordedEF struct {
+	name string
+	cfg  map[string]any
+}
+
+// newRecordedEF returns the recordedEF of the embedder metadata names
+// (MetaProvider, MetaModel, MetaDimension).
+func newRecordedEF(metadata map[string]any) recordedEF {
+	model := fmt.Sprint(metadata[MetaModel])
+	switch p := fmt.Sprint(metadata[MetaProvider]); p {
+	case ProviderDefault:
+		return recordedEF{name: "default", cfg: map[string]any{}}
+	case ProviderOpenAI:
+		return recordedEF{name: "openai", cfg: map[string]any{"api_key_env_var": "OPENAI_API_KEY", "model_name": model}}
+	case ProviderOllama:
+		return recordedEF{name: "ollama", cfg: map[string]any{"url": DefaultOllamaHost, "model_name": model, "timeout": 60}}
+	default:
+		cfg := map[string]any{"model": model}
+		if d, ok := metadata[MetaDimension]; ok {
+			cfg["dimension"] = d
+		}
+		return recordedEF{name: "insightops_" + p, cfg: cfg}
+	}
+}
+
+var _ embeddings.EmbeddingFunction = recordedEF{}
+
+var errRecordedEF = errors.New("vectors: a recorded embedding function embeds nothing")
+
+func (r recordedEF) EmbedDocuments(context.Context, []string) ([]embeddings.Embedding, error) {
+	return nil, errRecordedEF
+}
+
+func (r recordedEF) EmbedQuery(context.Context, string) (embeddings.Embedding, error) {
+	return nil, errRecordedEF
+}
+
+func (r recordedEF) Name() string                                  { return r.name }
+func (r recordedEF) GetConfig() embeddings.EmbeddingFunctionConfig { return r.cfg }
+func (r recordedEF) DefaultSpace() embeddings.DistanceMetric       { return embeddings.L2 }
+func (r recordedEF) SupportedSpaces() []embeddings.DistanceMetric {
 	return []embeddings.DistanceMetric{embeddings.COSINE, embeddings.L2, embeddings.IP}
 }

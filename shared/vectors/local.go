@@ -54,6 +54,12 @@ func NewLocal(dim int) *Local {
 // Provider returns "local".
 func (l *Local) Provider() string { return ProviderLocal }
 
+// ChromaFunction is how a collection's configuration records the local
+// embedder (see the package function ChromaFunction).
+func (l *Local) ChromaFunction() (string, map[string]any) {
+	return "insightops_local", map[string]any{"model": LocalModel, "dimension": l.dim}
+}
+
 // Model returns LocalModel.
 func (l *Local) Model() string { return LocalModel }
 

@@ -15,20 +15,26 @@
 // # Embeddings
 //
 // Vectors are computed here, never by Chroma, by an Embedder chosen with
-// EMBEDDING_PROVIDER (NewEmbedder): "local" (the default: feature hashing
-// of word and sub-word tokens, no network), "openai" or "ollama" (through
-// chroma-go's embedding functions, configured by their usual environment
-// variables). Each collection records the provider, model and dimension
-// that filled it in its metadata (MetaProvider, MetaModel, MetaDimension);
-// using a non-empty collection with another embedder is ErrEmbedderMismatch,
-// never a collection of mixed vectors. Every embedder returns unit-length
-// vectors and collections use Chroma's default l2 space ("hnsw:space":
-// "l2", as Vanna's do): on unit vectors it ranks exactly as cosine
-// similarity, its distance is 2·(1−cosine), and — unlike Chroma's cosine
-// space, which rewrites stored vectors — it keeps them bit for bit, so a
-// backup restores the very same vectors. Collections are created without a
-// persisted embedding function configuration, so other clients (Vanna's
-// Python one included) open them with their own.
+// EMBEDDING_PROVIDER (NewEmbedder): "default" (Chroma's own default
+// embedding function, all-MiniLM-L6-v2 on ONNX Runtime through chroma-go's
+// default_ef: the vectors a Vanna app left at its defaults searches with;
+// recommended for production), "local" (the development default: feature
+// hashing of word and sub-word tokens, no network, no counterpart in any
+// Chroma client), "openai" or "ollama" (through chroma-go's embedding
+// functions, configured by their usual environment variables). Each
+// collection records its embedder twice: in Chroma 1.x's collection
+// configuration ("embedding_function": {"type": "known", "name", "config"},
+// ChromaFunction), which Chroma's clients read — the Python client refuses
+// to open the collection with another embedding function — and in its
+// metadata (MetaProvider, MetaModel, MetaDimension), which insightops
+// compares: using a non-empty collection with another embedder is
+// ErrEmbedderMismatch, never a collection of mixed vectors. Every embedder
+// returns unit-length vectors and collections use Chroma's default l2
+// space ("hnsw:space": "l2", as Vanna's do): on unit vectors it ranks
+// exactly as cosine similarity, its distance is 2·(1−cosine), and — unlike
+// Chroma's cosine space, which rewrites stored vectors — it keeps them bit
+// for bit, so a backup restores the very same vectors. docs/VANNA.md says
+// how a Vanna app configures each provider.
 //
 // # Ownership
 //

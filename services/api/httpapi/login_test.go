@@ -128,11 +128,12 @@ func TestLoginFailuresAreAuditedWithoutPassword(t *testing.T) {
 
 func TestLoginRateLimits(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	// The test client is the reverse proxy: on loopback, and trusted.
+	e := newEnvWith(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1,::1"})
 	e.srv.loginByEmail = newKeyedLimiter(Limit{Every: time.Hour, Burst: 3})
 	e.srv.loginByIP = newKeyedLimiter(Limit{Every: time.Hour, Burst: 6})
 
-	// Per e-mail, across source IPs (a proxy on loopback forwards them).
+	// Per e-mail, across source IPs (the trusted proxy forwards them).
 	email := testUsers[auth.Viewer]
 	for i := range 3 {
 		res := login(e, email, "wrong-"+strconv.Itoa(i), map[string]string{"X-Forwarded-For": "198.51.100." + strconv.Itoa(i+1)})
@@ -167,7 +168,7 @@ func TestLoginRateLimits(t *testing.T) {
 	}
 
 	// A client that is not a trusted proxy cannot pick its key with
-	// X-Forwarded-For.
+	// X-Forwarded-For (see also TestForwardedForIsTrustedOnlyFromTrustedProxies).
 	for i := range 7 {
 		r := httptest.NewRequest(http.MethodPost, "/auth/login", strings.NewReader(`{"email":"x`+strconv.Itoa(i)+`@example.com","password":"x"}`))
 		r.Header.Set("Content-Type", "application/json")
@@ -247,5 +248,67 @@ func TestLoginPostgres(t *testing.T) {
 	rep := decode[HealthReport](t, res)
 	if rep.Components["system_db"].Status != StatusOK || !strings.HasPrefix(rep.Components["system_db"].Detail, "postgres") {
 		t.Errorf("system_db component %+v", rep.Components["system_db"])
+	}
+}
+
+// TestForwardedForIsTrustedOnlyFromTrustedProxies: with TRUSTED_PROXIES
+// unset, a client on loopback or a private network that sends
+// X-Forwarded-For changes neither its login rate-limit key nor the
+// source_ip audited; with TRUSTED_PROXIES naming the proxy, the proxy's
+// header is the client's address.
+func TestForwardedForIsTrustedOnlyFromTrustedProxies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // no TRUSTED_PROXIES
+	e.srv.loginByIP = newKeyedLimiter(Limit{Every: time.Hour, Burst: 3})
+	for i := range 4 {
+		res := login(e, "nobody"+strconv.Itoa(i)+"@example.com", "x", map[string]string{"X-Forwarded-For": "198.51.100." + strconv.Itoa(i+1)})
+		want := http.StatusUnauthorized
+		if i == 3 {
+			want = http.StatusTooManyRequests
+		}
+		if res.status != want {
+			t.Fatalf("loopback client, forged X-Forwarded-For, attempt %d: %d, want %d (%s)", i, res.status, want, res.body)
+		}
+	}
+	evs, _ := e.auditEvents("audit.auth.login")
+	if len(evs) == 0 {
+		t.Fatal("no login audited")
+	}
+	for _, ev := range evs {
+		if ev.SourceIP != "127.0.0.1" && ev.SourceIP != "::1" {
+			t.Errorf("audited source_ip %q: the forged header was believed", ev.SourceIP)
+		}
+	}
+
+	// A client on a private network, straight at the handler.
+	for _, tc := range []struct {
+		name, trusted, peer, xff, want string
+	}{
+		{"private peer, no trusted proxy", "", "10.1.2.3:4000", "203.0.113.9", "10.1.2.3"},
+		{"loopback peer, no trusted proxy", "", "127.0.0.1:4000", "203.0.113.9", "127.0.0.1"},
+		{"link-local peer, no trusted proxy", "", "[fe80::1]:4000", "203.0.113.9", "fe80::1"},
+		{"trusted proxy", "10.0.0.0/8", "10.1.2.3:4000", "203.0.113.9", "203.0.113.9"},
+		{"trusted proxy, spoofed hop before the client", "10.0.0.0/8", "10.1.2.3:4000", "192.0.2.66, 203.0.113.9", "203.0.113.9"},
+		{"private peer outside TRUSTED_PROXIES", "10.0.0.0/8", "192.168.1.5:4000", "203.0.113.9", "192.168.1.5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testkit.Config(t, map[string]string{"TRUSTED_PROXIES": tc.trusted})
+			r := httptest.NewRequest(http.MethodGet, "/health", nil)
+			r.RemoteAddr = tc.peer
+			r.Header.Set("X-Forwarded-For", tc.xff)
+			if got := ipExtractor(cfg.TrustedProxies)(r); got != tc.want {
+				t.Fatalf("source IP %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	// Through a trusted proxy the header is the client's address.
+	p := newEnvWith(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.0/8,::1"})
+	if res := login(p, "someone@example.com", "x", map[string]string{"X-Forwarded-For": "203.0.113.77"}); res.status != http.StatusUnauthorized {
+		t.Fatalf("login through the proxy: %d %s", res.status, res.body)
+	}
+	evs, _ = p.auditEvents("audit.auth.login")
+	if len(evs) != 1 || evs[0].SourceIP != "203.0.113.77" {
+		t.Fatalf("through the trusted proxy: audited %+v, want source_ip 203.0.113.77", evs)
 	}
 }

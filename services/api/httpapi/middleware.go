@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -33,11 +35,7 @@ func (s *Server) buildEcho() error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	// Source IPs: X-Forwarded-For is honoured only when the direct peer is
-	// a loopback, link-local or private address (a proxy or ingress);
-	// otherwise the peer address stands, so an internet client cannot
-	// choose its own rate-limit key.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	e.IPExtractor = ipExtractor(s.cfg.TrustedProxies)
 
 	e.Pre(sanitizeRequestID)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
@@ -51,8 +49,28 @@ func (s *Server) buildEcho() error {
 	if err := s.registerRoutes(e); err != nil {
 		return err
 	}
+	if err := s.mountConsole(e); err != nil {
+		return err
+	}
 	s.e = e
 	return nil
+}
+
+// ipExtractor decides a request's source IP (rate-limit keys, audit
+// source_ip): the direct peer, unless TRUSTED_PROXIES is set and the peer
+// is in it; then X-Forwarded-For is read from the right, skipping the
+// trusted proxies. No address is trusted by default — not loopback, not a
+// private network — so a client cannot choose its own source IP by
+// sending the header.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // sanitizeRequestID drops a client X-Request-ID that is not a short token

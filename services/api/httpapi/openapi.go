@@ -82,7 +82,11 @@ var routeDocs = map[string]opDoc{
 	"GET /admin/db/tasks": {Query: []param{
 		q("kind", "job kind: "+strings.Join(jobs.Kinds, ", ")),
 		q("state", "queued, running, succeeded, failed or cancelled"),
+		q("submitted_by", "exact submitter (an e-mail or token:<name>)"),
+		q("since", "created at or after this RFC 3339 time"),
+		q("until", "created before this RFC 3339 time"),
 		q("limit", "1–500, default 50"),
+		q("offset", "skip this many of the newest matches (0–100000)"),
 	}, Responses: map[int]string{200: "TaskList", 400: "Error"}},
 	"GET /admin/db/tasks/:id":         {Responses: map[int]string{200: "JobRecord", 404: "Error"}},
 	"DELETE /admin/db/tasks/:id":      {Responses: map[int]string{200: "JobRecord", 202: "JobRecord", 404: "Error", 409: "Error"}},
@@ -128,6 +132,10 @@ var routeDocs = map[string]opDoc{
 	"POST /admin/db/target/test":  {Body: "TargetTestRequest", BodyRequired: true, Responses: map[int]string{200: "TargetTestResult", 400: "Error"}},
 
 	"GET /admin/db/stats": {Responses: map[int]string{200: "Stats"}},
+
+	"GET /admin/db/dead-letters": {Query: []param{
+		q("limit", "1–200, default 50"), q("offset", "0–100000"),
+	}, Responses: map[int]string{200: "DeadLetterList", 400: "Error"}},
 
 	"POST /auth/password": {Body: "ChangePasswordRequest", BodyRequired: true,
 		Responses: map[int]string{200: "LoginResponse", 400: "Error", 403: "Error", 415: "Error", 422: "Error", 429: "Error"}},
@@ -231,6 +239,8 @@ func apiSchemaTypes() []apiSchemaType {
 			"status_url": strDesc("where the job record is read: /admin/db/tasks/{id}"),
 		}},
 		{"TaskList", TaskList{}, map[string]schema{"tasks": arrayOf(ref("JobRecord"))}},
+		{"DeadLetter", DeadLetter{}, map[string]schema{"params": openObject("the job's params as submitted")}},
+		{"DeadLetterList", DeadLetterList{}, map[string]schema{"dead_letters": arrayOf(ref("DeadLetter"))}},
 		{"AuditEntry", AuditEntry{}, map[string]schema{"detail": openObject("event details, by action")}},
 		{"AuditPage", AuditPage{}, map[string]schema{"entries": arrayOf(ref("AuditEntry"))}},
 		{"AuditVerifyReport", auditsink.Report{}, nil},

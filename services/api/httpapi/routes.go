@@ -38,7 +38,7 @@ type routeDef struct {
 // chroma_routes.go), each entry with the role it needs. New refuses an /admin route without a role, a public
 // route with one, and a Confirm route that is not admin-only; the route
 // test walks echo's registered routes and fails on any route missing here.
-var routeTable = slices.Concat(coreRoutes, auditRoutes, backupRoutes, archiveRoutes, restoreRoutes, chromaRoutes, targetRoutes, statsRoutes, accountRoutes, tokenRoutes)
+var routeTable = slices.Concat(coreRoutes, auditRoutes, backupRoutes, archiveRoutes, restoreRoutes, chromaRoutes, targetRoutes, statsRoutes, accountRoutes, tokenRoutes, deadLetterRoutes)
 
 var coreRoutes = []routeDef{
 	{Route{http.MethodGet, "/health", "", false, "liveness"}, (*Server).health},
@@ -50,7 +50,7 @@ var coreRoutes = []routeDef{
 	{Route{http.MethodGet, "/admin/db/health", auth.Viewer, false, "NATS, System DB and live workers per kind"}, (*Server).dbHealth},
 	{Route{http.MethodPost, "/admin/db/init", auth.Admin, false, "queue an init job (202)"}, (*Server).submitInit},
 
-	{Route{http.MethodGet, "/admin/db/tasks", auth.Viewer, false, "recent jobs, ?kind=&state=&limit="}, (*Server).listTasks},
+	{Route{http.MethodGet, "/admin/db/tasks", auth.Viewer, false, "recent jobs, ?kind=&state=&submitted_by=&since=&until=&limit=&offset="}, (*Server).listTasks},
 	{Route{http.MethodGet, "/admin/db/tasks/:id", auth.Viewer, false, "one job record"}, (*Server).getTask},
 	{Route{http.MethodDelete, "/admin/db/tasks/:id", auth.Operator, false, "cancel a job"}, (*Server).cancelTask},
 	{Route{http.MethodGet, "/admin/db/tasks/:id/events", auth.Viewer, false, "Server-Sent Events: every change of a job until it is final"}, (*Server).taskEvents},

@@ -66,9 +66,10 @@ type TaskList struct {
 	Count int           `json:"count"`
 }
 
-// listTasks answers GET /admin/db/tasks?kind=&state=&limit=: the newest
-// records first. kind must be one of jobs.Kinds, state one of the five
-// states, limit 1–500 (default 50).
+// listTasks answers GET /admin/db/tasks?kind=&state=&submitted_by=&since=&until=&limit=&offset=:
+// the newest records first. kind must be one of jobs.Kinds, state one of
+// the five states, since and until RFC 3339 times (creation time, since
+// inclusive, until exclusive), limit 1–500 (default 50), offset 0–100000.
 func (s *Server) listTasks(c echo.Context) error {
 	f := jobs.Filter{Limit: defaultListLimit}
 	if k := c.QueryParam("kind"); k != "" {
@@ -89,6 +90,9 @@ func (s *Server) listTasks(c echo.Context) error {
 			return badRequest("limit must be an integer from 1 to %d", maxListLimit)
 		}
 		f.Limit = n
+	}
+	if err := taskFilterExtras(c, &f); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
 	defer cancel()

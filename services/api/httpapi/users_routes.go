@@ -15,13 +15,11 @@ import (
 	"github.com/insightops/insightops/shared/store"
 )
 
-// KnownDefaultPasswords are passwords the repository documents or ships
-// as examples: the policy refuses them and, with APP_ENV=production, the
-// API does not start while an active admin still has one. Keep it in step
-// with the examples: the development default, the seed's documented
-// admin password, deploy/k8s/secrets.example.yaml and docker-compose.yml's
-// default (the README's examples generate theirs).
-var KnownDefaultPasswords = []string{config.DefaultAdminPassword, "AdminPassword123", "CHANGE-ME", "local-trial-admin-pw"}
+// KnownDefaultPasswords are the passwords the repository documents or
+// ships (config.KnownDefaultSecrets, the one list): the policy refuses
+// them and, with APP_ENV=production, the API does not start while an
+// active admin still has one.
+var KnownDefaultPasswords = config.KnownDefaultSecrets
 
 // signedInRoutes are the routes outside /admin that need a token (of any
 // role); passwordChangeRoutes the only ones a user who must change its

@@ -42,6 +42,7 @@ import (
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/worker"
 )
@@ -128,3 +129,8 @@ func Run(ctx context.Context, deps app.Deps) error {
 func (w *Worker) Store(ctx context.Context) (backupstore.Store, error) {
 	return w.archiver.Store(ctx)
 }
+
+// AppOptions are what the backup binary's main opens (app.Main): the System
+// DB, as the backup role, which requires and receives none of the API's or
+// init's secrets.
+var AppOptions = app.Options{Name: "insightops-backup", Role: config.RoleBackup, SystemDB: true}

@@ -26,7 +26,9 @@
 //
 // jobs.chroma.clear ({"collection_name": "sql"|"ddl"|"documentation"},
 // or {} for all three) deletes and recreates the collections empty with
-// the metadata they had.
+// the metadata they had, their embedder keys and their configuration's
+// embedding function set to the configured embedder's (see
+// vectors.Client.Clear).
 //
 // # Locking
 //
@@ -47,8 +49,11 @@
 //
 // Chroma unreachable: a retryable chroma_unavailable error naming the
 // URL (the job is retried with backoff, then failed and dead-lettered).
-// CHROMA_URL empty or a bad embedder setting: permanent (vector store
-// disabled / invalid_config). A collection filled by another embedder:
+// CHROMA_URL empty: permanent chroma_disabled. An embedder that cannot be
+// built (a bad setting, EMBEDDING_PROVIDER=default without its model and
+// no way to fetch it) stops the worker at start (Run returns the error
+// naming what is missing); a job that still meets one fails with the
+// permanent invalid_config. A collection filled by another embedder:
 // permanent embedder_mismatch, telling the operator to clear it. A
 // missing target: permanent target_missing (run init first).
 package chromaworker
@@ -132,13 +137,19 @@ func New(deps app.Deps, opts Options) *Worker {
 
 // NewVectors returns the Chroma client of a configuration, or an error
 // saying why there is none: CHROMA_URL empty (errors.Is ErrDisabled) or an
-// unusable EMBEDDING_PROVIDER setting.
+// unusable EMBEDDING_PROVIDER setting (the default embedder's model is
+// loaded here: vectors.ErrModelMissing when it is missing).
 func NewVectors(cfg config.Config) (*vectors.Client, error) {
 	if cfg.ChromaURL == "" {
 		return nil, ErrDisabled
 	}
 	emb, err := vectors.NewEmbedder(cfg.Embedding)
 	if err != nil {
+		return nil, err
+	}
+	// The default embedder's model is loaded now, so a missing one stops
+	// the start rather than the first job.
+	if err := vectors.Load(emb); err != nil {
 		return nil, err
 	}
 	return vectors.New(cfg.ChromaURL, emb, vectors.Options{})
@@ -170,9 +181,15 @@ func Run(ctx context.Context, deps app.Deps) error {
 	}
 	w := New(deps, Options{})
 	defer w.Close()
-	if w.ConfigError != nil {
+	switch {
+	case errors.Is(w.ConfigError, ErrDisabled):
 		deps.Log.Warn("chroma jobs will fail until the configuration is fixed", "reason", w.ConfigError.Error())
-	} else {
+	case w.ConfigError != nil:
+		// An embedder that cannot be built (EMBEDDING_PROVIDER=default
+		// without its model, say) stops the start: never a worker that
+		// would fail every job, nor a fallback to another embedder.
+		return fmt.Errorf("chromaworker: %w", w.ConfigError)
+	default:
 		deps.Log.Info("chroma worker ready", "chroma", w.Vectors.URL(), "embedding_provider", w.Vectors.Embedder().Provider(), "embedding_model", w.Vectors.Embedder().Model())
 	}
 	return worker.Run(ctx, deps.Bus, worker.OptionsFrom(deps.Config, Kind, w.Handlers(), deps.Audit, deps.Log))
@@ -329,3 +346,8 @@ func (w *Worker) jobError(err error) error {
 	}
 	return err
 }
+
+// AppOptions are what the chroma binary's main opens (app.Main): the System
+// DB, as the chroma role, which requires and receives none of the API's or
+// init's secrets.
+var AppOptions = app.Options{Name: "insightops-chroma", Role: config.RoleChroma, SystemDB: true}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/insightops/insightops/services/chroma/chromaworker"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
@@ -234,30 +236,6 @@ func TestTrainOnTheDemoDatabase(t *testing.T) {
 	}
 }
 
-// hitQuestions are natural-language questions naming business terms —
-// never a table's name — with the table or view whose DDL answers them.
-var hitQuestions = []struct{ question, table string }{
-	{"Which clients have the highest credit limit, and in which industry and segment are they?", "customers"},
-	{"What was the gross margin and cost of sales each month?", "v_monthly_revenue"},
-	{"How many days overdue is each outstanding balance due, and how much has been paid so far?", "v_invoice_balances"},
-	{"Which supplier categories default to which expense ledger code?", "vendors"},
-	{"Which SKUs sell above their standard unit cost?", "products"},
-	{"Show the total debits and credits posted per entry number and source type", "journal_entries"},
-	{"How much did clients pay by bank transfer, card, check or cash?", "payments"},
-	{"What is the trial balance: signed balance with total debit and total credit by ledger code?", "v_account_balances"},
-	{"Which supplier charges are still unpaid, and when were the others paid?", "bills"},
-	{"What quantity was sold on each line and what was the line total?", "invoice_lines"},
-	{"How much VAT (tax amount) was charged, and what was the subtotal before tax?", "invoices"},
-	{"What is the Arabic name and parent heading of each ledger code?", "accounts"},
-	{"What is the as-of date, currency and VAT rate recorded as key/value metadata?", "dataset_info"},
-	{"Which settings of the data set are stored as key and value pairs?", "dataset_info"},
-	{"How long are the credit terms in days for each supplier, and where are they based?", "vendors"},
-	{"Which debit and credit lines came from payroll or cost of goods sold?", "journal_entries"},
-	{"Which deals were voided or only partially paid?", "invoices"},
-	{"Which deals have a due date long after their issue date?", "invoices"},
-	{"Which catalogue items are in the Software, Services, Hardware or Training category and still active?", "products"},
-}
-
 // TestRetrievalHitRate: on the demo database, with the local embedding, a
 // question naming a table's business terms finds that table's DDL in the
 // top 3 for at least 80% of the questions.
@@ -292,37 +270,26 @@ func TestRetrievalHitRate(t *testing.T) {
 		name := strings.TrimPrefix(o.Name, "v_")
 		for _, form := range []string{name, strings.TrimSuffix(name, "s"), strings.TrimSuffix(name, "ies") + "y"} {
 			re := regexp.MustCompile(`(?i)\b` + strings.ReplaceAll(regexp.QuoteMeta(form), "_", "[ _]") + `\b`)
-			for _, q := range hitQuestions {
-				if re.MatchString(q.question) {
-					t.Fatalf("question %q names table %s", q.question, o.Name)
+			for _, q := range chromaworker.RetrievalQuestions {
+				if re.MatchString(q.Question) {
+					t.Fatalf("question %q names table %s", q.Question, o.Name)
 				}
 			}
 		}
 	}
 
-	hits := 0
-	for _, q := range hitQuestions {
-		top, err := c.Query(ctx, vectors.CollectionDDL, q.question, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		hit := false
-		for _, e := range top {
-			got = append(got, e.Metadata[vectors.MetaTable].(string)+"/"+e.Metadata["object_type"].(string))
-			if e.Metadata[vectors.MetaTable] == q.table && e.Metadata["object_type"] != chromaworker.ObjectIndex {
-				hit = true
-			}
-		}
-		if hit {
-			hits++
-		}
-		t.Logf("hit=%-5v want %-18s top3 %v  %q", hit, q.table, got, q.question)
+	results, hits, err := chromaworker.HitRate(ctx, c, chromaworker.RetrievalQuestions, 3)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rate := float64(hits) / float64(len(hitQuestions))
-	t.Logf("retrieval hit rate (right table's DDL in the top 3, local embedding): %d/%d = %.0f%%", hits, len(hitQuestions), 100*rate)
-	if len(hitQuestions) < 10 || rate < 0.8 {
-		t.Errorf("hit rate %.0f%% over %d questions, want at least 80%% over at least 10", 100*rate, len(hitQuestions))
+	for _, r := range results {
+		t.Logf("hit=%-5v want %-18s top3 %v  %q", r.Hit, r.Table, r.Top, r.Question)
+	}
+	n := len(chromaworker.RetrievalQuestions)
+	rate := float64(hits) / float64(n)
+	t.Logf("retrieval hit rate (right table's DDL in the top 3, local embedding): %d/%d = %.0f%%", hits, n, 100*rate)
+	if n < 10 || rate < 0.8 {
+		t.Errorf("hit rate %.0f%% over %d questions, want at least 80%% over at least 10", 100*rate, n)
 	}
 }
 
@@ -604,5 +571,22 @@ func TestPostgresTarget(t *testing.T) {
 	}
 	if _, ok := export(t, c, "ddl")[vannaID("ddl", ddl["scratch/table"])]; ok {
 		t.Error("scratch DDL still there")
+	}
+}
+
+// EMBEDDING_PROVIDER=default whose provisioned directory lacks the model
+// stops the worker at start, naming what is missing; it never runs with
+// another embedder.
+func TestRunStopsAtStartWithoutTheDefaultModel(t *testing.T) {
+	t.Parallel()
+	cfg := newConfig(t, map[string]string{"CHROMA_URL": "http://127.0.0.1:1"})
+	dir := t.TempDir()
+	cfg.Embedding = config.Embedding{Provider: vectors.ProviderDefault, ModelDir: dir}
+	deps := busDeps(t, cfg, systemDB(t, cfg))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := chromaworker.Run(ctx, deps)
+	if !errors.Is(err, vectors.ErrModelMissing) || !strings.Contains(err.Error(), filepath.Join(dir, config.ModelCacheDir, "model.onnx")) {
+		t.Fatalf("Run: %v", err)
 	}
 }

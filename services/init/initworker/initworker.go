@@ -222,3 +222,8 @@ func (s *Worker) Run(ctx context.Context, p Progress, inv Invocation) (jobspec.I
 	}
 	return res, nil
 }
+
+// AppOptions are what the init binary's main opens (app.Main): the System
+// DB, as the init role, which requires and receives none of the API's or
+// init's secrets but INIT_ADMIN_PASSWORD.
+var AppOptions = app.Options{Name: "insightops-init", Role: config.RoleInit, SystemDB: true}

@@ -132,6 +132,7 @@ func printBanner(w io.Writer, cfg config.Config, deps app.Deps, initJob string) 
 	}
 	fmt.Fprintf(w, "\ninsightops is running\n")
 	fmt.Fprintf(w, "  API        %s   (health: %s/health)\n", base, base)
+	fmt.Fprintf(w, "  console    %s/ui/   (sign in with the account below)\n", base)
 	fmt.Fprintf(w, "  NATS       %s\n", nats)
 	fmt.Fprintf(w, "  System DB  %s\n", deps.DB.Describe())
 	if initJob != "" {

@@ -172,8 +172,8 @@ func TestFirstStartInitialisesAndServes(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	in := start(t, dir)
-	if b := in.bannerText(t); !strings.Contains(b, "first start: init job") {
-		t.Fatalf("banner lacks the first-start init job:\n%s", b)
+	if b := in.bannerText(t); !strings.Contains(b, "first start: init job") || !strings.Contains(b, in.base+"/ui/") {
+		t.Fatalf("banner lacks the first-start init job or the console:\n%s", b)
 	}
 	// The admin exists only once init has run: log in when it has.
 	token := in.loginWhenReady(t)

@@ -50,7 +50,7 @@ func composeEnv(v string, secrets map[string]string) string {
 		g := composeVar.FindStringSubmatch(m)
 		if g[2] == "?" {
 			if secrets[g[1]] == "" {
-				b := make([]byte, 24)
+				b := make([]byte, 32) // BACKUP_SIGNING_KEY needs 32 random bytes
 				_, _ = rand.Read(b)
 				secrets[g[1]] = hex.EncodeToString(b)
 			}
@@ -62,7 +62,7 @@ func composeEnv(v string, secrets map[string]string) string {
 
 // isSecretVar tells the variables that hold a credential.
 func isSecretVar(name string) bool {
-	return strings.HasSuffix(name, "PASSWORD") || strings.HasSuffix(name, "SECRET")
+	return config.IsSecret(name) || strings.HasSuffix(name, "PASSWORD") || strings.HasSuffix(name, "SECRET") || strings.HasSuffix(name, "_KEY")
 }
 
 // TestComposeShipsNoSecret: every credential docker-compose.yml
@@ -159,6 +159,7 @@ type k8sObject struct {
 		} `yaml:"triggers"`
 		Template struct {
 			Spec struct {
+				Automount  *bool  `yaml:"automountServiceAccountToken"`
 				Grace      *int64 `yaml:"terminationGracePeriodSeconds"`
 				Containers []struct {
 					Image   string   `yaml:"image"`
@@ -215,18 +216,47 @@ func k8sObjects(t *testing.T) []k8sObject {
 	return out
 }
 
-// k8sContainers resolves the environment of every insightops container
-// (ConfigMap and Secret values from deploy/k8s: the Secret is the example
-// with placeholders).
-func k8sContainers(t *testing.T, objs []k8sObject) []container {
+// exampleSecretsFile is the example Secret, outside deploy/k8s (the
+// directory `kubectl apply -f deploy/k8s/` takes).
+var exampleSecretsFile = []string{"deploy", "examples", "k8s-secrets.example.yaml"}
+
+// exampleSecrets reads the example Secret; with random, each CHANGE-ME in
+// it is replaced by a random value (one per key), as the operator who
+// creates the real Secret does; without, the placeholders stay.
+func exampleSecrets(t *testing.T, random bool) map[string]map[string]string {
 	t.Helper()
-	cms, secrets := map[string]map[string]string{}, map[string]map[string]string{}
+	b, err := os.ReadFile(repoPath(t, exampleSecretsFile...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o k8sObject
+	if err := yaml.Unmarshal(b, &o); err != nil || o.Kind != "Secret" {
+		t.Fatalf("%s: %v (kind %q)", filepath.Join(exampleSecretsFile...), err, o.Kind)
+	}
+	data := map[string]string{}
+	for k, v := range o.StringData {
+		if random {
+			r := make([]byte, 32)
+			_, _ = rand.Read(r)
+			v = strings.ReplaceAll(v, "CHANGE-ME", hex.EncodeToString(r))
+		}
+		data[k] = v
+	}
+	return map[string]map[string]string{o.Metadata.Name: data}
+}
+
+// k8sContainers resolves the environment of every insightops container
+// (ConfigMap values from deploy/k8s, Secret values from secrets: the
+// example Secret, see exampleSecrets).
+func k8sContainers(t *testing.T, objs []k8sObject, secrets map[string]map[string]string) []container {
+	t.Helper()
+	cms := map[string]map[string]string{}
 	for _, o := range objs {
 		switch o.Kind {
 		case "ConfigMap":
 			cms[o.Metadata.Name] = o.Data
 		case "Secret":
-			secrets[o.Metadata.Name] = o.StringData
+			t.Errorf("deploy/k8s holds the Secret %s: kubectl apply -f deploy/k8s/ would install its values (examples belong in deploy/examples)", o.Metadata.Name)
 		}
 	}
 	var out []container
@@ -264,7 +294,7 @@ func k8sContainers(t *testing.T, objs []k8sObject) []container {
 				case vf.SecretKeyRef != nil:
 					v, ok := secrets[vf.SecretKeyRef.Name][vf.SecretKeyRef.Key]
 					if !ok {
-						t.Errorf("%s: %s from secret %s key %s, which secrets.example.yaml lacks", where, e.Name, vf.SecretKeyRef.Name, vf.SecretKeyRef.Key)
+						t.Errorf("%s: %s from secret %s key %s, which deploy/examples/k8s-secrets.example.yaml lacks", where, e.Name, vf.SecretKeyRef.Name, vf.SecretKeyRef.Key)
 					}
 					env[e.Name] = v
 				case vf.ConfigMapKeyRef != nil:
@@ -300,10 +330,7 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 	for _, v := range config.Vars {
 		known[v.Name] = true
 	}
-	for _, u := range Users {
-		t.Setenv(passwordVar(u), testPassword(u))
-	}
-	t.Setenv("NATS_SERVER_NAME", "deploy-check")
+	setDeployEnv(t)
 	opts, err := server.ProcessConfigFile(repoPath(t, "deploy", "nats", "nats-server.conf"))
 	if err != nil {
 		t.Fatalf("deploy/nats: %v", err)
@@ -325,7 +352,7 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 	}
 
 	objs := k8sObjects(t)
-	all := append(composeContainers(t), k8sContainers(t, objs)...)
+	all := append(composeContainers(t), k8sContainers(t, objs, exampleSecrets(t, true))...)
 	roles := map[string][]string{}
 	for _, c := range all {
 		roles[c.where[:strings.Index(c.where, " ")]] = append(roles[c.where[:strings.Index(c.where, " ")]], c.role)
@@ -335,9 +362,27 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 					t.Errorf("sets %s, which shared/config does not read (not in config.Vars)", k)
 				}
 			}
-			cfg, err := config.Load(func(k string) string { return c.env[k] })
+			// NATS is TLS only: every process verifies the nodes with
+			// NATS_CA_FILE (a path in the container; here the test's CA).
+			if ca := c.env["NATS_CA_FILE"]; !filepath.IsAbs(ca) {
+				t.Errorf("NATS_CA_FILE=%q: the NATS servers speak TLS only; set the CA's absolute path", ca)
+			}
+			c.env["NATS_CA_FILE"] = deployCA()
+			// Loaded for its role: production requires the role's own
+			// secrets and refuses the others' (and any placeholder).
+			cfg, err := config.LoadRole(func(k string) string { return c.env[k] }, configRole(c.role))
 			if err != nil {
-				t.Fatalf("config.Load refuses this environment: %v", err)
+				t.Fatalf("config.LoadRole(%s) refuses this environment: %v", configRole(c.role), err)
+			}
+			for _, name := range config.RoleScopedSecrets() {
+				_, has := c.env[name]
+				holds := configRole(c.role).Holds(name)
+				switch {
+				case has && !holds:
+					t.Errorf("receives %s, which its role (%s) does not use", name, configRole(c.role))
+				case !has && holds && !rotationOnly[name]:
+					t.Errorf("lacks %s, which its role (%s) uses", name, configRole(c.role))
+				}
 			}
 			if cfg.AppEnv != config.Production {
 				t.Errorf("APP_ENV is %s, the manifests deploy production", cfg.AppEnv)
@@ -417,6 +462,19 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 		}
 	}
 	t.Logf("checked %d containers (%v)", len(all), fmt.Sprint(roles))
+}
+
+// rotationOnly are the role-scoped secrets a deployment sets only while it
+// rotates a key (the verify-only old archive keys).
+var rotationOnly = map[string]bool{"BACKUP_SIGNING_KEYS_OLD": true}
+
+// configRole is the configuration role (config.LoadRole) of a NATS user's
+// process: the provisioner is init --once.
+func configRole(natsUser string) config.Role {
+	if natsUser == "provisioner" {
+		return config.RoleInit
+	}
+	return config.Role(natsUser)
 }
 
 func sortedKeys(m map[string]bool) []string {

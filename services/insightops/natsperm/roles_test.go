@@ -296,6 +296,29 @@ func TestAServiceCannotDoAnothersJob(t *testing.T) {
 			_, err = kv.Create(c, "system", []byte(`{}`))
 			return err
 		}},
+		{"chroma worker cannot take the System DB lease", "chroma", func(c context.Context, j jetstream.JetStream) error {
+			kv, err := j.KeyValue(c, bus.BucketLocks)
+			if err != nil {
+				return err
+			}
+			_, err = kv.Create(c, locks.System, []byte(`{}`))
+			return err
+		}},
+		{"init worker cannot take a lease", "init", func(c context.Context, j jetstream.JetStream) error {
+			kv, err := j.KeyValue(c, bus.BucketLocks)
+			if err != nil {
+				return err
+			}
+			_, err = kv.Create(c, locks.Chroma, []byte(`{}`))
+			return err
+		}},
+		{"restore worker cannot purge archives", "restore", func(c context.Context, j jetstream.JetStream) error {
+			s, err := j.Stream(c, "OBJ_"+bus.BucketBackups)
+			if err != nil {
+				return err
+			}
+			return s.Purge(c, jetstream.WithPurgeSubject("$O."+bus.BucketBackups+".C.>"))
+		}},
 		{"restore worker cannot redefine the audit sink", "restore", func(c context.Context, j jetstream.JetStream) error {
 			_, err := j.CreateOrUpdateConsumer(c, bus.StreamAudit, auditsink.ConsumerConfig())
 			return err

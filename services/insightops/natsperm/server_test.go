@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -38,19 +39,40 @@ func repoPath(t testing.TB, parts ...string) string {
 	return filepath.Join(append([]string{root}, parts...)...)
 }
 
-// startFromDeployConfig starts a nats-server from deploy/nats/nats-server.conf
-// itself — users, accounts and permissions as shipped — on a free port with
-// a temporary store, as a single node (the cluster block is dropped: the
-// permissions do not depend on it). It returns host:port.
-func startFromDeployConfig(t *testing.T) string {
+// setDeployEnv sets the environment deploy/nats/nats-server.conf reads:
+// the server name, every user's password, and the TLS files (a fresh test
+// CA and node certificate, testkit.TLS). It returns the TLS files.
+func setDeployEnv(t *testing.T) testkit.TLSFiles {
 	t.Helper()
 	t.Setenv("NATS_SERVER_NAME", "natsperm-test")
 	for _, u := range Users {
 		t.Setenv(passwordVar(u), testPassword(u))
 	}
+	f := testkit.TLS(t)
+	t.Setenv("NATS_TLS_CERT", f.Cert)
+	t.Setenv("NATS_TLS_KEY", f.Key)
+	t.Setenv("NATS_TLS_CA", f.CA)
+	return f
+}
+
+// deployCA is the CA of the server startFromDeployConfig started (set in
+// the environment by setDeployEnv): the services' NATS_CA_FILE.
+func deployCA() string { return os.Getenv("NATS_TLS_CA") }
+
+// startFromDeployConfig starts a nats-server from deploy/nats/nats-server.conf
+// itself — users, accounts, permissions and client TLS as shipped — on a
+// free port with a temporary store, as a single node (the cluster block is
+// dropped: the permissions do not depend on it). It returns host:port;
+// clients verify it with deployCA().
+func startFromDeployConfig(t *testing.T) string {
+	t.Helper()
+	setDeployEnv(t)
 	opts, err := server.ProcessConfigFile(repoPath(t, "deploy", "nats", "nats-server.conf"))
 	if err != nil {
 		t.Fatalf("deploy/nats/nats-server.conf: %v", err)
+	}
+	if opts.TLSConfig == nil {
+		t.Fatal("deploy/nats/nats-server.conf: client connections are not TLS")
 	}
 	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
 	opts.HTTPPort, opts.HTTPHost = 0, ""
@@ -116,7 +138,7 @@ func watch(c *nats.Conn) *violations {
 func connectRaw(t *testing.T, addr, user string) (*nats.Conn, *violations) {
 	t.Helper()
 	v := &violations{}
-	nc, err := nats.Connect(userURL(addr, user), nats.Name("natsperm-"+user), nats.ErrorHandler(v.handler), nats.CustomInboxPrefix(inboxPrefix(user)))
+	nc, err := nats.Connect(userURL(addr, user), nats.Name("natsperm-"+user), nats.ErrorHandler(v.handler), nats.CustomInboxPrefix(inboxPrefix(user)), nats.RootCAs(deployCA()))
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
 	}
@@ -134,6 +156,7 @@ func roleEnv(addr, user, dataDir string, extra map[string]string) map[string]str
 		"NATS_URL":          userURL(addr, user),
 		"NATS_PROVISION":    fmt.Sprint(user == "provisioner"),
 		"NATS_INBOX_PREFIX": inboxPrefix(user),
+		"NATS_CA_FILE":      deployCA(),
 		"BACKUP_STORE":      "nats",
 		"DATA_DIR":          dataDir,
 		"WORKER_ID":         user,

@@ -80,6 +80,7 @@ import (
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
+	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/snapshot"
@@ -464,3 +465,8 @@ func describeSkipped(m map[string]string) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// AppOptions are what the restore binary's main opens (app.Main): the System
+// DB, as the restore role, which requires and receives none of the API's or
+// init's secrets.
+var AppOptions = app.Options{Name: "insightops-restore", Role: config.RoleRestore, SystemDB: true}

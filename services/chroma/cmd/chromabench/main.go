@@ -6,6 +6,14 @@
 // one record per request. It prints both rates in records per second and
 // their ratio (target: batched ≥ 20× one-per-request).
 //
+// Then, for each embedding provider of -providers that can run here (local
+// always; default when its model is provisioned in EMBEDDING_MODEL_DIR or
+// chroma-go's caches, or can be fetched), it trains the shipped demo
+// database and prints the training throughput and the retrieval hit rate
+// of chromaworker.RetrievalQuestions (the right table's DDL in the top 3);
+// a provider that cannot run is printed with the reason, never replaced by
+// another.
+//
 // Without -chroma it starts its own Chroma from the repository's npm
 // package (deploy/chroma, `make chroma-install`), as the tests do.
 package main
@@ -30,6 +38,7 @@ import (
 
 	"github.com/insightops/insightops/services/chroma/chromaworker"
 	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/vectors"
 )
@@ -43,6 +52,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; the median of each rate is reported")
 	chromaURL := flag.String("chroma", "", "use this Chroma server instead of starting one (its collections are cleared)")
 	minRatio := flag.Float64("min-ratio", 0, "exit 1 when batched / one-per-request falls below this (0: report only)")
+	providers := flag.String("providers", "local,default", "embedding providers whose retrieval hit rate and demo training throughput are measured (comma separated; empty: none)")
 	flag.Parse()
 	if p := os.Getenv("CHROMABENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
@@ -50,14 +60,14 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*tables, *batch, *parallel, *dim, *naiveN, *rounds, *chromaURL, *minRatio); err != nil {
+	if err := run(*tables, *batch, *parallel, *dim, *naiveN, *rounds, *chromaURL, *minRatio, *providers); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "chromabench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, minRatio float64) error {
+func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, minRatio float64, providers string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "chromabench-*")
 	if err != nil {
@@ -156,8 +166,65 @@ func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, min
 	fmt.Printf("%-52s %10.0f records/s\n", "one record per upsert request (median)", nr)
 	fmt.Printf("%-52s %10.1f×  (target ≥ 20×)\n", "ratio batched / one-per-request", ratio)
 	fmt.Printf("%-52s %10.2f s\n", "re-train with nothing changed (median)", median(retrainSecs))
+	if providers != "" {
+		if err := retrieval(ctx, chromaURL, dir, strings.Split(providers, ","), log); err != nil {
+			return err
+		}
+	}
 	if minRatio > 0 && ratio < minRatio {
 		return fmt.Errorf("ratio %.1f below %.1f", ratio, minRatio)
+	}
+	return nil
+}
+
+// retrieval trains the shipped demo database with each provider and
+// prints its training throughput and retrieval hit rate.
+func retrieval(ctx context.Context, chromaURL, dir string, providers []string, log *slog.Logger) error {
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		return err
+	}
+	target := filepath.Join(dir, "demo.db")
+	src, err := os.ReadFile(filepath.Join(root, "assets/databases/vanna_db.db"))
+	if err != nil {
+		return fmt.Errorf("demo database: %w", err)
+	}
+	if err := os.WriteFile(target, src, 0o600); err != nil {
+		return fmt.Errorf("demo database copy: %w", err)
+	}
+	n := len(chromaworker.RetrievalQuestions)
+	fmt.Printf("\nretrieval on the demo database: %d business-term questions (chromaworker.RetrievalQuestions), hit = the right table's DDL in the top 3\n", n)
+	for _, p := range providers {
+		p = strings.TrimSpace(p)
+		cfg := config.Config{ChromaURL: chromaURL, TargetDBPath: target, AssetsDir: filepath.Join(root, "assets"),
+			Embedding: config.Embedding{Provider: p, ModelDir: os.Getenv("EMBEDDING_MODEL_DIR")}}
+		emb, err := vectors.NewEmbedder(cfg.Embedding)
+		if err != nil {
+			fmt.Printf("%-10s not measured: %v\n", p, err)
+			continue
+		}
+		c, err := vectors.New(chromaURL, emb, vectors.Options{})
+		if err != nil {
+			return err
+		}
+		w := &chromaworker.Worker{Config: cfg, Vectors: c}
+		err = clearAll(ctx, c)
+		start := time.Now()
+		var res jobspec.ChromaTrainResult
+		if err == nil {
+			res, err = w.Sync(ctx, noProgress{}, log)
+		}
+		d := time.Since(start)
+		var hits int
+		if err == nil {
+			_, hits, err = chromaworker.HitRate(ctx, c, chromaworker.RetrievalQuestions, 3)
+		}
+		_ = c.Close()
+		if err != nil {
+			return fmt.Errorf("retrieval with %s: %w", p, err)
+		}
+		fmt.Printf("%-10s %-28s hit rate %2d/%d = %3.0f%%   training %d records in %.2fs = %.0f records/s\n",
+			p, emb.Model(), hits, n, 100*float64(hits)/float64(n), res.Written, d.Seconds(), float64(res.Written)/d.Seconds())
 	}
 	return nil
 }
