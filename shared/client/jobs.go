@@ -186,21 +186,35 @@ func (c *Client) Watch(ctx context.Context, id string, fn func(jobs.Record)) (jo
 	return last, fmt.Errorf("client: watch %s: stream ended before the job did: %w", id, io.ErrUnexpectedEOF)
 }
 
+// WaitUnreachable is how long Wait keeps reconnecting to an API that does
+// not answer at all before it gives up with the ErrUnreachable error.
+const WaitUnreachable = 2 * time.Minute
+
 // Wait follows a job until it is final, as Watch, and comes back after a
 // dropped stream (a restarted API, a proxy's timeout): it reconnects with
-// backoff up to 30 s between tries and gives up only when ctx ends or the
-// API answers with an error (401, 404, …). A failed or cancelled job is
-// not an error: look at the record's State.
+// backoff up to 30 s between tries and gives up when ctx ends, when the
+// API answers with an error (401, 404, …), or when it has not answered at
+// all for WaitUnreachable. A failed or cancelled job is not an error: look
+// at the record's State.
 func (c *Client) Wait(ctx context.Context, id string, fn func(jobs.Record)) (jobs.Record, error) {
 	backoff := 250 * time.Millisecond
+	answered := time.Now()
 	for {
-		rec, err := c.Watch(ctx, id, fn)
+		rec, err := c.Watch(ctx, id, func(r jobs.Record) {
+			answered = time.Now()
+			if fn != nil {
+				fn(r)
+			}
+		})
 		if err == nil {
 			return rec, nil
 		}
 		var apiErr *Error
 		if errors.As(err, &apiErr) || ctx.Err() != nil {
 			return rec, err
+		}
+		if errors.Is(err, ErrUnreachable) && time.Since(answered) > WaitUnreachable {
+			return rec, fmt.Errorf("client: wait for %s: no answer for %s: %w", id, WaitUnreachable, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -25,7 +25,10 @@ func (e *env) submitted(ctx context.Context, c *client.Client, acc client.Accept
 	}
 	rec, err := e.waitJob(ctx, c, acc.Job)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped waiting; job %s goes on (insightctl jobs watch %s): %w", acc.TaskID, acc.TaskID, err)
+		}
+		return fmt.Errorf("wait for job %s (insightctl jobs watch %s): %w", acc.TaskID, acc.TaskID, err)
 	}
 	if err := e.emit(rec, func(w io.Writer) { e.printFinal(w, rec) }); err != nil {
 		return err
