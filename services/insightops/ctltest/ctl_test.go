@@ -127,6 +127,20 @@ func TestInsightctlEndToEnd(t *testing.T) {
 		t.Errorf("download of a signed archive: signature %q (%s), want a valid one", dl[0].Signature, dl[0].SignatureStatus)
 	}
 
+	// verify waits for the verification, which the list then shows.
+	verified := jsonLines[jobs.Record](t, ctl.must("", "backup", "verify", made.Archive, "--output", "json").out)
+	var outcome jobspec.BackupVerifyResult
+	if len(verified) != 1 || verified[0].State != jobs.Succeeded || json.Unmarshal(verified[0].Result, &outcome) != nil || outcome.Outcome != "passed" {
+		t.Fatalf("backup verify: %+v", verified)
+	}
+	// A job already final cannot be cancelled: a conflict.
+	if r := ctl.run("", "jobs", "cancel", verified[0].ID); r.code != cli.ExitConflict {
+		t.Errorf("cancel of a final job: want exit %d: %s", cli.ExitConflict, r)
+	}
+	if entries := jsonLines[client.KBEntry](t, ctl.must("", "kb", "list", "--collection", "ddl", "--limit", "2", "--output", "json").out); len(entries) != 2 || entries[0].Collection != "ddl" {
+		t.Errorf("kb list --collection ddl --limit 2: %+v", entries)
+	}
+
 	// upload into the second instance (its own login through the
 	// environment), then restore there.
 	bCtl := newCtl(t, nil)
