@@ -1,8 +1,10 @@
 # insightops — the two commands a fresh machine needs are `make run` and `make test`.
 SHELL := /bin/bash
 GO ?= go
-MODULES := shared services/api services/init services/backup services/restore services/chroma services/insightops
-SERVICES := api init backup restore chroma insightops
+MODULES := shared services/api services/init services/backup services/restore services/chroma services/insightops services/insightctl
+## SERVICES: every binary of bin/ (insightctl is the command line; it has no image)
+SERVICES := api init backup restore chroma insightops insightctl
+IMAGES := $(filter-out insightctl,$(SERVICES))
 PKGS := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN := bin
 DATA_DIR ?= ./data
@@ -18,7 +20,7 @@ help:
 	@echo "make run     build and start the all-in-one (embedded NATS + SQLite + demo target DB)"
 	@echo "make test    run every module's tests (needs PostgreSQL at 127.0.0.1:5432; see README)"
 	@echo "make bench   job round trip vs raw JetStream, Chroma batched training vs one-record upserts, retrieval hit rate per embedding provider"
-	@echo "make build   build every binary into $(BIN)/"
+	@echo "make build   build every binary into $(BIN)/ (bin/insightctl: the command line)"
 	@echo "make monitoring-check   promtool check rules + test rules on deploy/monitoring"
 	@echo "make dashboards         regenerate the Grafana dashboards of deploy/monitoring/dashboards"
 	@echo "make screenshots        regenerate the console's screenshots in docs/screenshots (needs chromium)"
@@ -216,7 +218,7 @@ IMAGE_PREFIX ?= insightops-
 IMAGE_TAG ?= 0.1.0
 .PHONY: docker
 docker:
-	@for s in $(SERVICES); do \
+	@for s in $(IMAGES); do \
 		echo "docker build $(IMAGE_PREFIX)$$s:$(IMAGE_TAG)"; \
 		docker build -f deploy/docker/$$s.Dockerfile -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) . || exit 1; \
 	done

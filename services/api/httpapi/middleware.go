@@ -23,8 +23,9 @@ import (
 )
 
 const (
-	ctxClaims    = "insightops.claims"
-	ctxRequestID = "insightops.request_id"
+	ctxClaims     = "insightops.claims"
+	ctxRequestID  = "insightops.request_id"
+	ctxMustChange = "insightops.must_change_password"
 	// maxRequestIDLen bounds a client-supplied X-Request-ID.
 	maxRequestIDLen = 128
 )
@@ -253,6 +254,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				if why == "" {
 					claims.Role = role
 					c.Set(ctxClaims, claims)
+					c.Set(ctxMustChange, mustChange)
 					if mustChange && !passwordChangeRoutes[c.Request().Method+" "+c.Path()] {
 						return s.passwordChangeRequired(c, claims)
 					}

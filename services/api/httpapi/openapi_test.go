@@ -315,6 +315,12 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 	check("/admin/users/{id}", req{method: "PATCH", path: fmt.Sprintf("/admin/users/%d", e.adminUser().ID), token: admin, body: map[string]any{"active": false}}, 409)
 	check("/admin/users/{id}", req{method: "DELETE", path: userPath, token: admin}, 204)
 	tok := decode[createTokenResponse](t, check("/admin/tokens", req{method: "POST", path: "/admin/tokens", token: admin, body: map[string]any{"name": "schema-ci", "role": "viewer"}}, 201))
+	if id := decode[Identity](t, check("/auth/whoami", req{method: "GET", path: "/auth/whoami", token: tok.Token}, 200)); id.Kind != TokenKindService || id.Subject != "token:schema-ci" || id.Role != "viewer" || id.Service != "schema-ci" {
+		t.Errorf("whoami of a service token: %+v", id)
+	}
+	if id := decode[Identity](t, check("/auth/whoami", req{method: "GET", path: "/auth/whoami", token: admin}, 200)); id.Kind != TokenKindLogin || id.Role != "admin" || id.ExpiresAt == nil {
+		t.Errorf("whoami of a login token: %+v", id)
+	}
 	check("/admin/tokens", req{method: "GET", path: "/admin/tokens", token: tok.Token}, 403)
 	check("/admin/tokens", req{method: "GET", path: "/admin/tokens", token: admin}, 200)
 	check("/admin/tokens/{id}", req{method: "DELETE", path: fmt.Sprintf("/admin/tokens/%d", tok.ID), token: admin}, 204)

@@ -25,13 +25,14 @@ var KnownDefaultPasswords = config.KnownDefaultSecrets
 // role); passwordChangeRoutes the only ones a user who must change its
 // password may call.
 var (
-	signedInRoutes       = map[string]bool{"/auth/password": true, "/auth/logout": true}
-	passwordChangeRoutes = map[string]bool{http.MethodPost + " /auth/password": true, http.MethodPost + " /auth/logout": true}
+	signedInRoutes       = map[string]bool{"/auth/password": true, "/auth/logout": true, "/auth/whoami": true}
+	passwordChangeRoutes = map[string]bool{http.MethodPost + " /auth/password": true, http.MethodPost + " /auth/logout": true, http.MethodGet + " /auth/whoami": true}
 )
 
 var accountRoutes = []routeDef{
 	{Route{http.MethodPost, "/auth/password", auth.Viewer, false, "change your own password: {current_password, new_password} → a new token; every older token of yours stops working"}, (*Server).changePassword},
 	{Route{http.MethodPost, "/auth/logout", auth.Viewer, false, "revoke the login token presented (204)"}, (*Server).logout},
+	{Route{http.MethodGet, "/auth/whoami", auth.Viewer, false, "who the presented token is: {subject, role, kind, service?, expires_at?}"}, (*Server).whoami},
 
 	{Route{http.MethodGet, "/admin/users", auth.Admin, false, "list users"}, (*Server).listUsers},
 	{Route{http.MethodPost, "/admin/users", auth.Admin, false, "create a user {email, role, password?} (201); a generated password is shown once; the user must change it at first login"}, (*Server).createUser},
@@ -311,6 +312,46 @@ func (s *Server) issueLogin(c echo.Context, u store.User, role auth.Role) error 
 		return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}
 	return c.JSON(http.StatusOK, loginResponse{Token: token, TokenType: "Bearer", ExpiresAt: exp.UTC(), Role: role, MustChangePassword: u.MustChangePassword})
+}
+
+// Kinds of token of GET /auth/whoami.
+const (
+	TokenKindLogin   = "login"
+	TokenKindService = "service_token"
+)
+
+// Identity is the body of GET /auth/whoami: who the presented token
+// authenticates, as the API sees it after the account recheck (the role
+// is the one the request acts with).
+type Identity struct {
+	// Subject is the user's e-mail, or "token:<name>" for a service token.
+	Subject string `json:"subject"`
+	Role    string `json:"role"`
+	// Kind is "login" (a token of POST /auth/login) or "service_token".
+	Kind string `json:"kind"`
+	// Service is the service token's name.
+	Service string `json:"service,omitempty"`
+	// ExpiresAt is when a login token expires.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// MustChangePassword is set while the user must change its password
+	// before anything but /auth/password, /auth/logout and /auth/whoami.
+	MustChangePassword bool `json:"must_change_password,omitempty"`
+}
+
+// whoami answers GET /auth/whoami with the caller's Identity.
+func (s *Server) whoami(c echo.Context) error {
+	cl, _ := claimsOf(c)
+	id := Identity{Subject: cl.Subject, Role: string(cl.Role), Kind: TokenKindLogin}
+	if cl.Service != "" {
+		id.Kind, id.Service = TokenKindService, cl.Service
+	} else if !cl.ExpiresAt.IsZero() {
+		exp := cl.ExpiresAt.UTC()
+		id.ExpiresAt = &exp
+	}
+	if v, ok := c.Get(ctxMustChange).(bool); ok {
+		id.MustChangePassword = v
+	}
+	return c.JSON(http.StatusOK, id)
 }
 
 // logout answers POST /auth/logout: the presented login token is revoked.

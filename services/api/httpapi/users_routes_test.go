@@ -117,6 +117,7 @@ func TestAccountRoutesAnswerEachCallerWithTheRightStatus(t *testing.T) {
 			return changePasswordRequest{CurrentPassword: testPassword, NewPassword: "a-brand-new-passphrase"}
 		}, signedIn(200)},
 		{http.MethodPost, fixed("/auth/logout"), nil, signedIn(204)},
+		{http.MethodGet, fixed("/auth/whoami"), nil, signedIn(200)},
 	} {
 		e := newEnv(t)
 		for i, c := range callers {
