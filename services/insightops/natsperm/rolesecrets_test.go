@@ -2,6 +2,8 @@ package natsperm
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"testing"
@@ -19,7 +21,8 @@ import (
 
 // TestAWorkerRunsWithoutTheAPIsSecrets starts each worker binary's Run
 // the way its main does (app.Run with its AppOptions) with APP_ENV=production
-// and no JWT_SECRET (and, but for init, no INIT_ADMIN_PASSWORD): each
+// and no JWT_SECRET (and, but for init, no INIT_ADMIN_PASSWORD; backup and
+// restore get their own BACKUP_SIGNING_KEY, which they require): each
 // comes up and announces itself in WORKERS. Given JWT_SECRET, the same
 // worker refuses to start (it would hold a key that signs admin tokens).
 func TestAWorkerRunsWithoutTheAPIsSecrets(t *testing.T) {
@@ -45,8 +48,13 @@ func TestAWorkerRunsWithoutTheAPIsSecrets(t *testing.T) {
 				"WORKER_ID": "nosecret-" + w.kind,
 				"LOG_LEVEL": "warn",
 			}
+			// Each worker gets exactly its own role's secrets, as its
+			// manifest does.
 			if w.opts.Role.Holds("INIT_ADMIN_PASSWORD") {
 				vars["INIT_ADMIN_PASSWORD"] = "Zr8-pq1-mnX-4tw"
+			}
+			if w.opts.Role.Holds("BACKUP_SIGNING_KEY") {
+				vars["BACKUP_SIGNING_KEY"] = randomKey(t)
 			}
 			getenv := func(k string) string { return vars[k] }
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -98,4 +106,14 @@ func TestAWorkerRunsWithoutTheAPIsSecrets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomKey is a fresh BACKUP_SIGNING_KEY (base64 of 32 random bytes).
+func randomKey(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
