@@ -143,9 +143,9 @@ func TestScheduleRunsOncePerTickAcrossThreeReplicas(t *testing.T) {
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
 			t.Parallel()
-			name := "schedule-three-replicas"
+			name := reliability.FaultScheduleThreeReplicas
 			if db == "postgres" {
-				name += "-postgres"
+				name = reliability.FaultScheduleThreeReplicasPG
 			}
 			scheduleAcrossReplicas(t, db == "postgres", ticks, name)
 		})

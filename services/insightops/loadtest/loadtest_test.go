@@ -197,7 +197,7 @@ func TestLoadAPISubmitPoll(t *testing.T) {
 	t.Logf("leak check: goroutines %d -> %d (slack %d), heap in use %d -> %d bytes (slack %d)", gBefore, gAfter, goroutineSlack, hBefore, hAfter, hSlack)
 
 	reliability.Write(t, reliability.Result{Load: &reliability.Load{
-		Name: "api-submit-poll", Duration: st.Elapsed, Requests: st.Requests, Errors: st.Errors,
+		Name: reliability.LoadAPISubmitPoll, Duration: st.Elapsed, Requests: st.Requests, Errors: st.Errors,
 		Throughput: st.JobsPerSecond, P50: st.Submit.P50, P99: st.Submit.P99, Max: st.Submit.Max,
 		JobsDone: st.Succeeded, GoroutinesB: gBefore, GoroutinesA: gAfter, HeapB: hBefore, HeapA: hAfter,
 		Notes: []string{
