@@ -53,9 +53,13 @@ run: $(BIN)/insightops
 	if [ -z "$$CHROMA_URL" ] && [ -f $(DATA_DIR)/chroma.pid ]; then export CHROMA_URL=http://127.0.0.1:$(CHROMA_PORT); fi; \
 	$(BIN)/insightops
 
-## test: every module's tests, then the alert rules' checks
+## test: every module's tests, then the alert rules' checks. go test -json goes through
+## shared/cmd/testsummary, which prints what plain go test would (package lines, the output of
+## every failure) and then how many tests passed, failed and skipped, with each skip's reason;
+## under CI a skipped test fails the run. pipefail keeps go test's own exit status.
 test: chroma-ensure
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	@mkdir -p $(BIN) && cd shared && $(GO) build -o ../$(BIN)/testsummary ./cmd/testsummary
+	@set -o pipefail; $(GO) test -json -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) 2>&1 | $(BIN)/testsummary
 	@$(MAKE) --no-print-directory monitoring-check
 
 test-race: chroma-ensure

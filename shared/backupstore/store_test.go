@@ -602,7 +602,7 @@ func TestNewLocalRemovesStaleFiles(t *testing.T) {
 func TestLocalSidecarChecksWithSha256sum(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("sha256sum"); err != nil {
-		t.Skip("sha256sum not installed")
+		testkit.Unavailable(t, "sha256sum (coreutils)", err)
 	}
 	l, err := NewLocal(t.TempDir())
 	if err != nil {

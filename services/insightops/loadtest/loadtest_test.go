@@ -65,8 +65,9 @@ func startAllInOne(t *testing.T) string {
 	deps, closeAll, err := app.OpenWith(ctx, cfg, log, app.Options{Name: "loadtest", SystemDB: true})
 	if err != nil {
 		cancel()
-		testkit.Unavailable(t, "embedded NATS / SQLite", err)
-		return ""
+		// The embedded NATS and SQLite are part of the product, not outside
+		// services: failing to open them is a failure, never a skip.
+		t.Fatalf("open the all-in-one (embedded NATS, SQLite): %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- allinone.Run(ctx, deps, nil) }()
