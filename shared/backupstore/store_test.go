@@ -441,8 +441,8 @@ func TestMetaRoundTrip(t *testing.T) {
 			t.Fatalf("content after SetMeta: %q", b)
 		}
 		huge := Meta{Note: strings.Repeat("x", MaxMetaSize)}
-		if err := s.SetMeta(ctx, nameA, huge); err == nil {
-			t.Fatal("oversized meta accepted")
+		if err := s.SetMeta(ctx, nameA, huge); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d", MaxMetaSize)) {
+			t.Fatalf("oversized meta: %v; want the size refusal", err)
 		}
 		// Deleting the archive deletes its meta; a new archive of that name starts clean.
 		if err := s.Delete(ctx, nameA); err != nil {
@@ -676,8 +676,8 @@ func TestFromConfig(t *testing.T) {
 		t.Fatalf("local: %T %s", s, s.Describe())
 	}
 	cfg.BackupStore = "nats"
-	if _, err := FromConfig(ctx, cfg, nil); err == nil {
-		t.Fatal("nats without JetStream accepted")
+	if _, err := FromConfig(ctx, cfg, nil); err == nil || !strings.Contains(err.Error(), "BACKUP_STORE=nats needs a JetStream connection") {
+		t.Fatalf("nats without JetStream: %v; want the missing-JetStream refusal", err)
 	}
 	b, _ := testkit.Bus(t)
 	cfg.NATSReplicas = 1
@@ -700,8 +700,8 @@ func TestFromConfig(t *testing.T) {
 		t.Fatalf("second store lists %+v", list)
 	}
 	cfg.BackupStore = "s3"
-	if _, err := FromConfig(ctx, cfg, b.JS); err == nil {
-		t.Fatal("unknown store accepted")
+	if _, err := FromConfig(ctx, cfg, b.JS); err == nil || !strings.Contains(err.Error(), `BACKUP_STORE="s3": accepted values: local, nats`) {
+		t.Fatalf("unknown store: %v; want the accepted-values refusal", err)
 	}
 }
 
