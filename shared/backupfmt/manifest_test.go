@@ -2,8 +2,8 @@ package backupfmt
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
