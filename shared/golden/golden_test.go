@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/insightops/insightops/shared/testkit"
 )
 
@@ -511,8 +514,8 @@ func TestOpenReadOnlyRefusesWrites(t *testing.T) {
 		// Turning query_only off still leaves the file opened mode=ro.
 		"PRAGMA query_only = 0; INSERT INTO t VALUES (4)",
 	} {
-		if _, err := db.ExecContext(ctx, stmt); err == nil {
-			t.Errorf("%q succeeded on a read-only database", stmt)
+		if _, err := db.ExecContext(ctx, stmt); !isReadOnlyError(err) {
+			t.Errorf("%q on a read-only database: %v, want SQLITE_READONLY", stmt, err)
 		}
 	}
 	// Same on a dedicated connection where query_only was switched off.
@@ -523,8 +526,8 @@ func TestOpenReadOnlyRefusesWrites(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "PRAGMA query_only = 0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(ctx, "INSERT INTO t VALUES (5)"); err == nil {
-		t.Error("insert succeeded after query_only=0: file not opened mode=ro")
+	if _, err := conn.ExecContext(ctx, "INSERT INTO t VALUES (5)"); !isReadOnlyError(err) {
+		t.Errorf("insert after query_only=0: %v, want SQLITE_READONLY (file opened mode=ro)", err)
 	}
 	conn.Close()
 	db.Close()
@@ -550,10 +553,14 @@ func TestOpenReadOnlyErrors(t *testing.T) {
 	if db, err := OpenReadOnly(ctx, junk); err == nil {
 		db.Close()
 		t.Error("OpenReadOnly accepted a non-SQLite file")
+	} else if !strings.Contains(err.Error(), "file is not a database") {
+		t.Errorf("OpenReadOnly of a non-SQLite file: %v, want SQLite's not-a-database error", err)
 	}
 	if db, err := OpenReadOnly(ctx, dir); err == nil {
 		db.Close()
 		t.Error("OpenReadOnly accepted a directory")
+	} else if !strings.Contains(err.Error(), "is not a regular file") {
+		t.Errorf("OpenReadOnly of a directory: %v, want the not-a-regular-file refusal", err)
 	}
 }
 
@@ -650,4 +657,11 @@ func TestFileURI(t *testing.T) {
 			t.Errorf("fileURI(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// isReadOnlyError reports whether err is SQLite refusing a write with
+// SQLITE_READONLY (or one of its extended codes).
+func isReadOnlyError(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY
 }
