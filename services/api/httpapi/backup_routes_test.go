@@ -91,8 +91,8 @@ func TestSubmitBackup(t *testing.T) {
 	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: op}); res.status != http.StatusAccepted {
 		t.Errorf("submit without a body: %d %s", res.status, res.body)
 	}
-	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: e.token(auth.Viewer)}); res.status != http.StatusForbidden {
-		t.Errorf("viewer: %d", res.status)
+	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: e.token(auth.Viewer)}); res.status != http.StatusForbidden || codeOf(t, res) != CodeForbidden {
+		t.Errorf("viewer: %d (want CodeForbidden; body %s)", res.status, res.body)
 	}
 
 	for _, body := range []string{
@@ -237,8 +237,8 @@ func TestVerifyAndPruneRoutes(t *testing.T) {
 	if acc.Job.Kind != jobs.KindBackupVerify || string(acc.Job.Params) != `{"name":"`+name+`"}` {
 		t.Errorf("verify job %s %s", acc.Job.Kind, acc.Job.Params)
 	}
-	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/" + name + "/verify", token: e.token(auth.Viewer)}); res.status != http.StatusForbidden {
-		t.Errorf("viewer verify: %d", res.status)
+	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/" + name + "/verify", token: e.token(auth.Viewer)}); res.status != http.StatusForbidden || codeOf(t, res) != CodeForbidden {
+		t.Errorf("viewer verify: %d (want CodeForbidden; body %s)", res.status, res.body)
 	}
 
 	res = e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: `{"dry_run": true}`})

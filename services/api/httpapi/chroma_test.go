@@ -228,8 +228,8 @@ func TestChromaTrainAndClearRoutes(t *testing.T) {
 	if acc.Status != "queued" || acc.Job.Kind != jobs.KindChromaTrain || res.header.Get("Location") != TaskURL(acc.TaskID) || acc.StatusURL != TaskURL(acc.TaskID) {
 		t.Errorf("train accepted %+v location %q", acc, res.header.Get("Location"))
 	}
-	if res := e.do(req{method: http.MethodPost, path: "/admin/db/chroma/train", token: operator, body: `{"full":true}`}); res.status != http.StatusBadRequest {
-		t.Errorf("train with unknown field: %d", res.status)
+	if res := e.do(req{method: http.MethodPost, path: "/admin/db/chroma/train", token: operator, body: `{"full":true}`}); res.status != http.StatusBadRequest || codeOf(t, res) != CodeInvalidJSON {
+		t.Errorf("train with unknown field: %d (want CodeInvalidJSON; body %s)", res.status, res.body)
 	}
 	// The Insight Engine's status alias answers as the task route.
 	if res := e.do(req{method: http.MethodGet, path: "/admin/db/chroma/status/" + acc.TaskID, token: e.token(auth.Viewer)}); res.status != http.StatusOK {
