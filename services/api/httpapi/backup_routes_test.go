@@ -220,8 +220,8 @@ func TestVerifyAndPruneRoutes(t *testing.T) {
 	}
 	for _, p := range []string{"..%2F..%2Fsystem.db", "backup%00.tar.gz", "x" + name} {
 		res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/" + p + "/verify", token: op})
-		if res.status != http.StatusBadRequest {
-			t.Errorf("verify %q: %d, want 400", p, res.status)
+		if res.status != http.StatusBadRequest || codeOf(t, res) != CodeBadRequest {
+			t.Errorf("verify %q: %d %s, want 400 bad_request", p, res.status, res.body)
 		}
 	}
 	unknown := backupfmt.ArchiveName(time.Now(), jobs.NewID(), backupfmt.Gzip)
@@ -250,8 +250,8 @@ func TestVerifyAndPruneRoutes(t *testing.T) {
 		t.Errorf("prune job %s %s", acc.Job.Kind, acc.Job.Params)
 	}
 	for _, body := range []string{`{"dry_run": "yes"}`, `{"keep": 3}`} {
-		if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: body}); res.status != http.StatusBadRequest {
-			t.Errorf("prune %s: %d", body, res.status)
+		if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: body}); res.status != http.StatusBadRequest || codeOf(t, res) != CodeInvalidJSON {
+			t.Errorf("prune %s: %d %s, want 400 invalid_json", body, res.status, res.body)
 		}
 	}
 }
