@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/insightops/insightops/shared/audit"
 	"github.com/insightops/insightops/shared/auditsink"
 	"github.com/insightops/insightops/shared/store"
@@ -75,26 +77,35 @@ func TestSinkStoresEachEventOnceInStreamOrderAndVerifyFindsTampering(t *testing.
 	}
 }
 
+// TestSinkRestartWritesNothingTwice runs the sink until it has stored and
+// acknowledged five events, then replays the stream from the start through
+// a fresh consumer and runs the sink until that consumer has acknowledged
+// all five too (the sink acknowledges an event only after store1 returned,
+// so the replay provably went through every event): still five rows, and
+// the chain verifies.
 func TestSinkRestartWritesNothingTwice(t *testing.T) {
 	t.Parallel()
 	db := testkit.SQLite.SystemDB(t)
 	b, _ := testkit.Bus(t)
 	pub := audit.NewPublisher(b.JS, testkit.Logger(t))
+	const n = 5
 	run := func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- auditsink.Run(ctx, b.JS, db, testkit.Logger(t)) }()
-		time.Sleep(300 * time.Millisecond)
+		waitAcked(t, b.JS, n)
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Fatalf("sink: %v", err)
+		}
 	}
-	for range 5 {
+	for range n {
 		if err := pub.Publish(context.Background(), audit.Event{Action: "auth.login", Resource: "auth", Outcome: audit.Failure}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	run()
-	waitRows(t, db, 5)
+	waitRows(t, db, n)
 	// Replay the stream from the start through a fresh consumer: the rows
 	// are already there and nothing is written twice.
 	if err := b.JS.DeleteConsumer(context.Background(), "AUDIT", auditsink.Consumer); err != nil {
@@ -102,11 +113,32 @@ func TestSinkRestartWritesNothingTwice(t *testing.T) {
 	}
 	run()
 	rows, err := db.AuditLogs(context.Background(), store.AuditFilter{})
-	if err != nil || len(rows) != 5 {
-		t.Fatalf("%d rows after a replay (%v), want 5", len(rows), err)
+	if err != nil || len(rows) != n {
+		t.Fatalf("%d rows after a replay of %d events (%v), want %d", len(rows), n, err, n)
 	}
 	if rep, _ := auditsink.Verify(context.Background(), db); !rep.OK {
 		t.Fatalf("chain after replay: %+v", rep.Broken)
+	}
+}
+
+// waitAcked waits until the sink's consumer has delivered and acknowledged
+// n events with none pending or outstanding.
+func waitAcked(t *testing.T, js jetstream.JetStream, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ci, err := js.Consumer(context.Background(), "AUDIT", auditsink.Consumer)
+		var info *jetstream.ConsumerInfo
+		if err == nil {
+			info, err = ci.Info(context.Background())
+		}
+		if err == nil && info.AckFloor.Consumer >= n && info.NumAckPending == 0 && info.NumPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sink's consumer did not acknowledge %d events in 30s: %+v %v", n, info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -223,8 +223,8 @@ func TestIssuerRefuses(t *testing.T) {
 	if _, err := (Issuer{Secret: []byte("short")}).Verify("x"); !errors.Is(err, ErrWeakSecret) {
 		t.Errorf("short secret verify: %v", err)
 	}
-	if _, _, err := (Issuer{Secret: secret}).Issue("", Admin); err == nil {
-		t.Error("empty subject issued")
+	if _, _, err := (Issuer{Secret: secret}).Issue("", Admin); err == nil || !strings.Contains(err.Error(), "empty subject") {
+		t.Errorf("empty subject: %v; want the empty-subject refusal", err)
 	}
 	if _, _, err := (Issuer{Secret: secret}).Issue("a@example.com", "root"); !errors.Is(err, ErrUnknownRole) {
 		t.Errorf("bad role: %v", err)

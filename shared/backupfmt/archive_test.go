@@ -518,29 +518,31 @@ func TestWriterErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ component, path, kind string }{
-		{"system", "target/x.db", KindSQLite},
-		{"system", "system/x.db", KindJSONL},
-		{"system", "system/../x.db", KindSQLite},
-		{"system", "/system/x.db", KindSQLite},
-		{"system", "system/x.dump.part-000001", "part-000001"},
-		{"other", "other/x.db", KindSQLite},
+	for _, tc := range []struct{ component, path, kind, want string }{
+		{"system", "target/x.db", KindSQLite, "is not under the component directory system/"},
+		{"system", "system/x.db", KindJSONL, "but its extension means"},
+		{"system", "system/../x.db", KindSQLite, "x.db"},
+		{"system", "/system/x.db", KindSQLite, "/system/x.db"},
+		{"system", "system/x.dump.part-000001", "part-000001", "system/x.dump.part-000001"},
+		{"other", "other/x.db", KindSQLite, "other"},
 	} {
-		if _, err := w.AddStream(ctx, tc.component, tc.path, tc.kind, strings.NewReader("x")); err == nil {
-			t.Errorf("AddStream(%s, %s, %s) accepted", tc.component, tc.path, tc.kind)
+		if _, err := w.AddStream(ctx, tc.component, tc.path, tc.kind, strings.NewReader("x")); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("AddStream(%s, %s, %s) = %v, want an error saying %q", tc.component, tc.path, tc.kind, err, tc.want)
 		}
 	}
 	if _, err := w.AddStream(ctx, "system", "system/x.db", KindSQLite, strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.AddStream(ctx, "system", "system/x.db", KindSQLite, strings.NewReader("x")); err == nil {
-		t.Error("duplicate accepted")
+	if _, err := w.AddStream(ctx, "system", "system/x.db", KindSQLite, strings.NewReader("x")); err == nil || !strings.Contains(err.Error(), "system/x.db added twice") {
+		t.Errorf("duplicate: %v, want the added-twice refusal", err)
 	}
-	if _, err := w.AddFile(ctx, "target", "target/short.db", KindSQLite, strings.NewReader("abc"), 4); err == nil {
-		t.Error("short AddFile accepted")
+	_, shortErr := w.AddFile(ctx, "target", "target/short.db", KindSQLite, strings.NewReader("abc"), 4)
+	if shortErr == nil || !strings.Contains(shortErr.Error(), "source ended after 3 of 4 bytes") {
+		t.Errorf("short AddFile: %v, want the source-ended error", shortErr)
 	}
-	if _, err := w.AddFile(ctx, "target", "target/y.db", KindSQLite, strings.NewReader("abc"), 2); err == nil {
-		t.Error("writer usable after an error")
+	// The writer is failed for good: the next call returns the same error.
+	if _, err := w.AddFile(ctx, "target", "target/y.db", KindSQLite, strings.NewReader("abc"), 2); err == nil || shortErr == nil || err.Error() != shortErr.Error() {
+		t.Errorf("writer after an error: %v, want the earlier %v", err, shortErr)
 	}
 	// A reader failing mid-stream fails the writer.
 	w, _ = NewWriter(io.Discard, Zstd, WithChunkSize(10))
@@ -549,8 +551,8 @@ func TestWriterErrors(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("AddStream with failing reader = %v", err)
 	}
-	if _, err := w.Close(testManifest()); err == nil {
-		t.Fatal("Close after a failed AddStream succeeded")
+	if _, err := w.Close(testManifest()); !errors.Is(err, boom) {
+		t.Fatalf("Close after a failed AddStream = %v, want the reader's error", err)
 	}
 	w.Abort()
 	// Cancelled context.
@@ -562,14 +564,14 @@ func TestWriterErrors(t *testing.T) {
 	}
 	// Close validates.
 	w, _ = NewWriter(io.Discard, Gzip)
-	if _, err := w.Close(Manifest{JobID: testJobID}); err == nil {
-		t.Error("Close without created_at accepted")
+	if _, err := w.Close(Manifest{JobID: testJobID}); err == nil || !strings.Contains(err.Error(), "created_at missing") {
+		t.Errorf("Close without created_at: %v", err)
 	}
 	w, _ = NewWriter(io.Discard, Gzip)
 	m := testManifest()
 	m.Components[ComponentSystem] = Component{Status: StatusIncluded}
-	if _, err := w.Close(m); err == nil {
-		t.Error("Close with an included component without files accepted")
+	if _, err := w.Close(m); err == nil || !strings.Contains(err.Error(), "included but lists no files") {
+		t.Errorf("Close with an included component without files: %v", err)
 	}
 	w, _ = NewWriter(io.Discard, Gzip)
 	m = testManifest()
@@ -578,11 +580,11 @@ func TestWriterErrors(t *testing.T) {
 	if _, err := w.Close(m); err == nil || !strings.Contains(err.Error(), "password") {
 		t.Errorf("Close with credentials in source = %v", err)
 	}
-	if _, err := NewWriter(io.Discard, "xz"); err == nil {
-		t.Error("unknown compression accepted")
+	if _, err := NewWriter(io.Discard, "xz"); err == nil || !strings.Contains(err.Error(), `compression "xz": accepted values: gzip, zstd`) {
+		t.Errorf("unknown compression: %v", err)
 	}
-	if _, err := NewWriter(io.Discard, Zstd, WithLevel(30)); err == nil {
-		t.Error("zstd level 30 accepted")
+	if _, err := NewWriter(io.Discard, Zstd, WithLevel(30)); err == nil || !strings.Contains(err.Error(), "zstd level 30: accepted values: 1 to 22") {
+		t.Errorf("zstd level 30: %v", err)
 	}
 }
 

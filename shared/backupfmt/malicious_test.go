@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -304,8 +305,10 @@ func TestExtractRefusesPlantedLinks(t *testing.T) {
 	if err := os.Symlink(victim, filepath.Join(dir, "target", "vanna_db.db")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Extract(context.Background(), bytes.NewReader(archive), dir, ExtractOptions{}); err == nil {
-		t.Fatal("extract through a planted symlink succeeded")
+	// The first entry's directory, system/, is the planted link: refused
+	// as not a directory rather than followed.
+	if _, err := Extract(context.Background(), bytes.NewReader(archive), dir, ExtractOptions{}); err == nil || !strings.Contains(err.Error(), "extract: system exists and is not a directory") {
+		t.Fatalf("extract through a planted symlink = %v, want the not-a-directory refusal", err)
 	}
 	assertOnly(t, outside, "victim")
 	if b, _ := os.ReadFile(victim); string(b) != "keep" {
@@ -313,6 +316,16 @@ func TestExtractRefusesPlantedLinks(t *testing.T) {
 	}
 	// Only the planted links remain; nothing the failed Extract created.
 	os.Remove(filepath.Join(dir, "system"))
+	// With system/ free, the file link target/vanna_db.db is met: the
+	// exclusive create refuses the existing name instead of writing
+	// through the link.
+	if _, err := Extract(context.Background(), bytes.NewReader(archive), dir, ExtractOptions{}); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("extract onto a planted file link = %v, want fs.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Fatalf("victim overwritten through a file link: %q", b)
+	}
+	assertOnly(t, dir, "target")
 	dir2 := filepath.Join(parent, "scratch2")
 	os.Mkdir(dir2, 0o700)
 	if _, err := Extract(context.Background(), bytes.NewReader(archive), dir2, ExtractOptions{Filter: func(p string) bool { return p == "target/vanna_db.db" }}); err != nil {

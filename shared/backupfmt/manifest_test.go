@@ -3,6 +3,7 @@ package backupfmt
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -125,27 +126,72 @@ func TestParseManifestRejects(t *testing.T) {
 			sysFile(m)["parts"].([]any)[1].(map[string]any)["size"] = 0
 		},
 	}
+	// want is what each refusal says (the field and the rule it breaks).
+	want := map[string]string{
+		"count below -1":             "count -2 (use -1 for not counted)",
+		"bad job id":                 "job_id \"not-a-ulid\" is not a canonical ULID",
+		"path with NUL":              "character '\\x00' not allowed",
+		"path like a part":           "cannot end like a part",
+		"duplicate file":             "chroma/ddl.jsonl: listed twice",
+		"included without files":     "component chroma: included but lists no files",
+		"path with space":            "character ' ' not allowed",
+		"kind disagrees":             "kind \"sqlite\", its extension says \"jsonl\"",
+		"upper-case sha256":          "sha256 is not 64 lower-case hex digits",
+		"unknown component":          "unknown component \"etc\"",
+		"skipped with files":         "component target: skipped but lists files",
+		"path with dotdot":           "not a clean relative path",
+		"path under other component": "not under the component directory chroma/",
+		"negative size":              "chroma/ddl.jsonl: negative size",
+		"unknown file field":         "unknown field \"mode\"",
+		"lower-case job id":          "is not a canonical ULID",
+		"credentials in source":      "source holds a URL with a password",
+		"component dir only":         "not under a component directory",
+		"parts misnamed":             "expected \"system/system.dump.part-000002\"",
+		"format version 0":           "format_version 0 is not supported",
+		"created_at missing":         "created_at missing",
+		"bad status":                 "status \"partial\": accepted values: included, skipped",
+		"hidden file":                "an element starting with a dot",
+		"bad sha256":                 "sha256 is not 64 lower-case hex digits",
+		"parts do not add up":        "parts add up to 5123 bytes, file size is 1",
+		"empty part":                 "system/system.dump.part-000002: size 0",
+		"compression xz":             "compression \"xz\": accepted values: gzip, zstd",
+		"format version missing":     "format_version missing",
+		"component missing":          "component target missing",
+		"single part":                "a single part",
+		"unknown top-level field":    "unknown field \"extra\"",
+		"format version 2":           "format_version 2 is not supported",
+		"skipped without reason":     "skipped without a reason",
+		"absolute path":              "not a clean relative path",
+		"path not clean":             "not a clean relative path",
+	}
 	for name, fn := range cases {
 		t.Run(name, func(t *testing.T) {
 			data := mutate(t, fn)
-			if m, err := ParseManifest(bytes.NewReader(data)); err == nil {
+			m, err := ParseManifest(bytes.NewReader(data))
+			if err == nil {
 				t.Fatalf("accepted: %+v", m)
+			}
+			if w, ok := want[name]; !ok || !strings.Contains(err.Error(), w) {
+				t.Fatalf("refused with %q, want it to say %q", err, w)
 			}
 		})
 	}
 	raw := validManifestJSON(t)
-	for name, data := range map[string][]byte{
-		"trailing data":  append(bytes.Clone(raw), []byte("{}")...),
-		"two objects":    append(bytes.Clone(raw), raw...),
-		"not an object":  []byte(`[1,2,3]`),
-		"empty":          nil,
-		"null":           []byte("null"),
-		"truncated":      raw[:len(raw)/2],
-		"huge":           append([]byte(`{"format_version":1,"note":"`), bytes.Repeat([]byte("x"), MaxManifestSize)...),
-		"version string": []byte(`{"format_version":"1"}`),
+	for name, tc := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"trailing data":  {append(bytes.Clone(raw), []byte("{}")...), "after top-level value"},
+		"two objects":    {append(bytes.Clone(raw), raw...), "after top-level value"},
+		"not an object":  {[]byte(`[1,2,3]`), "cannot unmarshal array"},
+		"empty":          {nil, "unexpected end of JSON input"},
+		"null":           {[]byte("null"), "format_version missing"},
+		"truncated":      {raw[:len(raw)/2], "unexpected end of JSON input"},
+		"huge":           {append([]byte(`{"format_version":1,"note":"`), bytes.Repeat([]byte("x"), MaxManifestSize)...), fmt.Sprintf("larger than %d bytes", MaxManifestSize)},
+		"version string": {[]byte(`{"format_version":"1"}`), "cannot unmarshal string"},
 	} {
-		if _, err := ParseManifest(bytes.NewReader(data)); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := ParseManifest(bytes.NewReader(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want it to say %q", name, err, tc.want)
 		}
 	}
 	// A newer format is reported as such.

@@ -97,8 +97,8 @@ func TestParseCompression(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"", "gz", "GZIP", "xz"} {
-		if _, err := ParseCompression(s); err == nil {
-			t.Errorf("ParseCompression(%q) accepted", s)
+		if _, err := ParseCompression(s); err == nil || !strings.Contains(err.Error(), "accepted values: gzip, zstd") {
+			t.Errorf("ParseCompression(%q) = %v, want the accepted-values refusal", s, err)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/insightops/insightops/shared/testkit"
 )
 
 // The archives open with the standard tools: gzip/zstd -t, tar -t and tar -x.
@@ -22,7 +24,7 @@ func TestStandardTools(t *testing.T) {
 	for _, c := range []Compression{Gzip, Zstd} {
 		t.Run(string(c), func(t *testing.T) {
 			if c == Zstd && zstdErr != nil {
-				t.Skip("zstd not installed (apt-get install -y zstd)")
+				testkit.Unavailable(t, "zstd (apt-get install -y zstd)", zstdErr)
 			}
 			archive, res := build(t, c, testChunk, inputs)
 			dir := t.TempDir()

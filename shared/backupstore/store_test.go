@@ -447,8 +447,8 @@ func TestMetaRoundTrip(t *testing.T) {
 			t.Fatalf("content after SetMeta: %q", b)
 		}
 		huge := Meta{Note: strings.Repeat("x", MaxMetaSize)}
-		if err := s.SetMeta(ctx, nameA, huge); err == nil {
-			t.Fatal("oversized meta accepted")
+		if err := s.SetMeta(ctx, nameA, huge); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d", MaxMetaSize)) {
+			t.Fatalf("oversized meta: %v; want the size refusal", err)
 		}
 		// Deleting the archive deletes its meta; a new archive of that name starts clean.
 		if err := s.Delete(ctx, nameA); err != nil {
@@ -610,7 +610,7 @@ func TestNewLocalRemovesStaleFiles(t *testing.T) {
 func TestLocalSidecarChecksWithSha256sum(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("sha256sum"); err != nil {
-		t.Skip("sha256sum not installed")
+		testkit.Unavailable(t, "sha256sum (coreutils)", err)
 	}
 	l, err := NewLocal(t.TempDir())
 	if err != nil {
@@ -684,8 +684,8 @@ func TestFromConfig(t *testing.T) {
 		t.Fatalf("local: %T %s", s, s.Describe())
 	}
 	cfg.BackupStore = "nats"
-	if _, err := FromConfig(ctx, cfg, nil); err == nil {
-		t.Fatal("nats without JetStream accepted")
+	if _, err := FromConfig(ctx, cfg, nil); err == nil || !strings.Contains(err.Error(), "BACKUP_STORE=nats needs a JetStream connection") {
+		t.Fatalf("nats without JetStream: %v; want the missing-JetStream refusal", err)
 	}
 	b, _ := testkit.Bus(t)
 	cfg.NATSReplicas = 1
@@ -712,8 +712,8 @@ func TestFromConfig(t *testing.T) {
 		t.Fatal("s3 without a bucket accepted")
 	}
 	cfg.BackupStore = "ftp"
-	if _, err := FromConfig(ctx, cfg, b.JS); err == nil {
-		t.Fatal("unknown store accepted")
+	if _, err := FromConfig(ctx, cfg, b.JS); err == nil || !strings.Contains(err.Error(), `BACKUP_STORE="ftp": accepted values: local, nats, s3`) {
+		t.Fatalf("unknown store: %v; want the accepted-values refusal", err)
 	}
 }
 

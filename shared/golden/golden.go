@@ -83,6 +83,10 @@ var (
 	// between hashing and copying; the destination is left untouched and a
 	// retry is expected to succeed once the source is stable.
 	ErrSourceChanged = errors.New("golden source changed while being copied")
+
+	// ErrSameFile means source and dest name the same file (the same path,
+	// or a hard or symbolic link to it): Sync would copy a file onto itself.
+	ErrSameFile = errors.New("golden source and dest are the same file")
 )
 
 // sqliteMagic is the 16-byte header every SQLite 3 database file starts with.
@@ -130,7 +134,7 @@ func Sync(ctx context.Context, source, dest string) (Result, error) {
 		return res, fmt.Errorf("golden sync: resolve dest %q: %w", dest, err)
 	}
 	if srcAbs == dstAbs {
-		return res, fmt.Errorf("golden sync: source and dest are the same file %q", srcAbs)
+		return res, fmt.Errorf("golden sync: %w: %q", ErrSameFile, srcAbs)
 	}
 
 	st, err := os.Stat(source)
@@ -146,7 +150,7 @@ func Sync(ctx context.Context, source, dest string) (Result, error) {
 	if same, err := sameFile(st, dest); err != nil {
 		return res, err
 	} else if same {
-		return res, fmt.Errorf("golden sync: source and dest are the same file %q", dest)
+		return res, fmt.Errorf("golden sync: %w: %q", ErrSameFile, dest)
 	}
 	if err := checkSidecars(source); err != nil {
 		return res, err

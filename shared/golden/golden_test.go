@@ -13,6 +13,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/insightops/insightops/shared/testkit"
 )
 
 // makeDB creates a SQLite database at path (journal_mode DELETE, so nothing
@@ -376,15 +381,15 @@ func TestSyncRefusesSameFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	a, _ := pair(t, dir)
-	if _, err := Sync(context.Background(), a, a); err == nil {
-		t.Fatal("Sync(a, a) succeeded")
+	if _, err := Sync(context.Background(), a, a); !errors.Is(err, ErrSameFile) {
+		t.Fatalf("Sync(a, a) = %v, want ErrSameFile", err)
 	}
 	link := filepath.Join(dir, "link.db")
 	if err := os.Link(a, link); err != nil {
-		t.Skip("hard links unsupported:", err)
+		testkit.Unavailable(t, "hard links in the temp directory", err)
 	}
-	if _, err := Sync(context.Background(), a, link); err == nil {
-		t.Fatal("Sync onto a hard link of the source succeeded")
+	if _, err := Sync(context.Background(), a, link); !errors.Is(err, ErrSameFile) {
+		t.Fatalf("Sync onto a hard link of the source = %v, want ErrSameFile", err)
 	}
 }
 
@@ -422,7 +427,7 @@ func TestSyncCheckpointedWALModeSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(src + "-wal"); err == nil {
-		t.Skip("driver left a -wal file after close")
+		t.Fatal("the SQLite driver left a -wal file after a clean close: the source this test needs (WAL mode, checkpointed) cannot be made")
 	}
 	dest := filepath.Join(dir, "rt", "target.db")
 	if _, err := Sync(ctx, src, dest); err != nil {
@@ -509,8 +514,8 @@ func TestOpenReadOnlyRefusesWrites(t *testing.T) {
 		// Turning query_only off still leaves the file opened mode=ro.
 		"PRAGMA query_only = 0; INSERT INTO t VALUES (4)",
 	} {
-		if _, err := db.ExecContext(ctx, stmt); err == nil {
-			t.Errorf("%q succeeded on a read-only database", stmt)
+		if _, err := db.ExecContext(ctx, stmt); !isReadOnlyError(err) {
+			t.Errorf("%q on a read-only database: %v, want SQLITE_READONLY", stmt, err)
 		}
 	}
 	// Same on a dedicated connection where query_only was switched off.
@@ -521,8 +526,8 @@ func TestOpenReadOnlyRefusesWrites(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "PRAGMA query_only = 0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(ctx, "INSERT INTO t VALUES (5)"); err == nil {
-		t.Error("insert succeeded after query_only=0: file not opened mode=ro")
+	if _, err := conn.ExecContext(ctx, "INSERT INTO t VALUES (5)"); !isReadOnlyError(err) {
+		t.Errorf("insert after query_only=0: %v, want SQLITE_READONLY (file opened mode=ro)", err)
 	}
 	conn.Close()
 	db.Close()
@@ -548,10 +553,14 @@ func TestOpenReadOnlyErrors(t *testing.T) {
 	if db, err := OpenReadOnly(ctx, junk); err == nil {
 		db.Close()
 		t.Error("OpenReadOnly accepted a non-SQLite file")
+	} else if !strings.Contains(err.Error(), "file is not a database") {
+		t.Errorf("OpenReadOnly of a non-SQLite file: %v, want SQLite's not-a-database error", err)
 	}
 	if db, err := OpenReadOnly(ctx, dir); err == nil {
 		db.Close()
 		t.Error("OpenReadOnly accepted a directory")
+	} else if !strings.Contains(err.Error(), "is not a regular file") {
+		t.Errorf("OpenReadOnly of a directory: %v, want the not-a-regular-file refusal", err)
 	}
 }
 
@@ -648,4 +657,11 @@ func TestFileURI(t *testing.T) {
 			t.Errorf("fileURI(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// isReadOnlyError reports whether err is SQLite refusing a write with
+// SQLITE_READONLY (or one of its extended codes).
+func isReadOnlyError(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY
 }

@@ -61,13 +61,17 @@ func TestAcquireAllIsAllOrNothing(t *testing.T) {
 }
 
 // TestCrashedHolderLeaseExpires: a holder that stops refreshing (crashed)
-// loses the lease after the bucket TTL, and a refreshing one keeps it.
+// loses the lease after the bucket TTL, and a refreshing one keeps it. The
+// TTL is 3 s against a refresh every 200 ms, so a live holder survives a
+// 2.8 s stall of a busy machine; the test waits for the crashed key to
+// expire (polling) instead of sleeping a fixed time, and the live lease,
+// taken before the crashed key was written, has by then outlived a TTL.
 func TestCrashedHolderLeaseExpiresAndALiveOneIsKept(t *testing.T) {
 	t.Parallel()
 	ns := testkit.NATS(t)
 	js, _ := jetstream.New(testkit.Connect(t, ns))
 	ctx := context.Background()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LOCKS", TTL: time.Second})
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LOCKS", TTL: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +83,20 @@ func TestCrashedHolderLeaseExpiresAndALiveOneIsKept(t *testing.T) {
 	if _, err := kv.Create(ctx, locks.System, []byte(`{"owner":"crashed"}`)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := kv.Get(ctx, locks.System)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("crashed holder's key still there 30s after it was written (TTL 3s)")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	l, err := locks.Acquire(ctx, kv, locks.System, locks.Holder{Owner: "next"}, 200*time.Millisecond)
 	if err != nil {
 		t.Fatalf("crashed holder's lease still held after its TTL: %v", err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"time"
 )
@@ -27,6 +28,31 @@ func Full() bool {
 	v, _ := strconv.ParseBool(os.Getenv(EnvFull))
 	return v
 }
+
+// The names of the results a complete `make reliability` run writes: the
+// tests use these constants for their result names, and cmd/reliabilityreport
+// fails a run that lacks any of them (a partial run, or a test renamed or
+// skipped), so this is the one list of what the reliability gate covers.
+const (
+	FaultBackupDiskFull          = "backup-disk-full"
+	FaultLeaderShutdown          = "leader-shutdown"
+	FaultNATSUnreachable         = "nats-unreachable"
+	FaultScheduleThreeReplicas   = "schedule-three-replicas"
+	FaultScheduleThreeReplicasPG = "schedule-three-replicas-postgres"
+	FaultWorkerSigkill           = "worker-sigkill"
+	FaultWorkerSigkillNATS       = "worker-sigkill-nats"
+	LoadAPISubmitPoll            = "api-submit-poll"
+)
+
+// ExpectedFaults are the fault results a complete run holds.
+var ExpectedFaults = []string{
+	FaultBackupDiskFull, FaultLeaderShutdown, FaultNATSUnreachable,
+	FaultScheduleThreeReplicas, FaultScheduleThreeReplicasPG,
+	FaultWorkerSigkill, FaultWorkerSigkillNATS,
+}
+
+// ExpectedLoads are the load results a complete run holds.
+var ExpectedLoads = []string{LoadAPISubmitPoll}
 
 // Fault is the outcome of one fault-injection test.
 type Fault struct {
@@ -48,9 +74,62 @@ type Fault struct {
 	AuditFound      int `json:"audit_found"`
 	AuditDuplicated int `json:"audit_duplicated"`
 
+	// Counts are named figures the report checks against a minimum (e.g.
+	// "kills_mid_job" of the worker-kill fault); see Fault.Minimums.
+	Counts map[string]int `json:"counts,omitempty"`
+	// Minimums are the least value each named count must reach for the
+	// fault to pass (set by the test from its configuration).
+	Minimums map[string]int `json:"minimums,omitempty"`
+
 	Duration time.Duration `json:"duration_ns"`
 	// Notes are extra measured facts ("node n2 caught up to seq 4312 in 1.2s").
 	Notes []string `json:"notes,omitempty"`
+}
+
+// Problems lists what makes the fault's outcome a failure: no job
+// submitted, the accounting identity submitted = succeeded + failed +
+// cancelled + lost broken, a lost or duplicated job or audit event, fewer
+// audit events expected than jobs submitted (every job writes at least its
+// final event, so an expected count below that means the test did not
+// count them), or a count below its minimum.
+func (f Fault) Problems() []string {
+	var out []string
+	p := func(format string, args ...any) {
+		out = append(out, fmt.Sprintf("fault %s: ", f.Name)+fmt.Sprintf(format, args...))
+	}
+	if f.Submitted <= 0 {
+		p("no job submitted")
+	}
+	if sum := f.Succeeded + f.Failed + f.Cancelled + f.Lost; sum != f.Submitted {
+		p("%d submitted but %d accounted for (succeeded %d + failed %d + cancelled %d + lost %d)",
+			f.Submitted, sum, f.Succeeded, f.Failed, f.Cancelled, f.Lost)
+	}
+	if f.Lost > 0 {
+		p("%d job(s) lost", f.Lost)
+	}
+	if f.Duplicated > 0 {
+		p("%d job(s) duplicated", f.Duplicated)
+	}
+	if f.AuditDuplicated > 0 {
+		p("%d audit event(s) duplicated", f.AuditDuplicated)
+	}
+	if f.Submitted > 0 && f.AuditExpected < f.Submitted {
+		p("%d audit event(s) expected for %d jobs (want at least one per job)", f.AuditExpected, f.Submitted)
+	}
+	if f.AuditFound < f.AuditExpected {
+		p("%d audit event(s) lost (%d of %d found)", f.AuditExpected-f.AuditFound, f.AuditFound, f.AuditExpected)
+	}
+	names := make([]string, 0, len(f.Minimums))
+	for n := range f.Minimums {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if got, want := f.Counts[n], f.Minimums[n]; got < want {
+			p("%s %d, want at least %d", n, got, want)
+		}
+	}
+	return out
 }
 
 // Load is the outcome of a load run.

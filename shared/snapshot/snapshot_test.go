@@ -381,11 +381,30 @@ func TestRestoreTruncatedOrForeignDumpChangesNothing(t *testing.T) {
 				// A SQLite file whose pages are fine but that is not a System DB.
 				inputs["not a system db"] = targetDump(t)
 			}
+			// What each refusal says: a foreign or unreadable input is
+			// refused before anything is touched; a damaged SQLite dump
+			// fails the check of the copy (nothing changed); a damaged
+			// pg_dump fails pg_restore's single transaction.
+			wantErr := map[string]string{
+				"half": "verify the dump before restoring (nothing was changed)", "last byte": "verify the dump before restoring (nothing was changed)",
+				"header only": "verify the dump before restoring (nothing was changed)", "empty": "input is not a SQLite database",
+				"garbage": "input is not a SQLite database", "other format": "input is not a SQLite database", "not a system db": "missing tables",
+			}
+			if b.Name != "sqlite" {
+				wantErr = map[string]string{
+					"half": "pg_restore: error", "last byte": "pg_restore: error", "header only": "pg_restore: error",
+					"empty": "input is not a pg_dump custom-format archive", "garbage": "input is not a pg_dump custom-format archive",
+					"other format": "input is not a pg_dump custom-format archive",
+				}
+			}
 			for name, in := range inputs {
 				_, err := snapshot.RestoreSystem(ctx, db, bytes.NewReader(in))
 				if err == nil {
 					t.Errorf("%s: restore succeeded", name)
 					continue
+				}
+				if w := wantErr[name]; w == "" || !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: restore refused with %v, want it to say %q", name, err, w)
 				}
 				t.Logf("%s: %v", name, err)
 				if after := allRows(t, db); !reflect.DeepEqual(after, before) {
@@ -555,14 +574,15 @@ func TestCheckSystemRejectsBrokenDumps(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	for _, kind := range []string{snapshot.KindPgDump, snapshot.KindSQLite} {
+		want := map[string]string{snapshot.KindPgDump: "pg_restore: error", snapshot.KindSQLite: "not a SQLite 3 database"}[kind]
 		for name, in := range map[string][]byte{"empty": nil, "garbage": []byte("garbage garbage garbage garbage")} {
-			if _, err := snapshot.CheckSystem(ctx, kind, bytes.NewReader(in)); err == nil {
-				t.Errorf("%s %s: check passed", kind, name)
+			if _, err := snapshot.CheckSystem(ctx, kind, bytes.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s %s: check = %v, want it to say %q", kind, name, err, want)
 			}
 		}
 	}
-	if _, err := snapshot.CheckSystem(ctx, "tarball", bytes.NewReader(nil)); err == nil {
-		t.Error("unknown kind accepted")
+	if _, err := snapshot.CheckSystem(ctx, "tarball", bytes.NewReader(nil)); err == nil || !strings.Contains(err.Error(), `unknown kind "tarball"`) {
+		t.Errorf("unknown kind: %v", err)
 	}
 	// A valid SQLite file that is not a System DB.
 	if _, err := snapshot.CheckSystem(ctx, snapshot.KindSQLite, bytes.NewReader(targetDump(t))); err == nil || !strings.Contains(err.Error(), "missing tables") {
@@ -580,8 +600,8 @@ func TestTestRestorePostgresFailsOnTruncatedDumpAndDropsScratch(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := snapshot.TestRestorePostgres(ctx, testkit.PostgresCreateDBRole(t), bytes.NewReader(dump.Bytes()[:dump.Len()/2]))
-	if err == nil {
-		t.Fatal("truncated dump restored")
+	if err == nil || !strings.Contains(err.Error(), "could not read from input file") {
+		t.Fatalf("truncated dump: %v, want pg_restore's read error", err)
 	}
 	// Other packages' tests restore into scratch databases of their own at
 	// the same time: check that this one's (named in the error) is gone.
@@ -987,8 +1007,8 @@ func TestRestoreTargetRefusesTheGoldenSource(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrGoldenSource", name, err)
 		}
 	}
-	if _, err := snapshot.RestoreTarget(ctx, bytes.NewReader(dump.Bytes()), runtime, ""); err == nil {
-		t.Error("restore without a golden source path accepted")
+	if _, err := snapshot.RestoreTarget(ctx, bytes.NewReader(dump.Bytes()), runtime, ""); err == nil || !strings.Contains(err.Error(), "the runtime path and the golden source path are both required") {
+		t.Errorf("restore without a golden source path: %v", err)
 	}
 	if fileSHA(t, source) != sum {
 		t.Fatal("the golden source changed")
@@ -1019,16 +1039,19 @@ func TestRestoreTargetRejectsBadInputAndKeepsTheRuntimeCopy(t *testing.T) {
 	for i := 4096 + 100; i < len(corrupt); i += 4096 {
 		corrupt[i] ^= 0xff // damage every page but the first
 	}
-	for name, in := range map[string][]byte{
-		"empty":     nil,
-		"garbage":   []byte("not sqlite"),
-		"truncated": dump.Bytes()[:dump.Len()/2],
-		"corrupt":   corrupt,
+	for name, tc := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"empty":     {nil, "not a SQLite 3 database"},
+		"garbage":   {[]byte("not sqlite"), "not a SQLite 3 database"},
+		"truncated": {dump.Bytes()[:dump.Len()/2], "verify the restored copy (runtime copy untouched)"},
+		"corrupt":   {corrupt, "integrity_check failed"},
 	} {
-		if _, err := snapshot.RestoreTarget(ctx, bytes.NewReader(in), runtime, source); err == nil {
+		if _, err := snapshot.RestoreTarget(ctx, bytes.NewReader(tc.in), runtime, source); err == nil {
 			t.Errorf("%s: restore succeeded", name)
-		} else {
-			t.Logf("%s: %v", name, err)
+		} else if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "runtime copy untouched") {
+			t.Errorf("%s: restore refused with %v, want it to say %q and that the runtime copy is untouched", name, err, tc.want)
 		}
 		if fileSHA(t, runtime) != sum {
 			t.Fatalf("%s: runtime copy changed", name)
@@ -1043,9 +1066,16 @@ func TestCheckCounts(t *testing.T) {
 	if err := r.CheckCounts(snapshot.Counts{"users": 3, "audit_logs": 8}); err != nil {
 		t.Errorf("more audit rows than the manifest: %v", err)
 	}
-	for _, want := range []snapshot.Counts{{"users": 4}, {"audit_logs": 11}, {"queries": 0}} {
-		if err := r.CheckCounts(want); err == nil {
-			t.Errorf("CheckCounts(%v) passed", want)
+	for _, tc := range []struct {
+		want snapshot.Counts
+		says string
+	}{
+		{snapshot.Counts{"users": 4}, "users: 3 rows, want 4"},
+		{snapshot.Counts{"audit_logs": 11}, "audit_logs: 10 rows, want at least 11"},
+		{snapshot.Counts{"queries": 0}, "queries: missing after restore"},
+	} {
+		if err := r.CheckCounts(tc.want); err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("CheckCounts(%v) = %v, want it to say %q", tc.want, err, tc.says)
 		}
 	}
 }
@@ -1069,8 +1099,8 @@ func TestGenerateSQLite(t *testing.T) {
 	if d.Tables["entries"]+d.Tables["accounts"] != g.Rows {
 		t.Fatalf("dump %v, generated %+v", d.Tables, g)
 	}
-	if _, err := snapshot.GenerateSQLite(ctx, path, 1); err == nil {
-		t.Fatal("overwrote an existing file")
+	if _, err := snapshot.GenerateSQLite(ctx, path, 1); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("generate over an existing file: %v, want the already-exists refusal", err)
 	}
 }
 

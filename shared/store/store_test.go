@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 )
@@ -228,14 +230,12 @@ func testErrNotFound(t *testing.T, b backend) {
 func testInvalidRole(t *testing.T, b backend) {
 	db := migrated(t, b)
 	ctx := ctxT(t)
-	if _, err := db.CreateUserIfAbsent(ctx, "root@example.com", "h", "root"); err == nil {
-		t.Fatal("CreateUserIfAbsent with role root succeeded; want an error")
+	if _, err := db.CreateUserIfAbsent(ctx, "root@example.com", "h", "root"); err == nil || !strings.Contains(err.Error(), `invalid role "root"`) {
+		t.Fatalf("CreateUserIfAbsent with role root = %v; want the invalid role refusal", err)
 	}
 	_, err := db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO users (email, password_hash, role) VALUES (?, ?, ?)`),
 		"root@example.com", "h", "root")
-	if err == nil {
-		t.Fatal("schema accepted role root; want the CHECK constraint to reject it")
-	}
+	wantConstraint(t, err, constraintCheck, "schema accepted role root; want the CHECK constraint to reject it")
 	if _, err := db.UserByEmail(ctx, "root@example.com"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("user with invalid role exists (err %v)", err)
 	}
@@ -295,8 +295,8 @@ func testOntologyDuplicates(t *testing.T, b backend) {
 	db := migrated(t, b)
 	ctx := ctxT(t)
 	dup := append(glossary(), store.OntologyTerm{Term: " revenue "})
-	if _, err := db.UpsertOntology(ctx, dup); err == nil {
-		t.Fatal("upsert with a repeated term succeeded; want an error")
+	if _, err := db.UpsertOntology(ctx, dup); err == nil || !strings.Contains(err.Error(), `term "revenue" appears twice`) {
+		t.Fatalf("upsert with a repeated term = %v; want the repeated-term refusal", err)
 	}
 	if n := count(t, db, "business_ontologies"); n != 0 {
 		t.Fatalf("rows after rejected upsert = %d; want 0", n)
@@ -393,8 +393,8 @@ func testAuditDedupe(t *testing.T, b backend) {
 	if err != nil || len(since) != 1 || since[0].Action != "auth.denied" {
 		t.Fatalf("AuditLogs(since) = %+v, %v; want the later event only", since, err)
 	}
-	if _, err := db.InsertAuditLog(ctx, store.AuditLog{EventID: "x", Action: "a", Detail: json.RawMessage(`{bad`)}); err == nil {
-		t.Fatal("insert with invalid JSON detail succeeded; want an error")
+	if _, err := db.InsertAuditLog(ctx, store.AuditLog{EventID: "x", Action: "a", Detail: json.RawMessage(`{bad`)}); err == nil || !strings.Contains(err.Error(), "detail is not valid JSON") {
+		t.Fatalf("insert with invalid JSON detail = %v; want the invalid-JSON refusal", err)
 	}
 }
 
@@ -481,12 +481,10 @@ func testForeignKeys(t *testing.T, b backend) {
 			t.Fatalf("insert feedback %d: %v", rating, err)
 		}
 	}
-	if _, err := db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO feedback (query_id, rating) VALUES (?, ?)`), qid, 5); err == nil {
-		t.Fatal("rating 5 accepted; want the CHECK (rating IN (-1, 1)) to reject it")
-	}
-	if _, err := db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO feedback (query_id, rating) VALUES (?, ?)`), qid+1000, 1); err == nil {
-		t.Fatal("feedback for a missing query accepted; want a foreign key violation")
-	}
+	_, err = db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO feedback (query_id, rating) VALUES (?, ?)`), qid, 5)
+	wantConstraint(t, err, constraintCheck, "rating 5 accepted; want the CHECK (rating IN (-1, 1)) to reject it")
+	_, err = db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO feedback (query_id, rating) VALUES (?, ?)`), qid+1000, 1)
+	wantConstraint(t, err, constraintForeignKey, "feedback for a missing query accepted; want a foreign key violation")
 	if _, err := db.SQL.ExecContext(ctx, db.Rebind(`DELETE FROM queries WHERE id = ?`), qid); err != nil {
 		t.Fatal(err)
 	}
@@ -664,11 +662,11 @@ func TestOpenErrorsNeverContainThePassword(t *testing.T) {
 			t.Fatalf("error leaks the password: %v", err)
 		}
 	}
-	if _, err := store.Open(ctx, "", ""); err == nil {
-		t.Fatal("Open with neither URL nor path succeeded; want an error")
+	if _, err := store.Open(ctx, "", ""); err == nil || !strings.Contains(err.Error(), "neither a database URL nor a SQLite path") {
+		t.Fatalf("Open with neither URL nor path = %v; want the missing-location refusal", err)
 	}
-	if _, err := store.Open(ctx, "", ":memory:"); err == nil {
-		t.Fatal("Open(:memory:) succeeded; want an error (each pooled connection would get its own database)")
+	if _, err := store.Open(ctx, "", ":memory:"); err == nil || !strings.Contains(err.Error(), "must be a plain file path") {
+		t.Fatalf("Open(:memory:) = %v; want the plain-path refusal (each pooled connection would get its own database)", err)
 	}
 }
 
@@ -690,5 +688,33 @@ func TestRebindNumbersPlaceholdersForPostgresOnly(t *testing.T) {
 	}
 	if got := store.RebindFor(store.Postgres, `SELECT 'it''s ?' , ?`); got != `SELECT 'it''s ?' , $1` {
 		t.Errorf("doubled quote: %q", got)
+	}
+}
+
+// Constraint kinds wantConstraint tells apart.
+const (
+	constraintCheck      = "check"
+	constraintForeignKey = "foreign key"
+)
+
+// wantConstraint fails the test unless err is the database refusing a row
+// for a constraint of kind: on PostgreSQL its SQLSTATE (23514 check, 23503
+// foreign key), on SQLite the driver's "<KIND> constraint
+// failed".
+func wantConstraint(t *testing.T, err error, kind, msg string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal(msg)
+	}
+	codes := map[string]string{constraintCheck: "23514", constraintForeignKey: "23503"}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if pgErr.Code != codes[kind] {
+			t.Fatalf("%s: got SQLSTATE %s (%v), want %s (%s violation)", msg, pgErr.Code, err, codes[kind], kind)
+		}
+		return
+	}
+	if !strings.Contains(err.Error(), strings.ToUpper(kind)+" constraint failed") {
+		t.Fatalf("%s: got %v, want a %s constraint failure", msg, err, kind)
 	}
 }

@@ -316,8 +316,8 @@ func TestUnavailable(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := vectors.New("ftp://x", vectors.NewLocal(0), vectors.Options{}); err == nil {
-		t.Error("ftp URL accepted")
+	if _, err := vectors.New("ftp://x", vectors.NewLocal(0), vectors.Options{}); err == nil || !strings.Contains(err.Error(), "want http(s)://host:port") {
+		t.Errorf("ftp URL: %v, want the http(s) refusal", err)
 	}
 	if _, err := vectors.New("http://user:secret@127.0.0.1:1/", vectors.NewLocal(0), vectors.Options{}); err != nil {
 		t.Errorf("basic auth URL: %v", err)

@@ -91,8 +91,8 @@ func TestAccountStateIsCachedForTheRecheckInterval(t *testing.T) {
 		t.Fatalf("within the recheck interval: %d %s, want the cached state (200)", r.status, r.body)
 	}
 	clock.Add(int64(time.Millisecond))
-	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok}); r.status != http.StatusUnauthorized {
-		t.Fatalf("after the recheck interval: %d %s, want 401", r.status, r.body)
+	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok}); r.status != http.StatusUnauthorized || codeOf(t, r) != CodeUnauthorized {
+		t.Fatalf("after the recheck interval: %d %s, want 401 (want CodeUnauthorized)", r.status, r.body)
 	}
 }
 

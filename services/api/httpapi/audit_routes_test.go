@@ -40,8 +40,8 @@ func TestAuditRoutesShowTheSinkRowsAndTheChain(t *testing.T) {
 		return r.status == http.StatusOK && decode[AuditPage](t, r).Count > 0
 	})
 	for _, bad := range []string{"?since=yesterday", "?limit=0", "?limit=x", "?offset=-1"} {
-		if r := e.do(req{method: "GET", path: "/admin/db/audit" + bad, token: admin}); r.status != http.StatusBadRequest {
-			t.Errorf("GET /admin/db/audit%s = %d, want 400", bad, r.status)
+		if r := e.do(req{method: "GET", path: "/admin/db/audit" + bad, token: admin}); r.status != http.StatusBadRequest || codeOf(t, r) != CodeBadRequest {
+			t.Errorf("GET /admin/db/audit%s = %d %s, want 400 bad_request", bad, r.status, r.body)
 		}
 	}
 

@@ -91,8 +91,8 @@ func TestSubmitBackup(t *testing.T) {
 	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: op}); res.status != http.StatusAccepted {
 		t.Errorf("submit without a body: %d %s", res.status, res.body)
 	}
-	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: e.token(auth.Viewer)}); res.status != http.StatusForbidden {
-		t.Errorf("viewer: %d", res.status)
+	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: e.token(auth.Viewer)}); res.status != http.StatusForbidden || codeOf(t, res) != CodeForbidden {
+		t.Errorf("viewer: %d (want CodeForbidden; body %s)", res.status, res.body)
 	}
 
 	for _, body := range []string{
@@ -220,8 +220,8 @@ func TestVerifyAndPruneRoutes(t *testing.T) {
 	}
 	for _, p := range []string{"..%2F..%2Fsystem.db", "backup%00.tar.gz", "x" + name} {
 		res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/" + p + "/verify", token: op})
-		if res.status != http.StatusBadRequest {
-			t.Errorf("verify %q: %d, want 400", p, res.status)
+		if res.status != http.StatusBadRequest || codeOf(t, res) != CodeBadRequest {
+			t.Errorf("verify %q: %d %s, want 400 bad_request", p, res.status, res.body)
 		}
 	}
 	unknown := backupfmt.ArchiveName(time.Now(), jobs.NewID(), backupfmt.Gzip)
@@ -237,8 +237,8 @@ func TestVerifyAndPruneRoutes(t *testing.T) {
 	if acc.Job.Kind != jobs.KindBackupVerify || string(acc.Job.Params) != `{"name":"`+name+`"}` {
 		t.Errorf("verify job %s %s", acc.Job.Kind, acc.Job.Params)
 	}
-	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/" + name + "/verify", token: e.token(auth.Viewer)}); res.status != http.StatusForbidden {
-		t.Errorf("viewer verify: %d", res.status)
+	if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/" + name + "/verify", token: e.token(auth.Viewer)}); res.status != http.StatusForbidden || codeOf(t, res) != CodeForbidden {
+		t.Errorf("viewer verify: %d (want CodeForbidden; body %s)", res.status, res.body)
 	}
 
 	res = e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: `{"dry_run": true}`})
@@ -249,9 +249,14 @@ func TestVerifyAndPruneRoutes(t *testing.T) {
 	if acc.Job.Kind != jobs.KindBackupPrune || string(acc.Job.Params) != `{"dry_run":true}` {
 		t.Errorf("prune job %s %s", acc.Job.Kind, acc.Job.Params)
 	}
-	for _, body := range []string{`{"dry_run": "yes"}`, `{"keep": 3}`, `{"pin": ["../` + name + `"]}`, `{"pin": ["` + name + `"], "unpin": ["` + name + `"]}`, `{"unpin": "` + name + `"}`} {
-		if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: body}); res.status != http.StatusBadRequest {
-			t.Errorf("prune %s: %d", body, res.status)
+	for _, body := range []string{`{"dry_run": "yes"}`, `{"keep": 3}`} {
+		if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: body}); res.status != http.StatusBadRequest || codeOf(t, res) != CodeInvalidJSON {
+			t.Errorf("prune %s: %d %s, want 400 invalid_json", body, res.status, res.body)
+		}
+	}
+	for _, body := range []string{`{"pin": ["../` + name + `"]}`, `{"pin": ["` + name + `"], "unpin": ["` + name + `"]}`, `{"unpin": "` + name + `"}`} {
+		if res := e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: body}); res.status != http.StatusBadRequest || codeOf(t, res) == "" {
+			t.Errorf("prune %s: %d %s, want 400 with a code", body, res.status, res.body)
 		}
 	}
 	res = e.do(req{method: http.MethodPost, path: "/admin/db/backup/prune", token: op, body: `{"pin": ["` + unknown + `"]}`})

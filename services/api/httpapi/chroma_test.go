@@ -228,8 +228,8 @@ func TestChromaTrainAndClearRoutes(t *testing.T) {
 	if acc.Status != "queued" || acc.Job.Kind != jobs.KindChromaTrain || res.header.Get("Location") != TaskURL(acc.TaskID) || acc.StatusURL != TaskURL(acc.TaskID) {
 		t.Errorf("train accepted %+v location %q", acc, res.header.Get("Location"))
 	}
-	if res := e.do(req{method: http.MethodPost, path: "/admin/db/chroma/train", token: operator, body: `{"full":true}`}); res.status != http.StatusBadRequest {
-		t.Errorf("train with unknown field: %d", res.status)
+	if res := e.do(req{method: http.MethodPost, path: "/admin/db/chroma/train", token: operator, body: `{"full":true}`}); res.status != http.StatusBadRequest || codeOf(t, res) != CodeInvalidJSON {
+		t.Errorf("train with unknown field: %d (want CodeInvalidJSON; body %s)", res.status, res.body)
 	}
 	// The Insight Engine's status alias answers as the task route.
 	if res := e.do(req{method: http.MethodGet, path: "/admin/db/chroma/status/" + acc.TaskID, token: e.token(auth.Viewer)}); res.status != http.StatusOK {
@@ -242,11 +242,11 @@ func TestChromaTrainAndClearRoutes(t *testing.T) {
 		t.Errorf("clear without confirm: %d %s", res.status, res.body)
 	}
 	res = e.do(req{method: http.MethodDelete, path: "/admin/db/chroma/clear?confirm=false&collection_name=sql", token: admin})
-	if res.status != http.StatusBadRequest {
-		t.Errorf("clear confirm=false: %d", res.status)
+	if res.status != http.StatusBadRequest || codeOf(t, res) != CodeConfirmationRequired {
+		t.Errorf("clear confirm=false: %d %s, want 400 confirmation_required", res.status, res.body)
 	}
-	if res := e.do(req{method: http.MethodDelete, path: "/admin/db/chroma/clear?confirm=true", token: operator}); res.status != http.StatusForbidden {
-		t.Errorf("clear as operator: %d", res.status)
+	if res := e.do(req{method: http.MethodDelete, path: "/admin/db/chroma/clear?confirm=true", token: operator}); res.status != http.StatusForbidden || codeOf(t, res) != CodeForbidden {
+		t.Errorf("clear as operator: %d %s, want 403 forbidden", res.status, res.body)
 	}
 	res = e.do(req{method: http.MethodDelete, path: "/admin/db/chroma/clear?confirm=true&collection_name=nope", token: admin})
 	if code, msg := errorOf(t, res); res.status != http.StatusBadRequest || code != CodeBadRequest || !strings.Contains(msg, "collection_name") {

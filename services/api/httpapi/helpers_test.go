@@ -188,6 +188,14 @@ func errorOf(t *testing.T, r resp) (code, message string) {
 	return body.Error.Code, body.Error.Message
 }
 
+// codeOf is the API error code of r (errorOf reports a body not in the
+// error shape).
+func codeOf(t *testing.T, r resp) string {
+	t.Helper()
+	code, _ := errorOf(t, r)
+	return code
+}
+
 func decode[T any](t *testing.T, r resp) T {
 	t.Helper()
 	var v T

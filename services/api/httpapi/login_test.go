@@ -137,8 +137,8 @@ func TestLoginRateLimits(t *testing.T) {
 	email := testUsers[auth.Viewer]
 	for i := range 3 {
 		res := login(e, email, "wrong-"+strconv.Itoa(i), map[string]string{"X-Forwarded-For": "198.51.100." + strconv.Itoa(i+1)})
-		if res.status != http.StatusUnauthorized {
-			t.Fatalf("attempt %d: %d %s", i, res.status, res.body)
+		if res.status != http.StatusUnauthorized || codeOf(t, res) != CodeInvalidCredentials {
+			t.Fatalf("attempt %d: %d %s (want CodeInvalidCredentials)", i, res.status, res.body)
 		}
 	}
 	res := login(e, email, testPassword, map[string]string{"X-Forwarded-For": "198.51.100.99"})
@@ -155,12 +155,12 @@ func TestLoginRateLimits(t *testing.T) {
 	// Per source IP, across e-mails.
 	ip := map[string]string{"X-Forwarded-For": "203.0.113.7"}
 	for i := range 6 {
-		if res := login(e, "user"+strconv.Itoa(i)+"@example.com", "x", ip); res.status != http.StatusUnauthorized {
-			t.Fatalf("ip attempt %d: %d %s", i, res.status, res.body)
+		if res := login(e, "user"+strconv.Itoa(i)+"@example.com", "x", ip); res.status != http.StatusUnauthorized || codeOf(t, res) != CodeInvalidCredentials {
+			t.Fatalf("ip attempt %d: %d %s (want CodeInvalidCredentials)", i, res.status, res.body)
 		}
 	}
-	if res := login(e, testUsers[auth.Admin], testPassword, ip); res.status != http.StatusTooManyRequests {
-		t.Fatalf("7th attempt from one IP: %d %s, want 429", res.status, res.body)
+	if res := login(e, testUsers[auth.Admin], testPassword, ip); res.status != http.StatusTooManyRequests || codeOf(t, res) != CodeRateLimited {
+		t.Fatalf("7th attempt from one IP: %d %s, want 429 (want CodeRateLimited)", res.status, res.body)
 	}
 	// Another IP may still log in.
 	if res := login(e, testUsers[auth.Admin], testPassword, map[string]string{"X-Forwarded-For": "203.0.113.8"}); res.status != http.StatusOK {
@@ -241,8 +241,8 @@ func TestLoginPostgres(t *testing.T) {
 	if res := login(e, testUsers[auth.Operator], testPassword, nil); res.status != http.StatusOK {
 		t.Fatalf("login on postgres: %d %s", res.status, res.body)
 	}
-	if res := login(e, testUsers[auth.Operator], "nope", nil); res.status != http.StatusUnauthorized {
-		t.Fatalf("bad login on postgres: %d %s", res.status, res.body)
+	if res := login(e, testUsers[auth.Operator], "nope", nil); res.status != http.StatusUnauthorized || codeOf(t, res) != CodeInvalidCredentials {
+		t.Fatalf("bad login on postgres: %d %s (want CodeInvalidCredentials)", res.status, res.body)
 	}
 	res := e.do(req{method: http.MethodGet, path: "/admin/db/health", token: e.token(auth.Viewer)})
 	rep := decode[HealthReport](t, res)

@@ -95,8 +95,8 @@ func TestRestoreRouteRefusals(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", role, res.status, res.body, want)
 		}
 	}
-	if res := f.do(req{method: http.MethodPost, path: restorePath(f.withMeta, true)}); res.status != http.StatusUnauthorized {
-		t.Errorf("anonymous: %d", res.status)
+	if res := f.do(req{method: http.MethodPost, path: restorePath(f.withMeta, true)}); res.status != http.StatusUnauthorized || codeOf(t, res) != CodeUnauthorized {
+		t.Errorf("anonymous: %d (want CodeUnauthorized; body %s)", res.status, res.body)
 	}
 
 	// Without confirm=true: a 400 that explains.

@@ -153,8 +153,8 @@ func TestEveryAdminRouteIsGuarded(t *testing.T) {
 					hdr["Authorization"] = b.header
 				}
 				res := e.do(req{method: r.Method, path: path, headers: hdr})
-				if res.status != http.StatusUnauthorized {
-					t.Errorf("%s: status %d, want 401 (%s)", b.name, res.status, res.body)
+				if res.status != http.StatusUnauthorized || codeOf(t, res) != CodeUnauthorized {
+					t.Errorf("%s: status %d, want 401 (%s) (want CodeUnauthorized)", b.name, res.status, res.body)
 					continue
 				}
 				if !strings.HasPrefix(res.header.Get("WWW-Authenticate"), "Bearer") {
@@ -223,8 +223,8 @@ func TestEveryAdminRouteIsGuarded(t *testing.T) {
 
 	// An unknown /admin path is a plain 404, with or without a token.
 	for _, tok := range []string{"", e.token(auth.Admin)} {
-		if res := e.do(req{method: http.MethodGet, path: "/admin/nope", token: tok}); res.status != http.StatusNotFound {
-			t.Errorf("unknown /admin path (token %v): %d, want 404", tok != "", res.status)
+		if res := e.do(req{method: http.MethodGet, path: "/admin/nope", token: tok}); res.status != http.StatusNotFound || codeOf(t, res) != CodeNotFound {
+			t.Errorf("unknown /admin path (token %v): %d, want 404 (want CodeNotFound; body %s)", tok != "", res.status, res.body)
 		}
 	}
 }

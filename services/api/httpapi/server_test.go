@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -47,8 +48,8 @@ func TestDevelopmentSecretPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.tokens.Verify(tok); err == nil {
-		t.Fatal("a fresh secret accepted another instance's token")
+	if _, err := other.tokens.Verify(tok); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("another instance's token under a fresh secret: %v, want auth.ErrInvalidToken", err)
 	}
 
 	// A corrupt secret file is an error, not a silent new key.
@@ -79,18 +80,18 @@ func TestSecretFromConfig(t *testing.T) {
 	}
 	cfg.JWTSecret = ""
 	cfg.AppEnv = config.Production
-	if _, err := New(Deps{Config: cfg, Bus: e.bus, DB: e.db}); err == nil {
-		t.Fatal("production without JWT_SECRET accepted")
+	if _, err := New(Deps{Config: cfg, Bus: e.bus, DB: e.db}); err == nil || !strings.Contains(err.Error(), "JWT_SECRET is required in production") {
+		t.Fatalf("production without JWT_SECRET: %v", err)
 	}
 	cfg.AppEnv, cfg.JWTSecret = config.Development, "too-short"
-	if _, err := New(Deps{Config: cfg, Bus: e.bus, DB: e.db}); err == nil {
-		t.Fatal("short JWT_SECRET accepted")
+	if _, err := New(Deps{Config: cfg, Bus: e.bus, DB: e.db}); err == nil || !strings.Contains(err.Error(), "JWT_SECRET must be at least") {
+		t.Fatalf("short JWT_SECRET: %v", err)
 	}
-	if _, err := New(Deps{Config: e.cfg, DB: e.db}); err == nil {
-		t.Fatal("nil bus accepted")
+	if _, err := New(Deps{Config: e.cfg, DB: e.db}); err == nil || !strings.Contains(err.Error(), "Deps.Bus must be an opened bus") {
+		t.Fatalf("nil bus: %v", err)
 	}
-	if _, err := New(Deps{Config: e.cfg, Bus: e.bus}); err == nil {
-		t.Fatal("nil db accepted")
+	if _, err := New(Deps{Config: e.cfg, Bus: e.bus}); err == nil || !strings.Contains(err.Error(), "Deps.DB is required") {
+		t.Fatalf("nil db: %v", err)
 	}
 }
 

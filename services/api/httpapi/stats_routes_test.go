@@ -39,7 +39,7 @@ func TestDBStats(t *testing.T) {
 	if st.TotalRows != rows || st.TotalBytes != bytes || rows < 3 {
 		t.Errorf("totals %d/%d, want %d/%d", st.TotalRows, st.TotalBytes, rows, bytes)
 	}
-	if res := e.do(req{method: http.MethodGet, path: "/admin/db/stats"}); res.status != http.StatusUnauthorized {
-		t.Errorf("anonymous: %d", res.status)
+	if res := e.do(req{method: http.MethodGet, path: "/admin/db/stats"}); res.status != http.StatusUnauthorized || codeOf(t, res) != CodeUnauthorized {
+		t.Errorf("anonymous: %d (want CodeUnauthorized; body %s)", res.status, res.body)
 	}
 }

@@ -165,8 +165,8 @@ func TestTargetTest(t *testing.T) {
 	}
 	// Viewers and operators may not probe.
 	for _, role := range []auth.Role{auth.Viewer, auth.Operator} {
-		if res := e.do(req{method: http.MethodPost, path: "/admin/db/target/test", token: e.token(role), body: map[string]string{"url": path}}); res.status != http.StatusForbidden {
-			t.Errorf("%s: %d", role, res.status)
+		if res := e.do(req{method: http.MethodPost, path: "/admin/db/target/test", token: e.token(role), body: map[string]string{"url": path}}); res.status != http.StatusForbidden || codeOf(t, res) != CodeForbidden {
+			t.Errorf("%s: %d (want CodeForbidden; body %s)", role, res.status, res.body)
 		}
 	}
 

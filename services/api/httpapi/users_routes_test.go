@@ -239,8 +239,8 @@ func TestCreatedUserMustChangeTheGeneratedPasswordFirst(t *testing.T) {
 	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: changed.Token}); r.status != http.StatusOK {
 		t.Fatalf("new token after the change: %d %s", r.status, r.body)
 	}
-	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: login.Token}); r.status != http.StatusUnauthorized {
-		t.Fatalf("old token after the change: %d %s, want 401", r.status, r.body)
+	if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: login.Token}); r.status != http.StatusUnauthorized || codeOf(t, r) != CodeUnauthorized {
+		t.Fatalf("old token after the change: %d %s, want 401 (want CodeUnauthorized)", r.status, r.body)
 	}
 	// The audit trail never holds a password, hash or token.
 	_, raws := e.auditEvents("audit.>")
@@ -289,8 +289,8 @@ func TestTokensAreRevokedOnTheVeryNextRequest(t *testing.T) {
 			if r := tc.revoke(u, tok); r.status >= 300 {
 				t.Fatalf("%s: %d %s", tc.name, r.status, r.body)
 			}
-			if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok}); r.status != http.StatusUnauthorized {
-				t.Fatalf("next request after the %s: %d %s, want 401", tc.name, r.status, r.body)
+			if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: tok}); r.status != http.StatusUnauthorized || codeOf(t, r) != CodeUnauthorized {
+				t.Fatalf("next request after the %s: %d %s, want 401 (want CodeUnauthorized)", tc.name, r.status, r.body)
 			}
 		})
 	}
@@ -319,8 +319,8 @@ func TestServiceTokenRunsABackupUntilRevoked(t *testing.T) {
 	if acc.Job.SubmittedBy != "token:ci-backup" {
 		t.Errorf("job submitted by %q, want token:ci-backup", acc.Job.SubmittedBy)
 	}
-	if r := e.do(req{method: http.MethodPost, path: "/admin/db/backup/restore/x.tar.zst?confirm=true", token: created.Token}); r.status != http.StatusForbidden {
-		t.Errorf("operator service token restoring: %d %s, want 403", r.status, r.body)
+	if r := e.do(req{method: http.MethodPost, path: "/admin/db/backup/restore/x.tar.zst?confirm=true", token: created.Token}); r.status != http.StatusForbidden || codeOf(t, r) != CodeForbidden {
+		t.Errorf("operator service token restoring: %d %s, want 403 (want CodeForbidden)", r.status, r.body)
 	}
 	r = e.do(req{method: http.MethodGet, path: "/admin/tokens", token: admin})
 	list := decode[tokensResponse](t, r)
@@ -330,8 +330,8 @@ func TestServiceTokenRunsABackupUntilRevoked(t *testing.T) {
 	if r := e.do(req{method: http.MethodDelete, path: fmt.Sprintf("/admin/tokens/%d", created.ID), token: admin}); r.status != http.StatusNoContent {
 		t.Fatalf("revoke: %d %s", r.status, r.body)
 	}
-	if r := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: created.Token}); r.status != http.StatusUnauthorized {
-		t.Fatalf("after revocation: %d %s, want 401", r.status, r.body)
+	if r := e.do(req{method: http.MethodPost, path: "/admin/db/backup", token: created.Token}); r.status != http.StatusUnauthorized || codeOf(t, r) != CodeUnauthorized {
+		t.Fatalf("after revocation: %d %s, want 401 (want CodeUnauthorized)", r.status, r.body)
 	}
 	evs, raws := e.auditEvents("audit.>")
 	named := false

@@ -31,6 +31,9 @@ type env struct {
 	deps app.Deps
 	w    *Worker
 	st   backupstore.Store
+	// starts holds the next tick each scheduled replica's scheduler
+	// logged when it started (startScheduledReplica).
+	starts schedulerStarts
 }
 
 // envOpts choose the environment (archivertest.Options).

@@ -46,7 +46,16 @@ func replicaBus(t *testing.T, e *env, id string) (*bus.Bus, *slog.Logger) {
 
 // startReplica runs the backup handlers under the worker runtime on a new
 // connection to e's server; kill closes that connection (a crashed pod).
+// Its AckWait is 10 s, so a stalled machine does not redeliver a job whose
+// first attempt a test asserts; tests that kill a replica and wait for the
+// redelivery use startReplicaAckWait with a short one.
 func startReplica(t *testing.T, e *env, id string, opts Options, hook func(context.Context, string) error) *replica {
+	t.Helper()
+	return startReplicaAckWait(t, e, id, opts, hook, 10*time.Second)
+}
+
+// startReplicaAckWait is startReplica with the given AckWait.
+func startReplicaAckWait(t *testing.T, e *env, id string, opts Options, hook func(context.Context, string) error, ackWait time.Duration) *replica {
 	t.Helper()
 	b, log := replicaBus(t, e, id)
 	nc := b.Conn
@@ -63,7 +72,7 @@ func startReplica(t *testing.T, e *env, id string, opts Options, hook func(conte
 		defer close(r.done)
 		err := worker.Run(ctx, b, worker.Options{
 			Kind: Kind, Handlers: w.Handlers(), WorkerID: id, Concurrency: 1,
-			AckWait: time.Second, ShutdownTimeout: 200 * time.Millisecond,
+			AckWait: ackWait, ShutdownTimeout: 200 * time.Millisecond,
 			Backoff:   func(int) time.Duration { return 100 * time.Millisecond },
 			FetchWait: 300 * time.Millisecond, PresenceEvery: 200 * time.Millisecond, Log: log,
 		})
@@ -124,11 +133,11 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 			e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_STORE": storeKind}})
 			reached := make(chan struct{})
 			var once sync.Once
-			a := startReplica(t, e, "backup-a", Options{}, func(ctx context.Context, component string) error {
+			a := startReplicaAckWait(t, e, "backup-a", Options{}, func(ctx context.Context, component string) error {
 				once.Do(func() { close(reached) })
 				<-ctx.Done() // stuck mid-archive until killed
 				return ctx.Err()
-			})
+			}, time.Second)
 			id := e.submit(jobspec.BackupCreateArgs{})
 			select {
 			case <-reached:
@@ -154,7 +163,7 @@ func TestWorkerKilledMidArchive(t *testing.T) {
 				}
 			}
 
-			startReplica(t, e, "backup-b", Options{}, nil)
+			startReplicaAckWait(t, e, "backup-b", Options{}, nil, time.Second)
 			rec := e.waitFinal(id, 30*time.Second)
 			if rec.State != jobs.Succeeded || rec.Attempt < 2 {
 				t.Fatalf("job %s attempt %d: %+v", rec.State, rec.Attempt, rec.Error)

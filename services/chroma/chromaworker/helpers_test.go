@@ -43,7 +43,7 @@ func newConfig(t *testing.T, env map[string]string) config.Config {
 	vars := map[string]string{
 		"APP_ENV":      "development",
 		"ASSETS_DIR":   assetsDir,
-		"JOB_ACK_WAIT": "2s",
+		"JOB_ACK_WAIT": "10s", // see startWorker
 		"WORKER_ID":    "test",
 	}
 	for k, v := range env {
@@ -84,7 +84,10 @@ func startWorker(t *testing.T, deps app.Deps, w *chromaworker.Worker) {
 	t.Helper()
 	t.Cleanup(w.Close) // registered first, so it runs after the worker has stopped
 	opts := worker.OptionsFrom(deps.Config, chromaworker.Kind, w.Handlers(), deps.Audit, deps.Log)
-	opts.AckWait = 2 * time.Second
+	// 10 s: tests assert a first-attempt finish; with a 2 s AckWait
+	// (heartbeats every 0.7 s) one 1.3 s stall of a busy machine redelivered
+	// the job. Retries after an error go through the backoff, not AckWait.
+	opts.AckWait = 10 * time.Second
 	testkit.RunWorker(t, deps.Bus, opts)
 }
 

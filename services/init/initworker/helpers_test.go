@@ -53,7 +53,7 @@ func newConfig(t *testing.T, env map[string]string) config.Config {
 		"SEED_DEMO_DATA":      "true",
 		"ENABLE_TARGET_DB":    "true",
 		"AUTO_TRAIN_CHROMA":   "false",
-		"JOB_ACK_WAIT":        "2s",
+		"JOB_ACK_WAIT":        "10s", // see startWorker
 		"WORKER_ID":           "test",
 	}
 	if _, ok := env["TARGET_DB_SOURCE"]; !ok {
@@ -176,7 +176,10 @@ func busDeps(t *testing.T, cfg config.Config) app.Deps {
 func startWorker(t *testing.T, deps app.Deps, handlers map[string]worker.Handler) {
 	t.Helper()
 	opts := worker.OptionsFrom(deps.Config, initworker.Kind, handlers, deps.Audit, deps.Log)
-	opts.AckWait = 2 * time.Second
+	// 10 s: tests assert a first-attempt finish; with a 2 s AckWait
+	// (heartbeats every 0.7 s) one 1.3 s stall of a busy machine redelivered
+	// the job. Retries after an error go through the backoff, not AckWait.
+	opts.AckWait = 10 * time.Second
 	testkit.RunWorker(t, deps.Bus, opts)
 }
 

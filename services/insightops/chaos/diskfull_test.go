@@ -97,7 +97,7 @@ func TestFaultBackupDiskFull(t *testing.T) {
 	wcancel()
 
 	f := &reliability.Fault{
-		Name:  "backup-disk-full",
+		Name:  reliability.FaultBackupDiskFull,
 		Fault: fmt.Sprintf("BACKUP_DIR on a %s tmpfs; two backups fit, the third (a %d MiB incompressible target) does not", tmpfsSize, bigTargetBytes>>20),
 		Setup: "embedded NATS, PostgreSQL System DB, one backup worker process, BACKUP_STORE=local",
 	}

@@ -285,7 +285,7 @@ func TestFaultLeaderShutdown(t *testing.T) {
 	took := time.Since(start)
 	notes := []string{fmt.Sprintf("all %d submitted in %s, all final after %s", n, submitted.Round(time.Millisecond), took.Round(time.Millisecond))}
 	notes = append(notes, e.caughtUp(t, down)...)
-	e.result(t, "leader-shutdown",
+	e.result(t, reliability.FaultLeaderShutdown,
 		fmt.Sprintf("node leading %v shut down after %d of %d submissions, restarted after %d and %s down", led, n/3, n, 2*n/3, downFor.Round(time.Millisecond)),
 		subs, o, took, notes)
 }
@@ -407,7 +407,7 @@ func TestFaultNATSUnreachable(t *testing.T) {
 		fmt.Sprintf("after restart: %d refused + %d new submissions accepted within %s, /ready ok after %s", len(refused), nAfter, firstAccepted.Round(time.Millisecond), readyAfter.Round(time.Millisecond)),
 	}
 	notes = append(notes, e.caughtUp(t, 0)...)
-	e.result(t, "nats-unreachable",
+	e.result(t, reliability.FaultNATSUnreachable,
 		fmt.Sprintf("all three nodes shut down for %s with jobs queued, then started again (same names, ports, stores)", upAt.Sub(downAt).Round(time.Second)),
 		subs, o, took, notes)
 }

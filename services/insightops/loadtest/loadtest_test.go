@@ -65,8 +65,9 @@ func startAllInOne(t *testing.T) string {
 	deps, closeAll, err := app.OpenWith(ctx, cfg, log, app.Options{Name: "loadtest", SystemDB: true})
 	if err != nil {
 		cancel()
-		testkit.Unavailable(t, "embedded NATS / SQLite", err)
-		return ""
+		// The embedded NATS and SQLite are part of the product, not outside
+		// services: failing to open them is a failure, never a skip.
+		t.Fatalf("open the all-in-one (embedded NATS, SQLite): %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- allinone.Run(ctx, deps, nil) }()
@@ -197,7 +198,7 @@ func TestLoadAPISubmitPoll(t *testing.T) {
 	t.Logf("leak check: goroutines %d -> %d (slack %d), heap in use %d -> %d bytes (slack %d)", gBefore, gAfter, goroutineSlack, hBefore, hAfter, hSlack)
 
 	reliability.Write(t, reliability.Result{Load: &reliability.Load{
-		Name: "api-submit-poll", Duration: st.Elapsed, Requests: st.Requests, Errors: st.Errors,
+		Name: reliability.LoadAPISubmitPoll, Duration: st.Elapsed, Requests: st.Requests, Errors: st.Errors,
 		Throughput: st.JobsPerSecond, P50: st.Submit.P50, P99: st.Submit.P99, Max: st.Submit.Max,
 		JobsDone: st.Succeeded, GoroutinesB: gBefore, GoroutinesA: gAfter, HeapB: hBefore, HeapA: hAfter,
 		Notes: []string{

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/insightops/insightops/services/backup/backupworker"
+	"github.com/insightops/insightops/services/chroma/chromaworker"
 	"github.com/insightops/insightops/services/init/initworker"
 	"github.com/insightops/insightops/services/restore/restoreworker"
 	"github.com/insightops/insightops/shared/app"
@@ -23,6 +24,7 @@ import (
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/locks"
 	"github.com/insightops/insightops/shared/presence"
+	"github.com/insightops/insightops/shared/store"
 	"github.com/insightops/insightops/shared/testkit"
 	"github.com/insightops/insightops/shared/worker"
 )
@@ -33,9 +35,12 @@ import (
 // sink; the init, backup and restore workers run their real handlers (the
 // init job auto-submits a chroma.train, the backup writes an archive to
 // the BACKUPS object store, the restore of the System DB pauses the audit
-// sink and re-reads AUDIT), and the chroma worker's runtime consumes the
-// train job under the chroma lease. No connection may see a single
-// permissions violation.
+// sink and re-reads AUDIT), and the real chroma worker (chromaworker.Run,
+// on a real Chroma) trains: it finds the chroma lease held by a dead
+// earlier attempt of that very job and takes it over, and a chroma.clear
+// blocked by a restore's lease audits its lock wait, is retried and runs
+// once the lease is released. No connection may see a single permissions
+// violation.
 func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	// Not parallel: sets process environment variables (t.Setenv) the shipped nats-server.conf reads.
 	addr := startFromDeployConfig(t)
@@ -43,7 +48,9 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	defer cancel()
 	log := testkit.Logger(t)
 	data := t.TempDir()
+	chromaSrv := testkit.Chroma(t)
 	extra := map[string]string{
+		"CHROMA_URL":       chromaSrv.URL,
 		"TARGET_DB_SOURCE": repoPath(t, "assets", "databases", "vanna_db.db"),
 		"TARGET_DB_PATH":   filepath.Join(data, "target", "vanna_db.db"),
 		"ASSETS_DIR":       repoPath(t, "assets"),
@@ -70,7 +77,9 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 
 	runCtx, stopAll := context.WithCancel(ctx)
 	done := make(chan string, 8)
+	started := 0
 	run := func(name string, f func(context.Context) error) {
+		started++
 		go func() {
 			if err := f(runCtx); err != nil && runCtx.Err() == nil {
 				t.Errorf("%s: %v", name, err)
@@ -80,7 +89,7 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	}
 	defer func() {
 		stopAll()
-		for i := 0; i < 5; i++ {
+		for i := 0; i < started; i++ {
 			select {
 			case <-done:
 			case <-time.After(30 * time.Second):
@@ -95,21 +104,11 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	run("backup worker", func(c context.Context) error { return backupworker.Run(c, roles["backup"]) })
 	run("restore worker", func(c context.Context) error { return restoreworker.Run(c, roles["restore"]) })
 	chroma := roles["chroma"]
-	train := func(c context.Context, job *worker.Job) (any, error) {
-		// What the real train/clear do on the bus: hold the chroma lease.
-		lease, err := locks.Acquire(c, chroma.Bus.Locks, locks.Chroma, locks.Holder{Owner: job.Record.ID, Operation: job.Record.Kind, Since: time.Now().UTC()}, time.Second)
-		if err != nil {
-			return nil, err
-		}
-		if err := job.Step(c, 50, "training (stand-in: Chroma is not part of this test)"); err != nil {
-			return nil, err
-		}
-		return map[string]bool{"trained": true}, lease.Release(c)
+	// The chroma worker starts only once init's train job is queued and a
+	// dead earlier attempt of it "holds" the chroma lease (below).
+	startChroma := func() {
+		run("chroma worker", func(c context.Context) error { return chromaworker.Run(c, chroma) })
 	}
-	run("chroma worker", func(c context.Context) error {
-		return worker.Run(c, chroma.Bus, worker.OptionsFrom(chroma.Config, "chroma",
-			map[string]worker.Handler{jobs.KindChromaTrain: train, jobs.KindChromaClear: train}, chroma.Audit, log))
-	})
 
 	pub := jobs.NewPublisher(api.Bus.JS, jobs.NewStore(api.Bus.Jobs), 3)
 	submit := func(args jobs.Args) jobs.Record {
@@ -134,9 +133,45 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 	if len(trains) != 1 {
 		t.Fatalf("init submitted %d chroma.train jobs, want 1", len(trains))
 	}
-	if tr := waitFinal(ctx, t, api, trains[0].ID); tr.State != jobs.Succeeded {
-		t.Fatalf("chroma.train %s: %+v", tr.State, tr.Error)
+	// An earlier attempt of this train job died holding the chroma lease
+	// (written as the chroma user, as its worker would have): the real
+	// worker takes it over (delete and create under the chroma user's
+	// LOCKS permissions) and trains, on its first attempt.
+	dead, err := json.Marshal(locks.Holder{Owner: trains[0].ID, Operation: jobs.KindChromaTrain, Since: time.Now().Add(-time.Minute).UTC()})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := chroma.Bus.Locks.Create(ctx, locks.Chroma, dead); err != nil {
+		t.Fatalf("chroma user writes the dead attempt's lease: %v", err)
+	}
+	startChroma()
+	tr := waitFinal(ctx, t, api, trains[0].ID)
+	if tr.State != jobs.Succeeded || tr.Attempt != 1 {
+		t.Fatalf("chroma.train over its own dead attempt's lease: %s attempt %d %+v", tr.State, tr.Attempt, tr.Error)
+	}
+	var trained jobspec.ChromaTrainResult
+	if err := json.Unmarshal(tr.Result, &trained); err != nil || trained.Written == 0 {
+		t.Fatalf("chroma.train result %s (%v): want records written to Chroma", tr.Result, err)
+	}
+	waitLeaseFree(ctx, t, api, locks.Chroma)
+
+	// A restore (as the restore user) holds the chroma lease: a
+	// chroma.clear fails its attempts with lock_held, audits the wait as
+	// the chroma user, and runs once the lease is released.
+	restoreLease, err := locks.Acquire(ctx, roles["restore"].Bus.Locks, locks.Chroma, locks.Holder{Owner: "01JDRESTOREHOLDER000000000", Operation: jobs.KindRestore, Since: time.Now().UTC()}, time.Second)
+	if err != nil {
+		t.Fatalf("restore user takes the chroma lease: %v", err)
+	}
+	clearRec := submit(jobspec.ChromaClearArgs{})
+	waitAudit(ctx, t, api, jobs.AuditAction(jobs.KindChromaClear, "lock_wait"), clearRec.ID)
+	if err := restoreLease.Release(ctx); err != nil {
+		t.Fatalf("restore user releases the chroma lease: %v", err)
+	}
+	cl := waitFinal(ctx, t, api, clearRec.ID)
+	if cl.State != jobs.Succeeded || cl.Attempt < 2 {
+		t.Fatalf("chroma.clear behind a restore's lease: %s attempt %d %+v (want succeeded after a lock_held attempt)", cl.State, cl.Attempt, cl.Error)
+	}
+	waitLeaseFree(ctx, t, api, locks.Chroma)
 
 	// backup: a real archive of the System DB and target into BACKUPS.
 	bk := waitFinal(ctx, t, api, submit(jobspec.BackupCreateArgs{Components: []string{"system", "target"}}).ID)
@@ -203,6 +238,45 @@ func TestEachServiceDoesItsJobAsItsOwnNATSUser(t *testing.T) {
 			t.Fatal("the audit sink stored no backup.succeeded event within 60s")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitLeaseFree waits (as the API reads LOCKS) until nobody holds lease name.
+func waitLeaseFree(ctx context.Context, t *testing.T, api app.Deps, name string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		hs, err := locks.Holders(ctx, api.Bus.Locks, name)
+		if err != nil {
+			t.Fatalf("api reads LOCKS: %v", err)
+		}
+		if len(hs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease %s still held after 30s: %+v", name, hs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitAudit waits until the audit sink (as the api user) has stored an
+// event action of job id in audit_logs.
+func waitAudit(ctx context.Context, t *testing.T, api app.Deps, action, id string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rows, err := api.DB.AuditLogs(ctx, store.AuditFilter{Action: action, JobID: id})
+		if err != nil {
+			t.Fatalf("read audit_logs: %v", err)
+		}
+		if len(rows) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s event of job %s in audit_logs within 60s", action, id)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -66,7 +66,7 @@ func newEnv(t *testing.T, dialect testkit.Dialect) *env {
 		"ENABLE_TARGET_DB":   "true",
 		"EMBEDDING_PROVIDER": "local",
 		"BACKUP_STORE":       "local",
-		"JOB_ACK_WAIT":       "2s",
+		"JOB_ACK_WAIT":       "10s", // see startWorker
 		"JOB_MAX_ATTEMPTS":   "3",
 		"WORKER_ID":          "test",
 	}))
@@ -110,7 +110,10 @@ func newEnv(t *testing.T, dialect testkit.Dialect) *env {
 func (e *env) startWorker() {
 	t := e.t
 	opts := worker.OptionsFrom(e.cfg, restoreworker.Kind, e.worker.Handlers(), e.deps.Audit, e.deps.Log)
-	opts.AckWait = 2 * time.Second
+	// 10 s: tests assert a first-attempt finish; with a 2 s AckWait
+	// (heartbeats every 0.7 s) one 1.3 s stall of a busy machine redelivered
+	// the job. Retries after an error go through the backoff, not AckWait.
+	opts.AckWait = 10 * time.Second
 	opts.Backoff = func(int) time.Duration { return 200 * time.Millisecond }
 	opts.FetchWait = 500 * time.Millisecond
 	opts.ShutdownTimeout = 30 * time.Second

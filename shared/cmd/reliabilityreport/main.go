@@ -2,9 +2,13 @@
 // writes during `make reliability` (fault, load and fuzz results) into
 // docs/RELIABILITY.md: a table per fault, the load figures, the fuzz time
 // and execs per target, the date, commit and machine, and the command that
-// reproduces the run. It exits 1 when a fault lost or duplicated a job or
-// an audit event, the load saw errors, a fuzz target failed, or a step of
-// the run (-step name=exitcode) did not exit 0.
+// reproduces the run. It exits 1 when the run is empty or partial (a fault
+// or load of reliability.ExpectedFaults/ExpectedLoads, or any fuzz result,
+// missing), a fault's figures fail reliability.Fault.Problems (accounting
+// identity, lost or duplicated job or audit event, too few audit events
+// expected, a count below its minimum), the load saw errors or ran nothing,
+// a fuzz target failed, or a step of the run (-step name=exitcode) did not
+// exit 0.
 package main
 
 import (
@@ -86,28 +90,43 @@ func Problems(r Run) []string {
 			out = append(out, fmt.Sprintf("step %q exited %d", s.Name, s.Exit))
 		}
 	}
+	if len(r.Faults)+len(r.Loads)+len(r.Fuzz) == 0 {
+		out = append(out, "no result written: the run is empty")
+	}
+	out = append(out, missing("fault", reliability.ExpectedFaults, r.Faults, func(f reliability.Fault) string { return f.Name })...)
+	out = append(out, missing("load", reliability.ExpectedLoads, r.Loads, func(l reliability.Load) string { return l.Name })...)
+	if len(r.Fuzz) == 0 {
+		out = append(out, "no fuzz result written")
+	}
 	for _, f := range r.Faults {
-		if f.Lost > 0 {
-			out = append(out, fmt.Sprintf("fault %s: %d job(s) lost", f.Name, f.Lost))
-		}
-		if f.Duplicated > 0 {
-			out = append(out, fmt.Sprintf("fault %s: %d job(s) duplicated", f.Name, f.Duplicated))
-		}
-		if f.AuditDuplicated > 0 {
-			out = append(out, fmt.Sprintf("fault %s: %d audit event(s) duplicated", f.Name, f.AuditDuplicated))
-		}
-		if f.AuditExpected > 0 && f.AuditFound < f.AuditExpected {
-			out = append(out, fmt.Sprintf("fault %s: %d audit event(s) lost (%d of %d found)", f.Name, f.AuditExpected-f.AuditFound, f.AuditFound, f.AuditExpected))
-		}
+		out = append(out, f.Problems()...)
 	}
 	for _, l := range r.Loads {
 		if l.Errors > 0 {
 			out = append(out, fmt.Sprintf("load %s: %d error(s)", l.Name, l.Errors))
 		}
+		if l.Requests <= 0 || l.JobsDone <= 0 {
+			out = append(out, fmt.Sprintf("load %s: %d request(s), %d job(s) done: the load did not run", l.Name, l.Requests, l.JobsDone))
+		}
 	}
 	for _, f := range r.Fuzz {
 		if f.Failed {
 			out = append(out, fmt.Sprintf("fuzz %s.%s failed (reproducer under %s/testdata/fuzz/%s)", f.Package, f.Target, f.Package, f.Target))
+		}
+	}
+	return out
+}
+
+// missing lists the expected names no result of the run carries.
+func missing[T any](kind string, want []string, got []T, name func(T) string) []string {
+	have := map[string]bool{}
+	for _, g := range got {
+		have[name(g)] = true
+	}
+	var out []string
+	for _, w := range want {
+		if !have[w] {
+			out = append(out, fmt.Sprintf("%s %s: no result written (test skipped, renamed or not run)", kind, w))
 		}
 	}
 	return out
@@ -172,10 +191,22 @@ func Markdown(w io.Writer, r Run) error {
 		fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d | %s |\n\n",
 			f.Submitted, f.Succeeded, f.Failed, f.Cancelled, f.Lost, f.Duplicated, f.AuditExpected, f.AuditFound, f.AuditDuplicated, dur(f.Duration))
+		counts := make([]string, 0, len(f.Counts))
+		for n := range f.Counts {
+			counts = append(counts, n)
+		}
+		sort.Strings(counts)
+		for _, n := range counts {
+			if m, ok := f.Minimums[n]; ok {
+				fmt.Fprintf(&b, "- %s: %d (required: at least %d)\n", cell(n), f.Counts[n], m)
+			} else {
+				fmt.Fprintf(&b, "- %s: %d\n", cell(n), f.Counts[n])
+			}
+		}
 		for _, n := range f.Notes {
 			fmt.Fprintf(&b, "- %s\n", cell(n))
 		}
-		if len(f.Notes) > 0 {
+		if len(f.Notes)+len(counts) > 0 {
 			b.WriteString("\n")
 		}
 	}

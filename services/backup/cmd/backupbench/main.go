@@ -12,7 +12,11 @@
 //     doing exactly what the worker does (target: under 100 MB, whatever
 //     the database size; pg_dump is a process of its own).
 //
-// Each measurement is the best of -rounds. -pg "" skips PostgreSQL.
+// Each measurement is the best of -rounds. -pg "" skips PostgreSQL. Every
+// archive the backup wrote is verified (backupfmt.Verify with the default
+// checkers, its stored SHA-256, the component's file in it) outside the
+// timing, and the command exits 1 when an archive does not verify or a
+// target is missed (-max-sqlite-ratio, -max-pg-overhead, -max-rss).
 package main
 
 import (
@@ -34,6 +38,8 @@ import (
 
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/archiver"
+	"github.com/insightops/insightops/shared/backupfmt"
+	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
@@ -48,6 +54,10 @@ func main() {
 	pgBase := flag.String("pg", testkit.PostgresBaseURL(), "PostgreSQL maintenance URL to create the scratch database in; empty skips PostgreSQL")
 	comp := flag.String("compression", "gzip", "BACKUP_COMPRESSION of the backup: gzip|zstd")
 	rounds := flag.Int("rounds", 1, "rounds; the best time of each side is reported")
+	var tg targets
+	flag.Float64Var(&tg.sqliteRatio, "max-sqlite-ratio", 1.0, "exit 1 when backup time / (sqlite3 .backup + gzip) time is above this")
+	flag.Float64Var(&tg.pgOverhead, "max-pg-overhead", 0.15, "exit 1 when the backup takes this fraction longer than pg_dump -Fc or more")
+	flag.Int64Var(&tg.rss, "max-rss", 100_000_000, "exit 1 when the backup process's peak RSS reaches this many bytes")
 	child := flag.String("child", "", "internal: run one backup of this component (system|target) and print its result")
 	target := flag.String("target", "", "internal: target DB path for -child")
 	dbURL := flag.String("database-url", "", "internal: System DB URL for -child")
@@ -56,12 +66,19 @@ func main() {
 	if *child != "" {
 		err = runChild(*child, *dir, *target, *dbURL, *comp)
 	} else {
-		err = run(*size, *dir, *pgBase, *comp, *rounds)
+		err = run(*size, *dir, *pgBase, *comp, *rounds, tg)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "backupbench:", err)
 		os.Exit(1)
 	}
+}
+
+// targets are the limits a run must stay within.
+type targets struct {
+	sqliteRatio float64 // backup / (sqlite3 .backup + gzip), at most
+	pgOverhead  float64 // backup / pg_dump - 1, below
+	rss         int64   // peak RSS of the backup process, below
 }
 
 // childResult is what a child prints.
@@ -130,7 +147,41 @@ func backup(dir, component, target, dbURL, comp string) (measured, error) {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss * 1024
 	}
+	if err := verifyArchive(context.Background(), filepath.Join(cdir, "backups"), res.Archive, component); err != nil {
+		return measured{}, err
+	}
 	return measured{seconds: res.Seconds, bytes: res.Bytes, maxRSS: rss}, nil
+}
+
+// verifyArchive reads the archive a child wrote back from its local store
+// and checks it: backupfmt.Verify with the default checkers (SQLite
+// integrity, pg_dump TOC) finds no problem, its SHA-256 is the one stored
+// with it, and it holds a non-empty file of the component.
+func verifyArchive(ctx context.Context, dir, name, component string) error {
+	st, err := backupstore.NewLocal(dir)
+	if err != nil {
+		return fmt.Errorf("open the backup's store: %w", err)
+	}
+	rc, info, err := st.Open(ctx, name)
+	if err != nil {
+		return fmt.Errorf("open archive %s: %w", name, err)
+	}
+	defer rc.Close()
+	rep, err := backupfmt.Verify(ctx, rc, backupfmt.VerifyOptions{ReadOptions: backupfmt.ReadOptions{Name: name}})
+	switch {
+	case err != nil:
+		return fmt.Errorf("archive %s does not verify: %w", name, err)
+	case !rep.OK():
+		return fmt.Errorf("archive %s: problems %v", name, rep.Problems)
+	case info.SHA256 == "" || rep.ArchiveSHA256 != info.SHA256:
+		return fmt.Errorf("archive %s: content SHA-256 %s, stored %q", name, rep.ArchiveSHA256, info.SHA256)
+	}
+	for _, f := range rep.Files {
+		if strings.HasPrefix(f.Path, component+"/") && f.Size > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("archive %s holds no %s file: %+v", name, component, rep.Files)
 }
 
 // timed runs shell commands one after the other and returns their total time.
@@ -166,7 +217,27 @@ func best(a, b measured) measured {
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
-func run(size int64, dir, pgBase, comp string, rounds int) error {
+func run(size int64, dir, pgBase, comp string, rounds int, tg targets) error {
+	var missed []string
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			missed = append(missed, fmt.Sprintf(format, args...))
+		}
+	}
+	if err := measure(size, dir, pgBase, comp, rounds, tg, check); err != nil {
+		return err
+	}
+	if len(missed) > 0 {
+		return fmt.Errorf("target missed: %s", strings.Join(missed, "; "))
+	}
+	fmt.Println("backupbench: every archive verified, every target met")
+	return nil
+}
+
+// measure generates the databases, times both sides of each comparison,
+// verifies every archive, and reports each figure against its target to
+// check.
+func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check func(ok bool, format string, args ...any)) error {
 	ctx := context.Background()
 	if dir == "" {
 		d, err := os.MkdirTemp("", "backupbench-*")
@@ -202,8 +273,10 @@ func run(size int64, dir, pgBase, comp string, rounds int) error {
 		}
 		ours = best(ours, m)
 	}
-	fmt.Printf("sqlite target:  sqlite3 .backup + gzip %6.2fs %s | backup %6.2fs %s | ratio %.2f (target ≤ 1.00) | backup peak RSS %s (target < 100 MB)\n",
-		base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), ours.seconds/base.seconds, mb(ours.maxRSS))
+	fmt.Printf("sqlite target:  sqlite3 .backup + gzip %6.2fs %s | backup %6.2fs %s | ratio %.2f (target ≤ %.2f) | backup peak RSS %s (target < %s)\n",
+		base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), ours.seconds/base.seconds, tg.sqliteRatio, mb(ours.maxRSS), mb(tg.rss))
+	check(ours.seconds/base.seconds <= tg.sqliteRatio, "sqlite ratio %.2f above %.2f", ours.seconds/base.seconds, tg.sqliteRatio)
+	check(ours.maxRSS < tg.rss, "sqlite backup peak RSS %s, limit %s", mb(ours.maxRSS), mb(tg.rss))
 	_ = os.Remove(target)
 
 	if pgBase == "" {
@@ -236,8 +309,11 @@ func run(size int64, dir, pgBase, comp string, rounds int) error {
 		}
 		ours = best(ours, m)
 	}
-	fmt.Printf("postgresql:     pg_dump -Fc to a file   %6.2fs %s | backup %6.2fs %s | overhead %+.1f%% (target < 15%%) | backup peak RSS %s (target < 100 MB)\n",
-		base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), (ours.seconds/base.seconds-1)*100, mb(ours.maxRSS))
+	overhead := ours.seconds/base.seconds - 1
+	fmt.Printf("postgresql:     pg_dump -Fc to a file   %6.2fs %s | backup %6.2fs %s | overhead %+.1f%% (target < %.0f%%) | backup peak RSS %s (target < %s)\n",
+		base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), overhead*100, tg.pgOverhead*100, mb(ours.maxRSS), mb(tg.rss))
+	check(overhead < tg.pgOverhead, "postgresql overhead %+.1f%%, limit %.0f%%", overhead*100, tg.pgOverhead*100)
+	check(ours.maxRSS < tg.rss, "postgresql backup peak RSS %s, limit %s", mb(ours.maxRSS), mb(tg.rss))
 	return nil
 }
 

@@ -1,10 +1,15 @@
 // Command chromabench measures Chroma training throughput: a generated
 // SQLite target of -tables tables (each with a foreign key and an index) is
 // trained into a fresh Chroma the way jobs.chroma.train does it — schema
-// read, documents built, local embeddings, batched upserts — and, in the
-// same run against the same server, the same kind of records are upserted
-// one record per request. It prints both rates in records per second and
-// their ratio (target: batched ≥ 20× one-per-request).
+// read, documents built, local embeddings, batched upserts, -parallel
+// requests in flight — and, in the same run against the same server, the
+// same kind of records are upserted one record per request with the same
+// number of requests in flight (so the ratio measures batching, not
+// concurrency), and all the trained records are upserted raw in batches,
+// again as many in flight: the ceiling a train could reach with no schema
+// read, planning or progress. It prints the rates in records per second,
+// training / one-per-request (target: -min-ratio) and training / ceiling
+// (target: -min-ceiling), and exits 1 when either misses its target.
 //
 // Then, for each embedding provider of -providers that can run here (local
 // always; default when its model is provisioned in EMBEDDING_MODEL_DIR or
@@ -21,6 +26,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,7 +57,8 @@ func main() {
 	naiveN := flag.Int("naive", 1000, "records upserted one per request for the baseline (0: as many as trained)")
 	rounds := flag.Int("rounds", 3, "rounds; the median of each rate is reported")
 	chromaURL := flag.String("chroma", "", "use this Chroma server instead of starting one (its collections are cleared)")
-	minRatio := flag.Float64("min-ratio", 0, "exit 1 when batched / one-per-request falls below this (0: report only)")
+	minRatio := flag.Float64("min-ratio", targetRatio, "exit 1 when training / one-per-request (same parallelism) falls below this (0: report only)")
+	minCeiling := flag.Float64("min-ceiling", targetCeiling, "exit 1 when training / raw batched upserts falls below this fraction (0: report only)")
 	providers := flag.String("providers", "local,default", "embedding providers whose retrieval hit rate and demo training throughput are measured (comma separated; empty: none)")
 	flag.Parse()
 	if p := os.Getenv("CHROMABENCH_CPUPROFILE"); p != "" {
@@ -60,14 +67,51 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*tables, *batch, *parallel, *dim, *naiveN, *rounds, *chromaURL, *minRatio, *providers); err != nil {
+	if err := run(*tables, *batch, *parallel, *dim, *naiveN, *rounds, *chromaURL, *minRatio, *minCeiling, *providers); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "chromabench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, minRatio float64, providers string) error {
+// The documented targets (README, Benchmark).
+const (
+	// targetRatio: training at least this many times the rate of
+	// one-record requests sent with the same parallelism.
+	targetRatio = 20
+	// targetCeiling: training at least this fraction of the rate of raw
+	// batched upserts of the same records.
+	targetCeiling = 0.8
+)
+
+// upsertAll writes docs (new to the collection) through the client's own
+// batched write path, vectors.Client.Apply: batch records per request, the
+// client's Options.Parallel requests in flight, embedding overlapping the
+// writes; with no schema read, no planning and no progress reports.
+func upsertAll(ctx context.Context, c *vectors.Client, coll string, docs []vectors.Doc, batch int) error {
+	p := vectors.Plan{Collection: coll, Add: docs, AddID: make([]string, len(docs))}
+	for i, d := range docs {
+		p.AddID[i] = vectors.ID(coll, d.Content)
+	}
+	_, err := c.Apply(ctx, p, batch, nil)
+	return err
+}
+
+// byCollection splits docs into the collections training writes them to.
+func byCollection(docs []vectors.Doc) map[string][]vectors.Doc {
+	out := map[string][]vectors.Doc{}
+	for _, d := range docs {
+		coll := vectors.CollectionDDL
+		if d.Metadata[vectors.MetaKind] == vectors.KindTableDoc {
+			coll = vectors.CollectionDocumentation
+		}
+		out[coll] = append(out[coll], d)
+	}
+	return out
+}
+
+func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, minRatio, minCeiling float64, providers string) error {
+	parallel = max(parallel, 1)
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "chromabench-*")
 	if err != nil {
@@ -102,16 +146,37 @@ func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, min
 	if err != nil {
 		return err
 	}
-	naive := append(chromaworker.DDLDocs(schema), chromaworker.TableDocs(schema)...)
+	all := append(chromaworker.DDLDocs(schema), chromaworker.TableDocs(schema)...)
+	naive := append([]vectors.Doc(nil), all...)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(naive), func(i, j int) { naive[i], naive[j] = naive[j], naive[i] })
 	if naiveN <= 0 || naiveN > len(naive) {
 		naiveN = len(naive)
 	}
 	naive = naive[:naiveN]
 
-	var trainRates, naiveRates, retrainSecs []float64
+	var trainRates, naiveRates, ceilRates, retrainSecs []float64
 	var trained int
 	for r := 1; r <= rounds; r++ {
+		if err := clearAll(ctx, c); err != nil {
+			return err
+		}
+		// The ceiling first, then training right after clearing the
+		// ceiling's records: Chroma's clean-up of a dropped collection
+		// slows the writes that follow it, so this order can only
+		// understate training against its ceiling, never flatter it.
+		start := time.Now()
+		byColl := byCollection(all)
+		for _, coll := range vectors.Collections {
+			docs := byColl[coll]
+			if len(docs) == 0 {
+				continue
+			}
+			if err := upsertAll(ctx, c, coll, docs, batch); err != nil {
+				return fmt.Errorf("raw batched upserts: %w", err)
+			}
+		}
+		cd := time.Since(start)
+		ceilRates = append(ceilRates, float64(len(all))/cd.Seconds())
 		if err := clearAll(ctx, c); err != nil {
 			return err
 		}
@@ -139,42 +204,44 @@ func run(tables, batch, parallel, dim, naiveN, rounds int, chromaURL string, min
 			return err
 		}
 		start = time.Now()
-		byColl := map[string][]vectors.Doc{}
-		for _, d := range naive {
-			coll := vectors.CollectionDDL
-			if d.Metadata[vectors.MetaKind] == vectors.KindTableDoc {
-				coll = vectors.CollectionDocumentation
-			}
-			byColl[coll] = append(byColl[coll], d)
-		}
-		for coll, docs := range byColl {
-			if err := c.Upsert(ctx, coll, docs, 1, nil); err != nil { // one record per request
+		for coll, docs := range byCollection(naive) {
+			if err := upsertAll(ctx, c, coll, docs, 1); err != nil { // one record per request, parallel in flight
 				return fmt.Errorf("one-per-request upserts: %w", err)
 			}
 		}
 		nd := time.Since(start)
 		naiveRates = append(naiveRates, float64(len(naive))/nd.Seconds())
-		fmt.Printf("round %d: train %d records in %.2fs = %.0f records/s (this process's CPU %.2fs; re-train, all unchanged: %.2fs); one per request: %d records in %.2fs = %.0f records/s\n",
-			r, res.Written, d.Seconds(), trainRates[r-1], clientCPU.Seconds(), retrainSecs[r-1], len(naive), nd.Seconds(), naiveRates[r-1])
+
+		fmt.Printf("round %d: train %d records in %.2fs = %.0f records/s (this process's CPU %.2fs; re-train, all unchanged: %.2fs); one per request: %d records in %.2fs = %.0f records/s; raw batched: %d records in %.2fs = %.0f records/s\n",
+			r, res.Written, d.Seconds(), trainRates[r-1], clientCPU.Seconds(), retrainSecs[r-1], len(naive), nd.Seconds(), naiveRates[r-1], len(all), cd.Seconds(), ceilRates[r-1])
 	}
-	tr, nr := median(trainRates), median(naiveRates)
-	ratio := tr / nr
+	tr, nr, cr := median(trainRates), median(naiveRates), median(ceilRates)
+	ratio, ofCeiling := tr/nr, tr/cr
 	t, v, i := schema.Counts()
 	fmt.Printf("\ngenerated schema: %d tables, %d views, %d indexes → %d records (ddl + documentation), local embedding (%d dims), batch %d × %d in flight, Chroma %s\n",
 		t, v, i, trained, dim, batch, parallel, chromaURL)
 	fmt.Printf("%-52s %10.0f records/s\n", "training, batched (jobs.chroma.train path, median)", tr)
-	fmt.Printf("%-52s %10.0f records/s\n", "one record per upsert request (median)", nr)
-	fmt.Printf("%-52s %10.1f×  (target ≥ 20×)\n", "ratio batched / one-per-request", ratio)
+	fmt.Printf("%-52s %10.0f records/s\n", fmt.Sprintf("one record per request, %d in flight (median)", parallel), nr)
+	fmt.Printf("%-52s %10.0f records/s\n", fmt.Sprintf("ceiling: raw batched upserts, %d in flight (median)", parallel), cr)
+	fmt.Printf("%-52s %10.1f×  (target ≥ %.1f×)\n", "ratio training / one-per-request", ratio, minRatio)
+	fmt.Printf("%-52s %10.2f   (target ≥ %.2f)\n", "training / ceiling", ofCeiling, minCeiling)
 	fmt.Printf("%-52s %10.2f s\n", "re-train with nothing changed (median)", median(retrainSecs))
 	if providers != "" {
 		if err := retrieval(ctx, chromaURL, dir, strings.Split(providers, ","), log); err != nil {
 			return err
 		}
 	}
-	if minRatio > 0 && ratio < minRatio {
-		return fmt.Errorf("ratio %.1f below %.1f", ratio, minRatio)
+	if trained != len(all) {
+		return fmt.Errorf("training wrote %d records, the ceiling upserted %d: not the same records", trained, len(all))
 	}
-	return nil
+	var missed []error
+	if minRatio > 0 && ratio < minRatio {
+		missed = append(missed, fmt.Errorf("ratio training / one-per-request %.1f below the target %.1f", ratio, minRatio))
+	}
+	if minCeiling > 0 && ofCeiling < minCeiling {
+		missed = append(missed, fmt.Errorf("training / ceiling %.2f below the target %.2f", ofCeiling, minCeiling))
+	}
+	return errors.Join(missed...)
 }
 
 // retrieval trains the shipped demo database with each provider and
