@@ -454,6 +454,12 @@ func DefaultAPIAddr(env Environment) string {
 	return "127.0.0.1:8000"
 }
 
+// parser reads variables through getenv and collects every refusal.
+type parser struct {
+	getenv func(string) string
+	errs   []*VarError
+}
+
 // roleSecrets refuses, in production, every role-scoped secret given to a
 // role that does not hold it (it would hold a key it never uses), and reads
 // JWT_SECRET and INIT_ADMIN_PASSWORD for c.Role: a role that holds one gets
@@ -530,11 +536,6 @@ func defaultWorkerID() string {
 		h = "worker"
 	}
 	return fmt.Sprintf("%s-%d", h, os.Getpid())
-}
-
-type parser struct {
-	getenv func(string) string
-	errs   []*VarError
 }
 
 func (p *parser) add(e *VarError) { p.errs = append(p.errs, e) }

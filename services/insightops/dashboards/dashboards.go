@@ -108,10 +108,6 @@ func stat(title, unit, desc string, queries ...q) panel {
 	return panel{kind: "stat", title: title, unit: unit, desc: desc, queries: queries, w: 6, h: 5}
 }
 
-func text(title, markdown string) panel {
-	return panel{kind: "text", title: title, text: markdown, w: 12, h: 5}
-}
-
 // build lays panels out left to right, wrapping at 24 columns.
 func build(uid, title, desc string, panels ...panel) Dashboard {
 	ds := &Datasource{Type: "prometheus", UID: DatasourceUID}
