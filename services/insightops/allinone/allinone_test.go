@@ -2,17 +2,14 @@ package allinone_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/insightops/insightops/services/insightops/allinone"
+	"github.com/insightops/insightops/services/insightops/allinone/allinonetest"
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
@@ -21,7 +18,7 @@ import (
 
 type instance struct {
 	base   string
-	banner *lockedBuffer
+	banner *allinonetest.Buffer
 	deps   app.Deps
 	stop   func() error
 }
@@ -32,65 +29,15 @@ func start(t *testing.T, dataDir string, extra ...string) *instance {
 }
 
 // startLogged is start with the instance's JSON log lines written to logTo
-// (nil: the test logger).
+// (nil: the test logger); extra are variable name, value pairs.
 func startLogged(t *testing.T, dataDir string, logTo io.Writer, extra ...string) *instance {
 	t.Helper()
-	vars := map[string]string{
-		"DATA_DIR": dataDir, "API_ADDR": testkit.FreeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
-		"TARGET_DB_SOURCE": "../../../assets/databases/vanna_db.db", "ASSETS_DIR": "../../../assets",
-		"ENABLE_TARGET_DB": "true", "JOB_ACK_WAIT": "5s", "SHUTDOWN_TIMEOUT": "5s",
-	}
+	vars := map[string]string{}
 	for i := 0; i+1 < len(extra); i += 2 {
 		vars[extra[i]] = extra[i+1]
 	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	log := testkit.Logger(t)
-	if logTo != nil {
-		log = app.NewLoggerFormat(logTo, "debug", "json")
-	}
-	deps, closeAll, err := app.OpenWith(ctx, cfg, log, app.Options{Name: "test-allinone", SystemDB: true})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	banner := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- allinone.Run(ctx, deps, banner) }()
-	in := &instance{base: "http://" + cfg.APIAddr, banner: banner, deps: deps}
-	stopped := false
-	in.stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		defer closeAll()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(20 * time.Second):
-			return fmt.Errorf("all-in-one did not stop within 20s")
-		}
-	}
-	t.Cleanup(func() { _ = in.stop() })
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := testkit.HTTP.Get(in.base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return in
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("API not healthy: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	in := allinonetest.Start(t, allinonetest.Options{DataDir: dataDir, Vars: vars, LogTo: logTo})
+	return &instance{base: in.URL, banner: in.Banner, deps: in.Deps, stop: in.Stop}
 }
 
 func (in *instance) call(t *testing.T, method, path, token string, body any, out any) int {
@@ -243,25 +190,6 @@ func TestFirstStartInitialisesAndServes(t *testing.T) {
 	if len(list.Tasks) != 2 {
 		t.Fatalf("after restart %d init jobs, want the 2 from before", len(list.Tasks))
 	}
-}
-
-// lockedBuffer is the banner Run writes on its own goroutine while the
-// test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // bannerText waits for Run's whole banner (its last line names the health

@@ -22,6 +22,7 @@ import (
 
 	"github.com/insightops/insightops/services/backup/backupworker"
 	"github.com/insightops/insightops/services/insightops/allinone"
+	"github.com/insightops/insightops/services/insightops/allinone/allinonetest"
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
@@ -152,7 +153,7 @@ func postBackup(t *testing.T, in *instance, token string) string {
 // TestOneTraceFromThePostToTheJobsFinalState: the all-in-one, one process.
 func TestOneTraceFromThePostToTheJobsFinalState(t *testing.T) {
 	rec := tracingtest.Record(t)
-	logs := &lockedBuffer{}
+	logs := &allinonetest.Buffer{}
 	in := startLogged(t, t.TempDir(), logs)
 	token := in.loginWhenReady(t)
 	id := postBackup(t, in, token)
@@ -233,7 +234,7 @@ func TestOneTraceAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiLog := &lockedBuffer{}
+	apiLog := &allinonetest.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	deps, closeAll, err := app.OpenWith(ctx, cfg, app.NewLoggerFormat(apiLog, "debug", "json"), app.Options{Name: "test-api", SystemDB: true})
 	if err != nil {

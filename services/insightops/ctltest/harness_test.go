@@ -12,15 +12,14 @@ import (
 	"time"
 
 	"github.com/insightops/insightops/services/insightctl/cli"
-	"github.com/insightops/insightops/services/insightops/allinone"
+	"github.com/insightops/insightops/services/insightops/allinone/allinonetest"
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/config"
-	"github.com/insightops/insightops/shared/testkit"
 )
 
 // adminEmail and the development default password are what a fresh
 // all-in-one's first-start init creates.
-const adminEmail = "admin@example.com"
+const adminEmail = allinonetest.AdminEmail
 
 // instance is one all-in-one running in the test's process.
 type instance struct {
@@ -34,37 +33,10 @@ type instance struct {
 // that no job holds a lease the test does not expect.
 func start(t *testing.T, chromaURL string) *instance {
 	t.Helper()
-	vars := map[string]string{
-		"DATA_DIR": t.TempDir(), "API_ADDR": testkit.FreeAddr(t), "NATS_LISTEN": "127.0.0.1:0",
-		"TARGET_DB_SOURCE": "../../../assets/databases/vanna_db.db", "ASSETS_DIR": "../../../assets",
-		"ENABLE_TARGET_DB": "true", "AUTO_TRAIN_CHROMA": "false", "CHROMA_URL": chromaURL,
-		"JOB_ACK_WAIT": "5s", "SHUTDOWN_TIMEOUT": "5s",
-	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	deps, closeAll, err := app.OpenWith(ctx, cfg, testkit.Logger(t), app.Options{Name: "test-insightctl", SystemDB: true})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- allinone.Run(ctx, deps, io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("all-in-one stopped with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("all-in-one did not stop within 20s")
-		}
-		closeAll()
-	})
-	return &instance{url: "http://" + cfg.APIAddr, cfg: cfg, deps: deps}
+	in := allinonetest.Start(t, allinonetest.Options{Name: "test-insightctl", Vars: map[string]string{
+		"AUTO_TRAIN_CHROMA": "false", "CHROMA_URL": chromaURL,
+	}})
+	return &instance{url: in.URL, cfg: in.Config, deps: in.Deps}
 }
 
 // ctl runs insightctl in-process with its own config directory and
