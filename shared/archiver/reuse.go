@@ -60,8 +60,10 @@ func (a *Archiver) checkSigned(info backupstore.Info) error {
 // reuse looks for archives carrying jobID, left by an earlier attempt of
 // the same job. The first that reads back intact is returned (ok) with
 // its Meta set again; others, and any that does not read back, are
-// deleted, so a job never leaves two archives.
-func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string, log *slog.Logger) (jobspec.ArchiveSummary, bool, error) {
+// deleted, so a job never leaves two archives. When encrypt (archives
+// are encrypted now) or the archive is encrypted, it is deleted and made
+// again.
+func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string, encrypt bool, log *slog.Logger) (jobspec.ArchiveSummary, bool, error) {
 	infos, err := st.List(ctx)
 	if err != nil {
 		return jobspec.ArchiveSummary{}, false, fmt.Errorf("list archives: %w", err)
@@ -79,6 +81,16 @@ func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string
 			log.Warn("deleting a second archive of this job", "archive", info.Name, "kept", res.Archive)
 			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
 				return jobspec.ArchiveSummary{}, false, fmt.Errorf("delete duplicate archive %s: %w", info.Name, err)
+			}
+			continue
+		}
+		if n.Encrypted || encrypt {
+			// An encrypted archive is not read back here (this worker
+			// may hold no identity), and a plaintext one must not stand
+			// in for an encrypted one: it is made again.
+			log.Warn("deleting the archive of an earlier attempt of this job; it is made again", "archive", info.Name, "encrypted", n.Encrypted)
+			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
+				return jobspec.ArchiveSummary{}, false, fmt.Errorf("delete archive %s of an earlier attempt: %w", info.Name, err)
 			}
 			continue
 		}
@@ -116,6 +128,7 @@ func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string
 func RecordSummary(ctx context.Context, st backupstore.Store, info backupstore.Info, m backupfmt.Manifest) (backupstore.Meta, error) {
 	meta := backupstore.Summary(m)
 	meta.Verification = info.Meta.Verification
+	meta.Encryption = info.Meta.Encryption
 	if err := st.SetMeta(ctx, info.Name, meta); err != nil {
 		return meta, fmt.Errorf("record the summary of %s: %w", info.Name, err)
 	}
