@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 
 	"filippo.io/age"
 )
@@ -100,8 +101,9 @@ type Identities struct {
 // LoadIdentities reads the age identity file at path (age-keygen's output;
 // several identities, one a line, '#' comments): an empty path is none
 // (nil, nil). It refuses a file that is missing, unreadable, not a regular
-// file, readable or writable by its group or others (chmod 600), or that
-// holds no identity or a malformed one.
+// file, readable or writable by its group or others (chmod 600; group read
+// is accepted only for this process's own group, see checkPrivate), or
+// that holds no identity or a malformed one.
 func LoadIdentities(path string) (*Identities, error) {
 	if path == "" {
 		return nil, nil
@@ -121,8 +123,8 @@ func LoadIdentities(path string) (*Identities, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("identity file %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("identity file %s has mode %#o: its group or others may access it (chmod 600)", path, perm)
+	if err := checkPrivate(path, st); err != nil {
+		return nil, err
 	}
 	ids, err := age.ParseIdentities(f)
 	if err != nil {
@@ -130,6 +132,23 @@ func LoadIdentities(path string) (*Identities, error) {
 		return nil, fmt.Errorf("identity file %s holds no usable age identity: %w", path, err)
 	}
 	return &Identities{path: path, list: ids}, nil
+}
+
+// checkPrivate refuses an identity file that others may read or that
+// its group may write or read. One exception: group read when the group
+// is this process's own (Kubernetes mounts a Secret volume root:fsGroup
+// mode 0440 under a pod securityContext.fsGroup, the pod's own group).
+func checkPrivate(path string, st fs.FileInfo) error {
+	perm := st.Mode().Perm()
+	refuse := perm&0o007 != 0 || perm&0o030 != 0
+	if !refuse && perm&0o040 != 0 {
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		refuse = !ok || int(sys.Gid) != os.Getegid()
+	}
+	if refuse {
+		return fmt.Errorf("identity file %s has mode %#o: its group or others may access it (chmod 600)", path, perm)
+	}
+	return nil
 }
 
 // Path is the file the identities were read from.

@@ -58,8 +58,10 @@ func TestBackupAgeKeysThatCannotBeUsedRefuseToStart(t *testing.T) {
 			"BACKUP_AGE_RECIPIENTS: recipient 2 is listed twice"},
 		{"missing identity file", map[string]string{"BACKUP_AGE_IDENTITY_FILE": filepath.Join(dir, "nope.txt")},
 			"BACKUP_AGE_IDENTITY_FILE: identity file " + filepath.Join(dir, "nope.txt") + " does not exist"},
-		{"group-readable identity file", map[string]string{"BACKUP_AGE_IDENTITY_FILE": writeIdentity(t, id+"\n", 0o640)},
-			"has mode 0640: its group or others may access it (chmod 600)"},
+		{"group-writable identity file", map[string]string{"BACKUP_AGE_IDENTITY_FILE": writeIdentity(t, id+"\n", 0o660)},
+			"has mode 0660: its group or others may access it (chmod 600)"},
+		{"group-readable identity file of another group", map[string]string{"BACKUP_AGE_IDENTITY_FILE": otherGroup(t, writeIdentity(t, id+"\n", 0o640))},
+			": its group or others may access it (chmod 600)"},
 		{"world-readable identity file", map[string]string{"BACKUP_AGE_IDENTITY_FILE": writeIdentity(t, id+"\n", 0o604)},
 			"has mode 0604: its group or others may access it (chmod 600)"},
 		{"identity file without an identity", map[string]string{"BACKUP_AGE_IDENTITY_FILE": writeIdentity(t, "# only a comment\n", 0o600)},
@@ -93,6 +95,33 @@ func TestBackupAgeKeysThatCannotBeUsedRefuseToStart(t *testing.T) {
 	if _, err := LoadRole(env(map[string]string{"BACKUP_AGE_IDENTITY_FILE": good}), RoleRestore); err != nil {
 		t.Fatal(err)
 	}
+	// Group read by this process's own group is accepted: Kubernetes
+	// mounts a Secret root:fsGroup 0440 under securityContext.fsGroup.
+	own := writeIdentity(t, id+"\n", 0o440)
+	if err := os.Chown(own, -1, os.Getegid()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadRole(env(map[string]string{"BACKUP_AGE_IDENTITY_FILE": own}), RoleBackup); err != nil {
+		t.Fatalf("mode 0440 in the process's own group: %v", err)
+	}
+}
+
+// otherGroup gives path a group that is not this process's: nogroup
+// (65534), or the process's group plus one if that is it. Only root may
+// do so; otherwise the file is made world-readable instead, refused alike.
+func otherGroup(t *testing.T, path string) string {
+	t.Helper()
+	gid := 65534
+	if gid == os.Getegid() {
+		gid++
+	}
+	if err := os.Chown(path, -1, gid); err != nil {
+		t.Logf("chown %s to group %d: %v; the file is made world-readable instead", path, gid, err)
+		if err := os.Chmod(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
 }
 
 // TestBackupAgeIgnoredByOtherRoles: the API, init and chroma neither read
