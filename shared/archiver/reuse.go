@@ -17,13 +17,22 @@ import (
 // store recorded when it was written.
 var errStoredSHA256 = errors.New("archive SHA-256 differs from the one stored with it")
 
+// errEncrypted means ReadManifest was given an encrypted archive: it reads
+// without identities, so an encrypted archive's manifest is read only by
+// a verify (which records its summary in the Meta).
+var errEncrypted = errors.New("the archive is encrypted (age); only a verify where BACKUP_AGE_IDENTITY_FILE is set reads its manifest")
+
 // ReadManifest streams an archive once and checks its structure: every
 // part's and file's size and SHA-256, the manifest, the name, JSONL
 // parsing, and the archive's SHA-256 against the stored one. It runs no
 // database tool (backup.verify does). An archive found wrong is an error
-// wrapping backupfmt.ErrInvalidArchive or errStoredSHA256 (Invalid says
-// so); a read error is returned as such.
+// wrapping backupfmt.ErrInvalidArchive or errStoredSHA256, an encrypted
+// one (not read) errEncrypted (Invalid says so for all three); a read
+// error is returned as such.
 func ReadManifest(ctx context.Context, st backupstore.Store, info backupstore.Info) (backupfmt.Manifest, error) {
+	if n, err := backupfmt.ParseArchiveName(info.Name); err == nil && n.Encrypted {
+		return backupfmt.Manifest{}, fmt.Errorf("%s: %w", info.Name, errEncrypted)
+	}
 	rc, _, err := st.Open(ctx, info.Name)
 	if err != nil {
 		return backupfmt.Manifest{}, err
@@ -41,9 +50,10 @@ func ReadManifest(ctx context.Context, st backupstore.Store, info backupstore.In
 
 // Invalid reports whether an error of ReadManifest says the archive
 // itself is wrong (rather than unreadable now), or its signature is
-// missing or wrong.
+// missing or wrong, or that it is encrypted and so not read there (prune
+// then keeps it among the unreadable ones).
 func Invalid(err error) bool {
-	return errors.Is(err, backupfmt.ErrInvalidArchive) || errors.Is(err, errStoredSHA256) ||
+	return errors.Is(err, backupfmt.ErrInvalidArchive) || errors.Is(err, errStoredSHA256) || errors.Is(err, errEncrypted) ||
 		errors.Is(err, archivesig.ErrUnsigned) || errors.Is(err, archivesig.ErrInvalid)
 }
 
