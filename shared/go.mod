@@ -3,6 +3,7 @@ module github.com/insightops/insightops/shared
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
 	github.com/amikos-tech/chroma-go v0.3.5
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/dustin/go-humanize v1.1.0
@@ -30,6 +31,7 @@ require (
 )
 
 require (
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/amikos-tech/pure-tokenizers v0.1.1 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect

@@ -3,6 +3,7 @@ module github.com/insightops/insightops/services/api
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
 	github.com/dustin/go-humanize v1.1.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
@@ -16,6 +17,7 @@ require (
 )
 
 require (
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/amikos-tech/chroma-go v0.3.5 // indirect
 	github.com/amikos-tech/pure-tokenizers v0.1.1 // indirect

@@ -10,6 +10,8 @@ require (
 )
 
 require (
+	filippo.io/age v1.3.2 // indirect
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/amikos-tech/chroma-go v0.3.5 // indirect
 	github.com/amikos-tech/pure-tokenizers v0.1.1 // indirect

@@ -13,8 +13,15 @@
 // the NATS store, and a temp file renamed when complete in the local one.
 // Nothing partial is ever listed.
 //
+// With BACKUP_AGE_RECIPIENTS the compressed stream is then encrypted with
+// age (package backupcrypt) to every recipient: the store holds, hashes
+// and signs the ciphertext, named with backupfmt.EncryptedExt, and the
+// archive's Meta and the result carry its backupfmt.Encryption record.
+// Verify and restore decrypt it after the signature check
+// (OpenAuthentic) with BACKUP_AGE_IDENTITY_FILE's identities.
+//
 // The archive is named backupfmt.ArchiveName(created, job id,
-// compression). Once it holds its leases, a (redelivered) job looks for
+// compression), plus ".age" when encrypted. Once it holds its leases, a (redelivered) job looks for
 // an archive carrying its job id: if one is listed and reads back intact
 // (checksums, sizes, manifest, stored SHA-256) it is reused, if not it is
 // deleted and made again; an attempt whose leases were taken over

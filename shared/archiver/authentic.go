@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/insightops/insightops/shared/archivesig"
+	"github.com/insightops/insightops/shared/backupcrypt"
+	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/ctxio"
 	"github.com/insightops/insightops/shared/jobs"
@@ -32,6 +35,10 @@ type Authentic struct {
 	// digest the archive's manifest entry must have (CheckManifest).
 	Signature archivesig.Signature
 	f         *os.File
+	// size and sha256 describe what Reader returns: the stored bytes, or
+	// their plaintext when the archive is encrypted.
+	size   int64
+	sha256 string
 }
 
 // OpenAuthentic reads the archive name from st only if it is signed with
@@ -44,15 +51,27 @@ type Authentic struct {
 //     archive_unsigned; a signature that does not verify (another key, a
 //     renamed archive, another digest) is the permanent
 //     archive_signature_invalid;
+//
 //  2. the bytes are copied into the private file while hashed, at most
 //     the stored size plus one byte: a copy whose SHA-256 or size is not
 //     the signed one is archive_signature_invalid (the bytes were swapped
 //     under a valid signature and digest).
 //
+//  3. an encrypted archive (its name ends in .age) is decrypted with ids
+//     into a second private file, which replaces the copy: no ids is the
+//     permanent archive_encrypted_no_identity, no identity matching (a
+//     dropped or wrong key) or a damaged ciphertext the permanent
+//     archive_decrypt_failed. The signature was checked over the
+//     ciphertext first, so nothing unsigned reaches the decryption.
+//
 // An unknown name wraps backupstore.ErrNotFound; a read failure is
 // returned as such (the caller decides whether it is retryable). Close
 // removes the copy.
-func OpenAuthentic(ctx context.Context, st backupstore.Store, keys *archivesig.Keyring, name, dir string) (*Authentic, error) {
+func OpenAuthentic(ctx context.Context, st backupstore.Store, keys *archivesig.Keyring, ids *backupcrypt.Identities, name, dir string) (*Authentic, error) {
+	parsed, err := backupfmt.ParseArchiveName(name)
+	if err != nil {
+		return nil, jobs.Invalid("%v", err)
+	}
 	rc, info, err := st.Open(ctx, name)
 	if err != nil {
 		return nil, err
@@ -66,7 +85,7 @@ func OpenAuthentic(ctx context.Context, st backupstore.Store, keys *archivesig.K
 	if err != nil {
 		return nil, fmt.Errorf("private copy of %s: %w", name, err)
 	}
-	a := &Authentic{Info: info, Signature: sig, f: f}
+	a := &Authentic{Info: info, Signature: sig, f: f, size: info.Size, sha256: info.SHA256}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(ctxio.Reader(ctx, rc), info.Size+1), make([]byte, 1<<20))
 	if err != nil {
@@ -78,7 +97,75 @@ func OpenAuthentic(ctx context.Context, st backupstore.Store, keys *archivesig.K
 		return nil, jobs.Permanent(jobs.CodeArchiveSignatureInvalid, fmt.Errorf("%s: %w: %w: its bytes (%d, sha256 %s) are not the signed ones (%d, sha256 %s); nothing was read from it",
 			name, archivesig.ErrInvalid, ErrNotSignedBytes, n, sum, info.Size, info.SHA256))
 	}
+	if parsed.Encrypted {
+		if err := a.decrypt(ctx, ids, dir); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 	return a, nil
+}
+
+// decrypt replaces the private copy of an encrypted archive with its
+// plaintext, decrypted with ids, in a new private file under dir.
+func (a *Authentic) decrypt(ctx context.Context, ids *backupcrypt.Identities, dir string) error {
+	name := a.Info.Name
+	if ids == nil {
+		return jobs.Permanent(jobs.CodeArchiveEncryptedNoIdentity, fmt.Errorf("%s is encrypted with age (recipients %s) and this worker has no BACKUP_AGE_IDENTITY_FILE to decrypt it; nothing was read from it",
+			name, recipientsOf(a.Info)))
+	}
+	plain, err := ids.Decrypt(io.NewSectionReader(a.f, 0, a.Info.Size))
+	if err != nil {
+		return jobs.Permanent(jobs.CodeArchiveDecryptFailed, fmt.Errorf("%s (encrypted to %s): %w; was its key dropped from the identity file? nothing was read from it",
+			name, recipientsOf(a.Info), err))
+	}
+	f, err := os.CreateTemp(dir, ".archive-*")
+	if err != nil {
+		return fmt.Errorf("private plaintext copy of %s: %w", name, err)
+	}
+	h := sha256.New()
+	src := &readErr{r: ctxio.Reader(ctx, plain)}
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, make([]byte, 1<<20))
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		if src.err != nil && ctx.Err() == nil {
+			return jobs.Permanent(jobs.CodeArchiveDecryptFailed, fmt.Errorf("%s: its ciphertext is damaged (it was damaged before it was signed): %w; nothing was changed", name, src.err))
+		}
+		return fmt.Errorf("decrypt %s: %w", name, err)
+	}
+	_ = a.f.Close()
+	_ = os.Remove(a.f.Name())
+	a.f, a.size, a.sha256 = f, n, hex.EncodeToString(h.Sum(nil))
+	if e := a.Info.Meta.Encryption; e != nil && e.PlaintextSHA256 != "" && e.PlaintextSHA256 != a.sha256 {
+		// The Meta is not signed (the ciphertext is, and age authenticates
+		// the plaintext): a mismatch says the record is not this archive's.
+		return jobs.Permanent(jobs.CodeArchiveDecryptFailed, fmt.Errorf("%s: its plaintext has sha256 %s, its record says %s; nothing was changed", name, a.sha256, e.PlaintextSHA256))
+	}
+	return nil
+}
+
+// recipientsOf names the recipient fingerprints an archive's Meta records.
+func recipientsOf(info backupstore.Info) string {
+	if e := info.Meta.Encryption; e != nil && len(e.Recipients) > 0 {
+		return strings.Join(e.Recipients, ", ")
+	}
+	return "(not recorded)"
+}
+
+// readErr remembers the error of its reader (the decryption's), to tell
+// it from a write error of the copy.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // signatureError gives a failed signature check its job error code.
@@ -89,11 +176,19 @@ func signatureError(name string, err error) error {
 	return jobs.Permanent(jobs.CodeArchiveSignatureInvalid, fmt.Errorf("%w; nothing was read from %s", err, name))
 }
 
-// Reader returns a reader of the private copy from its start; each call
-// starts again.
+// Reader returns a reader of the private copy from its start (the
+// plaintext of an encrypted archive); each call starts again.
 func (a *Authentic) Reader() io.Reader {
-	return io.NewSectionReader(a.f, 0, a.Info.Size)
+	return io.NewSectionReader(a.f, 0, a.size)
 }
+
+// Size is the number of bytes Reader returns: Info.Size, or the size of
+// the plaintext of an encrypted archive.
+func (a *Authentic) Size() int64 { return a.size }
+
+// SHA256 is the hex SHA-256 of what Reader returns: Info.SHA256 (the
+// signed digest), or that of the plaintext of an encrypted archive.
+func (a *Authentic) SHA256() string { return a.sha256 }
 
 // CheckManifest compares the SHA-256 of the archive's manifest entry (as
 // a reader found it) with the signed one: archive_signature_invalid when

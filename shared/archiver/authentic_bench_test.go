@@ -46,7 +46,7 @@ func BenchmarkOpenAuthentic(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for range b.N {
-		a, err := OpenAuthentic(ctx, st, keys, name, dir)
+		a, err := OpenAuthentic(ctx, st, keys, nil, name, dir)
 		if err != nil {
 			b.Fatal(err)
 		}

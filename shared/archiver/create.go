@@ -3,8 +3,11 @@ package archiver
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/insightops/insightops/shared/backupcrypt"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/config"
@@ -180,7 +184,11 @@ func (a *Archiver) Create(ctx context.Context, args jobspec.BackupCreateArgs, r 
 	if err := progress(3, "looking for an archive of an earlier attempt"); err != nil {
 		return jobspec.ArchiveSummary{}, err
 	}
-	if res, ok, err := a.reuse(ctx, st, jobID, log); err != nil {
+	recips, err := Recipients(a.deps.Config)
+	if err != nil {
+		return jobspec.ArchiveSummary{}, err
+	}
+	if res, ok, err := a.reuse(ctx, st, jobID, recips != nil, log); err != nil {
 		return jobspec.ArchiveSummary{}, classify(err, jobs.CodeStoreUnavailable)
 	} else if ok {
 		return res, nil
@@ -304,21 +312,26 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 	rep := &reporter{fn: progress, cancel: cancel}
 
 	created := time.Now().UTC()
-	name := backupfmt.ArchiveName(created, jobID, comp)
 	keys, err := a.Keys()
 	if err != nil {
 		return jobspec.ArchiveSummary{}, err
 	}
-	// closed is the writer's result, set before the pipe is closed: the
+	recips, err := Recipients(a.deps.Config)
+	if err != nil {
+		return jobspec.ArchiveSummary{}, err
+	}
+	name := backupfmt.Name{Created: created, JobID: jobID, Compression: comp, Encrypted: recips != nil}.String()
+	// closed is what was written, set before the pipe is closed: the
 	// store's read of the end of the bytes happens after it, and seals the
-	// archive (name, SHA-256, manifest digest) in the store's commit.
-	var closed atomic.Pointer[backupfmt.Result]
+	// archive (name, SHA-256 of the stored bytes, manifest digest) in the
+	// store's commit.
+	var closed atomic.Pointer[written]
 	seal := func(sum string) (string, error) {
-		res := closed.Load()
-		if res == nil {
+		w := closed.Load()
+		if w == nil {
 			return "", errors.New("the archive ended before its manifest was written")
 		}
-		return Seal(keys, name, res.SHA256, res.ManifestSHA256)(sum)
+		return Seal(keys, name, w.sha256, w.res.ManifestSHA256)(sum)
 	}
 	pr, pw := io.Pipe()
 	putc := make(chan putResult, 1)
@@ -342,9 +355,25 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 	// and a pipe Read returns at most one Write: batch the writer's many
 	// small writes (tar headers, compression members) into large ones.
 	bw := bufio.NewWriterSize(pw, pipeBuffer)
-	_, cspan := tracing.Start(actx, "backup compress", tracing.String("compression", string(comp))) // the archive stream, tar and compression
+	_, cspan := tracing.Start(actx, "backup compress", tracing.String("compression", string(comp)), tracing.String("encryption", encryptionName(recips))) // the archive stream, tar, compression and encryption
 	defer cspan.End()
-	aw, err := backupfmt.NewWriter(bw, comp, wopts...)
+	// Compress, then encrypt: the archive writer's compressed stream goes
+	// through age into the store, the ciphertext hashed on its way.
+	var (
+		sink   io.Writer = bw
+		enc    io.WriteCloser
+		cipher *digestWriter
+	)
+	if recips != nil {
+		cipher = newDigestWriter(bw)
+		if enc, err = recips.Encrypt(cipher); err != nil {
+			_ = pw.CloseWithError(err)
+			<-putc
+			return jobspec.ArchiveSummary{}, jobs.Permanent(jobs.CodeInvalidConfig, err)
+		}
+		sink = enc
+	}
+	aw, err := backupfmt.NewWriter(sink, comp, wopts...)
 	if err != nil {
 		_ = pw.CloseWithError(err)
 		<-putc
@@ -406,7 +435,19 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 	if err != nil {
 		return fail(fmt.Errorf("finish the archive: %w", err))
 	}
-	closed.Store(&res)
+	wr := written{res: res, sha256: res.SHA256, size: res.Size}
+	if enc != nil {
+		if err := enc.Close(); err != nil {
+			return fail(fmt.Errorf("finish the archive's encryption: %w", err))
+		}
+		wr.sha256, wr.size = cipher.sum(), cipher.n
+		wr.enc = &backupfmt.Encryption{
+			Method: backupcrypt.Method, Recipients: recips.Fingerprints(),
+			PlaintextSHA256: res.SHA256, PlaintextBytes: res.Size,
+			CiphertextSHA256: wr.sha256, CiphertextBytes: wr.size,
+		}
+	}
+	closed.Store(&wr)
 	if err := bw.Flush(); err != nil {
 		return fail(fmt.Errorf("finish the archive: %w", err))
 	}
@@ -417,15 +458,17 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 	if pres.err != nil {
 		return jobspec.ArchiveSummary{}, fmt.Errorf("store the archive %s: %w", name, pres.err)
 	}
-	if pres.info.SHA256 != "" && pres.info.SHA256 != res.SHA256 {
+	if pres.info.SHA256 != "" && pres.info.SHA256 != wr.sha256 {
 		_ = st.Delete(context.WithoutCancel(ctx), name)
-		return jobspec.ArchiveSummary{}, fmt.Errorf("store the archive %s: the store computed SHA-256 %s, the writer %s; deleted", name, pres.info.SHA256, res.SHA256)
+		return jobspec.ArchiveSummary{}, fmt.Errorf("store the archive %s: the store computed SHA-256 %s, the writer %s; deleted", name, pres.info.SHA256, wr.sha256)
 	}
 	if err := rep.step(98, "recording the archive's summary"); err != nil {
 		_ = st.Delete(context.WithoutCancel(ctx), name)
 		return jobspec.ArchiveSummary{}, err
 	}
-	if err := st.SetMeta(ctx, name, backupstore.Summary(res.Manifest)); err != nil {
+	meta := backupstore.Summary(res.Manifest)
+	meta.Encryption = wr.enc
+	if err := st.SetMeta(ctx, name, meta); err != nil {
 		if errors.Is(err, backupstore.ErrNoSpace) {
 			// The job fails permanently (see Create): it must not
 			// leave its archive behind.
@@ -436,10 +479,39 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 		return jobspec.ArchiveSummary{}, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("record the summary of %s: %w", name, err))
 	}
 	return jobspec.ArchiveSummary{
-		Archive: name, SHA256: res.SHA256, Bytes: res.Size,
+		Archive: name, SHA256: wr.sha256, Bytes: wr.size, Encryption: wr.enc,
 		Components: Summarize(res.Manifest), Manifest: res.Manifest,
 	}, nil
 }
+
+// written is what write put into the store: the archive writer's result,
+// the SHA-256 and size of the stored bytes (the ciphertext when
+// encrypted, else the writer's own), and the encryption record.
+type written struct {
+	res    backupfmt.Result
+	sha256 string
+	size   int64
+	enc    *backupfmt.Encryption
+}
+
+// digestWriter hashes and counts what it passes on to w.
+type digestWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func newDigestWriter(w io.Writer) *digestWriter { return &digestWriter{w: w, h: sha256.New()} }
+
+func (d *digestWriter) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	d.h.Write(p[:n])
+	d.n += int64(n)
+	return n, err
+}
+
+// sum is the hex SHA-256 of the bytes written.
+func (d *digestWriter) sum() string { return hex.EncodeToString(d.h.Sum(nil)) }
 
 // addDump runs dump in a goroutine writing into a pipe that the archive
 // writer reads as one stream file at path. An error of the dump is

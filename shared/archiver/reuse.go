@@ -17,13 +17,22 @@ import (
 // store recorded when it was written.
 var errStoredSHA256 = errors.New("archive SHA-256 differs from the one stored with it")
 
+// errEncrypted means ReadManifest was given an encrypted archive: it reads
+// without identities, so an encrypted archive's manifest is read only by
+// a verify (which records its summary in the Meta).
+var errEncrypted = errors.New("the archive is encrypted (age); only a verify where BACKUP_AGE_IDENTITY_FILE is set reads its manifest")
+
 // ReadManifest streams an archive once and checks its structure: every
 // part's and file's size and SHA-256, the manifest, the name, JSONL
 // parsing, and the archive's SHA-256 against the stored one. It runs no
 // database tool (backup.verify does). An archive found wrong is an error
-// wrapping backupfmt.ErrInvalidArchive or errStoredSHA256 (Invalid says
-// so); a read error is returned as such.
+// wrapping backupfmt.ErrInvalidArchive or errStoredSHA256, an encrypted
+// one (not read) errEncrypted (Invalid says so for all three); a read
+// error is returned as such.
 func ReadManifest(ctx context.Context, st backupstore.Store, info backupstore.Info) (backupfmt.Manifest, error) {
+	if n, err := backupfmt.ParseArchiveName(info.Name); err == nil && n.Encrypted {
+		return backupfmt.Manifest{}, fmt.Errorf("%s: %w", info.Name, errEncrypted)
+	}
 	rc, _, err := st.Open(ctx, info.Name)
 	if err != nil {
 		return backupfmt.Manifest{}, err
@@ -41,9 +50,10 @@ func ReadManifest(ctx context.Context, st backupstore.Store, info backupstore.In
 
 // Invalid reports whether an error of ReadManifest says the archive
 // itself is wrong (rather than unreadable now), or its signature is
-// missing or wrong.
+// missing or wrong, or that it is encrypted and so not read there (prune
+// then keeps it among the unreadable ones).
 func Invalid(err error) bool {
-	return errors.Is(err, backupfmt.ErrInvalidArchive) || errors.Is(err, errStoredSHA256) ||
+	return errors.Is(err, backupfmt.ErrInvalidArchive) || errors.Is(err, errStoredSHA256) || errors.Is(err, errEncrypted) ||
 		errors.Is(err, archivesig.ErrUnsigned) || errors.Is(err, archivesig.ErrInvalid)
 }
 
@@ -60,8 +70,10 @@ func (a *Archiver) checkSigned(info backupstore.Info) error {
 // reuse looks for archives carrying jobID, left by an earlier attempt of
 // the same job. The first that reads back intact is returned (ok) with
 // its Meta set again; others, and any that does not read back, are
-// deleted, so a job never leaves two archives.
-func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string, log *slog.Logger) (jobspec.ArchiveSummary, bool, error) {
+// deleted, so a job never leaves two archives. When encrypt (archives
+// are encrypted now) or the archive is encrypted, it is deleted and made
+// again.
+func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string, encrypt bool, log *slog.Logger) (jobspec.ArchiveSummary, bool, error) {
 	infos, err := st.List(ctx)
 	if err != nil {
 		return jobspec.ArchiveSummary{}, false, fmt.Errorf("list archives: %w", err)
@@ -79,6 +91,16 @@ func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string
 			log.Warn("deleting a second archive of this job", "archive", info.Name, "kept", res.Archive)
 			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
 				return jobspec.ArchiveSummary{}, false, fmt.Errorf("delete duplicate archive %s: %w", info.Name, err)
+			}
+			continue
+		}
+		if n.Encrypted || encrypt {
+			// An encrypted archive is not read back here (this worker
+			// may hold no identity), and a plaintext one must not stand
+			// in for an encrypted one: it is made again.
+			log.Warn("deleting the archive of an earlier attempt of this job; it is made again", "archive", info.Name, "encrypted", n.Encrypted)
+			if err := st.Delete(ctx, info.Name); err != nil && !errors.Is(err, backupstore.ErrNotFound) {
+				return jobspec.ArchiveSummary{}, false, fmt.Errorf("delete archive %s of an earlier attempt: %w", info.Name, err)
 			}
 			continue
 		}
@@ -116,6 +138,7 @@ func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string
 func RecordSummary(ctx context.Context, st backupstore.Store, info backupstore.Info, m backupfmt.Manifest) (backupstore.Meta, error) {
 	meta := backupstore.Summary(m)
 	meta.Verification = info.Meta.Verification
+	meta.Encryption = info.Meta.Encryption
 	if err := st.SetMeta(ctx, info.Name, meta); err != nil {
 		return meta, fmt.Errorf("record the summary of %s: %w", info.Name, err)
 	}

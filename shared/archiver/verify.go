@@ -54,7 +54,11 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	// The signature first, and a private copy of exactly the signed bytes:
 	// nothing of an unsigned or tampered archive reaches a checker (a
 	// scratch restore runs its SQL).
-	arc, err := OpenAuthentic(ctx, st, keys, name, scratch)
+	ids, err := Identities(a.deps.Config)
+	if err != nil {
+		return jobspec.BackupVerifyResult{}, err
+	}
+	arc, err := OpenAuthentic(ctx, st, keys, ids, name, scratch)
 	var coded *jobs.CodedError
 	switch {
 	case errors.Is(err, backupstore.ErrNotFound):
@@ -83,7 +87,7 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	defer cancel(nil)
 	rep := &reporter{fn: progress, cancel: cancel}
 	src := &progressReader{r: arc.Reader(), fn: func(n int64) {
-		rep.tick(5+fraction(90, n, info.Size), fmt.Sprintf("verifying %s: %s of %s read", name, mib(n), mib(info.Size)))
+		rep.tick(5+fraction(90, n, arc.Size()), fmt.Sprintf("verifying %s: %s of %s read", name, mib(n), mib(arc.Size())))
 	}}
 	if err := rep.step(5, "verifying "+name); err != nil {
 		return jobspec.BackupVerifyResult{}, err
@@ -114,8 +118,13 @@ func (a *Archiver) Verify(ctx context.Context, name string, r Run) (jobspec.Back
 	for _, p := range report.Problems {
 		res.Problems = append(res.Problems, p.Error())
 	}
-	if verr == nil && report.ArchiveSHA256 != info.SHA256 {
-		res.Problems = append(res.Problems, fmt.Sprintf("(archive): sha256 mismatch: stored with the archive %s, content is %s", info.SHA256, report.ArchiveSHA256))
+	if verr == nil && report.ArchiveSHA256 != arc.SHA256() {
+		res.Problems = append(res.Problems, fmt.Sprintf("(archive): sha256 mismatch: stored with the archive %s, content is %s", arc.SHA256(), report.ArchiveSHA256))
+	}
+	if arc.SHA256() != info.SHA256 {
+		// Encrypted: the result names the stored (signed) bytes, as the
+		// list does; the plaintext's digest is in the Meta's encryption.
+		res.SHA256, res.Bytes = info.SHA256, info.Size
 	}
 	if verr == nil {
 		if err := arc.CheckManifest(report.ManifestSHA256); err != nil {
@@ -159,7 +168,9 @@ func (a *Archiver) recordVerification(ctx context.Context, st backupstore.Store,
 		return fmt.Errorf("read the meta of %s: %w", res.Archive, err)
 	}
 	if meta.CreatedAt.IsZero() && res.Manifest.FormatVersion != 0 {
+		enc := meta.Encryption
 		meta = backupstore.Summary(res.Manifest)
+		meta.Encryption = enc
 	}
 	v := &backupstore.Verification{VerifiedAt: res.VerifiedAt, Outcome: res.Outcome, JobID: jobID}
 	if len(res.Problems) > 0 {

@@ -8,7 +8,9 @@
 // # Layout
 //
 // An archive is named backup-<UTC yyyymmddThhmmssZ>-<job id>.tar.gz (gzip)
-// or .tar.zst (zstd); ParseArchiveName is the only gate for names from the
+// or .tar.zst (zstd), followed by .age (EncryptedExt) when the stored bytes
+// are the age ciphertext of that archive (package backupcrypt; readers here
+// read the plaintext); ParseArchiveName is the only gate for names from the
 // outside. It is a tar stream:
 //
 //	system/system.dump | system/system.db   pg_dump -Fc, or a SQLite copy

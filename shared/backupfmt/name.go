@@ -10,7 +10,8 @@ import (
 )
 
 // ErrBadName is wrapped by every error ParseArchiveName returns: the name is
-// not exactly backup-<yyyymmddThhmmssZ>-<ULID>.tar.gz|.tar.zst.
+// not exactly backup-<yyyymmddThhmmssZ>-<ULID>.tar.gz|.tar.zst, optionally
+// followed by .age (EncryptedExt).
 var ErrBadName = errors.New("not a backup archive name")
 
 // Compression is the compression of the tar stream, as BACKUP_COMPRESSION spells it.
@@ -43,6 +44,11 @@ func (c Compression) Ext() string {
 	return ""
 }
 
+// EncryptedExt follows the compression's suffix in the name of an archive
+// encrypted with age (package backupcrypt): backup-…-<id>.tar.zst.age is
+// the age ciphertext of a zstd-compressed archive.
+const EncryptedExt = ".age"
+
 // TimeLayout is the layout of the creation time in an archive name (UTC).
 const TimeLayout = "20060102T150405Z"
 
@@ -53,10 +59,19 @@ type Name struct {
 	Created     time.Time // UTC, whole seconds
 	JobID       string    // canonical (upper case) ULID
 	Compression Compression
+	// Encrypted: the stored bytes are the age ciphertext of the
+	// compressed archive (the name ends in EncryptedExt).
+	Encrypted bool
 }
 
-// String formats n as ArchiveName does.
-func (n Name) String() string { return ArchiveName(n.Created, n.JobID, n.Compression) }
+// String formats n as ArchiveName does, with EncryptedExt when encrypted.
+func (n Name) String() string {
+	s := ArchiveName(n.Created, n.JobID, n.Compression)
+	if n.Encrypted {
+		s += EncryptedExt
+	}
+	return s
+}
 
 // ArchiveName returns backup-<UTC yyyymmddThhmmssZ>-<jobID><ext>, ext being
 // .tar.gz (Gzip) or .tar.zst (Zstd). created is truncated to the second.
@@ -69,7 +84,9 @@ func ArchiveName(created time.Time, jobID string, c Compression) string {
 // outside (URLs, directory listings, object names). It accepts exactly what
 // ArchiveName produces for a canonical ULID job id and a valid time, and
 // nothing else: no slashes, dots other than the suffix, NUL bytes, spaces,
-// lower-case ULIDs, or other suffixes. Every error wraps ErrBadName.
+// lower-case ULIDs, or other suffixes. A name ending in EncryptedExt after
+// the compression's suffix is an encrypted archive (Name.Encrypted).
+// Every error wraps ErrBadName.
 func ParseArchiveName(name string) (Name, error) {
 	bad := func(why string) (Name, error) {
 		return Name{}, fmt.Errorf("%w: %q: %s", ErrBadName, truncate(name, 80), why)
@@ -79,6 +96,7 @@ func ParseArchiveName(name string) (Name, error) {
 	if !ok {
 		return bad("does not start with " + namePrefix)
 	}
+	rest, encrypted := strings.CutSuffix(rest, EncryptedExt)
 	var c Compression
 	switch {
 	case strings.HasSuffix(rest, Gzip.Ext()):
@@ -86,7 +104,7 @@ func ParseArchiveName(name string) (Name, error) {
 	case strings.HasSuffix(rest, Zstd.Ext()):
 		c, rest = Zstd, strings.TrimSuffix(rest, Zstd.Ext())
 	default:
-		return bad("suffix is neither .tar.gz nor .tar.zst")
+		return bad("suffix is neither .tar.gz nor .tar.zst (optionally followed by .age)")
 	}
 	if len(rest) != tsLen+1+idLen || rest[tsLen] != '-' {
 		return bad("expected <yyyymmddThhmmssZ>-<26-character job id>")
@@ -106,7 +124,7 @@ func ParseArchiveName(name string) (Name, error) {
 	if err != nil || u.String() != id {
 		return bad("job id is not a canonical ULID")
 	}
-	return Name{Created: created.UTC(), JobID: id, Compression: c}, nil
+	return Name{Created: created.UTC(), JobID: id, Compression: c, Encrypted: encrypted}, nil
 }
 
 // ValidJobID reports whether id is a canonical (upper-case) ULID, the only

@@ -102,3 +102,36 @@ func TestParseCompression(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptedArchiveNames: an age-encrypted archive's name is the
+// compression's name plus ".age"; older names stay valid and plaintext;
+// ".age" anywhere else is refused.
+func TestEncryptedArchiveNames(t *testing.T) {
+	created := time.Date(2026, 12, 4, 15, 0, 0, 0, time.UTC)
+	for _, c := range []Compression{Gzip, Zstd} {
+		n := Name{Created: created, JobID: testJobID, Compression: c, Encrypted: true}
+		want := "backup-20261204T150000Z-" + testJobID + c.Ext() + ".age"
+		if n.String() != want {
+			t.Fatalf("Name.String() = %q, want %q", n.String(), want)
+		}
+		got, err := ParseArchiveName(want)
+		if err != nil || got != n {
+			t.Fatalf("ParseArchiveName(%q) = %+v, %v", want, got, err)
+		}
+		plain, err := ParseArchiveName(ArchiveName(created, testJobID, c))
+		if err != nil || plain.Encrypted {
+			t.Fatalf("plaintext name: %+v, %v", plain, err)
+		}
+	}
+	for _, bad := range []string{
+		"backup-20261204T150000Z-" + testJobID + ".age",
+		"backup-20261204T150000Z-" + testJobID + ".tar.gz.age.age",
+		"backup-20261204T150000Z-" + testJobID + ".age.tar.gz",
+		"backup-20261204T150000Z-" + testJobID + ".tar.zst.AGE",
+		"backup-20261204T150000Z-" + testJobID + ".tar.zst.age/",
+	} {
+		if _, err := ParseArchiveName(bad); !errors.Is(err, ErrBadName) {
+			t.Errorf("ParseArchiveName(%q) = %v, want ErrBadName", bad, err)
+		}
+	}
+}

@@ -192,6 +192,10 @@ type Meta struct {
 	Drill *Verification `json:"drill,omitempty"`
 	// Pinned archives are never deleted by retention.
 	Pinned bool `json:"pinned,omitempty"`
+	// Encryption records how the archive was encrypted at rest (nil: a
+	// plaintext archive): recipient fingerprints, plaintext and
+	// ciphertext digests.
+	Encryption *backupfmt.Encryption `json:"encryption,omitempty"`
 }
 
 // Verification outcomes.

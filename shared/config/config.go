@@ -124,6 +124,12 @@ type Config struct {
 	// BackupSigningKeysOld (comma separated) only verify, for rotation.
 	BackupSigningKey     string
 	BackupSigningKeysOld string
+	// BackupAgeRecipients (age public keys, comma separated) encrypt every
+	// new archive (backupcrypt); empty: archives are not encrypted.
+	BackupAgeRecipients string
+	// BackupAgeIdentityFile is the age identity file that decrypts
+	// archives where they are verified and restored; empty: none.
+	BackupAgeIdentityFile string
 	// BackupImportMaxMB caps the body of an archive import (MiB).
 	BackupImportMaxMB int
 	// BackupMaxDecompressed caps the bytes one archive may decompress to
@@ -239,6 +245,8 @@ var Vars = []Var{
 	{"BACKUP_VERIFY_AFTER", "false", "each scheduled backup is verified (a backup.verify job) once it succeeds", plain},
 	{"BACKUP_SIGNING_KEY", "(random, kept in DATA_DIR in development)", "HMAC-SHA256 key (hex or base64 of at least 32 random bytes: openssl rand -base64 32) signing every archive; backup and restore workers (and the API for imports and signature status); required in production by the workers; production refuses it in init and chroma", secret},
 	{"BACKUP_SIGNING_KEYS_OLD", "(empty)", "earlier BACKUP_SIGNING_KEYs, comma separated: archives they signed still verify and restore, nothing new is signed with them", secret},
+	{"BACKUP_AGE_RECIPIENTS", "(empty: archives are not encrypted)", "age public keys (age1…, from age-keygen), comma separated: every new archive is compressed, then encrypted to all of them (named ….tar.zst.age); backup and restore workers (the safety backup) and the all-in-one; a malformed key refuses to start", plain},
+	{"BACKUP_AGE_IDENTITY_FILE", "(empty)", "path of an age identity file (age-keygen output, mode 0600; several identities for rotation) decrypting archives where they are verified and restored: backup and restore workers and the all-in-one; missing, unreadable, group/world-readable or empty refuses to start", plain},
 	{"BACKUP_IMPORT_MAX_MB", "8192", "largest archive POST /admin/db/backup/import accepts, in MiB (413 beyond); it is spooled to DATA_DIR/scratch", plain},
 	{"BACKUP_DRILL_SCHEDULE", "(empty)", "cron schedule of restore drills, submitted once per tick by the backup workers: the newest archive is restored into scratch stores and checked against its manifest (a backup.verify job with drill set); same forms as BACKUP_SCHEDULE; empty: none", plain},
 	{"BACKUP_MAX_DECOMPRESSED", "32GiB", "most bytes one archive may decompress to when verified or restored (a decompression bomb stops there with decompression_limit); e.g. 500MiB, 64GiB", plain},
@@ -411,6 +419,7 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 	if _, err := archivesig.ParseKeys(c.BackupSigningKeysOld); err != nil {
 		p.add(&VarError{Var: "BACKUP_SIGNING_KEYS_OLD", Reason: err.Error()})
 	}
+	p.backupAge(&c)
 	c.BackupDrillSchedule = p.schedule("BACKUP_DRILL_SCHEDULE")
 	c.BackupMaxDecompressed = p.size("BACKUP_MAX_DECOMPRESSED", 32<<30, 1<<20)
 

@@ -81,6 +81,12 @@ const (
 	// the System DB schema does not have (functions, triggers,
 	// extensions, …); nothing was restored from it. Permanent.
 	CodeArchiveUnsafe Code = "archive_unsafe"
+	// CodeArchiveEncryptedNoIdentity: the archive is encrypted with age
+	// and this worker has no BACKUP_AGE_IDENTITY_FILE; nothing was read.
+	CodeArchiveEncryptedNoIdentity Code = "archive_encrypted_no_identity"
+	// CodeArchiveDecryptFailed: no identity of BACKUP_AGE_IDENTITY_FILE
+	// decrypts the (signed) archive, or its ciphertext is damaged.
+	CodeArchiveDecryptFailed Code = "archive_decrypt_failed"
 	// CodeDecompressionLimit: the archive decompresses to more than
 	// BACKUP_MAX_DECOMPRESSED or than its manifest's sizes allow (a
 	// decompression bomb); reading stopped and nothing was left behind.
@@ -179,6 +185,8 @@ var Codes = []CodeInfo{
 	{CodeArchiveUnsigned, "the archive to verify or restore has no signature (or no stored SHA-256); nothing was read from it", false},
 	{CodeArchiveSignatureInvalid, "the archive's signature does not verify with this deployment's keys, or its bytes or manifest are not the signed ones; nothing was executed", false},
 	{CodeArchiveUnsafe, "the archive's PostgreSQL dump holds objects the System DB schema does not have (functions, triggers, extensions, …); nothing was restored", false},
+	{CodeArchiveEncryptedNoIdentity, "the archive is encrypted (age) and this worker has no BACKUP_AGE_IDENTITY_FILE to decrypt it; nothing was read from it", false},
+	{CodeArchiveDecryptFailed, "no identity in BACKUP_AGE_IDENTITY_FILE decrypts the archive (its key was dropped, or another key), or its ciphertext is damaged; nothing was changed", false},
 	{CodeDecompressionLimit, "the archive decompresses to more than BACKUP_MAX_DECOMPRESSED or its manifest's sizes allow; reading stopped, nothing was changed or left behind", false},
 	{CodePreconditionFailed, "the restore cannot run in this deployment; nothing was changed", false},
 	{CodeSafetyBackupFailed, "the pre-restore safety backup failed; nothing was changed (permanent when its cause is)", true},

@@ -79,6 +79,9 @@ type ArchiveSummary struct {
 	// Reused is true when a redelivered job found its own complete archive
 	// from an earlier attempt and returned it instead of making another.
 	Reused bool `json:"reused,omitempty"`
+	// Encryption says how the archive was encrypted at rest (nil: not
+	// encrypted); SHA256 and Bytes are then the ciphertext's.
+	Encryption *backupfmt.Encryption `json:"encryption,omitempty"`
 	// Manifest is the archive's manifest. It is not part of the job
 	// result JSON (it can be large: one line per 16 MiB part); read it
 	// from the archive.

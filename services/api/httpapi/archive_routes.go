@@ -129,8 +129,12 @@ func (s *Server) importBackup(c echo.Context) error {
 	}
 	name := c.QueryParam("name")
 	if name != "" {
-		if _, err := backupfmt.ParseArchiveName(name); err != nil {
+		n, err := backupfmt.ParseArchiveName(name)
+		if err != nil {
 			return badRequest("name %q is not a valid archive name: %s", truncate(name, 100), err.Error())
+		}
+		if n.Encrypted {
+			return badRequest("name %q is an encrypted archive's: imports take plaintext archives only (decrypt it with age -d first, and name it without %s)", truncate(name, 100), backupfmt.EncryptedExt)
 		}
 	}
 	if s.keys.KeyID() == "" {
@@ -172,8 +176,11 @@ func (s *Server) importBackup(c echo.Context) error {
 		if ctx.Err() != nil {
 			return unavailable("the import", ctx.Err())
 		}
-		return s.importRefused(c, name, &APIError{Status: http.StatusUnprocessableEntity, Code: CodeArchiveInvalid,
-			Message: "the archive is not valid, nothing was stored: " + truncate(err.Error(), 500), Err: err})
+		msg := "the archive is not valid, nothing was stored: " + truncate(err.Error(), 500)
+		if isAgeFile(sp.f) {
+			msg = "the body is an age-encrypted file: imports take plaintext archives only (decrypt it with age -d first); nothing was stored"
+		}
+		return s.importRefused(c, name, &APIError{Status: http.StatusUnprocessableEntity, Code: CodeArchiveInvalid, Message: msg, Err: err})
 	}
 	if name == "" {
 		name = backupfmt.ArchiveName(rep.Manifest.CreatedAt, rep.Manifest.JobID, rep.Compression)
@@ -223,6 +230,16 @@ func (s *Server) importRefused(c echo.Context, name string, e *APIError) error {
 }
 
 // spool is a received body in a private temporary file.
+// ageMagic starts every age-encrypted file (its header's version line).
+const ageMagic = "age-encryption.org/"
+
+// isAgeFile reports whether f starts with the age header.
+func isAgeFile(f *os.File) bool {
+	b := make([]byte, len(ageMagic))
+	n, err := f.ReadAt(b, 0)
+	return err == nil && n == len(b) && string(b) == ageMagic
+}
+
 type spool struct {
 	f      *os.File
 	sha256 string

@@ -154,6 +154,9 @@ type backupItem struct {
 	Signed         bool   `json:"signed"`
 	Signature      string `json:"signature"`
 	SignatureKeyID string `json:"signature_key_id,omitempty"`
+	// Encryption says how the archive is encrypted at rest (age recipient
+	// fingerprints, plaintext and ciphertext digests); absent: plaintext.
+	Encryption *backupfmt.Encryption `json:"encryption,omitempty"`
 }
 
 // backupList is the body of GET /admin/db/backup/list.
@@ -198,6 +201,7 @@ func (s *Server) backupItemOf(in backupstore.Info) backupItem {
 		Created: in.Created.UTC(), Components: in.Meta.Components, SHA256: in.SHA256,
 		Verified: in.Meta.Verified(), Skipped: in.Meta.Skipped, Note: in.Meta.Note, JobID: in.Meta.JobID,
 		Signed: in.Signature != "", Signature: string(s.signatureStatus(in)),
+		Encryption: in.Meta.Encryption,
 	}
 	if sig, err := archivesig.Parse(in.Signature); err == nil {
 		item.SignatureKeyID = sig.KeyID

@@ -55,6 +55,13 @@ func ctxT(t *testing.T) context.Context {
 
 func newEnv(t *testing.T, dialect testkit.Dialect) *env {
 	t.Helper()
+	return newEnvVars(t, dialect, nil)
+}
+
+// newEnvVars is newEnv with more configuration variables (vars override
+// the defaults).
+func newEnvVars(t *testing.T, dialect testkit.Dialect, vars map[string]string) *env {
+	t.Helper()
 	ctx := ctxT(t)
 	dir := t.TempDir()
 	golden := filepath.Join(dir, "golden", "vanna_db.db")
@@ -69,7 +76,7 @@ func newEnv(t *testing.T, dialect testkit.Dialect) *env {
 		"JOB_ACK_WAIT":       "10s", // see startWorker
 		"JOB_MAX_ATTEMPTS":   "3",
 		"WORKER_ID":          "test",
-	}))
+	}), testkit.WithVars(vars))
 	cfg, db, b, log, deps, srv := te.Config, te.DB, te.Bus, te.Log, te.Deps(), te.Chroma
 	testkit.CopyFile(t, golden, cfg.TargetDBPath)
 

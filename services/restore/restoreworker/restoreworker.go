@@ -384,7 +384,11 @@ func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, 
 	if err := os.MkdirAll(w.ScratchDir, 0o700); err != nil {
 		return verified{}, fmt.Errorf("restore: scratch directory: %w", err)
 	}
-	arc, err := archiver.OpenAuthentic(ctx, st, keys, name, w.ScratchDir)
+	ids, err := archiver.Identities(w.Deps.Config)
+	if err != nil {
+		return verified{}, err
+	}
+	arc, err := archiver.OpenAuthentic(ctx, st, keys, ids, name, w.ScratchDir)
 	var coded *jobs.CodedError
 	switch {
 	case errors.Is(err, backupstore.ErrNotFound):
@@ -402,10 +406,9 @@ func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, 
 			arc.Close()
 		}
 	}()
-	info := arc.Info
 	src := arc.Reader()
-	if progress != nil && info.Size > 0 {
-		src = &progressReader{r: src, total: info.Size, fn: progress}
+	if progress != nil && arc.Size() > 0 {
+		src = &progressReader{r: src, total: arc.Size(), fn: progress}
 	}
 	rep, err := backupfmt.Verify(ctx, src, backupfmt.VerifyOptions{
 		ReadOptions: backupfmt.ReadOptions{Name: name, MaxDecompressed: w.Deps.Config.BackupMaxDecompressed},
@@ -426,13 +429,13 @@ func (w *Worker) verify(ctx context.Context, st backupstore.Store, name string, 
 		}
 		return verified{}, jobs.Retryable(jobs.CodeStoreUnavailable, fmt.Errorf("restore: read %s: %w", name, err))
 	}
-	if info.SHA256 != rep.ArchiveSHA256 {
-		return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s: archive sha256 is %s, the store recorded %s; nothing was changed", name, rep.ArchiveSHA256, info.SHA256))
+	if arc.SHA256() != rep.ArchiveSHA256 {
+		return verified{}, jobs.Permanent(jobs.CodeArchiveInvalid, fmt.Errorf("restore: %s: archive sha256 is %s, the store recorded %s; nothing was changed", name, rep.ArchiveSHA256, arc.SHA256()))
 	}
 	if err := arc.CheckManifest(rep.ManifestSHA256); err != nil {
 		return verified{}, fmt.Errorf("restore: %w", err)
 	}
-	return verified{manifest: rep.Manifest, sha256: rep.ArchiveSHA256, archive: arc}, nil
+	return verified{manifest: rep.Manifest, sha256: arc.Info.SHA256, archive: arc}, nil
 }
 
 // Checkers are the checkers of a restore's verification, by file kind, as
