@@ -134,11 +134,15 @@ func (a *Archiver) reuse(ctx context.Context, st backupstore.Store, jobID string
 }
 
 // RecordSummary stores the manifest summary of an archive as its Meta,
-// keeping the verification result it already had, and returns that Meta.
+// keeping what its Meta already held that the manifest cannot say (the
+// verification and drill results, the encryption record, the pin), and
+// returns that Meta.
 func RecordSummary(ctx context.Context, st backupstore.Store, info backupstore.Info, m backupfmt.Manifest) (backupstore.Meta, error) {
 	meta := backupstore.Summary(m)
 	meta.Verification = info.Meta.Verification
 	meta.Encryption = info.Meta.Encryption
+	meta.Drill = info.Meta.Drill
+	meta.Pinned = info.Meta.Pinned
 	if err := st.SetMeta(ctx, info.Name, meta); err != nil {
 		return meta, fmt.Errorf("record the summary of %s: %w", info.Name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 )
@@ -100,5 +101,36 @@ func TestPruneGFSPinAndDryRunPreview(t *testing.T) {
 	rec, res = prune(jobspec.BackupPruneArgs{Unpin: []string{names[0]}})
 	if rec.State != jobs.Succeeded || !slices.Equal(nameList(res.Deleted), []string{names[0]}) {
 		t.Fatalf("prune after unpinning: %s %+v deleted %v", rec.State, rec.Error, nameList(res.Deleted))
+	}
+}
+
+// TestPruneKeepsAPinnedArchiveWithoutASummary: an archive whose Meta holds
+// only its pin (no summary: copied in by hand, or a summary write that
+// failed) is read by prune, which records its summary; the pin survives
+// that and keeps the archive under a keep-last 1 that would otherwise take
+// it.
+func TestPruneKeepsAPinnedArchiveWithoutASummary(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_RETENTION_COUNT": "1"}, NoTarget: true})
+	ctx := context.Background()
+	startReplica(t, e, "backup-pin-nosummary", Options{}, nil)
+	old := e.create(jobspec.BackupCreateArgs{}).Archive
+	e.create(jobspec.BackupCreateArgs{})
+	if err := e.st.SetMeta(ctx, old, backupstore.Meta{Pinned: true}); err != nil {
+		t.Fatal(err)
+	}
+	rec := e.waitFinal(e.submit(jobspec.BackupPruneArgs{}), 30*time.Second)
+	if rec.State != jobs.Succeeded {
+		t.Fatalf("prune: %s %+v", rec.State, rec.Error)
+	}
+	if !slices.ContainsFunc(e.listed(), func(i backupstore.Info) bool { return i.Name == old }) {
+		t.Fatal("prune deleted a pinned archive that had no summary")
+	}
+	m, err := e.st.Meta(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Pinned || m.CreatedAt.IsZero() {
+		t.Fatalf("after prune the archive's Meta is %+v, want its summary recorded and still pinned", m)
 	}
 }
