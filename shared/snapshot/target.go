@@ -38,8 +38,9 @@ type TargetDump struct {
 }
 
 // DumpTarget writes a consistent online copy of the Target DB's runtime copy
-// at path to w: VACUUM INTO a private directory under the scratch directory
-// (see [WithScratchDir]) through a read-only connection, row counts taken
+// at path to w: the online backup API copies its pages, in one read
+// transaction, into a private directory under the scratch directory (see
+// [WithScratchDir]) through a read-only connection, row counts taken
 // from the copy, the copy streamed into w and deleted. progress, if not nil,
 // is called with the cumulative number of bytes written. The file at path is
 // only read.
@@ -78,7 +79,7 @@ func dumpTarget(ctx context.Context, path string, w io.Writer, progress func(int
 	}
 	defer os.RemoveAll(dir)
 	cp := filepath.Join(dir, "target.db")
-	if err := vacuumInto(ctx, src, cp); err != nil {
+	if err := backupInto(ctx, src, cp); err != nil {
 		return TargetDump{}, err
 	}
 	version := sqliteVersion(ctx, src)
