@@ -1040,6 +1040,36 @@ func assertOnlyFile(t *testing.T, dir, name string) {
 	}
 }
 
+// WithCheckedInput (the restore worker: the bytes passed integrity_check in
+// its verification) restores the same file with the same counts, and still
+// refuses bytes that are not a SQLite database, leaving the runtime copy.
+func TestRestoreTargetWithCheckedInput(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	source, runtime := targetSetup(t)
+	var dump bytes.Buffer
+	d, err := snapshot.DumpTarget(ctx, runtime, &dump, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := snapshot.RestoreTarget(ctx, bytes.NewReader(dump.Bytes()), runtime, source, snapshot.WithCheckedInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SHA256 != d.SHA256 || fileSHA(t, runtime) != d.SHA256 || !reflect.DeepEqual(res.Tables, d.Tables) {
+		t.Fatalf("restore = %+v, dump = %+v", res, d)
+	}
+	before := fileSHA(t, runtime)
+	_, err = snapshot.RestoreTarget(ctx, strings.NewReader("not a database, not even close to one"), runtime, source, snapshot.WithCheckedInput())
+	if err == nil || !strings.Contains(err.Error(), "not a SQLite 3 database") {
+		t.Fatalf("restore of foreign bytes: err = %v, want the missing-header error", err)
+	}
+	if fileSHA(t, runtime) != before {
+		t.Fatal("a refused restore changed the runtime copy")
+	}
+	assertOnlyFile(t, filepath.Dir(runtime), filepath.Base(runtime))
+}
+
 func TestRestoreTargetRefusesTheGoldenSource(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)

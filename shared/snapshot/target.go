@@ -113,7 +113,8 @@ type TargetRestore struct {
 
 // RestoreTarget replaces the Target DB's runtime copy at runtimePath with
 // the SQLite database read from r. The bytes go to a temporary file beside
-// runtimePath, which is fsynced and must pass PRAGMA integrity_check; then
+// runtimePath, which is fsynced and must pass PRAGMA integrity_check (unless
+// [WithCheckedInput] says the bytes already did); then
 // stale -wal, -shm and -journal files of the runtime copy are removed, the
 // temporary file is renamed over it (atomic: readers see the old file or
 // the new one) and the directory is fsynced. On any error the runtime copy
@@ -182,7 +183,7 @@ func restoreTarget(ctx context.Context, r io.Reader, runtimePath, goldenSource s
 	if err := tmp.Close(); err != nil {
 		return TargetRestore{}, fmt.Errorf("close %s: %w", tmpName, err)
 	}
-	tables, err := verifyFile(ctx, tmpName, nil)
+	tables, err := readFile(ctx, tmpName, nil, !o.checked)
 	if err != nil {
 		return TargetRestore{}, fmt.Errorf("verify the restored copy (runtime copy untouched): %w", err)
 	}

@@ -7,8 +7,8 @@
 //     with -compression zstd (target: ratio ≤ 1, -max-sqlite-ratio);
 //   - restoring that archive's Target DB (the restore worker's apply step:
 //     backupfmt.Walk with the verified manifest as Expect, then
-//     snapshot.RestoreTarget, which fsyncs, runs integrity_check and
-//     renames into place) against `gzip -d`/`zstd -d` of the baseline's
+//     snapshot.RestoreTarget, which fsyncs, counts rows and renames into
+//     place; integrity_check ran in the verification, as in the worker) against `gzip -d`/`zstd -d` of the baseline's
 //     file then `mv` into place (target: ratio ≤ 1.2,
 //     -max-sqlite-restore-ratio);
 //   - PostgreSQL System DB of -size bytes (a generated ledger table beside

@@ -39,7 +39,8 @@ func restore(dir, component string, arc archived, runtimePath, dbURL string) (me
 // runRestoreChild restores component from the archive file with the
 // restore worker's apply step: the archive streamed by backupfmt.Walk
 // with the verified manifest as Expect, the component's file handed to
-// snapshot.RestoreTarget (fsync, integrity_check, rename into place) or
+// snapshot.RestoreTarget (fsync, rename into place; WithCheckedInput, as
+// the worker: the verification ran integrity_check on these bytes) or
 // snapshot.RestoreSystem (pg_restore --single-transaction, audit rows
 // kept) followed by the schema migration, as restoreworker does. The
 // restore worker verifies the archive first (timed apart by the parent,
@@ -59,7 +60,7 @@ func runRestoreChild(component, dir, archive, manifestPath, runtimePath, dbURL s
 	case backupfmt.ComponentTarget:
 		golden := filepath.Join(dir, "golden-source.db") // never written, as in production
 		apply = func(ctx context.Context, r io.Reader) error {
-			_, err := snapshot.RestoreTarget(ctx, r, runtimePath, golden, snapshot.WithScratchDir(dir))
+			_, err := snapshot.RestoreTarget(ctx, r, runtimePath, golden, snapshot.WithScratchDir(dir), snapshot.WithCheckedInput())
 			return err
 		}
 	case backupfmt.ComponentSystem:
