@@ -232,7 +232,7 @@ func exportFile(ctx context.Context, c *vectors.Client, coll string, page int, p
 
 // record returns the i-th generated record, the same on every call.
 func record(i, dim int) (id, doc string, md map[string]any, emb []float32) {
-	r := rand.New(rand.NewPCG(uint64(i), 0x5eed))
+	r := rand.New(rand.NewPCG(uint64(i), 0x5eed)) //nolint:gosec // G404: reproducible benchmark data, not a secret
 	emb = make([]float32, dim)
 	for j := range emb {
 		emb[j] = r.Float32()*2 - 1
