@@ -13,6 +13,7 @@ CHROMA_DIR := deploy/chroma
 CHROMA_PORT ?= 8001
 TEST_TIMEOUT ?= 15m
 BACKUP_BENCH_BYTES ?= 1073741824
+CHROMA_BENCH_RECORDS ?= 100000
 
 .PHONY: run build test test-race bench lint gomod-check chroma-install chroma-run clean demo-db help
 
@@ -137,10 +138,11 @@ reliability: chroma-install
 bench:
 	@rc=0; \
 	(cd shared && $(GO) run ./cmd/jobbench -n 10000 -c 8 -replicas 2 -worker-concurrency 8 -rounds 5) || rc=1; \
-	(cd services/backup && $(GO) run ./cmd/backupbench -size $(BACKUP_BENCH_BYTES)) || rc=1; \
+	(cd services/backup && $(GO) run ./cmd/backupbench -size $(BACKUP_BENCH_BYTES) -compression zstd) || rc=1; \
 	if command -v npm >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory chroma-install && \
 		(cd services/chroma && $(GO) run ./cmd/chromabench -tables 2000 -naive 1000 -rounds 3) || rc=1; \
+		(cd services/chroma && $(GO) run ./cmd/chromaxferbench -records $(CHROMA_BENCH_RECORDS)) || rc=1; \
 	else echo "chromabench: Node.js/npm not found: the Chroma benchmark cannot run (it needs a local Chroma)"; rc=1; fi; \
 	if [ $$rc -ne 0 ]; then echo "make bench: a benchmark missed its target or failed (see above)"; fi; \
 	exit $$rc

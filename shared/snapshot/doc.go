@@ -27,13 +27,18 @@
 //
 // # System DB on SQLite, and the Target DB
 //
-// A consistent online copy is taken with VACUUM INTO into a scratch
-// directory, then streamed and deleted. VACUUM INTO runs in one read
-// transaction: in WAL mode writers keep writing meanwhile and the copy is
-// the database as of the transaction's start. It is preferred to the online
-// backup API, whose incremental form restarts whenever another connection
-// writes (it may never finish under steady writes) and whose one-step form
-// holds the same read transaction anyway; VACUUM INTO also drops free pages.
+// A consistent online copy is taken into a scratch directory, then
+// streamed and deleted. The SQLite System DB is copied with VACUUM INTO,
+// which runs in one read transaction: in WAL mode writers keep writing
+// meanwhile and the copy is the database as of the transaction's start
+// (VACUUM INTO also drops free pages). The Target DB, which can be large,
+// is copied with the online backup API (modernc.org/sqlite's NewBackup),
+// which copies pages as they are instead of rebuilding every b-tree (a
+// 500 MB file: 0.7 s against 2.5 s for VACUUM INTO here): in steps, so the context is checked
+// between them, but inside one read transaction held on the source for the
+// whole copy, so each step reads the same snapshot and the backup never
+// restarts when another connection writes (the incremental backup API
+// alone would restart, and might never finish under steady writes).
 // The copy is then switched to rollback-journal mode, a self-contained file
 // (no -wal needed) that opens with the plain sqlite3 tool, read-only media
 // included. Row counts are

@@ -882,6 +882,76 @@ func targetSetup(t *testing.T) (source, runtime string) {
 	return source, runtime
 }
 
+// The Target DB copy (the online backup API, several steps here) is one
+// consistent snapshot while a writer commits pairs of rows in WAL mode: it
+// finishes (no restart), both tables hold the same number of rows, and the
+// counts reported are the copy's.
+func TestDumpTargetUnderConcurrentWrites(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	path := filepath.Join(t.TempDir(), "target.db")
+	if _, err := snapshot.GenerateSQLite(ctx, path, 12<<20); err != nil {
+		t.Fatal(err)
+	}
+	w, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	if _, err := w.ExecContext(ctx, `CREATE TABLE pair_a (n INTEGER); CREATE TABLE pair_b (n INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		stop    = make(chan struct{})
+		done    = make(chan error, 1)
+		written atomic.Int64
+	)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			_, err := w.ExecContext(ctx, `BEGIN; INSERT INTO pair_a VALUES (?); INSERT INTO pair_b VALUES (?); COMMIT`, i, i)
+			if err != nil {
+				done <- err
+				return
+			}
+			written.Add(1)
+		}
+	}()
+	for written.Load() < 20 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	var last int64 = -1
+	for i := range 3 {
+		var buf bytes.Buffer
+		d, err := snapshot.DumpTarget(ctx, path, &buf, nil)
+		if err != nil {
+			t.Fatalf("dump %d: %v", i, err)
+		}
+		if d.Tables["pair_a"] != d.Tables["pair_b"] || d.Tables["pair_a"] <= last {
+			t.Fatalf("dump %d: pair_a %d rows, pair_b %d (previous dump %d)", i, d.Tables["pair_a"], d.Tables["pair_b"], last)
+		}
+		last = d.Tables["pair_a"]
+		c, err := snapshot.CheckSQLite(ctx, bytes.NewReader(buf.Bytes()), t.TempDir())
+		if err != nil || !reflect.DeepEqual(c, d.Tables) {
+			t.Fatalf("dump %d: check = %v, %v; reported %v", i, c, err, d.Tables)
+		}
+		for written.Load() <= last {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("the writer failed during the dumps: %v", err)
+	}
+	t.Logf("%d pairs written during 3 dumps", written.Load())
+}
+
 func TestTargetRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
@@ -968,6 +1038,36 @@ func assertOnlyFile(t *testing.T, dir, name string) {
 			t.Errorf("unexpected file %s in %s", e.Name(), dir)
 		}
 	}
+}
+
+// WithCheckedInput (the restore worker: the bytes passed integrity_check in
+// its verification) restores the same file with the same counts, and still
+// refuses bytes that are not a SQLite database, leaving the runtime copy.
+func TestRestoreTargetWithCheckedInput(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	source, runtime := targetSetup(t)
+	var dump bytes.Buffer
+	d, err := snapshot.DumpTarget(ctx, runtime, &dump, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := snapshot.RestoreTarget(ctx, bytes.NewReader(dump.Bytes()), runtime, source, snapshot.WithCheckedInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SHA256 != d.SHA256 || fileSHA(t, runtime) != d.SHA256 || !reflect.DeepEqual(res.Tables, d.Tables) {
+		t.Fatalf("restore = %+v, dump = %+v", res, d)
+	}
+	before := fileSHA(t, runtime)
+	_, err = snapshot.RestoreTarget(ctx, strings.NewReader("not a database, not even close to one"), runtime, source, snapshot.WithCheckedInput())
+	if err == nil || !strings.Contains(err.Error(), "not a SQLite 3 database") {
+		t.Fatalf("restore of foreign bytes: err = %v, want the missing-header error", err)
+	}
+	if fileSHA(t, runtime) != before {
+		t.Fatal("a refused restore changed the runtime copy")
+	}
+	assertOnlyFile(t, filepath.Dir(runtime), filepath.Base(runtime))
 }
 
 func TestRestoreTargetRefusesTheGoldenSource(t *testing.T) {

@@ -38,8 +38,9 @@ type TargetDump struct {
 }
 
 // DumpTarget writes a consistent online copy of the Target DB's runtime copy
-// at path to w: VACUUM INTO a private directory under the scratch directory
-// (see [WithScratchDir]) through a read-only connection, row counts taken
+// at path to w: the online backup API copies its pages, in one read
+// transaction, into a private directory under the scratch directory (see
+// [WithScratchDir]) through a read-only connection, row counts taken
 // from the copy, the copy streamed into w and deleted. progress, if not nil,
 // is called with the cumulative number of bytes written. The file at path is
 // only read.
@@ -78,7 +79,7 @@ func dumpTarget(ctx context.Context, path string, w io.Writer, progress func(int
 	}
 	defer os.RemoveAll(dir)
 	cp := filepath.Join(dir, "target.db")
-	if err := vacuumInto(ctx, src, cp); err != nil {
+	if err := backupInto(ctx, src, cp); err != nil {
 		return TargetDump{}, err
 	}
 	version := sqliteVersion(ctx, src)
@@ -112,7 +113,8 @@ type TargetRestore struct {
 
 // RestoreTarget replaces the Target DB's runtime copy at runtimePath with
 // the SQLite database read from r. The bytes go to a temporary file beside
-// runtimePath, which is fsynced and must pass PRAGMA integrity_check; then
+// runtimePath, which is fsynced and must pass PRAGMA integrity_check (unless
+// [WithCheckedInput] says the bytes already did); then
 // stale -wal, -shm and -journal files of the runtime copy are removed, the
 // temporary file is renamed over it (atomic: readers see the old file or
 // the new one) and the directory is fsynced. On any error the runtime copy
@@ -181,7 +183,7 @@ func restoreTarget(ctx context.Context, r io.Reader, runtimePath, goldenSource s
 	if err := tmp.Close(); err != nil {
 		return TargetRestore{}, fmt.Errorf("close %s: %w", tmpName, err)
 	}
-	tables, err := verifyFile(ctx, tmpName, nil)
+	tables, err := readFile(ctx, tmpName, nil, !o.checked)
 	if err != nil {
 		return TargetRestore{}, fmt.Errorf("verify the restored copy (runtime copy untouched): %w", err)
 	}

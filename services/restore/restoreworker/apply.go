@@ -153,10 +153,13 @@ func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader
 }
 
 // restoreTarget replaces the Target DB's runtime copy with the copy read
-// from r; the golden source is never written.
+// from r; the golden source is never written. r is the Walk of the archive
+// with the verified manifest as Expect, and that verification ran
+// integrity_check on these very bytes (Checkers): RestoreTarget need not
+// run it again (snapshot.WithCheckedInput).
 func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, res *jobspec.RestoreResult) error {
 	cfg := w.Deps.Config
-	tr, err := snapshot.RestoreTarget(ctx, r, cfg.TargetDBPath, cfg.TargetDBSource, snapshot.WithScratchDir(w.ScratchDir))
+	tr, err := snapshot.RestoreTarget(ctx, r, cfg.TargetDBPath, cfg.TargetDBSource, snapshot.WithScratchDir(w.ScratchDir), snapshot.WithCheckedInput())
 	if errors.Is(err, snapshot.ErrGoldenSource) {
 		return jobs.Permanent(jobs.CodePreconditionFailed, fmt.Errorf("restore: %w", err))
 	}

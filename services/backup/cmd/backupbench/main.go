@@ -1,22 +1,38 @@
-// Command backupbench measures backup.create against the standard tools, in
-// the same run on the same generated data:
+// Command backupbench measures backup.create and the restore against the
+// standard tools, in the same run on the same generated data:
 //
 //   - SQLite target copy of -size bytes (snapshot.GenerateSQLite): the
-//     backup (VACUUM INTO, tar, gzip/zstd, local store) against
-//     `sqlite3 db ".backup copy"` then `gzip copy` (target: ratio ≤ 1);
+//     backup (online backup API copy, tar, gzip/zstd, local store) against
+//     `sqlite3 db ".backup copy"` then `gzip copy`, or `zstd -3 -T2 copy`
+//     with -compression zstd (target: ratio ≤ 1, -max-sqlite-ratio);
+//   - restoring that archive's Target DB (the restore worker's apply step:
+//     backupfmt.Walk with the verified manifest as Expect, then
+//     snapshot.RestoreTarget, which fsyncs, counts rows and renames into
+//     place; integrity_check ran in the verification, as in the worker) against `gzip -d`/`zstd -d` of the baseline's
+//     file then `mv` into place (target: ratio ≤ 1.2,
+//     -max-sqlite-restore-ratio);
 //   - PostgreSQL System DB of -size bytes (a generated ledger table beside
 //     the migrated System DB tables): the backup (pg_dump -Fc --compress=0
 //     streamed into the archive) against `pg_dump -Fc -f file` (target:
-//     overhead under 15%);
-//   - the peak RSS of the backup process, which runs as a child process
-//     doing exactly what the worker does (target: under 100 MB, whatever
-//     the database size; pg_dump is a process of its own).
+//     overhead under 15%, -max-pg-overhead); and its restore (the apply
+//     step: Walk with Expect, snapshot.RestoreSystem, which pipes the dump
+//     into pg_restore --single-transaction keeping audit_logs, then the
+//     schema migration) against `pg_restore --clean --if-exists
+//     --single-transaction` of the baseline's dump over the same database
+//     (target: ratio ≤ 1.15, -max-pg-restore-ratio);
+//   - the peak RSS of each backup and each restore, which run in child
+//     processes doing exactly what the workers do (their rusage maxrss;
+//     target: under 100 MB whatever the database size, -max-rss; pg_dump
+//     and pg_restore are processes of their own).
+//
+// The restore worker verifies an archive before its apply step; that
+// verification (backupfmt.Verify with the default checkers) is run on
+// every archive and its time printed, outside the ratios.
 //
 // Each measurement is the best of -rounds. -pg "" skips PostgreSQL. Every
 // archive the backup wrote is verified (backupfmt.Verify with the default
-// checkers, its stored SHA-256, the component's file in it) outside the
-// timing, and the command exits 1 when an archive does not verify or a
-// target is missed (-max-sqlite-ratio, -max-pg-overhead, -max-rss).
+// checkers, its stored SHA-256, the component's file in it), and the
+// command exits 1 when an archive does not verify or a target is missed.
 package main
 
 import (
@@ -57,15 +73,22 @@ func main() {
 	var tg targets
 	flag.Float64Var(&tg.sqliteRatio, "max-sqlite-ratio", 1.0, "exit 1 when backup time / (sqlite3 .backup + gzip) time is above this")
 	flag.Float64Var(&tg.pgOverhead, "max-pg-overhead", 0.15, "exit 1 when the backup takes this fraction longer than pg_dump -Fc or more")
-	flag.Int64Var(&tg.rss, "max-rss", 100_000_000, "exit 1 when the backup process's peak RSS reaches this many bytes")
-	child := flag.String("child", "", "internal: run one backup of this component (system|target) and print its result")
+	flag.Float64Var(&tg.sqliteRestoreRatio, "max-sqlite-restore-ratio", 1.2, "exit 1 when Target DB restore time / (zstd -d or gzip -d + mv) time is above this")
+	flag.Float64Var(&tg.pgRestoreRatio, "max-pg-restore-ratio", 1.15, "exit 1 when System DB restore time / pg_restore time is above this")
+	flag.Int64Var(&tg.rss, "max-rss", 100_000_000, "exit 1 when the backup or restore process's peak RSS reaches this many bytes")
+	child := flag.String("child", "", "internal: run one backup of this component (system|target), or one restore (restore-system|restore-target), and print its result")
 	target := flag.String("target", "", "internal: target DB path for -child")
 	dbURL := flag.String("database-url", "", "internal: System DB URL for -child")
+	archive := flag.String("archive", "", "internal: archive file for a restore -child")
+	manifest := flag.String("manifest", "", "internal: verified manifest (JSON) of -archive for a restore -child")
 	flag.Parse()
 	var err error
-	if *child != "" {
+	switch {
+	case strings.HasPrefix(*child, "restore-"):
+		err = runRestoreChild(strings.TrimPrefix(*child, "restore-"), *dir, *archive, *manifest, *target, *dbURL)
+	case *child != "":
 		err = runChild(*child, *dir, *target, *dbURL, *comp)
-	} else {
+	default:
 		err = run(*size, *dir, *pgBase, *comp, *rounds, tg)
 	}
 	if err != nil {
@@ -76,9 +99,11 @@ func main() {
 
 // targets are the limits a run must stay within.
 type targets struct {
-	sqliteRatio float64 // backup / (sqlite3 .backup + gzip), at most
-	pgOverhead  float64 // backup / pg_dump - 1, below
-	rss         int64   // peak RSS of the backup process, below
+	sqliteRatio        float64 // backup / (sqlite3 .backup + gzip|zstd), at most
+	pgOverhead         float64 // backup / pg_dump - 1, below
+	sqliteRestoreRatio float64 // restore / (gzip|zstd -d + mv), at most
+	pgRestoreRatio     float64 // restore / pg_restore, at most
+	rss                int64   // peak RSS of the backup or restore process, below
 }
 
 // childResult is what a child prints.
@@ -122,33 +147,73 @@ func runChild(component, dir, target, dbURL, comp string) error {
 	return json.NewEncoder(os.Stdout).Encode(childResult{Archive: res.Archive, Bytes: res.Bytes, Seconds: time.Since(start).Seconds()})
 }
 
-// backup runs one backup in a child process and returns its time, size and peak RSS.
-func backup(dir, component, target, dbURL, comp string) (measured, error) {
+// archived is an archive a child wrote, kept for the restore measurement.
+type archived struct {
+	dir      string // the child's work directory; remove it when done
+	path     string // the archive file
+	manifest string // its verified manifest, as JSON
+}
+
+func (a archived) remove() {
+	if a.dir != "" {
+		_ = os.RemoveAll(a.dir)
+	}
+}
+
+// backup runs one backup in a child process and returns its time, size and
+// peak RSS, and the archive, verified (the verification is not timed).
+func backup(dir, component, target, dbURL, comp string) (measured, archived, error) {
+	cdir, err := os.MkdirTemp(dir, "child-*")
+	if err != nil {
+		return measured{}, archived{}, err
+	}
+	a := archived{dir: cdir}
+	var res childResult
+	m, err := runSelf(&res, "-child", component, "-dir", cdir, "-target", target, "-database-url", dbURL, "-compression", comp)
+	if err != nil {
+		a.remove()
+		return measured{}, archived{}, fmt.Errorf("backup of %s: %w", component, err)
+	}
+	start := time.Now()
+	man, err := verifyArchive(context.Background(), filepath.Join(cdir, "backups"), res.Archive, component)
+	if err != nil {
+		a.remove()
+		return measured{}, archived{}, err
+	}
+	fmt.Printf("  %s archive %s verified (backupfmt.Verify with the default checkers, as backup.verify does; not timed) in %.2fs\n", component, res.Archive, time.Since(start).Seconds())
+	a.path = filepath.Join(cdir, "backups", res.Archive)
+	a.manifest = filepath.Join(cdir, "manifest.json")
+	b, err := json.Marshal(man)
+	if err != nil {
+		a.remove()
+		return measured{}, archived{}, err
+	}
+	if err := os.WriteFile(a.manifest, b, 0o600); err != nil {
+		a.remove()
+		return measured{}, archived{}, err
+	}
+	return m, a, nil
+}
+
+// runSelf runs this command as a child with args, decodes the JSON it
+// prints into res, and returns the time it reports and its peak RSS.
+func runSelf(res *childResult, args ...string) (measured, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return measured{}, err
 	}
-	cdir, err := os.MkdirTemp(dir, "child-*")
-	if err != nil {
-		return measured{}, err
-	}
-	defer os.RemoveAll(cdir)
-	cmd := exec.Command(self, "-child", component, "-dir", cdir, "-target", target, "-database-url", dbURL, "-compression", comp)
+	cmd := exec.Command(self, args...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return measured{}, fmt.Errorf("backup of %s: %w: %s", component, err, errb.String())
+		return measured{}, fmt.Errorf("%w: %s", err, errb.String())
 	}
-	var res childResult
-	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
-		return measured{}, fmt.Errorf("backup of %s printed %q: %w", component, out.String(), err)
+	if err := json.Unmarshal([]byte(out.String()), res); err != nil {
+		return measured{}, fmt.Errorf("child printed %q: %w", out.String(), err)
 	}
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss * 1024
-	}
-	if err := verifyArchive(context.Background(), filepath.Join(cdir, "backups"), res.Archive, component); err != nil {
-		return measured{}, err
 	}
 	return measured{seconds: res.Seconds, bytes: res.Bytes, maxRSS: rss}, nil
 }
@@ -156,32 +221,33 @@ func backup(dir, component, target, dbURL, comp string) (measured, error) {
 // verifyArchive reads the archive a child wrote back from its local store
 // and checks it: backupfmt.Verify with the default checkers (SQLite
 // integrity, pg_dump TOC) finds no problem, its SHA-256 is the one stored
-// with it, and it holds a non-empty file of the component.
-func verifyArchive(ctx context.Context, dir, name, component string) error {
+// with it, and it holds a non-empty file of the component. It returns the
+// verified manifest.
+func verifyArchive(ctx context.Context, dir, name, component string) (backupfmt.Manifest, error) {
 	st, err := backupstore.NewLocal(dir)
 	if err != nil {
-		return fmt.Errorf("open the backup's store: %w", err)
+		return backupfmt.Manifest{}, fmt.Errorf("open the backup's store: %w", err)
 	}
 	rc, info, err := st.Open(ctx, name)
 	if err != nil {
-		return fmt.Errorf("open archive %s: %w", name, err)
+		return backupfmt.Manifest{}, fmt.Errorf("open archive %s: %w", name, err)
 	}
 	defer rc.Close()
 	rep, err := backupfmt.Verify(ctx, rc, backupfmt.VerifyOptions{ReadOptions: backupfmt.ReadOptions{Name: name}})
 	switch {
 	case err != nil:
-		return fmt.Errorf("archive %s does not verify: %w", name, err)
+		return backupfmt.Manifest{}, fmt.Errorf("archive %s does not verify: %w", name, err)
 	case !rep.OK():
-		return fmt.Errorf("archive %s: problems %v", name, rep.Problems)
+		return backupfmt.Manifest{}, fmt.Errorf("archive %s: problems %v", name, rep.Problems)
 	case info.SHA256 == "" || rep.ArchiveSHA256 != info.SHA256:
-		return fmt.Errorf("archive %s: content SHA-256 %s, stored %q", name, rep.ArchiveSHA256, info.SHA256)
+		return backupfmt.Manifest{}, fmt.Errorf("archive %s: content SHA-256 %s, stored %q", name, rep.ArchiveSHA256, info.SHA256)
 	}
 	for _, f := range rep.Files {
 		if strings.HasPrefix(f.Path, component+"/") && f.Size > 0 {
-			return nil
+			return rep.Manifest, nil
 		}
 	}
-	return fmt.Errorf("archive %s holds no %s file: %+v", name, component, rep.Files)
+	return backupfmt.Manifest{}, fmt.Errorf("archive %s holds no %s file: %+v", name, component, rep.Files)
 }
 
 // timed runs shell commands one after the other and returns their total time.
@@ -258,25 +324,54 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 		return err
 	}
 	fmt.Printf("sqlite: generated %s (%d rows) in %.1fs\n", mb(g.Bytes), g.Rows, time.Since(start).Seconds())
-	var base, ours measured
+	compressCmd, decompressCmd := []string{"gzip", "-f"}, []string{"gzip", "-d", "-k", "-f"}
+	baseName, ext := "sqlite3 .backup + gzip", ".gz"
+	if comp == string(backupfmt.Zstd) {
+		compressCmd, decompressCmd = []string{"zstd", "-3", "-T2", "-q", "-f", "--rm"}, []string{"zstd", "-d", "-q", "-f"}
+		baseName, ext = "sqlite3 .backup + zstd -3 -T2", ".zst"
+	}
+	var base, ours, baseRestore, oursRestore measured
 	for range rounds {
 		copyPath := filepath.Join(dir, "baseline.db")
-		secs, err := timed([]string{"sqlite3", target, ".backup '" + copyPath + "'"}, []string{"gzip", "-f", copyPath})
+		secs, err := timed([]string{"sqlite3", target, ".backup '" + copyPath + "'"}, append(compressCmd, copyPath))
 		if err != nil {
 			return err
 		}
-		base = best(base, measured{seconds: secs, bytes: fileSize(copyPath + ".gz")})
-		_ = os.Remove(copyPath + ".gz")
-		m, err := backup(dir, "target", target, "", comp)
+		base = best(base, measured{seconds: secs, bytes: fileSize(copyPath + ext)})
+		m, arc, err := backup(dir, "target", target, "", comp)
 		if err != nil {
 			return err
 		}
 		ours = best(ours, m)
+
+		// Restore: the baseline decompresses its file and moves it into
+		// place; the restore streams the archive into the runtime copy.
+		placed := filepath.Join(dir, "baseline-restored.db")
+		secs, err = timed(append(decompressCmd, copyPath+ext), []string{"mv", copyPath, placed})
+		if err != nil {
+			arc.remove()
+			return err
+		}
+		baseRestore = best(baseRestore, measured{seconds: secs, bytes: fileSize(placed)})
+		_ = os.Remove(placed)
+		_ = os.Remove(copyPath + ext)
+		r, err := restore(dir, "target", arc, filepath.Join(dir, "runtime", "target.db"), "")
+		arc.remove()
+		if err != nil {
+			return err
+		}
+		oursRestore = best(oursRestore, r)
 	}
-	fmt.Printf("sqlite target:  sqlite3 .backup + gzip %6.2fs %s | backup %6.2fs %s | ratio %.2f (target ≤ %.2f) | backup peak RSS %s (target < %s)\n",
-		base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), ours.seconds/base.seconds, tg.sqliteRatio, mb(ours.maxRSS), mb(tg.rss))
-	check(ours.seconds/base.seconds <= tg.sqliteRatio, "sqlite ratio %.2f above %.2f", ours.seconds/base.seconds, tg.sqliteRatio)
+	ratio := ours.seconds / base.seconds
+	fmt.Printf("sqlite target:  %s %6.2fs %s | backup %6.2fs %s | ratio %.2f (target ≤ %.2f) | backup peak RSS %s (target < %s)\n",
+		baseName, base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), ratio, tg.sqliteRatio, mb(ours.maxRSS), mb(tg.rss))
+	check(ratio <= tg.sqliteRatio, "sqlite backup ratio %.2f above %.2f", ratio, tg.sqliteRatio)
 	check(ours.maxRSS < tg.rss, "sqlite backup peak RSS %s, limit %s", mb(ours.maxRSS), mb(tg.rss))
+	ratio = oursRestore.seconds / baseRestore.seconds
+	fmt.Printf("sqlite restore: %s -d + mv %6.2fs | restore %6.2fs | ratio %.2f (target ≤ %.2f) | restore peak RSS %s (target < %s)\n",
+		compressCmd[0], baseRestore.seconds, oursRestore.seconds, ratio, tg.sqliteRestoreRatio, mb(oursRestore.maxRSS), mb(tg.rss))
+	check(ratio <= tg.sqliteRestoreRatio, "sqlite restore ratio %.2f above %.2f", ratio, tg.sqliteRestoreRatio)
+	check(oursRestore.maxRSS < tg.rss, "sqlite restore peak RSS %s, limit %s", mb(oursRestore.maxRSS), mb(tg.rss))
 	_ = os.Remove(target)
 
 	if pgBase == "" {
@@ -294,7 +389,7 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 		return err
 	}
 	fmt.Printf("postgresql: generated %s in %.1fs\n", mb(dbBytes), time.Since(start).Seconds())
-	base, ours = measured{}, measured{}
+	base, ours, baseRestore, oursRestore = measured{}, measured{}, measured{}, measured{}
 	for range rounds {
 		dump := filepath.Join(dir, "baseline.dump")
 		secs, err := timed([]string{"pg_dump", "-Fc", "-f", dump, "--dbname=" + dbURL})
@@ -302,18 +397,40 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 			return err
 		}
 		base = best(base, measured{seconds: secs, bytes: fileSize(dump)})
-		_ = os.Remove(dump)
-		m, err := backup(dir, "system", "", dbURL, comp)
+		m, arc, err := backup(dir, "system", "", dbURL, comp)
 		if err != nil {
 			return err
 		}
 		ours = best(ours, m)
+
+		// Restore: pg_restore of the baseline dump, then the restore of
+		// the archive (snapshot.RestoreSystem, which runs pg_restore on
+		// the stream), each over the same database.
+		secs, err = timed([]string{"pg_restore", "--clean", "--if-exists", "--single-transaction", "--no-owner", "--no-privileges",
+			"--exit-on-error", "--dbname=" + dbURL, dump})
+		_ = os.Remove(dump)
+		if err != nil {
+			arc.remove()
+			return err
+		}
+		baseRestore = best(baseRestore, measured{seconds: secs})
+		r, err := restore(dir, "system", arc, "", dbURL)
+		arc.remove()
+		if err != nil {
+			return err
+		}
+		oursRestore = best(oursRestore, r)
 	}
 	overhead := ours.seconds/base.seconds - 1
 	fmt.Printf("postgresql:     pg_dump -Fc to a file   %6.2fs %s | backup %6.2fs %s | overhead %+.1f%% (target < %.0f%%) | backup peak RSS %s (target < %s)\n",
 		base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), overhead*100, tg.pgOverhead*100, mb(ours.maxRSS), mb(tg.rss))
 	check(overhead < tg.pgOverhead, "postgresql overhead %+.1f%%, limit %.0f%%", overhead*100, tg.pgOverhead*100)
 	check(ours.maxRSS < tg.rss, "postgresql backup peak RSS %s, limit %s", mb(ours.maxRSS), mb(tg.rss))
+	ratio = oursRestore.seconds / baseRestore.seconds
+	fmt.Printf("postgresql restore: pg_restore of pg_dump -Fc %6.2fs | restore %6.2fs | ratio %.2f (target ≤ %.2f) | restore peak RSS %s (target < %s)\n",
+		baseRestore.seconds, oursRestore.seconds, ratio, tg.pgRestoreRatio, mb(oursRestore.maxRSS), mb(tg.rss))
+	check(ratio <= tg.pgRestoreRatio, "postgresql restore ratio %.2f above %.2f", ratio, tg.pgRestoreRatio)
+	check(oursRestore.maxRSS < tg.rss, "postgresql restore peak RSS %s, limit %s", mb(oursRestore.maxRSS), mb(tg.rss))
 	return nil
 }
 
