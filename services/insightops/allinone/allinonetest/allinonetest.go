@@ -108,7 +108,11 @@ func Start(t testing.TB, o Options) *Instance {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := testkit.HTTP.Get(in.URL + "/health")
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, in.URL+"/health", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := testkit.HTTP.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
