@@ -108,7 +108,7 @@ func Start(t testing.TB, o Options) *Instance {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, in.URL+"/health", nil)
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, in.URL+"/health", http.NoBody)
 		if err != nil {
 			t.Fatal(err)
 		}
