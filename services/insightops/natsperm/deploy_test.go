@@ -220,9 +220,10 @@ func k8sObjects(t *testing.T) []k8sObject {
 // directory `kubectl apply -f deploy/k8s/` takes).
 var exampleSecretsFile = []string{"deploy", "examples", "k8s-secrets.example.yaml"}
 
-// exampleSecrets reads the example Secret; with random, each CHANGE-ME in
-// it is replaced by a random value (one per key), as the operator who
-// creates the real Secret does; without, the placeholders stay.
+// exampleSecrets reads the example Secret; with random, each empty value
+// and each CHANGE-ME in it is replaced by a random value (one per key), as
+// the operator who creates the real Secret does; without, the empty values
+// and placeholders stay.
 func exampleSecrets(t *testing.T, random bool) map[string]map[string]string {
 	t.Helper()
 	b, err := os.ReadFile(repoPath(t, exampleSecretsFile...))
@@ -238,6 +239,9 @@ func exampleSecrets(t *testing.T, random bool) map[string]map[string]string {
 		if random {
 			r := make([]byte, 32)
 			_, _ = rand.Read(r)
+			if v == "" {
+				v = "CHANGE-ME"
+			}
 			v = strings.ReplaceAll(v, "CHANGE-ME", hex.EncodeToString(r))
 		}
 		data[k] = v
