@@ -11,38 +11,13 @@ import (
 	"strings"
 	"testing"
 
-	"filippo.io/age"
-
 	"github.com/insightops/insightops/shared/backupcrypt"
+	"github.com/insightops/insightops/shared/backupcrypt/agetest"
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/testkit"
 )
-
-// ageKey is a fresh age key pair.
-type ageKey struct{ identity, recipient string }
-
-func newAgeKey(t *testing.T) ageKey {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ageKey{identity: id.String(), recipient: id.Recipient().String()}
-}
-
-// writeIdentities (re)writes the identity file at path with keys, mode 0600.
-func writeIdentities(t *testing.T, path string, keys ...ageKey) {
-	t.Helper()
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString("# public key: " + k.recipient + "\n" + k.identity + "\n")
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // withRecipients is an archiver over e's store and deps whose
 // configuration encrypts to recipients (a rotated BACKUP_AGE_RECIPIENTS).
@@ -74,11 +49,11 @@ func TestEncryptedArchiveIsUnreadableByTarAndDecryptsWithTheAgeCLI(t *testing.T)
 	if err != nil {
 		testkit.Unavailable(t, "the age CLI (apt-get install age)", err)
 	}
-	k1, k2 := newAgeKey(t), newAgeKey(t)
+	k1, k2 := agetest.NewKey(t), agetest.NewKey(t)
 	idFile := filepath.Join(t.TempDir(), "identity.txt")
-	writeIdentities(t, idFile, k2)
+	agetest.WriteIdentities(t, idFile, k2)
 	e := newEnv(t, envOpts{Vars: map[string]string{
-		"BACKUP_COMPRESSION": "zstd", "BACKUP_AGE_RECIPIENTS": k1.recipient + "," + k2.recipient, "BACKUP_AGE_IDENTITY_FILE": idFile,
+		"BACKUP_COMPRESSION": "zstd", "BACKUP_AGE_RECIPIENTS": k1.Recipient + "," + k2.Recipient, "BACKUP_AGE_IDENTITY_FILE": idFile,
 	}})
 	res := e.create(jobspec.BackupCreateArgs{Components: []string{"system", "target"}})
 	if !strings.HasSuffix(res.Archive, ".tar.zst.age") {
@@ -87,7 +62,7 @@ func TestEncryptedArchiveIsUnreadableByTarAndDecryptsWithTheAgeCLI(t *testing.T)
 	path := e.archivePath(res.Archive)
 	enc := res.Encryption
 	if enc == nil || enc.Method != "age" || len(enc.Recipients) != 2 ||
-		enc.Recipients[0] != backupcrypt.Fingerprint(k1.recipient) || enc.Recipients[1] != backupcrypt.Fingerprint(k2.recipient) {
+		enc.Recipients[0] != backupcrypt.Fingerprint(k1.Recipient) || enc.Recipients[1] != backupcrypt.Fingerprint(k2.Recipient) {
 		t.Fatalf("encryption record %+v", enc)
 	}
 	if enc.CiphertextSHA256 != res.SHA256 || enc.CiphertextBytes != res.Bytes || sha256File(t, path) != res.SHA256 || enc.PlaintextSHA256 == res.SHA256 {
@@ -163,10 +138,10 @@ func mustRead(t *testing.T, path string) []byte {
 // without any identity file, archive_encrypted_no_identity.
 func TestEncryptionKeyRotation(t *testing.T) {
 	t.Parallel()
-	a, b := newAgeKey(t), newAgeKey(t)
+	a, b := agetest.NewKey(t), agetest.NewKey(t)
 	idFile := filepath.Join(t.TempDir(), "identity.txt")
-	writeIdentities(t, idFile, a)
-	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_AGE_RECIPIENTS": a.recipient, "BACKUP_AGE_IDENTITY_FILE": idFile}})
+	agetest.WriteIdentities(t, idFile, a)
+	e := newEnv(t, envOpts{Vars: map[string]string{"BACKUP_AGE_RECIPIENTS": a.Recipient, "BACKUP_AGE_IDENTITY_FILE": idFile}})
 	ctx := context.Background()
 	verify := func(ar *Archiver, name string) error {
 		_, err := ar.Verify(ctx, name, Run{JobID: jobs.NewID(), Log: e.deps.Log})
@@ -178,8 +153,8 @@ func TestEncryptionKeyRotation(t *testing.T) {
 	}
 
 	// Rotate: new recipient B, identity file holding A and B.
-	writeIdentities(t, idFile, a, b)
-	rotated := e.withRecipients(b.recipient)
+	agetest.WriteIdentities(t, idFile, a, b)
+	rotated := e.withRecipients(b.Recipient)
 	if err := verify(rotated, old.Archive); err != nil {
 		t.Fatalf("the old archive with A and B in the identity file: %v", err)
 	}
@@ -187,14 +162,14 @@ func TestEncryptionKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fresh.Encryption.Recipients; len(got) != 1 || got[0] != backupcrypt.Fingerprint(b.recipient) {
+	if got := fresh.Encryption.Recipients; len(got) != 1 || got[0] != backupcrypt.Fingerprint(b.Recipient) {
 		t.Fatalf("the new archive's recipients %v, want B only", got)
 	}
 
 	// Drop A: the old archive fails with the clear code, the new verifies.
-	writeIdentities(t, idFile, b)
+	agetest.WriteIdentities(t, idFile, b)
 	err = verify(rotated, old.Archive)
-	if jobs.CodeOf(err) != jobs.CodeArchiveDecryptFailed || !strings.Contains(err.Error(), backupcrypt.Fingerprint(a.recipient)) {
+	if jobs.CodeOf(err) != jobs.CodeArchiveDecryptFailed || !strings.Contains(err.Error(), backupcrypt.Fingerprint(a.Recipient)) {
 		t.Fatalf("the old archive without A: %v (code %q), want %s naming A's fingerprint", err, jobs.CodeOf(err), jobs.CodeArchiveDecryptFailed)
 	}
 	if err := verify(rotated, fresh.Archive); err != nil {

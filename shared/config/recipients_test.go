@@ -7,17 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"filippo.io/age"
+	"github.com/insightops/insightops/shared/backupcrypt/agetest"
 )
 
 // ageKeys returns a fresh age identity line and its public key.
 func ageKeys(t *testing.T) (identity, recipient string) {
 	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id.String(), id.Recipient().String()
+	k := agetest.NewKey(t)
+	return k.Identity, k.Recipient
 }
 
 // writeIdentity writes content into a new file of mode perm.

@@ -1,43 +1,17 @@
 package restoreworker_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"filippo.io/age"
-
 	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupcrypt"
+	"github.com/insightops/insightops/shared/backupcrypt/agetest"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/testkit"
 )
-
-// ageKey is a fresh age key pair.
-type ageKey struct{ identity, recipient string }
-
-func newAgeKey(t *testing.T) ageKey {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ageKey{identity: id.String(), recipient: id.Recipient().String()}
-}
-
-// writeIdentities (re)writes the age identity file at path, mode 0600.
-func writeIdentities(t *testing.T, path string, keys ...ageKey) {
-	t.Helper()
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k.identity + "\n")
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestEncryptedBackupVerifyRestoreAndKeyRotation: with age encryption on,
 // on SQLite and PostgreSQL, a full backup → verify → restore round trip,
@@ -51,14 +25,14 @@ func TestEncryptedBackupVerifyRestoreAndKeyRotation(t *testing.T) {
 	for _, d := range testkit.Dialects {
 		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
-			a, b := newAgeKey(t), newAgeKey(t)
+			a, b := agetest.NewKey(t), agetest.NewKey(t)
 			idFile := filepath.Join(t.TempDir(), "identity.txt")
-			writeIdentities(t, idFile, a)
-			e := newEnvVars(t, d, map[string]string{"BACKUP_AGE_RECIPIENTS": a.recipient, "BACKUP_AGE_IDENTITY_FILE": idFile})
+			agetest.WriteIdentities(t, idFile, a)
+			e := newEnvVars(t, d, map[string]string{"BACKUP_AGE_RECIPIENTS": a.Recipient, "BACKUP_AGE_IDENTITY_FILE": idFile})
 			e.seed()
 			seeded := e.state()
 			old := e.backup()
-			if !strings.HasSuffix(old.Archive, ".age") || old.Encryption == nil || old.Encryption.Recipients[0] != backupcrypt.Fingerprint(a.recipient) {
+			if !strings.HasSuffix(old.Archive, ".age") || old.Encryption == nil || old.Encryption.Recipients[0] != backupcrypt.Fingerprint(a.Recipient) {
 				t.Fatalf("archive %s, encryption %+v", old.Archive, old.Encryption)
 			}
 			v, err := archiver.New(e.deps, archiver.Options{Store: e.store}).Verify(e.ctx, old.Archive, archiver.Run{JobID: jobs.NewID()})
@@ -67,7 +41,7 @@ func TestEncryptedBackupVerifyRestoreAndKeyRotation(t *testing.T) {
 			}
 
 			// Rotate: the identity file holds A and B; new archives go to B.
-			writeIdentities(t, idFile, a, b)
+			agetest.WriteIdentities(t, idFile, a, b)
 			e.mutate()
 			rec := e.final(e.submit(jobspec.RestoreArgs{Archive: old.Archive}))
 			if rec.State != jobs.Succeeded {
@@ -85,17 +59,17 @@ func TestEncryptedBackupVerifyRestoreAndKeyRotation(t *testing.T) {
 				t.Errorf("safety backup's meta %+v %v: want its encryption record", m, err)
 			}
 			depsB := e.deps
-			depsB.Config.BackupAgeRecipients = b.recipient
+			depsB.Config.BackupAgeRecipients = b.Recipient
 			fresh, err := archiver.Create(e.ctx, depsB, jobspec.BackupCreateArgs{}, archiver.Run{JobID: jobs.NewID()})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r := fresh.Encryption.Recipients; len(r) != 1 || r[0] != backupcrypt.Fingerprint(b.recipient) {
+			if r := fresh.Encryption.Recipients; len(r) != 1 || r[0] != backupcrypt.Fingerprint(b.Recipient) {
 				t.Fatalf("new archive's recipients %v, want B's", r)
 			}
 
 			// Drop A: the old archive fails with the clear code, nothing changes.
-			writeIdentities(t, idFile, b)
+			agetest.WriteIdentities(t, idFile, b)
 			before := e.state()
 			listed := e.archives()
 			rec = e.final(e.submit(jobspec.RestoreArgs{Archive: old.Archive}))
