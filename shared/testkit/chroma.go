@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -36,9 +34,7 @@ type ChromaServer struct {
 	// Log is the file its output goes to.
 	Log string
 
-	cmd      *exec.Cmd
-	done     chan struct{}
-	stopOnce sync.Once
+	proc *process
 }
 
 // Chroma starts a Chroma server for this test on a free port with its data
@@ -114,60 +110,23 @@ func StartChroma(ctx context.Context, root, dir string) (*ChromaServer, error) {
 
 func startChromaOn(ctx context.Context, bin, dir string, port, attempt int) (*ChromaServer, error) {
 	data := filepath.Join(dir, "data")
-	logPath := filepath.Join(dir, fmt.Sprintf("chroma-%d.log", attempt))
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("chroma log: %w", err)
-	}
 	cmd := exec.Command(bin, "run", "--path", data, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "ANONYMIZED_TELEMETRY=False")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so Stop can kill node and its children
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	p, err := startProcess("chroma", cmd, filepath.Join(dir, fmt.Sprintf("chroma-%d.log", attempt)))
+	if err != nil {
+		return nil, err
 	}
-	srv := &ChromaServer{URL: "http://127.0.0.1:" + strconv.Itoa(port), Dir: data, Log: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(srv.done) }()
-
-	deadline := time.NewTimer(ChromaStartTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if heartbeat(ctx, srv.URL) == nil {
-			return srv, nil
-		}
-		select {
-		case <-srv.done:
-			return nil, fmt.Errorf("chroma exited before answering on port %d: %s", port, tail(logPath))
-		case <-deadline.C:
-			srv.Stop()
-			return nil, fmt.Errorf("chroma did not answer %s/api/v2/heartbeat within %s: %s", srv.URL, ChromaStartTimeout, tail(logPath))
-		case <-ctx.Done():
-			srv.Stop()
-			return nil, fmt.Errorf("start chroma: %w", ctx.Err())
-		case <-tick.C:
-		}
+	srv := &ChromaServer{URL: "http://127.0.0.1:" + strconv.Itoa(port), Dir: data, Log: p.log, proc: p}
+	if err := p.waitReady(ctx, srv.URL+"/api/v2/heartbeat", ChromaStartTimeout, 100*time.Millisecond,
+		func() bool { return heartbeat(ctx, srv.URL) == nil }); err != nil {
+		return nil, err
 	}
+	return srv, nil
 }
 
 // Stop kills the server's process group (SIGTERM, then SIGKILL after 5s)
 // and waits for it to exit. It may be called more than once.
-func (s *ChromaServer) Stop() {
-	s.stopOnce.Do(func() {
-		pid := s.cmd.Process.Pid
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			<-s.done
-		}
-		// Children that outlived the group leader.
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-	})
-}
+func (s *ChromaServer) Stop() { s.proc.stop() }
 
 func heartbeat(ctx context.Context, base string) error {
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)

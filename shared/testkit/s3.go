@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,9 +41,7 @@ type S3Server struct {
 	Root string
 	Log  string
 
-	cmd      *exec.Cmd
-	done     chan struct{}
-	stopOnce sync.Once
+	proc *process
 }
 
 // S3 starts an S3 server for this test with its data in a temp dir, and
@@ -106,47 +102,24 @@ func startS3(ctx context.Context, bin, root, logDir string) (*S3Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(logDir, "versitygw.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("versitygw log: %w", err)
-	}
 	srv := &S3Server{
 		Endpoint:  "http://127.0.0.1:" + strconv.Itoa(port),
 		AccessKey: "AK" + strings.ToUpper(RandomSuffix()), SecretKey: "sk-" + RandomSuffix() + RandomSuffix(),
-		Region: "us-east-1", Root: root, Log: logPath, done: make(chan struct{}),
+		Region: "us-east-1", Root: root,
 	}
-	srv.cmd = exec.Command(bin, "--port", "127.0.0.1:"+strconv.Itoa(port), "--region", srv.Region, "--quiet", "posix", root)
+	cmd := exec.Command(bin, "--port", "127.0.0.1:"+strconv.Itoa(port), "--region", srv.Region, "--quiet", "posix", root)
 	// The credentials go in the environment, not the command line.
-	srv.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+srv.AccessKey, "ROOT_SECRET_ACCESS_KEY="+srv.SecretKey)
-	srv.cmd.Stdout, srv.cmd.Stderr = logf, logf
-	srv.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := srv.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+srv.AccessKey, "ROOT_SECRET_ACCESS_KEY="+srv.SecretKey)
+	p, err := startProcess("versitygw", cmd, filepath.Join(logDir, "versitygw.log"))
+	if err != nil {
+		return nil, err
 	}
-	go func() { _ = srv.cmd.Wait(); logf.Close(); close(srv.done) }()
-
-	deadline := time.NewTimer(S3StartTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if s3Answers(ctx, srv.Endpoint) {
-			return srv, nil
-		}
-		select {
-		case <-srv.done:
-			return nil, fmt.Errorf("versitygw exited before answering on port %d: %s", port, tail(logPath))
-		case <-deadline.C:
-			srv.Stop()
-			return nil, fmt.Errorf("versitygw did not answer on %s within %s: %s", srv.Endpoint, S3StartTimeout, tail(logPath))
-		case <-ctx.Done():
-			srv.Stop()
-			return nil, fmt.Errorf("start versitygw: %w", ctx.Err())
-		case <-tick.C:
-		}
+	srv.Log, srv.proc = p.log, p
+	if err := p.waitReady(ctx, srv.Endpoint, S3StartTimeout, 50*time.Millisecond,
+		func() bool { return s3Answers(ctx, srv.Endpoint) }); err != nil {
+		return nil, err
 	}
+	return srv, nil
 }
 
 // s3Answers reports whether an HTTP server answers at base (an anonymous
@@ -167,18 +140,7 @@ func s3Answers(ctx context.Context, base string) bool {
 }
 
 // Stop ends the server (SIGTERM, SIGKILL after 5s) and waits for it.
-func (s *S3Server) Stop() {
-	s.stopOnce.Do(func() {
-		pid := s.cmd.Process.Pid
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			<-s.done
-		}
-	})
-}
+func (s *S3Server) Stop() { s.proc.stop() }
 
 // Host is the endpoint's host:port.
 func (s *S3Server) Host() string { return strings.TrimPrefix(s.Endpoint, "http://") }
