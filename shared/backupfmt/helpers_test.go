@@ -36,10 +36,10 @@ func testManifest() Manifest {
 }
 
 // build writes an archive of inputs; components without input are skipped.
-func build(t testing.TB, c Compression, chunk int, inputs []input) ([]byte, Result) {
+func build(t testing.TB, c Compression, chunk int, inputs []input, opts ...Option) ([]byte, Result) {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, c, WithChunkSize(chunk), WithModTime(testCreated))
+	w, err := NewWriter(&buf, c, append([]Option{WithChunkSize(chunk), WithModTime(testCreated)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,10 @@ type ReadOptions struct {
 	// whose SHA-256 differs fails the content reader before it returns EOF,
 	// so a consumer (pg_restore, a restore into a scratch file) sees an
 	// error instead of the end of bad data. The archive's own manifest must
-	// then list exactly the same files.
+	// then list exactly the same files. A file stored in parts is then
+	// checked part by part (each part's SHA-256 against Expect's) and not
+	// hashed whole a second time: its whole-file SHA-256 is the one the
+	// Verify that produced Expect computed from the same parts.
 	Expect *Manifest
 	// MaxDecompressed caps the bytes the decompressed (tar) stream may
 	// hold, and the sum of the sizes its entry headers declare: 0 means
@@ -78,7 +81,9 @@ type WalkFunc func(ctx context.Context, f File, content io.Reader) error
 // before it is verified: restore from a Walk only with Expect set from a
 // Verify of the same archive.
 func Walk(ctx context.Context, r io.Reader, opts ReadOptions, fn WalkFunc) (Manifest, error) {
-	rep, err := walk(ctx, r, opts, fn)
+	w := newWalker(ctx, opts)
+	w.skipSourceHash = true // Walk returns no Report: nobody reads the archive's own SHA-256
+	rep, err := w.result(w.run(r, fn))
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -217,17 +222,19 @@ func sortProblems(ps []*Error) {
 
 // walker reads one archive.
 type walker struct {
-	ctx      context.Context
-	opts     ReadOptions
-	src      *sourceReader
-	tr       *tar.Reader
-	pending  *tar.Header
-	last     string // name of the last entry read, to attribute errors of the next header
-	expect   map[string]File
-	seen     map[string]bool
-	found    []FileReport
-	parts    map[string][]Part
-	manifest *Manifest
+	ctx  context.Context
+	opts ReadOptions
+	src  *sourceReader
+	// skipSourceHash: the archive's own SHA-256 is not computed (Walk).
+	skipSourceHash bool
+	tr             *tar.Reader
+	pending        *tar.Header
+	last           string // name of the last entry read, to attribute errors of the next header
+	expect         map[string]File
+	seen           map[string]bool
+	found          []FileReport
+	parts          map[string][]Part
+	manifest       *Manifest
 	// manifestSHA256 is the digest of the manifest entry's bytes.
 	manifestSHA256 string
 	problems       []*Error
@@ -250,9 +257,9 @@ func newWalker(ctx context.Context, opts ReadOptions) *walker {
 	return w
 }
 
-func walk(ctx context.Context, r io.Reader, opts ReadOptions, fn WalkFunc) (Report, error) {
-	w := newWalker(ctx, opts)
-	rep, err := w.run(r, fn)
+// result is the outcome of run: a read error as is, else the first
+// problem, if any.
+func (w *walker) result(rep Report, err error) (Report, error) {
 	if err != nil && !errors.Is(err, ErrInvalidArchive) {
 		return rep, err
 	}
@@ -335,9 +342,15 @@ func (w *walker) limitProblem(entry string) *Error {
 }
 
 func (w *walker) run(r io.Reader, fn WalkFunc) (rep Report, err error) {
-	w.src = &sourceReader{ctx: w.ctx, r: r, h: sha256.New()}
+	w.src = &sourceReader{ctx: w.ctx, r: r}
+	if !w.skipSourceHash {
+		w.src.h = sha256.New()
+	}
 	defer func() {
-		rep.ArchiveSize, rep.ArchiveSHA256 = w.src.n, hex.EncodeToString(w.src.h.Sum(nil))
+		rep.ArchiveSize = w.src.n
+		if w.src.h != nil {
+			rep.ArchiveSHA256 = hex.EncodeToString(w.src.h.Sum(nil))
+		}
 		rep.Files = w.found
 		if w.manifest != nil {
 			rep.Manifest = *w.manifest
@@ -449,8 +462,19 @@ func (w *walker) file(h *tar.Header, fn WalkFunc) error {
 		}
 		exp, f = &e, e
 	}
-	fr := &fileReader{w: w, path: p, split: isPart, partNo: 1, entry: h.Name,
-		exp: exp, fileHash: sha256.New(), partHash: sha256.New()}
+	fr := &fileReader{w: w, path: p, split: isPart, partNo: 1, entry: h.Name, exp: exp}
+	// A file stored in one entry is hashed whole. A file stored in parts
+	// has each part hashed; the whole is hashed too, except against an
+	// expected manifest (a restore after Verify): there every part is
+	// checked against the expected part hashes as it ends, so the content
+	// is exactly what Verify hashed whole, and hashing it a second time
+	// would only double the CPU time of the restore.
+	if isPart {
+		fr.partHash = sha256.New()
+	}
+	if !isPart || exp == nil {
+		fr.fileHash = sha256.New()
+	}
 	if exp != nil && h.Size > exp.Size {
 		fr.fail(h.Name, fmt.Sprintf("entry of %d bytes, larger than the manifest says (%d)", h.Size, exp.Size))
 	}
@@ -473,7 +497,7 @@ func (w *walker) file(h *tar.Header, fn WalkFunc) error {
 	if fr.err != nil {
 		return fr.err
 	}
-	w.found = append(w.found, FileReport{Path: p, Kind: KindOf(p), Size: fr.size, SHA256: hex.EncodeToString(fr.fileHash.Sum(nil)), Parts: len(fr.parts), Count: CountUnknown})
+	w.found = append(w.found, FileReport{Path: p, Kind: KindOf(p), Size: fr.size, SHA256: fr.sum(), Parts: len(fr.parts), Count: CountUnknown})
 	w.parts[p] = fr.parts
 	return nil
 }
@@ -595,8 +619,12 @@ func (r *fileReader) Read(p []byte) (int, error) {
 		}
 		n, err := r.w.tr.Read(p)
 		if n > 0 {
-			r.fileHash.Write(p[:n])
-			r.partHash.Write(p[:n])
+			if r.fileHash != nil {
+				r.fileHash.Write(p[:n])
+			}
+			if r.partHash != nil {
+				r.partHash.Write(p[:n])
+			}
 			r.size += int64(n)
 			r.partSize += int64(n)
 			if r.exp != nil && r.size > r.exp.Size {
@@ -623,6 +651,16 @@ func (r *fileReader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 	}
+}
+
+// sum is the file's SHA-256: computed, or, for a file in parts read
+// against an expected manifest (no whole-file hash, see walker.file), the
+// expected one, which every part's checked hash stands for.
+func (r *fileReader) sum() string {
+	if r.fileHash == nil {
+		return r.exp.SHA256
+	}
+	return hex.EncodeToString(r.fileHash.Sum(nil))
 }
 
 // endEntry finishes the current tar entry and moves to the next part, or
@@ -676,14 +714,14 @@ func (r *fileReader) endEntry() error {
 		if r.size != r.exp.Size {
 			return r.fail(r.path, fmt.Sprintf("size mismatch: manifest says %d bytes, archive has %d", r.exp.Size, r.size))
 		}
-		if sum := hex.EncodeToString(r.fileHash.Sum(nil)); sum != r.exp.SHA256 {
+		if sum := r.sum(); sum != r.exp.SHA256 {
 			return r.fail(r.path, fmt.Sprintf("sha256 mismatch: manifest says %s, content is %s", r.exp.SHA256, sum))
 		}
 	}
 	return nil
 }
 
-// sourceReader reads the raw archive: it hashes and counts it, fails once
+// sourceReader reads the raw archive: it hashes (when h is set) and counts it, fails once
 // ctx is done, and remembers a read error of the source itself so it is not
 // mistaken for a corrupt archive.
 type sourceReader struct {
@@ -699,7 +737,9 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := s.r.Read(p)
-	s.h.Write(p[:n])
+	if s.h != nil {
+		s.h.Write(p[:n])
+	}
 	s.n += int64(n)
 	if err != nil && err != io.EOF && s.err == nil {
 		s.err = err
@@ -729,7 +769,7 @@ func decompressor(br *bufio.Reader) (io.Reader, Compression, func(), error) {
 		}
 		return gz, Gzip, func() { _ = gz.Close() }, nil
 	case bytes.Equal(head, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderConcurrency(2))
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("zstd: %w", err)
 		}

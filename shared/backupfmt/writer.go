@@ -11,6 +11,7 @@ import (
 	"github.com/insightops/insightops/shared/ctxio"
 	"hash"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -27,6 +28,7 @@ type writerOptions struct {
 	level    int
 	levelSet bool
 	modTime  time.Time
+	workers  int
 }
 
 // Option configures a Writer.
@@ -47,6 +49,19 @@ func WithChunkSize(n int) Option {
 // each library's default (gzip 5-6, zstd 3).
 func WithLevel(level int) Option {
 	return func(o *writerOptions) { o.level, o.levelSet = level, true }
+}
+
+// WithConcurrency sets how many goroutines compress a zstd archive's
+// AddStream data (default runtime.GOMAXPROCS(0)); 1 compresses on the
+// caller's goroutine, one frame per entry. With more, the data is cut into
+// 1 MiB frames compressed in parallel (see AddStream). gzip always
+// compresses on the caller's goroutine.
+func WithConcurrency(n int) Option {
+	return func(o *writerOptions) {
+		if n > 0 {
+			o.workers = n
+		}
+	}
 }
 
 // WithModTime sets the modification time stored in every tar header
@@ -77,6 +92,7 @@ type compressor interface {
 type Writer struct {
 	c     Compression
 	opts  writerOptions
+	level zstd.EncoderLevel // of zstd
 	out   *hashCounter
 	comp  compressor
 	tw    *tar.Writer
@@ -90,7 +106,7 @@ type Writer struct {
 // NewWriter starts an archive on w with compression c. The caller closes w
 // after Close.
 func NewWriter(w io.Writer, c Compression, opts ...Option) (*Writer, error) {
-	o := writerOptions{chunk: DefaultChunkSize, modTime: time.Now()}
+	o := writerOptions{chunk: DefaultChunkSize, modTime: time.Now(), workers: runtime.GOMAXPROCS(0)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -99,7 +115,10 @@ func NewWriter(w io.Writer, c Compression, opts ...Option) (*Writer, error) {
 		o.modTime = time.Unix(0, 0).UTC()
 	}
 	out := &hashCounter{w: w, h: sha256.New()}
-	var comp compressor
+	var (
+		comp  compressor
+		level = zstd.SpeedDefault
+	)
 	switch c {
 	case Gzip:
 		level := gzip.DefaultCompression
@@ -113,11 +132,19 @@ func NewWriter(w io.Writer, c Compression, opts ...Option) (*Writer, error) {
 		comp = gz
 	case Zstd:
 		zo := []zstd.EOption{zstd.WithEncoderCRC(true)}
+		if o.workers > 1 {
+			// AddStream's data goes through a pool of its own (see
+			// addStreamParallel): this encoder only compresses tar
+			// headers, the manifest and AddFile, on the caller's
+			// goroutine.
+			zo = append(zo, zstd.WithEncoderConcurrency(1))
+		}
 		if o.levelSet {
 			if o.level < 1 || o.level > 22 {
 				return nil, fmt.Errorf("backup archive: zstd level %d: accepted values: 1 to 22", o.level)
 			}
-			zo = append(zo, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.level)))
+			level = zstd.EncoderLevelFromZstd(o.level)
+			zo = append(zo, zstd.WithEncoderLevel(level))
 		}
 		enc, err := zstd.NewWriter(out, zo...)
 		if err != nil {
@@ -127,7 +154,7 @@ func NewWriter(w io.Writer, c Compression, opts ...Option) (*Writer, error) {
 	default:
 		return nil, fmt.Errorf("backup archive: compression %q: accepted values: gzip, zstd", c)
 	}
-	return &Writer{c: c, opts: o, out: out, comp: comp, tw: tar.NewWriter(comp), index: map[string]int{}}, nil
+	return &Writer{c: c, opts: o, level: level, out: out, comp: comp, tw: tar.NewWriter(comp), index: map[string]int{}}, nil
 }
 
 // Compression returns the writer's compression.
@@ -172,9 +199,17 @@ func (w *Writer) begin(ctx context.Context, component, p, kind string) error {
 // too, otherwise Count is CountUnknown until SetCount. kind must be
 // KindOf(p). r is read to EOF; a read error or a cancelled ctx fails the
 // writer.
+//
+// With zstd and WithConcurrency above 1 (the default on a machine with
+// more than one core), each entry's data is compressed as 1 MiB frames on
+// that many goroutines while the stream is read and hashed; the entries,
+// names, sizes and hashes are the same as with one goroutine.
 func (w *Writer) AddStream(ctx context.Context, component, p, kind string, r io.Reader) (File, error) {
 	if err := w.begin(ctx, component, p, kind); err != nil {
 		return File{}, err
+	}
+	if w.c == Zstd && w.opts.workers > 1 {
+		return w.addStreamParallel(ctx, p, kind, r)
 	}
 	chunk := w.opts.chunk
 	if len(w.buf) != chunk+1 {
@@ -228,15 +263,20 @@ func (w *Writer) entry(name string, data []byte, f *File, fileHash hash.Hash, li
 	return w.endMember(name)
 }
 
-func (w *Writer) header(name string, size int64) error {
-	hdr := &tar.Header{
+// tarHeader is the header of every entry: a regular file, mode 0600, the
+// writer's modification time.
+func (w *Writer) tarHeader(name string, size int64) *tar.Header {
+	return &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     name,
 		Size:     size,
 		Mode:     0o600,
 		ModTime:  w.opts.modTime,
 	}
-	if err := w.tw.WriteHeader(hdr); err != nil {
+}
+
+func (w *Writer) header(name string, size int64) error {
+	if err := w.tw.WriteHeader(w.tarHeader(name, size)); err != nil {
 		return w.fail(fmt.Errorf("backup archive: tar header %s: %w", name, err))
 	}
 	if size == 0 {
