@@ -882,10 +882,10 @@ func targetSetup(t *testing.T) (source, runtime string) {
 	return source, runtime
 }
 
-// The Target DB copy (the online backup API, several steps here) is one
-// consistent snapshot while a writer commits pairs of rows in WAL mode: it
-// finishes (no restart), both tables hold the same number of rows, and the
-// counts reported are the copy's.
+// The Target DB copy (its pages read from sqlite_dbpage in one read
+// transaction) is one consistent snapshot while a writer commits pairs of
+// rows in WAL mode: it finishes, both tables hold the same number of rows,
+// the counts reported are the copy's, and the copy stands alone.
 func TestDumpTargetUnderConcurrentWrites(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
@@ -983,6 +983,13 @@ func TestTargetRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(c, d.Tables) {
 		t.Fatalf("check = %v, %v; want %v", c, err, d.Tables)
 	}
+	// WithoutDigest (the archive writer hashes the stream itself): the
+	// same bytes and counts, no SHA-256.
+	var undigested bytes.Buffer
+	u, err := snapshot.DumpTarget(ctx, runtime, &undigested, nil, snapshot.WithoutDigest())
+	if err != nil || u.SHA256 != "" || u.Bytes != d.Bytes || !bytes.Equal(undigested.Bytes(), dump.Bytes()) || !reflect.DeepEqual(u.Tables, d.Tables) {
+		t.Fatalf("dump without digest = %+v, %v (%d bytes); want the same bytes and counts without sha256", u, err, undigested.Len())
+	}
 
 	// Damage the runtime copy and leave stale sidecars beside it.
 	rw, err := sql.Open("sqlite", "file:"+runtime+"?mode=rw")
@@ -1052,7 +1059,7 @@ func TestRestoreTargetWithCheckedInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := snapshot.RestoreTarget(ctx, bytes.NewReader(dump.Bytes()), runtime, source, snapshot.WithCheckedInput())
+	res, err := snapshot.RestoreTarget(ctx, bytes.NewReader(dump.Bytes()), runtime, source, snapshot.WithCheckedInput(d.SHA256))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1060,7 +1067,7 @@ func TestRestoreTargetWithCheckedInput(t *testing.T) {
 		t.Fatalf("restore = %+v, dump = %+v", res, d)
 	}
 	before := fileSHA(t, runtime)
-	_, err = snapshot.RestoreTarget(ctx, strings.NewReader("not a database, not even close to one"), runtime, source, snapshot.WithCheckedInput())
+	_, err = snapshot.RestoreTarget(ctx, strings.NewReader("not a database, not even close to one"), runtime, source, snapshot.WithCheckedInput(d.SHA256))
 	if err == nil || !strings.Contains(err.Error(), "not a SQLite 3 database") {
 		t.Fatalf("restore of foreign bytes: err = %v, want the missing-header error", err)
 	}
@@ -1220,7 +1227,7 @@ func BenchmarkDumpSQLite(b *testing.B) {
 	b.SetBytes(g.Bytes)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := snapshot.DumpTarget(ctx, path, discard{}, nil, snapshot.WithScratchDir(b.TempDir())); err != nil {
+		if _, err := snapshot.DumpTarget(ctx, path, discard{}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

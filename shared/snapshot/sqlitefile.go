@@ -6,14 +6,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/insightops/insightops/shared/ctxio"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
-	"modernc.org/sqlite" // the online backup API; registers the "sqlite" database/sql driver
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (sqlite_dbpage included)
+
+	"github.com/insightops/insightops/shared/ctxio"
 )
 
 // sqliteMagic is the 16-byte header of every SQLite 3 database file.
@@ -69,75 +70,6 @@ func vacuumInto(ctx context.Context, db *sql.DB, dst string) error {
 	return nil
 }
 
-// backupStepPages is how many pages one step of [backupInto] copies;
-// between steps the context is checked.
-const backupStepPages = 1024
-
-// sqliteBackuper is the part of modernc.org/sqlite's driver connection
-// that runs the online backup API in the backup direction.
-type sqliteBackuper interface {
-	NewBackup(dstURI string) (*sqlite.Backup, error)
-}
-
-// backupInto writes a consistent copy of the database behind db to dst
-// (which must not exist) with SQLite's online backup API: the pages are
-// copied as they are, which is much faster than VACUUM INTO rebuilding
-// every b-tree. One read transaction is held on the source for the whole
-// copy, so every step reads the same snapshot (as VACUUM INTO does) and a
-// writer elsewhere never makes the backup restart.
-func backupInto(ctx context.Context, db *sql.DB, dst string) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("backup API: get connection: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
-		return fmt.Errorf("backup API: begin the read transaction: %w", err)
-	}
-	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") }()
-	var n int64
-	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
-		return fmt.Errorf("backup API: start the read transaction: %w", err)
-	}
-	err = conn.Raw(func(dc any) error {
-		b, ok := dc.(sqliteBackuper)
-		if !ok {
-			return fmt.Errorf("driver connection %T has no backup API", dc)
-		}
-		bk, err := b.NewBackup(fileURI(dst, "mode=rwc"))
-		if err != nil {
-			return fmt.Errorf("start: %w", err)
-		}
-		finished := false
-		defer func() {
-			if !finished {
-				_ = bk.Finish()
-			}
-		}()
-		for {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			more, err := bk.Step(backupStepPages)
-			if err != nil {
-				return fmt.Errorf("step: %w", err)
-			}
-			if !more {
-				break
-			}
-		}
-		finished = true
-		if err := bk.Finish(); err != nil {
-			return fmt.Errorf("finish: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("backup API copy to %s: %w", dst, err)
-	}
-	return nil
-}
-
 // finishCopy makes the copy at path self-contained (rollback-journal mode,
 // no -wal) and returns the row count of each of its user tables (only of
 // want when want is not empty, each of which must exist).
@@ -167,9 +99,15 @@ func finishCopy(ctx context.Context, path string, want []string) (Counts, error)
 	return counts, nil
 }
 
+// queryer is a database or one of its connections (a transaction's).
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // userTables lists the tables of a SQLite database, internal ones excluded,
 // sorted by name.
-func userTables(ctx context.Context, db *sql.DB) ([]string, error) {
+func userTables(ctx context.Context, db queryer) ([]string, error) {
 	rows, err := db.QueryContext(ctx,
 		`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
 	if err != nil {
@@ -192,7 +130,7 @@ func userTables(ctx context.Context, db *sql.DB) ([]string, error) {
 
 // countTables counts the rows of the named tables of a SQLite database
 // (every user table when names is empty). A missing table is an error.
-func countTables(ctx context.Context, db *sql.DB, names []string) (Counts, error) {
+func countTables(ctx context.Context, db queryer, names []string) (Counts, error) {
 	if len(names) == 0 {
 		var err error
 		if names, err = userTables(ctx, db); err != nil {
@@ -361,7 +299,7 @@ func removeSidecars(path string) {
 }
 
 // sqliteVersion returns the SQLite library version.
-func sqliteVersion(ctx context.Context, db *sql.DB) string {
+func sqliteVersion(ctx context.Context, db queryer) string {
 	var v string
 	if err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v); err != nil {
 		return ""

@@ -1,16 +1,20 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/insightops/insightops/shared/durable"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/insightops/insightops/shared/durable"
 )
 
 // ErrGoldenSource is returned (wrapped) by [RestoreTarget] when the runtime
@@ -33,20 +37,22 @@ type TargetDump struct {
 	Source string `json:"source"`
 	// Bytes is the number of bytes written to the writer.
 	Bytes int64 `json:"bytes"`
-	// SHA256 is the hex SHA-256 of the bytes written to the writer.
+	// SHA256 is the hex SHA-256 of the bytes written to the writer (empty
+	// with [WithoutDigest]).
 	SHA256 string `json:"sha256"`
 }
 
 // DumpTarget writes a consistent online copy of the Target DB's runtime copy
-// at path to w: the online backup API copies its pages, in one read
-// transaction, into a private directory under the scratch directory (see
-// [WithScratchDir]) through a read-only connection, row counts taken
-// from the copy, the copy streamed into w and deleted. progress, if not nil,
-// is called with the cumulative number of bytes written. The file at path is
-// only read.
+// at path to w: in one read transaction of a read-only connection, it
+// counts the rows of every table and streams the database's pages, in
+// order, from SQLite's sqlite_dbpage table (the pages as that transaction
+// sees them, WAL included). No scratch copy is made. A database in WAL
+// mode is written as a rollback-journal one (header bytes 18 and 19 set
+// to 1), so the copy stands alone without its -wal file. progress, if not
+// nil, is called with the cumulative number of bytes written. The file at
+// path is only read. Of the options, only [WithoutDigest] applies.
 func DumpTarget(ctx context.Context, path string, w io.Writer, progress func(bytes int64), opts ...Option) (TargetDump, error) {
-	o := buildOptions(opts)
-	d, err := dumpTarget(ctx, path, w, progress, o)
+	d, err := dumpTarget(ctx, path, w, progress, buildOptions(opts))
 	if err != nil {
 		return TargetDump{}, fmt.Errorf("snapshot: dump target db %s: %w", path, err)
 	}
@@ -73,30 +79,86 @@ func dumpTarget(ctx context.Context, path string, w io.Writer, progress func(int
 		return TargetDump{}, err
 	}
 	defer src.Close()
-	dir, err := scratch(o.scratchDir)
+	conn, err := src.Conn(ctx)
+	if err != nil {
+		return TargetDump{}, fmt.Errorf("get connection: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return TargetDump{}, fmt.Errorf("begin the read transaction: %w", err)
+	}
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") }()
+	tables, err := countTables(ctx, conn, nil) // the first read starts the transaction's snapshot
 	if err != nil {
 		return TargetDump{}, err
-	}
-	defer os.RemoveAll(dir)
-	cp := filepath.Join(dir, "target.db")
-	if err := backupInto(ctx, src, cp); err != nil {
-		return TargetDump{}, err
-	}
-	version := sqliteVersion(ctx, src)
-	_ = src.Close()
-	tables, err := finishCopy(ctx, cp, nil)
-	if err != nil {
-		return TargetDump{}, fmt.Errorf("copy: %w", err)
 	}
 	m := newMeter(w, progress)
-	if err := streamFile(ctx, cp, m); err != nil {
+	if o.noDigest {
+		m = newCounter(w, progress)
+	}
+	if err := streamPages(ctx, conn, m); err != nil {
 		return TargetDump{}, err
 	}
 	n, sum := m.finish()
 	return TargetDump{
-		Kind: KindSQLite, Format: FormatSQLite3, Tables: tables, SQLiteVersion: version,
+		Kind: KindSQLite, Format: FormatSQLite3, Tables: tables, SQLiteVersion: sqliteVersion(ctx, conn),
 		Source: abs, Bytes: n, SHA256: sum,
 	}, nil
+}
+
+// streamPages writes every page of the database of conn's open read
+// transaction to w, page 1 first, and checks that they are page_count
+// pages of page_size bytes. Page 1's file format bytes (18 and 19) say
+// rollback journal (1) whatever the source's mode.
+func streamPages(ctx context.Context, conn *sql.Conn, w io.Writer) error {
+	var pageSize, pageCount int64
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
+		return fmt.Errorf("read the page size: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pageCount); err != nil {
+		return fmt.Errorf("read the page count: %w", err)
+	}
+	// sqlite_dbpage returns its rows in page order (it consumes the
+	// ORDER BY), each page's bytes as the transaction sees them.
+	rows, err := conn.QueryContext(ctx, "SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
+	if err != nil {
+		return fmt.Errorf("read the pages: %w", err)
+	}
+	defer rows.Close()
+	var next int64 = 1
+	for rows.Next() {
+		if next%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		var (
+			pgno int64
+			data sql.RawBytes
+		)
+		if err := rows.Scan(&pgno, &data); err != nil {
+			return fmt.Errorf("read page %d: %w", next, err)
+		}
+		if pgno != next || int64(len(data)) != pageSize {
+			return fmt.Errorf("page %d: got page %d of %d bytes, want %d bytes", next, pgno, len(data), pageSize)
+		}
+		if pgno == 1 && len(data) >= 20 && (data[18] != 1 || data[19] != 1) {
+			page := bytes.Clone(data)
+			page[18], page[19] = 1, 1
+			data = page
+		}
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("write page %d: %w", pgno, err)
+		}
+		next++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read page %d: %w", next, err)
+	}
+	if next-1 != pageCount {
+		return fmt.Errorf("read %d pages, the database has %d", next-1, pageCount)
+	}
+	return nil
 }
 
 // TargetRestore describes a Target DB restore.
@@ -168,8 +230,17 @@ func restoreTarget(ctx context.Context, r io.Reader, runtimePath, goldenSource s
 		}
 	}()
 	cr := newCountingReader(ctx, r, o.progress)
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), cr)
+	var (
+		h   hash.Hash
+		src io.Reader = cr
+	)
+	if !o.checked {
+		h = sha256.New()
+		src = io.TeeReader(cr, h)
+	}
+	// Reads (the archive's decompression) and writes overlap, and the
+	// writes go to disk as they are made: the fsync below waits for little.
+	n, err := durable.Copy(ctx, tmp, src)
 	cr.finish()
 	if err != nil {
 		return TargetRestore{}, fmt.Errorf("write %s: %w", tmpName, err)
@@ -204,7 +275,11 @@ func restoreTarget(ctx context.Context, r io.Reader, runtimePath, goldenSource s
 	if err := durable.SyncDir(dir); err != nil {
 		return TargetRestore{}, fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
-	return TargetRestore{Path: dest, Tables: tables, Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	sum := o.checkedSHA256
+	if h != nil {
+		sum = hex.EncodeToString(h.Sum(nil))
+	}
+	return TargetRestore{Path: dest, Tables: tables, Bytes: n, SHA256: sum}, nil
 }
 
 // samePath reports whether a and b name the same file: equal after making

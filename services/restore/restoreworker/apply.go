@@ -52,7 +52,7 @@ func (w *Worker) apply(ctx context.Context, job *worker.Job, arc *archiver.Authe
 			done++
 		case pl.target != nil && f.Path == pl.target.Path:
 			stepFor("restoring the Target DB from " + f.Path)
-			if err := w.restoreTarget(ctx, content, res); err != nil {
+			if err := w.restoreTarget(ctx, content, f.SHA256, res); err != nil {
 				return err
 			}
 			done++
@@ -156,10 +156,11 @@ func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader
 // from r; the golden source is never written. r is the Walk of the archive
 // with the verified manifest as Expect, and that verification ran
 // integrity_check on these very bytes (Checkers): RestoreTarget need not
-// run it again (snapshot.WithCheckedInput).
-func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, res *jobspec.RestoreResult) error {
+// run it again, nor hash the bytes the Walk checks against sha256
+// (snapshot.WithCheckedInput).
+func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, sha256 string, res *jobspec.RestoreResult) error {
 	cfg := w.Deps.Config
-	tr, err := snapshot.RestoreTarget(ctx, r, cfg.TargetDBPath, cfg.TargetDBSource, snapshot.WithScratchDir(w.ScratchDir), snapshot.WithCheckedInput())
+	tr, err := snapshot.RestoreTarget(ctx, r, cfg.TargetDBPath, cfg.TargetDBSource, snapshot.WithScratchDir(w.ScratchDir), snapshot.WithCheckedInput(sha256))
 	if errors.Is(err, snapshot.ErrGoldenSource) {
 		return jobs.Permanent(jobs.CodePreconditionFailed, fmt.Errorf("restore: %w", err))
 	}
