@@ -46,6 +46,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -81,20 +82,53 @@ func main() {
 	dbURL := flag.String("database-url", "", "internal: System DB URL for -child")
 	archive := flag.String("archive", "", "internal: archive file for a restore -child")
 	manifest := flag.String("manifest", "", "internal: verified manifest (JSON) of -archive for a restore -child")
+	flag.StringVar(&cpuProfileDir, "cpuprofile", "", "write a CPU profile of each backup and restore child into this directory (<child>-<n>.pprof), for go tool pprof")
 	flag.Parse()
-	var err error
-	switch {
-	case strings.HasPrefix(*child, "restore-"):
-		err = runRestoreChild(strings.TrimPrefix(*child, "restore-"), *dir, *archive, *manifest, *target, *dbURL)
-	case *child != "":
-		err = runChild(*child, *dir, *target, *dbURL, *comp)
-	default:
-		err = run(*size, *dir, *pgBase, *comp, *rounds, tg)
-	}
+	err := func() error {
+		if *child != "" && cpuProfileDir != "" {
+			stop, err := startCPUProfile(cpuProfileDir, *child)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
+		switch {
+		case strings.HasPrefix(*child, "restore-"):
+			return runRestoreChild(strings.TrimPrefix(*child, "restore-"), *dir, *archive, *manifest, *target, *dbURL)
+		case *child != "":
+			return runChild(*child, *dir, *target, *dbURL, *comp)
+		default:
+			return run(*size, *dir, *pgBase, *comp, *rounds, tg)
+		}
+	}()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "backupbench:", err)
 		os.Exit(1)
 	}
+}
+
+// cpuProfileDir is -cpuprofile: where children write their CPU profiles
+// ("" writes none). The parent passes it on to every child it starts.
+var cpuProfileDir string
+
+// startCPUProfile starts a CPU profile of this child in dir, named after
+// the child and a sequence number, and returns the function that ends it.
+func startCPUProfile(dir, child string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	f, err := os.CreateTemp(dir, child+"-*.pprof")
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // targets are the limits a run must stay within.
@@ -201,6 +235,9 @@ func runSelf(res *childResult, args ...string) (measured, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return measured{}, err
+	}
+	if cpuProfileDir != "" {
+		args = append(args, "-cpuprofile", cpuProfileDir)
 	}
 	cmd := exec.Command(self, args...)
 	var out, errb strings.Builder

@@ -55,12 +55,12 @@ func runRestoreChild(component, dir, archive, manifestPath, runtimePath, dbURL s
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("manifest %s: %w", manifestPath, err)
 	}
-	var apply func(ctx context.Context, r io.Reader) error
+	var apply func(ctx context.Context, f backupfmt.File, r io.Reader) error
 	switch component {
 	case backupfmt.ComponentTarget:
 		golden := filepath.Join(dir, "golden-source.db") // never written, as in production
-		apply = func(ctx context.Context, r io.Reader) error {
-			_, err := snapshot.RestoreTarget(ctx, r, runtimePath, golden, snapshot.WithScratchDir(dir), snapshot.WithCheckedInput())
+		apply = func(ctx context.Context, f backupfmt.File, r io.Reader) error {
+			_, err := snapshot.RestoreTarget(ctx, r, runtimePath, golden, snapshot.WithScratchDir(dir), snapshot.WithCheckedInput(f.SHA256))
 			return err
 		}
 	case backupfmt.ComponentSystem:
@@ -69,7 +69,7 @@ func runRestoreChild(component, dir, archive, manifestPath, runtimePath, dbURL s
 			return err
 		}
 		defer db.Close()
-		apply = func(ctx context.Context, r io.Reader) error {
+		apply = func(ctx context.Context, _ backupfmt.File, r io.Reader) error {
 			if _, err := snapshot.RestoreSystem(ctx, db, r, snapshot.WithScratchDir(dir)); err != nil {
 				return err
 			}
@@ -93,7 +93,7 @@ func runRestoreChild(component, dir, archive, manifestPath, runtimePath, dbURL s
 			return nil
 		}
 		restored = true
-		return apply(ctx, content)
+		return apply(ctx, file, content)
 	})
 	if err != nil {
 		return fmt.Errorf("restore %s from %s: %w", component, archive, err)
