@@ -263,9 +263,19 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 }
 
 func streamSettingsEqual(a, b jetstream.StreamConfig) bool {
-	return a.Replicas == b.Replicas && a.MaxAge == b.MaxAge && a.MaxBytes == b.MaxBytes && a.Duplicates == b.Duplicates &&
+	return a.Replicas == b.Replicas && a.MaxAge == b.MaxAge && byteLimit(a.MaxBytes) == byteLimit(b.MaxBytes) && a.Duplicates == b.Duplicates &&
 		a.DenyDelete == b.DenyDelete && a.DenyPurge == b.DenyPurge && a.Description == b.Description &&
 		len(a.Subjects) == len(b.Subjects) && (len(a.Subjects) == 0 || a.Subjects[0] == b.Subjects[0])
+}
+
+// byteLimit is a stream's MaxBytes as the server keeps it: a configured 0
+// (no limit) is stored as -1, so both mean unlimited. Without this every
+// process start "updated" JOBS and JOBS_DLQ, which have no byte limit.
+func byteLimit(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig, log *slog.Logger) error {

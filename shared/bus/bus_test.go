@@ -1,8 +1,10 @@
 package bus_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +122,26 @@ func streamConfig(t *testing.T, js jetstream.JetStream, name string) jetstream.S
 		t.Fatalf("stream %s: %v", name, err)
 	}
 	return s.CachedInfo().Config
+}
+
+// TestProvisionAgainChangesNothing: a second Provision with the same
+// settings updates no stream or bucket (the server stores an unlimited
+// MaxBytes as -1, which once read as a change on every process start).
+func TestProvisionAgainChangesNothing(t *testing.T) {
+	t.Parallel()
+	ns := testkit.NATS(t)
+	js, _ := jetstream.New(testkit.Connect(t, ns))
+	ctx := context.Background()
+	for _, s := range []bus.Settings{{}, {Replicas: 1, AuditRetention: 400 * 24 * time.Hour, AuditMaxBytes: 1 << 30, JobRetention: 7 * 24 * time.Hour}} {
+		if err := bus.Provision(ctx, js, s, testkit.Logger(t)); err != nil {
+			t.Fatalf("provision %+v: %v", s, err)
+		}
+		var buf bytes.Buffer
+		if err := bus.Provision(ctx, js, s, slog.New(slog.NewJSONHandler(&buf, nil))); err != nil {
+			t.Fatalf("provision %+v again: %v", s, err)
+		}
+		if strings.Contains(buf.String(), "updated") {
+			t.Errorf("provision %+v again changed something:\n%s", s, buf.String())
+		}
+	}
 }
