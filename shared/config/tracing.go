@@ -22,6 +22,9 @@ type Tracing struct {
 	ServiceName string
 	// Attributes are more resource attributes.
 	Attributes map[string]string
+	// Disabled is OTEL_SDK_DISABLED: no spans at all, so no trace ids
+	// either (log lines of a job then carry none).
+	Disabled bool
 }
 
 // Enabled reports whether spans are exported.
@@ -41,7 +44,7 @@ func (p *parser) tracing() Tracing {
 	}
 	t.Exporter = p.oneOf("OTEL_TRACES_EXPORTER", def, "none", "otlp")
 	if p.boolean("OTEL_SDK_DISABLED", false) {
-		t.Exporter = "none"
+		t.Exporter, t.Disabled = "none", true
 	}
 	switch {
 	case traces != "":

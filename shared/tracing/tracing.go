@@ -5,11 +5,14 @@
 // compress, store put, Chroma batches). Log lines of a job carry the
 // trace's id (Logger).
 //
-// Setup installs an OTLP/HTTP exporter when the OTEL_* configuration asks
-// for one (config.Tracing); otherwise the global provider stays the no-op
-// one and every function here costs next to nothing. Spans are made with
-// the global provider, so a test may install its own (the SDK's
-// tracetest recorder) with otel.SetTracerProvider.
+// Setup installs the SDK's tracer provider, with an OTLP/HTTP exporter when
+// the OTEL_* configuration asks for one (config.Tracing). Without one,
+// spans are still made and dropped when they end: trace ids reach the log
+// lines and the message headers, so a job's lines can be found from the
+// API's request line with no collector at all. OTEL_SDK_DISABLED=true
+// keeps the global no-op provider: no spans, no ids. Spans are made with
+// the global provider, so a test may install its own (the SDK's tracetest
+// recorder) with otel.SetTracerProvider.
 package tracing
 
 import (
@@ -39,21 +42,36 @@ const Name = "github.com/insightops/insightops"
 // whatever the global propagator is.
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
-// Setup installs this process's tracer provider when cfg enables tracing:
-// spans batched to the OTLP/HTTP endpoint, resource service.name (cfg's,
-// else service) and cfg's attributes. shutdown flushes and stops it (a
-// no-op when tracing is off).
+// Setup installs this process's tracer provider (see NewProvider) as the
+// global one. shutdown flushes and stops it (a no-op when the SDK is
+// disabled).
 func Setup(ctx context.Context, cfg config.Tracing, service string) (shutdown func(context.Context) error, err error) {
-	if !cfg.Enabled() {
-		return func(context.Context) error { return nil }, nil
+	tp, err := NewProvider(ctx, cfg, service)
+	if err != nil || tp == nil {
+		return func(context.Context) error { return nil }, err
 	}
-	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint), otlptracehttp.WithHeaders(cfg.Headers))
-	if err != nil {
-		return nil, fmt.Errorf("tracing: otlp exporter %s: %w", cfg.Endpoint, err)
-	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(Resource(cfg, service)))
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
+}
+
+// NewProvider returns the tracer provider cfg asks for: nil when the SDK
+// is disabled (OTEL_SDK_DISABLED); else the SDK's, with resource
+// service.name (cfg's, else service) and cfg's attributes, whose spans are
+// batched to the OTLP/HTTP endpoint when export is on, and otherwise only
+// made (ids for logs and propagation) and dropped.
+func NewProvider(ctx context.Context, cfg config.Tracing, service string) (*sdktrace.TracerProvider, error) {
+	if cfg.Disabled {
+		return nil, nil
+	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(Resource(cfg, service))}
+	if cfg.Enabled() {
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint), otlptracehttp.WithHeaders(cfg.Headers))
+		if err != nil {
+			return nil, fmt.Errorf("tracing: otlp exporter %s: %w", cfg.Endpoint, err)
+		}
+		opts = append(opts, sdktrace.WithBatcher(exp))
+	}
+	return sdktrace.NewTracerProvider(opts...), nil
 }
 
 // Resource is the resource of this process's spans: service.name (cfg's,

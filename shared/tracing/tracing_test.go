@@ -2,6 +2,7 @@ package tracing_test
 
 import (
 	"context"
+	"strings"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -150,6 +151,45 @@ func TestTracingIsOffByDefault(t *testing.T) {
 			}
 			if cfg.Tracing.Enabled() != tc.on {
 				t.Fatalf("enabled = %v, want %v", cfg.Tracing.Enabled(), tc.on)
+			}
+		})
+	}
+}
+
+// Without an exporter the provider still makes spans with trace ids (for
+// log lines and the message headers) and exports nothing; with the SDK
+// disabled there is no provider, so no ids.
+func TestTraceIDsWithoutExportUnlessTheSDKIsDisabled(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		env    map[string]string
+		wantID bool
+	}{
+		{"nothing set", nil, true},
+		{"exporter none", map[string]string{"OTEL_TRACES_EXPORTER": "none"}, true},
+		{"sdk disabled", map[string]string{"OTEL_SDK_DISABLED": "true"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Load(func(k string) string { return tc.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp, err := tracing.NewProvider(context.Background(), cfg.Tracing, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (tp != nil) != tc.wantID {
+				t.Fatalf("provider = %v, want one: %v", tp, tc.wantID)
+			}
+			if tp == nil {
+				return
+			}
+			defer func() { _ = tp.Shutdown(context.Background()) }()
+			ctx, span := tp.Tracer(tracing.Name).Start(context.Background(), "job")
+			defer span.End()
+			if id := tracing.TraceID(ctx); len(id) != 32 || id == strings.Repeat("0", 32) {
+				t.Fatalf("trace id %q, want 32 hex digits", id)
 			}
 		})
 	}
