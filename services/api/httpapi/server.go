@@ -60,6 +60,9 @@ type Deps struct {
 	Bus    *bus.Bus
 	DB     *store.DB
 	Log    *slog.Logger
+	// Listening, when set, is called once Run listens on the API address
+	// (the all-in-one prints its banner then, not before the API is up).
+	Listening func(addr net.Addr)
 }
 
 // Server is the API: an echo instance with its routes and the handles the
@@ -209,6 +212,9 @@ func Run(ctx context.Context, deps Deps) error {
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", deps.Config.APIAddr)
 	if err != nil {
 		return fmt.Errorf("httpapi: listen on %s: %w", deps.Config.APIAddr, err)
+	}
+	if deps.Listening != nil {
+		deps.Listening(ln.Addr())
 	}
 	return s.Serve(ctx, ln)
 }

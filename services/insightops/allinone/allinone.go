@@ -37,7 +37,8 @@ func Run(ctx context.Context, deps app.Deps, banner io.Writer) error {
 	defer cancel()
 	cfg := deps.Config
 
-	services := Services(deps)
+	listening := make(chan struct{})
+	services := services(deps, func(net.Addr) { close(listening) })
 	var wg sync.WaitGroup
 	errs := make(chan error, len(services))
 	for _, s := range services {
@@ -58,7 +59,14 @@ func Run(ctx context.Context, deps app.Deps, banner io.Writer) error {
 		return err
 	}
 	if banner != nil {
-		printBanner(banner, cfg, deps, initJob)
+		// Only once the API listens: a part that fails first (the
+		// production guard refusing a default password, a taken port)
+		// ends the process without a banner saying it runs.
+		select {
+		case <-listening:
+			printBanner(banner, cfg, deps, initJob)
+		case <-ctx.Done():
+		}
 	}
 	<-ctx.Done()
 	wg.Wait()
@@ -78,10 +86,13 @@ type Service struct {
 // audit sink, then one replica of each worker kind (init, backup, restore,
 // chroma). Tests call it to run the same parts on other wiring, e.g. two
 // replicas per worker kind, each on its own NATS connection.
-func Services(deps app.Deps) []Service {
+func Services(deps app.Deps) []Service { return services(deps, nil) }
+
+// services is Services with listening called once the API listens.
+func services(deps app.Deps, listening func(net.Addr)) []Service {
 	return []Service{
 		{"api", func(ctx context.Context) error {
-			return httpapi.RunWithAuditSink(ctx, httpapi.Deps{Config: deps.Config, Bus: deps.Bus, DB: deps.DB, Log: deps.Log.With("service", "api")})
+			return httpapi.RunWithAuditSink(ctx, httpapi.Deps{Config: deps.Config, Bus: deps.Bus, DB: deps.DB, Log: deps.Log.With("service", "api"), Listening: listening})
 		}},
 		{"init", func(ctx context.Context) error { return initworker.Run(ctx, withService(deps, "init")) }},
 		{"backup", func(ctx context.Context) error { return backupworker.Run(ctx, withService(deps, "backup")) }},
