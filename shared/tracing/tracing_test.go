@@ -2,10 +2,10 @@ package tracing_test
 
 import (
 	"context"
-	"strings"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
