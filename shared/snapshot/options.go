@@ -92,15 +92,15 @@ func WithProgress(fn func(bytes int64)) Option { return func(o *options) { o.pro
 
 // WithCheckedInput tells [RestoreTarget] that its input is bytes that
 // already passed [CheckSQLite] (integrity_check) and whose reader checks
-// them against sha256 (hex) as it goes: the restore worker reads them
+// them against digest (a hex SHA-256) as it goes: the restore worker reads them
 // through backupfmt.Walk with the manifest of a verification that ran that
 // check as Expect, so any byte that differs fails the reader before the
 // copy is renamed into place. The restore then skips its own
 // integrity_check of the same bytes (most of a large restore's time) and
-// its own hash of them (the result's SHA256 is sha256); it still checks
+// its own hash of them (the result's SHA256 is digest); it still checks
 // the header and counts the rows of the copy.
-func WithCheckedInput(sha256 string) Option {
-	return func(o *options) { o.checked, o.checkedSHA256 = true, sha256 }
+func WithCheckedInput(digest string) Option {
+	return func(o *options) { o.checked, o.checkedSHA256 = true, digest }
 }
 
 // WithoutDigest tells [DumpTarget] not to hash what it writes (the
