@@ -198,6 +198,7 @@ func TestFailedSQLiteMigration3ChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
@@ -208,7 +209,6 @@ func TestFailedSQLiteMigration3ChangesNothing(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	rows.Close()
 	if want := []string{"service_tokens:0", "users:0"}; !slices.Equal(tables, want) {
 		t.Fatalf("tables after the failed migration: %v; want %v (unchanged)", tables, want)
 	}
