@@ -5,7 +5,8 @@
 // Tokens are signed with HMAC-SHA256 only: a token announcing any other
 // algorithm, "none" included, is rejected before its signature is looked
 // at. Every token carries iss "insightops", sub (the user's e-mail), role,
-// iat and exp; all of them are required on verification.
+// iat and exp; all of them are required on verification. A login token
+// also carries jti, the user's id (uid) and token version (ver).
 package auth
 
 import (

@@ -1,9 +1,12 @@
 package auth
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckPolicyRefusesWeakPasswordsWithAReason(t *testing.T) {
@@ -49,20 +52,48 @@ func TestCommonPasswordListIsLoaded(t *testing.T) {
 	}
 }
 
-func TestTokenCarriesIDAndVersion(t *testing.T) {
-	iss := Issuer{Secret: secret}
-	a, _, err := iss.IssueVersion("a@example.com", Viewer, 7)
-	if err != nil {
-		t.Fatal(err)
+// TestTokenCarriesIDUserAndVersion: a login token carries a fresh jti,
+// the user's id (uid) and token version (ver) and its issue time; a token
+// without them (issued before uid existed) verifies with zeros.
+func TestTokenCarriesIDUserAndVersion(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 4, 10, 0, 0, 500, time.UTC)
+	iss := Issuer{Secret: secret, Now: func() time.Time { return at }}
+	cases := []struct {
+		name string
+		acc  Account
+	}{
+		{"bound to user 42 at version 7", Account{Email: "a@example.com", UserID: 42, Version: 7}},
+		{"no user id (as before uid)", Account{Email: "a@example.com", Version: 7}},
+		{"neither", Account{Email: "a@example.com"}},
 	}
-	b, _, _ := iss.IssueVersion("a@example.com", Viewer, 7)
-	ca, err := iss.Verify(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, _ := iss.Verify(b)
-	if ca.Version != 7 || ca.ID == "" || ca.ID == cb.ID {
-		t.Fatalf("claims %+v and %+v: want version 7 and distinct jti", ca, cb)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			a, _, err := iss.IssueFor(c.acc, Viewer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _, _ := iss.IssueFor(c.acc, Viewer)
+			ca, err := iss.Verify(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cb, _ := iss.Verify(b)
+			if ca.Version != c.acc.Version || ca.UserID != c.acc.UserID || ca.ID == "" || ca.ID == cb.ID || !ca.IssuedAt.Equal(at.Truncate(time.Second)) {
+				t.Fatalf("claims %+v and %+v: want version %d, uid %d, iat %s and distinct jti", ca, cb, c.acc.Version, c.acc.UserID, at.Truncate(time.Second))
+			}
+			var payload map[string]any
+			raw, _ := base64.RawURLEncoding.DecodeString(strings.Split(a, ".")[1])
+			if err := json.Unmarshal(raw, &payload); err != nil {
+				t.Fatal(err)
+			}
+			for claim, want := range map[string]bool{"uid": c.acc.UserID != 0, "ver": c.acc.Version != 0} {
+				if _, ok := payload[claim]; ok != want {
+					t.Errorf("%s in %s: %v, want %v", claim, raw, ok, want)
+				}
+			}
+		})
 	}
 }
 

@@ -43,6 +43,13 @@ type Claims struct {
 	// (claim "ver"): a token older than the user's current version is
 	// refused.
 	Version int64
+	// UserID is the id of the user the token was issued to (claim "uid"):
+	// a token is refused once its e-mail belongs to another user (the
+	// account deleted and created again). 0 in tokens issued before it
+	// existed; those are told apart by IssuedAt.
+	UserID int64
+	// IssuedAt is when the token was issued (claim "iat", whole seconds).
+	IssuedAt time.Time
 	// Service names the service token this caller used (Subject is then
 	// "token:<name>", how audit events name it); empty for a login token.
 	// It is set by the API, never read from a JWT.
@@ -53,6 +60,7 @@ type Claims struct {
 type tokenClaims struct {
 	Role    string `json:"role"`
 	Version int64  `json:"ver,omitempty"`
+	UserID  int64  `json:"uid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -79,19 +87,26 @@ func (i Issuer) ttl() time.Duration {
 	return DefaultTTL
 }
 
-// Issue signs a token for email with role and token version 0, valid for
-// TTL from now.
-func (i Issuer) Issue(email string, role Role) (token string, expiresAt time.Time, err error) {
-	return i.IssueVersion(email, role, 0)
+// Account is the user a login token is issued to.
+type Account struct {
+	Email   string // the subject (claim "sub")
+	UserID  int64  // claim "uid"; 0 leaves it out
+	Version int64  // the user's token version (claim "ver"); 0 leaves it out
 }
 
-// IssueVersion signs a token for email with role, carrying the user's
+// Issue signs a token for email with role, bound to no user id and token
+// version 0, valid for TTL from now.
+func (i Issuer) Issue(email string, role Role) (token string, expiresAt time.Time, err error) {
+	return i.IssueFor(Account{Email: email}, role)
+}
+
+// IssueFor signs a token for acc with role, carrying the user's id, its
 // token version and a random jti, valid for TTL from now.
-func (i Issuer) IssueVersion(email string, role Role, version int64) (token string, expiresAt time.Time, err error) {
+func (i Issuer) IssueFor(acc Account, role Role) (token string, expiresAt time.Time, err error) {
 	if len(i.Secret) < MinSecretBytes {
 		return "", time.Time{}, ErrWeakSecret
 	}
-	if strings.TrimSpace(email) == "" {
+	if strings.TrimSpace(acc.Email) == "" {
 		return "", time.Time{}, errors.New("issue token: empty subject")
 	}
 	if !role.Valid() {
@@ -105,11 +120,12 @@ func (i Issuer) IssueVersion(email string, role Role, version int64) (token stri
 	}
 	claims := tokenClaims{
 		Role:    string(role),
-		Version: version,
+		Version: acc.Version,
+		UserID:  acc.UserID,
 		RegisteredClaims: jwt.RegisteredClaims{
 			ID:        jti,
 			Issuer:    TokenIssuer,
-			Subject:   email,
+			Subject:   acc.Email,
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(expiresAt),
@@ -162,5 +178,6 @@ func (i Issuer) Verify(token string) (Claims, error) {
 	if err != nil || Role(tc.Role) != role {
 		return Claims{}, fmt.Errorf("%w: role %q", ErrInvalidToken, tc.Role)
 	}
-	return Claims{Subject: tc.Subject, Role: role, ExpiresAt: tc.ExpiresAt.Time, ID: tc.ID, Version: tc.Version}, nil
+	return Claims{Subject: tc.Subject, Role: role, ExpiresAt: tc.ExpiresAt.Time, ID: tc.ID, Version: tc.Version,
+		UserID: tc.UserID, IssuedAt: tc.IssuedAt.Time}, nil
 }

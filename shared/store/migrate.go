@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -51,7 +52,12 @@ func TableNames() []string { return append([]string(nil), systemTables...) }
 // on SQLite, callers in the same process are serialised per database file
 // (several handles on one file included); SQLite files are not meant to be
 // migrated by two processes at once.
-func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) {
+func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) { return db.migrateTo(ctx, 0) }
+
+// migrateTo applies the pending migrations up to version to, every one
+// when to is 0 (tests stop at an older version to check a migration on
+// existing rows).
+func (db *DB) migrateTo(ctx context.Context, to int64) (MigrateResult, error) {
 	mu := &db.migrateMu
 	if db.dialect == SQLite {
 		m, _ := sqliteMigrateLocks.LoadOrStore(db.path, &sync.Mutex{})
@@ -60,11 +66,30 @@ func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) {
 	mu.Lock()
 	defer mu.Unlock()
 
-	p, err := db.migrationProvider()
+	conns := db.SQL
+	if db.dialect == SQLite {
+		// A pool of its own, closed after: a migration that runs outside
+		// goose's transaction (00003 turns foreign keys off and opens its
+		// own) and fails half-way leaves its connection in a transaction
+		// with foreign keys off; closing the pool rolls it back instead of
+		// handing that connection to the service.
+		own, err := sql.Open("sqlite", sqliteDSN(db.path))
+		if err != nil {
+			return MigrateResult{}, fmt.Errorf("store: open %s for migrating: %w", db.describe, err)
+		}
+		defer func() { _ = own.Close() }()
+		conns = own
+	}
+	p, err := db.migrationProvider(conns)
 	if err != nil {
 		return MigrateResult{}, err
 	}
-	results, err := p.Up(ctx)
+	var results []*goose.MigrationResult
+	if to > 0 {
+		results, err = p.UpTo(ctx, to)
+	} else {
+		results, err = p.Up(ctx)
+	}
 	res := MigrateResult{Applied: []int64{}}
 	for _, r := range results {
 		if r != nil && r.Error == nil && r.Source != nil {
@@ -83,7 +108,7 @@ func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) {
 // SchemaVersion returns the applied schema version (0 before any
 // migration) and whether migrations are pending.
 func (db *DB) SchemaVersion(ctx context.Context) (version int64, pending bool, err error) {
-	p, err := db.migrationProvider()
+	p, err := db.migrationProvider(db.SQL)
 	if err != nil {
 		return 0, false, err
 	}
@@ -96,7 +121,9 @@ func (db *DB) SchemaVersion(ctx context.Context) (version int64, pending bool, e
 	return version, pending, nil
 }
 
-func (db *DB) migrationProvider() (*goose.Provider, error) {
+// migrationProvider runs the dialect's embedded migrations over conns (the
+// service's pool, or one opened for migrating).
+func (db *DB) migrationProvider(conns *sql.DB) (*goose.Provider, error) {
 	dir, dialect := "migrations/sqlite", goose.DialectSQLite3
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
 	if db.dialect == Postgres {
@@ -111,7 +138,7 @@ func (db *DB) migrationProvider() (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: migrations: %w", err)
 	}
-	p, err := goose.NewProvider(dialect, db.SQL, sub, opts...)
+	p, err := goose.NewProvider(dialect, conns, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("store: migrations: %w", err)
 	}

@@ -66,6 +66,10 @@ var sqliteParams = []string{
 	"_txlock=immediate",
 }
 
+// sqliteDSN is the data source name of the SQLite file at the absolute
+// path abs, with sqliteParams.
+func sqliteDSN(abs string) string { return abs + "?" + strings.Join(sqliteParams, "&") }
+
 // DB is an open System DB. It is safe for concurrent use.
 type DB struct {
 	// SQL is the underlying connection pool, for callers that need a query
@@ -126,7 +130,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("store: create directory for SQLite database: %w", err)
 	}
 	desc := "sqlite " + abs
-	sqldb, err := sql.Open("sqlite", abs+"?"+strings.Join(sqliteParams, "&"))
+	sqldb, err := sql.Open("sqlite", sqliteDSN(abs))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", desc, err)
 	}

@@ -111,9 +111,9 @@ func TestStore(t *testing.T) {
 }
 
 // schemaVersions are the embedded migrations' versions; latestSchema the last.
-var schemaVersions = []int64{1, 2}
+var schemaVersions = []int64{1, 2, 3}
 
-const latestSchema = 2
+const latestSchema = 3
 
 func testMigrateTwice(t *testing.T, b backend) {
 	u, p := b.target(t)

@@ -49,6 +49,8 @@ type accounts struct {
 
 // account is one user's state at a time.
 type account struct {
+	id         int64
+	createdAt  time.Time
 	role       auth.Role
 	version    int64
 	mustChange bool
@@ -110,6 +112,10 @@ func (a *accounts) check(ctx context.Context, cl auth.Claims) (role auth.Role, m
 	}
 	if acc.reason != "" {
 		return "", false, acc.reason, err
+	}
+	if !issuedTo(cl, acc.id, acc.createdAt) {
+		// The token's user was deleted; its e-mail is another user's now.
+		return "", false, reasonAccountRemoved, err
 	}
 	if cl.Version < acc.version {
 		return "", false, reasonTokenRevoked, err
@@ -173,5 +179,19 @@ func (a *accounts) read(ctx context.Context, email string) (account, error) {
 	if err != nil {
 		return account{reason: reasonAccountRole}, nil
 	}
-	return account{role: role, version: u.TokenVersion, mustChange: u.MustChangePassword}, nil
+	return account{id: u.ID, createdAt: u.CreatedAt, role: role, version: u.TokenVersion, mustChange: u.MustChangePassword}, nil
+}
+
+// issuedTo reports whether a login token of cl was issued to the user
+// with id created at createdAt, not to an earlier user of the same e-mail
+// (deleted since; the new user starts again at token version 0, so "ver"
+// alone cannot tell them apart). A token carrying the user id (uid) must
+// name this user; one issued before uid existed must not be older than
+// the user, give or take its whole-second iat and the clock skew between
+// replicas (auth.Leeway).
+func issuedTo(cl auth.Claims, id int64, createdAt time.Time) bool {
+	if cl.UserID != 0 {
+		return cl.UserID == id
+	}
+	return !cl.IssuedAt.Add(time.Second + auth.Leeway).Before(createdAt)
 }

@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/insightops/insightops/shared/auth"
+	"github.com/insightops/insightops/shared/testkit"
 )
 
 // TestTokenFollowsItsAccountInTheSystemDB changes a user in the System DB
@@ -124,5 +126,112 @@ func TestAccountRecheckFailsClosedWhileTheSystemDBIsDown(t *testing.T) {
 	}
 	if r := e.do(req{method: http.MethodGet, path: "/health"}); r.status != http.StatusOK {
 		t.Errorf("/health with the System DB closed: %d %s", r.status, r.body)
+	}
+}
+
+// TestTokenOfADeletedUserIsRefusedOnceItsEmailIsCreatedAgain: a user is
+// deleted and an admin creates a user of the same e-mail, which starts
+// again at token version 0. A token of the deleted user (its version 1,
+// after a password change) must not pass for the new one, even before the
+// new user changed its generated password: 401 on every route, the
+// password change (with the new user's password) included, audited as
+// account_removed. Checked for a token carrying the user id (uid), and
+// for one without it (issued before uid existed), told apart by its iat;
+// on both dialects.
+func TestTokenOfADeletedUserIsRefusedOnceItsEmailIsCreatedAgain(t *testing.T) {
+	t.Parallel()
+	kinds := []struct {
+		name string
+		// oldToken returns the deleted user's token: changed is the one
+		// POST /auth/password answered with.
+		oldToken func(t *testing.T, e *env, email, changed string) string
+	}{
+		{"token with uid", func(_ *testing.T, _ *env, _, changed string) string { return changed }},
+		{"token without uid, issued before the new user", func(t *testing.T, e *env, email, _ string) string {
+			iss := e.srv.tokens
+			iss.Now = func() time.Time { return time.Now().Add(-time.Minute) }
+			tok, _, err := iss.IssueFor(auth.Account{Email: email, Version: 1}, auth.Operator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}},
+	}
+	for _, d := range testkit.Dialects {
+		for _, k := range kinds {
+			t.Run(d.Name+"/"+k.name, func(t *testing.T) {
+				t.Parallel()
+				e := startEnv(t, testkit.NewEnv(t, testkit.WithDialect(d)))
+				admin := e.token(auth.Admin)
+				email := unique("again") + "@example.com"
+				create := func() createUserResponse {
+					t.Helper()
+					r := e.do(req{method: http.MethodPost, path: "/admin/users", token: admin, body: map[string]any{"email": email, "role": "operator"}})
+					if r.status != http.StatusCreated {
+						t.Fatalf("create %s: %d %s", email, r.status, r.body)
+					}
+					return decode[createUserResponse](t, r)
+				}
+				login := func(pw string) loginResponse {
+					t.Helper()
+					r := e.do(req{method: http.MethodPost, path: "/auth/login", body: loginRequest{Email: email, Password: pw}})
+					if r.status != http.StatusOK {
+						t.Fatalf("login: %d %s", r.status, r.body)
+					}
+					return decode[loginResponse](t, r)
+				}
+
+				// The first user logs in and changes its password: its token
+				// is at version 1 and fully usable.
+				first := create()
+				r := e.do(req{method: http.MethodPost, path: "/auth/password", token: login(first.GeneratedPassword).Token,
+					body: changePasswordRequest{CurrentPassword: first.GeneratedPassword, NewPassword: "violet-harbour-42-lamps"}})
+				if r.status != http.StatusOK {
+					t.Fatalf("password change: %d %s", r.status, r.body)
+				}
+				old := k.oldToken(t, e, email, decode[loginResponse](t, r).Token)
+				if k.name == "token with uid" {
+					if r := e.do(req{method: http.MethodGet, path: "/admin/db/tasks", token: old}); r.status != http.StatusOK {
+						t.Fatalf("the first user's token before the delete: %d %s", r.status, r.body)
+					}
+				}
+
+				if r := e.do(req{method: http.MethodDelete, path: fmt.Sprintf("/admin/users/%d", first.User.ID), token: admin}); r.status != http.StatusNoContent {
+					t.Fatalf("delete: %d %s", r.status, r.body)
+				}
+				second := create()
+				if second.User.ID <= first.User.ID {
+					t.Fatalf("the new user got id %d; want above the deleted %d", second.User.ID, first.User.ID)
+				}
+
+				for _, rq := range []req{
+					{method: http.MethodGet, path: "/admin/db/tasks"},
+					{method: http.MethodGet, path: "/auth/whoami"},
+					{method: http.MethodPost, path: "/auth/password", body: changePasswordRequest{CurrentPassword: second.GeneratedPassword, NewPassword: "amber-lantern-77-roads"}},
+				} {
+					rq.token = old
+					if r := e.do(rq); r.status != http.StatusUnauthorized || codeOf(t, r) != CodeUnauthorized {
+						t.Errorf("the deleted user's token on %s %s: %d %s; want 401 %s", rq.method, rq.path, r.status, r.body, CodeUnauthorized)
+					}
+				}
+				evs, _ := e.auditEvents("audit.>")
+				denied := 0
+				for _, ev := range evs {
+					if ev.Action == "auth.denied" && ev.Actor == email && ev.Detail["reason"] == reasonAccountRemoved {
+						denied++
+					}
+				}
+				if denied != 3 {
+					t.Errorf("%d auth.denied events for %s with reason %s; want 3", denied, email, reasonAccountRemoved)
+				}
+
+				// The new user's own token works (up to the forced change),
+				// and its password is still the generated one.
+				r = e.do(req{method: http.MethodGet, path: "/auth/whoami", token: login(second.GeneratedPassword).Token})
+				if id := decode[Identity](t, r); r.status != http.StatusOK || id.Subject != email || !id.MustChangePassword {
+					t.Fatalf("the new user's whoami: %d %s", r.status, r.body)
+				}
+			})
+		}
 	}
 }

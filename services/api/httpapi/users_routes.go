@@ -287,6 +287,10 @@ func (s *Server) changePassword(c echo.Context) error {
 	if err != nil {
 		return storeError(err, "user")
 	}
+	if !issuedTo(cl, u.ID, u.CreatedAt) {
+		// Re-created since the recheck last read it: not this token's user.
+		return apiErr(http.StatusUnauthorized, CodeUnauthorized, "this token's account was removed; log in again")
+	}
 	if !auth.CheckPassword(u.PasswordHash, req.CurrentPassword) {
 		s.recordAudit(c, userAudit(c, "user.password_changed", "user", audit.Failure, map[string]any{"user_id": u.ID, "reason": CodeWrongPassword}))
 		// 403, not 401: the token is fine, a client must not drop it.
@@ -307,7 +311,7 @@ func (s *Server) changePassword(c echo.Context) error {
 
 // issueLogin answers with a new login token for u acting as role.
 func (s *Server) issueLogin(c echo.Context, u store.User, role auth.Role) error {
-	token, exp, err := s.tokens.IssueVersion(u.Email, role, u.TokenVersion)
+	token, exp, err := s.tokens.IssueFor(auth.Account{Email: u.Email, UserID: u.ID, Version: u.TokenVersion}, role)
 	if err != nil {
 		return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}

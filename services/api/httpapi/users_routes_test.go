@@ -31,7 +31,7 @@ func (e *env) newUser(role auth.Role, mustChange bool) (store.User, string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tok, _, err := e.srv.tokens.IssueVersion(u.Email, role, u.TokenVersion)
+	tok, _, err := e.srv.tokens.IssueFor(auth.Account{Email: u.Email, UserID: u.ID, Version: u.TokenVersion}, role)
 	if err != nil {
 		e.t.Fatal(err)
 	}
