@@ -40,13 +40,47 @@ type bench struct {
 	// the backups), identityFile its identity file (mode 0600) the
 	// verification and the restores decrypt with; both empty without -age.
 	recipient, identityFile string
-	// store, keys and ids are the parent's, to open archives as the
-	// verify worker does; store also deletes each archive once restored.
-	store   backupstore.Store
-	keys    *archivesig.Keyring
-	ids     *backupcrypt.Identities
+	// opener is the parent's, to verify archives; its store also deletes
+	// each archive once restored.
+	opener
 	scratch string
 	desc    string // the store and the encryption, for the report
+}
+
+// opener opens archives as the verify and restore workers do.
+type opener struct {
+	store backupstore.Store
+	keys  *archivesig.Keyring
+	ids   *backupcrypt.Identities
+}
+
+// newOpener returns the opener of cfg: the store BACKUP_STORE names, the
+// signing keys, the age identities of BACKUP_AGE_IDENTITY_FILE.
+func newOpener(ctx context.Context, cfg config.Config) (opener, error) {
+	st, err := backupstore.FromConfig(ctx, cfg, nil)
+	if err != nil {
+		return opener{}, err
+	}
+	keys, _, err := archivesig.Load(cfg.Signing())
+	if err != nil {
+		return opener{}, err
+	}
+	ids, err := archiver.Identities(cfg)
+	if err != nil {
+		return opener{}, err
+	}
+	return opener{store: st, keys: keys, ids: ids}, nil
+}
+
+// open reads the archive name from the store into a private copy under
+// dir, checks its signature and decrypts it when it is encrypted
+// (archiver.OpenAuthentic). Close the archive when done.
+func (o opener) open(ctx context.Context, name, dir string) (*archiver.Authentic, error) {
+	arc, err := archiver.OpenAuthentic(ctx, o.store, o.keys, o.ids, name, dir)
+	if err != nil {
+		return nil, fmt.Errorf("open archive %s: %w", name, err)
+	}
+	return arc, nil
 }
 
 // newBench prepares the run in dir: a signing key, with encrypt an age
@@ -116,14 +150,7 @@ func newBench(ctx context.Context, dir, comp, kind string, encrypt bool) (b *ben
 	if err != nil {
 		return nil, nil, err
 	}
-	b.store, err = backupstore.FromConfig(ctx, cfg, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if b.keys, _, err = archivesig.Load(cfg.Signing()); err != nil {
-		return nil, nil, err
-	}
-	if b.ids, err = archiver.Identities(cfg); err != nil {
+	if b.opener, err = newOpener(ctx, cfg); err != nil {
 		return nil, nil, err
 	}
 	if b.scratch, err = archiver.ScratchDir(cfg); err != nil {
@@ -172,9 +199,9 @@ func loadConfig(vars map[string]string) (config.Config, error) {
 // schema does not have (archive_unsafe). It returns the verified
 // manifest.
 func (b *bench) verify(ctx context.Context, name, component string) (backupfmt.Manifest, error) {
-	arc, err := archiver.OpenAuthentic(ctx, b.store, b.keys, b.ids, name, b.scratch)
+	arc, err := b.open(ctx, name, b.scratch)
 	if err != nil {
-		return backupfmt.Manifest{}, fmt.Errorf("open archive %s: %w", name, err)
+		return backupfmt.Manifest{}, err
 	}
 	defer arc.Close()
 	rep, err := backupfmt.Verify(ctx, arc.Reader(), backupfmt.VerifyOptions{ReadOptions: backupfmt.ReadOptions{Name: name}})
