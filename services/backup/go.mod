@@ -3,6 +3,7 @@ module github.com/insightops/insightops/services/backup
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
 	github.com/insightops/insightops/shared v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats-server/v2 v2.15.2
@@ -11,7 +12,6 @@ require (
 )
 
 require (
-	filippo.io/age v1.3.2 // indirect
 	filippo.io/hpke v0.4.0 // indirect
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/amikos-tech/chroma-go v0.3.5 // indirect

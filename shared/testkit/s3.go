@@ -55,26 +55,34 @@ func S3(t testing.TB) *S3Server {
 // S3On is S3 with its buckets in root (a small tmpfs, to fill it up).
 func S3On(t testing.TB, root string) *S3Server {
 	t.Helper()
-	bin, err := versityGW()
-	if err != nil {
-		Unavailable(t, "S3 server (versitygw)", err)
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*S3StartTimeout)
-	defer cancel()
-	var srv *S3Server
-	for attempt := 1; attempt <= 3; attempt++ {
-		srv, err = startS3(ctx, bin, root, t.TempDir())
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-	}
+	srv, err := StartS3(context.Background(), root, t.TempDir())
 	if err != nil {
 		Unavailable(t, "S3 server (versitygw)", err)
 		return nil
 	}
 	t.Cleanup(srv.Stop)
 	return srv
+}
+
+// StartS3 starts an S3 server (versitygw, found as VersityGWBin says) with
+// its buckets in root and its log in logDir, retrying twice on a failed
+// start; Stop ends it. Tests use S3; commands (backupbench) call it
+// directly.
+func StartS3(ctx context.Context, root, logDir string) (*S3Server, error) {
+	bin, err := versityGW()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*S3StartTimeout)
+	defer cancel()
+	var srv *S3Server
+	for attempt := 1; attempt <= 3; attempt++ {
+		srv, err = startS3(ctx, bin, root, logDir)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	return srv, err
 }
 
 // versityGW finds the versitygw binary: $VERSITYGW, PATH, then the
@@ -148,26 +156,48 @@ func (s *S3Server) Host() string { return strings.TrimPrefix(s.Endpoint, "http:/
 // Client returns a minio-go client of the server's root user.
 func (s *S3Server) Client(t testing.TB) *minio.Client {
 	t.Helper()
+	c, err := s.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// NewClient is Client outside a test.
+func (s *S3Server) NewClient() (*minio.Client, error) {
 	c, err := minio.New(s.Host(), &minio.Options{
 		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: s.Region, BucketLookup: minio.BucketLookupPath,
 	})
 	if err != nil {
-		t.Fatalf("s3 client: %v", err)
+		return nil, fmt.Errorf("s3 client: %w", err)
 	}
-	return c
+	return c, nil
 }
 
 // Bucket creates a bucket with a random name (object lock enabled when
 // locking) and returns its name.
 func (s *S3Server) Bucket(t testing.TB, locking bool) string {
 	t.Helper()
-	name := "insightops-" + strings.ToLower(RandomSuffix())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Client(t).MakeBucket(ctx, name, minio.MakeBucketOptions{Region: s.Region, ObjectLocking: locking}); err != nil {
-		t.Fatalf("make bucket %s: %v", name, err)
+	name, err := s.MakeBucket(ctx, locking)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return name
+}
+
+// MakeBucket is Bucket outside a test.
+func (s *S3Server) MakeBucket(ctx context.Context, locking bool) (string, error) {
+	c, err := s.NewClient()
+	if err != nil {
+		return "", err
+	}
+	name := "insightops-" + strings.ToLower(RandomSuffix())
+	if err := c.MakeBucket(ctx, name, minio.MakeBucketOptions{Region: s.Region, ObjectLocking: locking}); err != nil {
+		return "", fmt.Errorf("make bucket %s: %w", name, err)
+	}
+	return name, nil
 }
 
 // ClosedEndpoint returns the URL of a loopback port nothing listens on.

@@ -2,11 +2,14 @@
 // standard tools, in the same run on the same generated data:
 //
 //   - SQLite target copy of -size bytes (snapshot.GenerateSQLite): the
-//     backup (online backup API copy, tar, gzip/zstd, local store) against
+//     backup (online backup API copy, tar, gzip/zstd, -age, -store) against
 //     `sqlite3 db ".backup copy"` then `gzip copy`, or `zstd -3 -T2 copy`
 //     with -compression zstd (target: ratio ≤ 1, -max-sqlite-ratio);
-//   - restoring that archive's Target DB (the restore worker's apply step:
-//     backupfmt.Walk with the verified manifest as Expect, then
+//   - restoring that archive's Target DB (the restore worker's apply step
+//     on the archive archiver.OpenAuthentic opened, as the worker does:
+//     read back from the store into a private copy, signature checked,
+//     decrypted under -age; that opening is timed apart, "open before
+//     it"; then backupfmt.Walk with the verified manifest as Expect, then
 //     snapshot.RestoreTarget, which fsyncs, counts rows and renames into
 //     place; integrity_check ran in the verification, as in the worker) against `gzip -d`/`zstd -d` of the baseline's
 //     file then `mv` into place (target: ratio ≤ 1.2,
@@ -14,8 +17,9 @@
 //   - PostgreSQL System DB of -size bytes (a generated ledger table beside
 //     the migrated System DB tables): the backup (pg_dump -Fc --compress=0
 //     streamed into the archive) against `pg_dump -Fc -f file` (target:
-//     overhead under 15%, -max-pg-overhead); and its restore (the apply
-//     step: Walk with Expect, snapshot.RestoreSystem, which pipes the dump
+//     overhead under 15%, -max-pg-overhead); and its restore (opened as
+//     above, then the apply step: Walk with Expect,
+//     snapshot.RestoreSystem, which pipes the dump
 //     into pg_restore --single-transaction keeping audit_logs, then the
 //     schema migration) against `pg_restore --clean --if-exists
 //     --single-transaction` of the baseline's dump over the same database
@@ -26,13 +30,28 @@
 //     and pg_restore are processes of their own).
 //
 // The restore worker verifies an archive before its apply step; that
-// verification (backupfmt.Verify with the default checkers) is run on
-// every archive and its time printed, outside the ratios.
+// verification is run on every archive and its time printed, outside
+// the ratios: opened as backup.verify opens it (archiver.OpenAuthentic:
+// read back from the store, signature, decryption under -age), then
+// backupfmt.Verify with the default checkers (the workers' pg_dump
+// checker would refuse the generated table, see bench.verify), the
+// opened copy's SHA-256 and the signed manifest.
+//
+// -store s3 (default local, BACKUP_DIR in the work dir) writes the
+// archives to a real S3 server and reads them back from it: versitygw's
+// posix gateway (testkit.StartS3; `make s3-tools` builds it, or
+// $VERSITYGW) with its buckets in the work dir, and a new bucket; the
+// children get BACKUP_STORE=s3 with its BACKUP_S3_* and AWS_* settings.
+// -age encrypts every archive to a fresh age X25519 key: the backup
+// child gets BACKUP_AGE_RECIPIENTS, the verification and the restore
+// child BACKUP_AGE_IDENTITY_FILE (written mode 0600 in the work dir).
+// Every child also gets a BACKUP_SIGNING_KEY made for the run. The
+// targets are the same in every mode.
 //
 // Each measurement is the best of -rounds. -pg "" skips PostgreSQL. Every
-// archive the backup wrote is verified (backupfmt.Verify with the default
-// checkers, its stored SHA-256, the component's file in it), and the
-// command exits 1 when an archive does not verify or a target is missed.
+// archive the backup wrote is verified (the component's file must be in
+// it too), and the command exits 1 when an archive does not verify or a
+// target is missed.
 package main
 
 import (
@@ -56,8 +75,6 @@ import (
 	"github.com/insightops/insightops/shared/app"
 	"github.com/insightops/insightops/shared/archiver"
 	"github.com/insightops/insightops/shared/backupfmt"
-	"github.com/insightops/insightops/shared/backupstore"
-	"github.com/insightops/insightops/shared/config"
 	"github.com/insightops/insightops/shared/jobs"
 	"github.com/insightops/insightops/shared/jobspec"
 	"github.com/insightops/insightops/shared/snapshot"
@@ -71,6 +88,8 @@ func main() {
 	pgBase := flag.String("pg", testkit.PostgresBaseURL(), "PostgreSQL maintenance URL to create the scratch database in; empty skips PostgreSQL")
 	comp := flag.String("compression", "gzip", "BACKUP_COMPRESSION of the backup: gzip|zstd")
 	rounds := flag.Int("rounds", 1, "rounds; the best time of each side is reported")
+	storeKind := flag.String("store", "local", "backup store the archives are written to and read back from: local (BACKUP_DIR in the work dir) | s3 (BACKUP_STORE=s3 on a versitygw S3 server started in the work dir; `make s3-tools` builds it)")
+	encrypt := flag.Bool("age", false, "encrypt every archive to a fresh age X25519 key (BACKUP_AGE_RECIPIENTS); the verification and the restores decrypt it with its identity file (BACKUP_AGE_IDENTITY_FILE)")
 	var tg targets
 	flag.Float64Var(&tg.sqliteRatio, "max-sqlite-ratio", 1.0, "exit 1 when backup time / (sqlite3 .backup + gzip) time is above this")
 	flag.Float64Var(&tg.pgOverhead, "max-pg-overhead", 0.15, "exit 1 when the backup takes this fraction longer than pg_dump -Fc or more")
@@ -80,7 +99,7 @@ func main() {
 	child := flag.String("child", "", "internal: run one backup of this component (system|target), or one restore (restore-system|restore-target), and print its result")
 	target := flag.String("target", "", "internal: target DB path for -child")
 	dbURL := flag.String("database-url", "", "internal: System DB URL for -child")
-	archive := flag.String("archive", "", "internal: archive file for a restore -child")
+	archive := flag.String("archive", "", "internal: archive name (in the store the environment names) for a restore -child")
 	manifest := flag.String("manifest", "", "internal: verified manifest (JSON) of -archive for a restore -child")
 	flag.StringVar(&cpuProfileDir, "cpuprofile", "", "write a CPU profile of each backup and restore child into this directory (<child>-<n>.pprof), for go tool pprof")
 	flag.Parse()
@@ -98,7 +117,7 @@ func main() {
 		case *child != "":
 			return runChild(*child, *dir, *target, *dbURL, *comp)
 		default:
-			return run(*size, *dir, *pgBase, *comp, *rounds, tg)
+			return run(*size, *dir, *pgBase, *comp, *storeKind, *encrypt, *rounds, tg)
 		}
 	}()
 	if err != nil {
@@ -145,6 +164,10 @@ type childResult struct {
 	Archive string  `json:"archive"`
 	Bytes   int64   `json:"bytes"`
 	Seconds float64 `json:"seconds"`
+	// OpenSeconds is a restore's time to open the archive before its
+	// apply step (archiver.OpenAuthentic: read from the store, signature,
+	// decryption).
+	OpenSeconds float64 `json:"open_seconds,omitempty"`
 }
 
 // measured is one timed side of a comparison.
@@ -152,15 +175,14 @@ type measured struct {
 	seconds float64
 	bytes   int64
 	maxRSS  int64
+	open    float64 // a restore's OpenSeconds
 }
 
+// runChild makes one archive of component with archiver.Create, in the
+// store and with the keys the environment names (passed).
 func runChild(component, dir, target, dbURL, comp string) error {
 	ctx := context.Background()
-	vars := map[string]string{
-		"DATA_DIR": dir, "BACKUP_DIR": filepath.Join(dir, "backups"), "BACKUP_COMPRESSION": comp,
-		"TARGET_DB_PATH": target, "DATABASE_URL": dbURL,
-	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
+	cfg, err := loadConfig(childEnv(dir, map[string]string{"BACKUP_COMPRESSION": comp, "TARGET_DB_PATH": target, "DATABASE_URL": dbURL}))
 	if err != nil {
 		return err
 	}
@@ -183,55 +205,57 @@ func runChild(component, dir, target, dbURL, comp string) error {
 
 // archived is an archive a child wrote, kept for the restore measurement.
 type archived struct {
-	dir      string // the child's work directory; remove it when done
-	path     string // the archive file
+	name     string // the archive, in the run's store
 	manifest string // its verified manifest, as JSON
 }
 
-func (a archived) remove() {
-	if a.dir != "" {
-		_ = os.RemoveAll(a.dir)
+// remove deletes the archive from the store and its manifest file.
+func (b *bench) remove(a archived) {
+	if a.manifest != "" {
+		_ = os.Remove(a.manifest)
+	}
+	if err := b.store.Delete(context.Background(), a.name); err != nil {
+		fmt.Fprintf(os.Stderr, "backupbench: delete %s: %v\n", a.name, err)
 	}
 }
 
 // backup runs one backup in a child process and returns its time, size and
 // peak RSS, and the archive, verified (the verification is not timed).
-func backup(dir, component, target, dbURL, comp string) (measured, archived, error) {
-	cdir, err := os.MkdirTemp(dir, "child-*")
+func (b *bench) backup(component, target, dbURL string) (measured, archived, error) {
+	cdir, err := os.MkdirTemp(b.dir, "child-*")
 	if err != nil {
 		return measured{}, archived{}, err
 	}
-	a := archived{dir: cdir}
+	defer os.RemoveAll(cdir) // its DATA_DIR; the archive is in the store
 	var res childResult
-	m, err := runSelf(&res, "-child", component, "-dir", cdir, "-target", target, "-database-url", dbURL, "-compression", comp)
+	m, err := runSelf(&res, b.env(true), "-child", component, "-dir", cdir, "-target", target, "-database-url", dbURL, "-compression", b.comp)
 	if err != nil {
-		a.remove()
 		return measured{}, archived{}, fmt.Errorf("backup of %s: %w", component, err)
 	}
+	a := archived{name: res.Archive}
 	start := time.Now()
-	man, err := verifyArchive(context.Background(), filepath.Join(cdir, "backups"), res.Archive, component)
+	man, err := b.verify(context.Background(), res.Archive, component)
 	if err != nil {
-		a.remove()
+		b.remove(a)
 		return measured{}, archived{}, err
 	}
-	fmt.Printf("  %s archive %s verified (backupfmt.Verify with the default checkers, as backup.verify does; not timed) in %.2fs\n", component, res.Archive, time.Since(start).Seconds())
-	a.path = filepath.Join(cdir, "backups", res.Archive)
-	a.manifest = filepath.Join(cdir, "manifest.json")
-	b, err := json.Marshal(man)
-	if err != nil {
-		a.remove()
-		return measured{}, archived{}, err
+	fmt.Printf("  %s archive %s verified (read back from the store and opened as backup.verify does: signature, decryption under -age; backupfmt.Verify with the default checkers; not timed) in %.2fs\n", component, res.Archive, time.Since(start).Seconds())
+	a.manifest = filepath.Join(b.dir, res.Archive+".manifest.json")
+	raw, err := json.Marshal(man)
+	if err == nil {
+		err = os.WriteFile(a.manifest, raw, 0o600)
 	}
-	if err := os.WriteFile(a.manifest, b, 0o600); err != nil {
-		a.remove()
+	if err != nil {
+		b.remove(a)
 		return measured{}, archived{}, err
 	}
 	return m, a, nil
 }
 
-// runSelf runs this command as a child with args, decodes the JSON it
-// prints into res, and returns the time it reports and its peak RSS.
-func runSelf(res *childResult, args ...string) (measured, error) {
+// runSelf runs this command as a child with args and the passed settings
+// of env, decodes the JSON it prints into res, and returns the time it
+// reports and its peak RSS.
+func runSelf(res *childResult, env map[string]string, args ...string) (measured, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return measured{}, err
@@ -240,6 +264,7 @@ func runSelf(res *childResult, args ...string) (measured, error) {
 		args = append(args, "-cpuprofile", cpuProfileDir)
 	}
 	cmd := exec.Command(self, args...)
+	cmd.Env = childArgs(env)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -252,39 +277,7 @@ func runSelf(res *childResult, args ...string) (measured, error) {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss * 1024
 	}
-	return measured{seconds: res.Seconds, bytes: res.Bytes, maxRSS: rss}, nil
-}
-
-// verifyArchive reads the archive a child wrote back from its local store
-// and checks it: backupfmt.Verify with the default checkers (SQLite
-// integrity, pg_dump TOC) finds no problem, its SHA-256 is the one stored
-// with it, and it holds a non-empty file of the component. It returns the
-// verified manifest.
-func verifyArchive(ctx context.Context, dir, name, component string) (backupfmt.Manifest, error) {
-	st, err := backupstore.NewLocal(dir)
-	if err != nil {
-		return backupfmt.Manifest{}, fmt.Errorf("open the backup's store: %w", err)
-	}
-	rc, info, err := st.Open(ctx, name)
-	if err != nil {
-		return backupfmt.Manifest{}, fmt.Errorf("open archive %s: %w", name, err)
-	}
-	defer rc.Close()
-	rep, err := backupfmt.Verify(ctx, rc, backupfmt.VerifyOptions{ReadOptions: backupfmt.ReadOptions{Name: name}})
-	switch {
-	case err != nil:
-		return backupfmt.Manifest{}, fmt.Errorf("archive %s does not verify: %w", name, err)
-	case !rep.OK():
-		return backupfmt.Manifest{}, fmt.Errorf("archive %s: problems %v", name, rep.Problems)
-	case info.SHA256 == "" || rep.ArchiveSHA256 != info.SHA256:
-		return backupfmt.Manifest{}, fmt.Errorf("archive %s: content SHA-256 %s, stored %q", name, rep.ArchiveSHA256, info.SHA256)
-	}
-	for _, f := range rep.Files {
-		if strings.HasPrefix(f.Path, component+"/") && f.Size > 0 {
-			return rep.Manifest, nil
-		}
-	}
-	return backupfmt.Manifest{}, fmt.Errorf("archive %s holds no %s file: %+v", name, component, rep.Files)
+	return measured{seconds: res.Seconds, bytes: res.Bytes, maxRSS: rss, open: res.OpenSeconds}, nil
 }
 
 // timed runs shell commands one after the other and returns their total time.
@@ -320,14 +313,14 @@ func best(a, b measured) measured {
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
-func run(size int64, dir, pgBase, comp string, rounds int, tg targets) error {
+func run(size int64, dir, pgBase, comp, storeKind string, encrypt bool, rounds int, tg targets) error {
 	var missed []string
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
 			missed = append(missed, fmt.Sprintf(format, args...))
 		}
 	}
-	if err := measure(size, dir, pgBase, comp, rounds, tg, check); err != nil {
+	if err := measure(size, dir, pgBase, comp, storeKind, encrypt, rounds, tg, check); err != nil {
 		return err
 	}
 	if len(missed) > 0 {
@@ -340,7 +333,7 @@ func run(size int64, dir, pgBase, comp string, rounds int, tg targets) error {
 // measure generates the databases, times both sides of each comparison,
 // verifies every archive, and reports each figure against its target to
 // check.
-func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check func(ok bool, format string, args ...any)) error {
+func measure(size int64, dir, pgBase, comp, storeKind string, encrypt bool, rounds int, tg targets, check func(ok bool, format string, args ...any)) error {
 	ctx := context.Background()
 	if dir == "" {
 		d, err := os.MkdirTemp("", "backupbench-*")
@@ -351,7 +344,12 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 		dir = d
 	}
 	rounds = max(rounds, 1)
-	fmt.Printf("backupbench: %s databases, compression %s, best of %d round(s), work dir %s\n", mb(size), comp, rounds, dir)
+	b, stop, err := newBench(ctx, dir, comp, storeKind, encrypt)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Printf("backupbench: %s databases, compression %s, %s, best of %d round(s), work dir %s\n", mb(size), comp, b.desc, rounds, dir)
 
 	// SQLite target copy.
 	target := filepath.Join(dir, "target.db")
@@ -375,7 +373,7 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 			return err
 		}
 		base = best(base, measured{seconds: secs, bytes: fileSize(copyPath + ext)})
-		m, arc, err := backup(dir, "target", target, "", comp)
+		m, arc, err := b.backup("target", target, "")
 		if err != nil {
 			return err
 		}
@@ -386,14 +384,14 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 		placed := filepath.Join(dir, "baseline-restored.db")
 		secs, err = timed(append(decompressCmd, copyPath+ext), []string{"mv", copyPath, placed})
 		if err != nil {
-			arc.remove()
+			b.remove(arc)
 			return err
 		}
 		baseRestore = best(baseRestore, measured{seconds: secs, bytes: fileSize(placed)})
 		_ = os.Remove(placed)
 		_ = os.Remove(copyPath + ext)
-		r, err := restore(dir, "target", arc, filepath.Join(dir, "runtime", "target.db"), "")
-		arc.remove()
+		r, err := b.restore("target", arc, filepath.Join(dir, "runtime", "target.db"), "")
+		b.remove(arc)
 		if err != nil {
 			return err
 		}
@@ -405,8 +403,8 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 	check(ratio <= tg.sqliteRatio, "sqlite backup ratio %.2f above %.2f", ratio, tg.sqliteRatio)
 	check(ours.maxRSS < tg.rss, "sqlite backup peak RSS %s, limit %s", mb(ours.maxRSS), mb(tg.rss))
 	ratio = oursRestore.seconds / baseRestore.seconds
-	fmt.Printf("sqlite restore: %s -d + mv %6.2fs | restore %6.2fs | ratio %.2f (target ≤ %.2f) | restore peak RSS %s (target < %s)\n",
-		compressCmd[0], baseRestore.seconds, oursRestore.seconds, ratio, tg.sqliteRestoreRatio, mb(oursRestore.maxRSS), mb(tg.rss))
+	fmt.Printf("sqlite restore: %s -d + mv %6.2fs | restore %6.2fs | ratio %.2f (target ≤ %.2f) | restore peak RSS %s (target < %s) | open before it %.2fs\n",
+		compressCmd[0], baseRestore.seconds, oursRestore.seconds, ratio, tg.sqliteRestoreRatio, mb(oursRestore.maxRSS), mb(tg.rss), oursRestore.open)
 	check(ratio <= tg.sqliteRestoreRatio, "sqlite restore ratio %.2f above %.2f", ratio, tg.sqliteRestoreRatio)
 	check(oursRestore.maxRSS < tg.rss, "sqlite restore peak RSS %s, limit %s", mb(oursRestore.maxRSS), mb(tg.rss))
 	_ = os.Remove(target)
@@ -434,7 +432,7 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 			return err
 		}
 		base = best(base, measured{seconds: secs, bytes: fileSize(dump)})
-		m, arc, err := backup(dir, "system", "", dbURL, comp)
+		m, arc, err := b.backup("system", "", dbURL)
 		if err != nil {
 			return err
 		}
@@ -447,12 +445,12 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 			"--exit-on-error", "--dbname=" + dbURL, dump})
 		_ = os.Remove(dump)
 		if err != nil {
-			arc.remove()
+			b.remove(arc)
 			return err
 		}
 		baseRestore = best(baseRestore, measured{seconds: secs})
-		r, err := restore(dir, "system", arc, "", dbURL)
-		arc.remove()
+		r, err := b.restore("system", arc, "", dbURL)
+		b.remove(arc)
 		if err != nil {
 			return err
 		}
@@ -464,8 +462,8 @@ func measure(size int64, dir, pgBase, comp string, rounds int, tg targets, check
 	check(overhead < tg.pgOverhead, "postgresql overhead %+.1f%%, limit %.0f%%", overhead*100, tg.pgOverhead*100)
 	check(ours.maxRSS < tg.rss, "postgresql backup peak RSS %s, limit %s", mb(ours.maxRSS), mb(tg.rss))
 	ratio = oursRestore.seconds / baseRestore.seconds
-	fmt.Printf("postgresql restore: pg_restore of pg_dump -Fc %6.2fs | restore %6.2fs | ratio %.2f (target ≤ %.2f) | restore peak RSS %s (target < %s)\n",
-		baseRestore.seconds, oursRestore.seconds, ratio, tg.pgRestoreRatio, mb(oursRestore.maxRSS), mb(tg.rss))
+	fmt.Printf("postgresql restore: pg_restore of pg_dump -Fc %6.2fs | restore %6.2fs | ratio %.2f (target ≤ %.2f) | restore peak RSS %s (target < %s) | open before it %.2fs\n",
+		baseRestore.seconds, oursRestore.seconds, ratio, tg.pgRestoreRatio, mb(oursRestore.maxRSS), mb(tg.rss), oursRestore.open)
 	check(ratio <= tg.pgRestoreRatio, "postgresql restore ratio %.2f above %.2f", ratio, tg.pgRestoreRatio)
 	check(oursRestore.maxRSS < tg.rss, "postgresql restore peak RSS %s, limit %s", mb(oursRestore.maxRSS), mb(tg.rss))
 	return nil
