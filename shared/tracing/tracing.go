@@ -45,12 +45,26 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 // Setup installs this process's tracer provider (see NewProvider) as the
 // global one. shutdown flushes and stops it (a no-op when the SDK is
 // disabled).
+//
+// Without export the provider holds nothing to flush and is installed only
+// when no SDK provider is there yet: one installed before (a test's
+// recorder, an earlier Setup in the same process) is kept, and shutdown
+// does nothing.
 func Setup(ctx context.Context, cfg config.Tracing, service string) (shutdown func(context.Context) error, err error) {
+	none := func(context.Context) error { return nil }
+	if !cfg.Enabled() {
+		if _, installed := otel.GetTracerProvider().(*sdktrace.TracerProvider); installed {
+			return none, nil
+		}
+	}
 	tp, err := NewProvider(ctx, cfg, service)
 	if err != nil || tp == nil {
-		return func(context.Context) error { return nil }, err
+		return none, err
 	}
 	otel.SetTracerProvider(tp)
+	if !cfg.Enabled() {
+		return none, nil
+	}
 	return tp.Shutdown, nil
 }
 
