@@ -125,7 +125,7 @@ func buildOptions(opts []Option) options {
 // progressStep is how many bytes pass between two progress callbacks.
 const progressStep = 1 << 20
 
-// meter counts, hashes and reports the bytes written through it.
+// meter counts, hashes (unless h is nil) and reports the bytes written through it.
 type meter struct {
 	w        io.Writer
 	h        hash.Hash
@@ -134,13 +134,14 @@ type meter struct {
 	fn       func(int64)
 }
 
-func newMeter(w io.Writer, fn func(int64)) *meter {
-	return &meter{w: w, h: sha256.New(), fn: fn, reported: -1}
-}
-
-// newCounter is a meter that counts and reports but does not hash.
-func newCounter(w io.Writer, fn func(int64)) *meter {
-	return &meter{w: w, fn: fn, reported: -1}
+// newMeter counts what is written through it to w, reports it to fn, and
+// hashes it when digest is set (else finish returns an empty SHA-256).
+func newMeter(w io.Writer, fn func(int64), digest bool) *meter {
+	m := &meter{w: w, fn: fn, reported: -1}
+	if digest {
+		m.h = sha256.New()
+	}
+	return m
 }
 
 func (m *meter) Write(p []byte) (int, error) {

@@ -110,7 +110,7 @@ func dumpPostgres(ctx context.Context, db *store.DB, w io.Writer, progress func(
 		args = append(args, "--compress="+o.pgDumpCompress)
 	}
 	args = append(args, "--dbname="+pc.url)
-	m := newMeter(w, progress)
+	m := newMeter(w, progress, true)
 	if err := (proc{tool: tool, args: args, env: pc.env(), stdout: m, redact: pc.redact}).run(ctx); err != nil {
 		return SystemDump{}, err
 	}
@@ -140,7 +140,7 @@ func dumpSQLiteSystem(ctx context.Context, db *store.DB, w io.Writer, progress f
 	if err != nil {
 		return SystemDump{}, fmt.Errorf("copy: %w", err)
 	}
-	m := newMeter(w, progress)
+	m := newMeter(w, progress, true)
 	if err := streamFile(ctx, cp, m); err != nil {
 		return SystemDump{}, err
 	}

@@ -92,10 +92,7 @@ func dumpTarget(ctx context.Context, path string, w io.Writer, progress func(int
 	if err != nil {
 		return TargetDump{}, err
 	}
-	m := newMeter(w, progress)
-	if o.noDigest {
-		m = newCounter(w, progress)
-	}
+	m := newMeter(w, progress, !o.noDigest)
 	if err := streamPages(ctx, conn, m); err != nil {
 		return TargetDump{}, err
 	}

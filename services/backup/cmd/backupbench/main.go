@@ -2,7 +2,8 @@
 // standard tools, in the same run on the same generated data:
 //
 //   - SQLite target copy of -size bytes (snapshot.GenerateSQLite): the
-//     backup (online backup API copy, tar, gzip/zstd, -age, -store) against
+//     backup (the pages from sqlite_dbpage in one read transaction, tar,
+//     gzip/zstd, -age, -store) against
 //     `sqlite3 db ".backup copy"` then `gzip copy`, or `zstd -3 -T2 copy`
 //     with -compression zstd (target: ratio ≤ 1, -max-sqlite-ratio);
 //   - restoring that archive's Target DB (the restore worker's apply step
