@@ -1,15 +1,11 @@
 package backupstore
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/insightops/insightops/shared/ctxio"
-	"github.com/insightops/insightops/shared/durable"
 	"io"
 	"io/fs"
 	"os"
@@ -18,6 +14,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/insightops/insightops/shared/ctxio"
+	"github.com/insightops/insightops/shared/durable"
 
 	"github.com/insightops/insightops/shared/backupfmt"
 )
@@ -169,7 +168,7 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader, opts ...PutOp
 	if err := os.Remove(l.path(name + sigSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
-	if err := l.writeAtomic(name+shaSuffix, []byte(sum+"  "+name+"\n")); err != nil {
+	if err := l.writeAtomic(name+shaSuffix, shaLine(sum, name)); err != nil {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, noSpace(err, l.dir))
 	}
 	if sig != "" {
@@ -283,15 +282,7 @@ func (l *Local) readSHA(name string) string {
 	if err != nil {
 		return ""
 	}
-	line, _, _ := bufio.NewReader(bytes.NewReader(b)).ReadLine()
-	sum, file, _ := strings.Cut(string(line), "  ")
-	if len(sum) != sha256.Size*2 || file != name {
-		return ""
-	}
-	if _, err := hex.DecodeString(sum); err != nil {
-		return ""
-	}
-	return strings.ToLower(sum)
+	return parseSHALine(b, name)
 }
 
 func (l *Local) readMeta(name string) (Meta, error) {

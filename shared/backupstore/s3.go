@@ -31,7 +31,6 @@ package backupstore
 // (ErrLocked), and retention keeps the archive.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -311,7 +310,7 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, opts ...PutOptio
 	if err != nil {
 		return Info{}, fmt.Errorf("backup store: put %s: %w", name, err)
 	}
-	line := []byte(sum + "  " + name + "\n")
+	line := shaLine(sum, name)
 	shaWritten = true
 	if _, err := s.client.PutObject(ctx, s.cfg.Bucket, key+shaSuffix, bytes.NewReader(line), int64(len(line)),
 		s.lockOpts(minio.PutObjectOptions{ContentType: "text/plain", DisableMultipart: true})); err != nil {
@@ -443,15 +442,7 @@ func (s *S3) readSHA(ctx context.Context, name string) string {
 	if err != nil || b == nil {
 		return ""
 	}
-	line, _, _ := bufio.NewReader(bytes.NewReader(b)).ReadLine()
-	sum, file, _ := strings.Cut(string(line), "  ")
-	if len(sum) != sha256.Size*2 || file != name {
-		return ""
-	}
-	if _, err := hex.DecodeString(sum); err != nil {
-		return ""
-	}
-	return strings.ToLower(sum)
+	return parseSHALine(b, name)
 }
 
 func (s *S3) readMeta(ctx context.Context, name string) (Meta, error) {
