@@ -5,7 +5,11 @@
 // in the target's module, parses the last "elapsed: …, execs: N" line of its output, and
 // writes one reliability.Fuzz result per target into RELIABILITY_OUT (when
 // set). It exits 1 if any target failed; Go saves the failing input under
-// the package's testdata/fuzz/FuzzX/, which the output names.
+// the package's testdata/fuzz/FuzzX/, which the output names. A run whose
+// only failure is the bare "context deadline exceeded" of the -fuzztime
+// deadline, with no failing input (Go's coordinator bug golang/go#75804,
+// fixed in Go 1.27; seen here in CI on go1.26.8), is run once more, and
+// that second run's outcome counts.
 package main
 
 import (
@@ -196,16 +200,15 @@ func run(ctx context.Context, log *slog.Logger, root, fuzztime, minimize, only s
 			return fmt.Errorf("interrupted: %w", err)
 		}
 		log.Info("fuzzing", "package", pkgRel, "target", tg.Name, "fuzztime", fuzztime)
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+tg.Name+"$", "-fuzztime", fuzztime, "-fuzzminimizetime", minimize, tg.Pkg)
-		cmd.Dir = tg.Module
-		var buf bytes.Buffer
-		cmd.Stdout = io.MultiWriter(&buf, os.Stdout)
-		cmd.Stderr = io.MultiWriter(&buf, os.Stderr)
-		start := time.Now()
-		runErr := cmd.Run()
-		elapsed, execs, ok := ParseProgress(buf.Bytes())
-		if !ok {
-			elapsed = time.Since(start)
+		out, elapsed, execs, runErr := fuzzOnce(ctx, tg, fuzztime, minimize)
+		if runErr != nil && CoordinatorDeadline(out, tg.Name) {
+			// golang/go#75804 (fixed in Go 1.27): the coordinator can report
+			// its own -fuzztime deadline as the target's failure, with no
+			// failing input. Such a run found nothing; run the target
+			// once more, and any failure of that run counts.
+			log.Warn("fuzz run ended with the coordinator's deadline and no failing input (golang/go#75804); running it again",
+				"package", pkgRel, "target", tg.Name)
+			_, elapsed, execs, runErr = fuzzOnce(ctx, tg, fuzztime, minimize)
 		}
 		res := &reliability.Fuzz{Package: pkgRel, Target: tg.Name, Duration: elapsed, Execs: execs, Failed: runErr != nil}
 		tb := &stderrTB{}
@@ -225,4 +228,41 @@ func run(ctx context.Context, log *slog.Logger, root, fuzztime, minimize, only s
 		return fmt.Errorf("%d fuzz target(s) failed: %s", len(failed), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// fuzzOnce fuzzes tg for fuzztime and returns go test's output (also
+// copied to this process's stdout and stderr), the time fuzzed and the
+// execs (from the output's last progress line; the wall time when there
+// is none), and go test's error.
+func fuzzOnce(ctx context.Context, tg Target, fuzztime, minimize string) (out []byte, elapsed time.Duration, execs int64, err error) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+tg.Name+"$", "-fuzztime", fuzztime, "-fuzzminimizetime", minimize, tg.Pkg)
+	cmd.Dir = tg.Module
+	var buf bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&buf, os.Stdout)
+	cmd.Stderr = io.MultiWriter(&buf, os.Stderr)
+	start := time.Now()
+	err = cmd.Run()
+	elapsed, execs, ok := ParseProgress(buf.Bytes())
+	if !ok {
+		elapsed = time.Since(start)
+	}
+	return buf.Bytes(), elapsed, execs, err
+}
+
+// CoordinatorDeadline reports whether the output of a failed fuzz run of
+// target shows only Go's coordinator bug golang/go#75804: the target's
+// failure is the bare "context deadline exceeded" of the -fuzztime
+// deadline, and no failing input was written.
+func CoordinatorDeadline(out []byte, target string) bool {
+	if bytes.Contains(out, []byte("Failing input written to")) {
+		return false
+	}
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "--- FAIL: "+target+" (") {
+			return i+1 < len(lines) && strings.TrimSpace(lines[i+1]) == "context deadline exceeded" &&
+				(i+2 == len(lines) || !strings.HasPrefix(lines[i+2], "    "))
+		}
+	}
+	return false
 }

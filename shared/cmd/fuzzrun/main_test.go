@@ -72,3 +72,29 @@ func TestDiscoverFindsTargetsWithTheirModule(t *testing.T) {
 		}
 	}
 }
+
+// CoordinatorDeadline tells golang/go#75804's bare deadline failure from
+// a real one, on the output go test printed.
+func TestCoordinatorDeadlineOnlyForTheBareDeadlineFailure(t *testing.T) {
+	t.Parallel()
+	progress := "fuzz: elapsed: 5s, execs: 6293 (1302/sec), new interesting: 0 (total: 14)\n"
+	cases := []struct {
+		name string
+		out  string
+		want bool
+	}{
+		{"coordinator deadline (seen in CI here)", progress + "--- FAIL: FuzzX (5.08s)\n    context deadline exceeded\nFAIL\nexit status 1\n", true},
+		{"failing input written", progress + "--- FAIL: FuzzX (2.10s)\n    context deadline exceeded\n    Failing input written to testdata/fuzz/FuzzX/abc\nFAIL\n", false},
+		{"a panic in the target", progress + "--- FAIL: FuzzX (1.00s)\n    --- FAIL: FuzzX (0.00s)\n        panic: boom\nFAIL\n", false},
+		{"deadline and more lines of the failure", progress + "--- FAIL: FuzzX (5.00s)\n    context deadline exceeded\n    x_test.go:12: got 1\nFAIL\n", false},
+		{"another target failed", progress + "--- FAIL: FuzzY (5.08s)\n    context deadline exceeded\nFAIL\n", false},
+		{"no failure line (a build failure)", "# pkg\n./x.go:1: undefined: y\nFAIL\tpkg [build failed]\n", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := CoordinatorDeadline([]byte(c.out), "FuzzX"); got != c.want {
+				t.Fatalf("CoordinatorDeadline = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
