@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"sort"
 	"strconv"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // ErrInvalidArchive is wrapped by every error that says the archive itself
@@ -752,6 +752,9 @@ var (
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 )
 
+// maxReadWorkers caps the goroutines that decompress one zstd archive.
+const maxReadWorkers = 4
+
 // decompressor detects the compression from the first bytes.
 func decompressor(br *bufio.Reader) (io.Reader, Compression, func(), error) {
 	head, err := br.Peek(4)
@@ -769,11 +772,11 @@ func decompressor(br *bufio.Reader) (io.Reader, Compression, func(), error) {
 		}
 		return gz, Gzip, func() { _ = gz.Close() }, nil
 	case bytes.Equal(head, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderConcurrency(2))
+		zr, closeZ, err := newZstdReader(br, min(runtime.GOMAXPROCS(0), maxReadWorkers))
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("zstd: %w", err)
 		}
-		return zr, Zstd, zr.Close, nil
+		return zr, Zstd, closeZ, nil
 	}
 	return nil, "", nil, errors.New("not a gzip or zstd stream")
 }
