@@ -4,48 +4,63 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
 
 // Copy writes exactly what it reads, from the file's current offset, for
-// lengths around its block size and its writeback interval.
+// lengths around its block sizes and its writeback interval: from an
+// aligned offset (direct I/O where the file system takes it, the unaligned
+// tail through the page cache) and from an unaligned one (page cache
+// only). Afterwards the file's offset is at the end of what was written
+// and its flags are as before, so a plain write appends.
 func TestCopyWritesEveryByteInOrder(t *testing.T) {
 	t.Parallel()
-	for _, n := range []int{0, 1, copyBuffer - 1, copyBuffer, copyBuffer + 1, writebackEvery + 3*copyBuffer + 17} {
-		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			t.Parallel()
-			data := make([]byte, n)
-			rng := rand.New(rand.NewPCG(uint64(n), 1))
-			for i := range data {
-				data[i] = byte(rng.Uint32())
-			}
-			f, err := os.Create(filepath.Join(t.TempDir(), "out"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if _, err := f.WriteString("head"); err != nil {
-				t.Fatal(err)
-			}
-			// iotest-style small reads: Copy must gather them into blocks.
-			written, err := Copy(context.Background(), f, io.LimitReader(&chunky{r: bytes.NewReader(data)}, int64(n)))
-			if err != nil || written != int64(n) {
-				t.Fatalf("Copy = %d, %v; want %d", written, err, n)
-			}
-			got, err := os.ReadFile(f.Name())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, append([]byte("head"), data...)) {
-				t.Fatalf("file holds %d bytes, not the 4-byte head and the %d bytes read", len(got), n)
-			}
-		})
+	lengths := []int{0, 1, directAlign - 1, directAlign, copyBuffer - 1, copyBuffer, copyBuffer + 1,
+		directBuffer - 1, directBuffer, directBuffer + 1, 3*directBuffer + directAlign, writebackEvery + 3*copyBuffer + 17}
+	for _, head := range []string{"", "head"} {
+		for _, n := range lengths {
+			t.Run(fmt.Sprintf("head %d bytes, %d bytes", len(head), n), func(t *testing.T) {
+				t.Parallel()
+				data := make([]byte, n)
+				rng := rand.New(rand.NewPCG(uint64(n), 1))
+				for i := range data {
+					data[i] = byte(rng.Uint32())
+				}
+				f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := f.WriteString(head); err != nil {
+					t.Fatal(err)
+				}
+				// iotest-style small reads: Copy must gather them into blocks.
+				written, err := Copy(context.Background(), f, io.LimitReader(&chunky{r: bytes.NewReader(data)}, int64(n)))
+				if err != nil || written != int64(n) {
+					t.Fatalf("Copy = %d, %v; want %d", written, err, n)
+				}
+				if isDirect(f) {
+					t.Fatal("the file is left with O_DIRECT on")
+				}
+				if _, err := f.WriteString("tail"); err != nil {
+					t.Fatal(err)
+				}
+				got, err := os.ReadFile(f.Name())
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := append(append([]byte(head), data...), "tail"...)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("file holds %d bytes, not the %d-byte head, the %d bytes read and the 4-byte tail", len(got), len(head), n)
+				}
+			})
+		}
 	}
 }
 
