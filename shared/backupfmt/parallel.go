@@ -26,12 +26,16 @@ const frameUnit = 1 << 20
 
 // framePool compresses units of data into independent zstd frames on
 // several goroutines. Raw unit buffers come from a bounded pool, so at
-// most 2 × workers units are being read or compressed at any time.
+// most 2 × workers units are being read or compressed at any time. The
+// frames' buffers are recycled once written (spare): a backup then
+// allocates next to nothing per frame, and the heap (and the GC's
+// headroom above it) stays the size of what is in flight.
 type framePool struct {
-	enc  *zstd.Encoder
-	jobs chan frameJob
-	bufs chan []byte
-	wg   sync.WaitGroup
+	enc   *zstd.Encoder
+	jobs  chan frameJob
+	bufs  chan []byte
+	spare chan []byte
+	wg    sync.WaitGroup
 }
 
 // frameJob is one unit to compress; the frame is sent on out (buffered).
@@ -40,7 +44,7 @@ type frameJob struct {
 	out  chan []byte
 }
 
-func newFramePool(workers int, level zstd.EncoderLevel) (*framePool, error) {
+func newFramePool(workers int, level zstd.EncoderLevel, chunk int) (*framePool, error) {
 	// A frame never refers beyond itself: a window of one unit is all
 	// the history it can use, and keeps each encoder's buffers small.
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true), zstd.WithEncoderLevel(level),
@@ -48,7 +52,8 @@ func newFramePool(workers int, level zstd.EncoderLevel) (*framePool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup archive: zstd: %w", err)
 	}
-	p := &framePool{enc: enc, jobs: make(chan frameJob), bufs: make(chan []byte, 2*workers)}
+	inFlight := (partsQueued+1)*(chunk/frameUnit+1) + 2*workers
+	p := &framePool{enc: enc, jobs: make(chan frameJob), bufs: make(chan []byte, 2*workers), spare: make(chan []byte, inFlight)}
 	for range 2 * workers {
 		p.bufs <- make([]byte, frameUnit, frameUnit+tarBlock) // room for the entry's padding
 	}
@@ -57,13 +62,32 @@ func newFramePool(workers int, level zstd.EncoderLevel) (*framePool, error) {
 		go func() {
 			defer p.wg.Done()
 			for j := range p.jobs {
-				frame := p.enc.EncodeAll(j.data, make([]byte, 0, len(j.data)/2))
+				frame := p.enc.EncodeAll(j.data, p.frameBuf(len(j.data)))
 				p.bufs <- j.data[:frameUnit]
 				j.out <- frame
 			}
 		}()
 	}
 	return p, nil
+}
+
+// frameBuf returns an empty buffer for the frame of n bytes: a recycled
+// one, or a new one of half that (frames grow it when they need to).
+func (p *framePool) frameBuf(n int) []byte {
+	select {
+	case b := <-p.spare:
+		return b[:0]
+	default:
+		return make([]byte, 0, n/2)
+	}
+}
+
+// recycle keeps a written frame's buffer for another frame.
+func (p *framePool) recycle(b []byte) {
+	select {
+	case p.spare <- b[:0]:
+	default:
+	}
 }
 
 // submit hands data (a buffer taken from p.bufs) to a worker and returns
@@ -94,7 +118,7 @@ func (p *framePool) close() {
 // Memory: the pool's units, plus the frames of at most partsQueued + 1
 // parts waiting for the writer.
 func (w *Writer) addStreamParallel(ctx context.Context, p, kind string, r io.Reader) (File, error) {
-	pool, err := newFramePool(w.opts.workers, w.level)
+	pool, err := newFramePool(w.opts.workers, w.level, w.opts.chunk)
 	if err != nil {
 		return File{}, w.fail(err)
 	}
@@ -111,7 +135,7 @@ func (w *Writer) addStreamParallel(ctx context.Context, p, kind string, r io.Rea
 }
 
 // partsQueued is how many complete parts may wait for the writer.
-const partsQueued = 2
+const partsQueued = 1
 
 // readParts reads the stream into parts, hashing and counting it, and
 // hands each part's frames to pw in order.
@@ -268,9 +292,11 @@ func (w *Writer) writeFrames(pool *framePool, part framedPart) error {
 		return fmt.Errorf("backup archive: write %s: %w", part.name, err)
 	}
 	for _, c := range part.frames {
-		if _, err := w.out.Write(<-c); err != nil {
+		frame := <-c
+		if _, err := w.out.Write(frame); err != nil {
 			return fmt.Errorf("backup archive: write %s: %w", part.name, err)
 		}
+		pool.recycle(frame)
 	}
 	return nil
 }
