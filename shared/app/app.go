@@ -77,6 +77,11 @@ type Options struct {
 	// Role is the kind of process (config.LoadRole): which role-scoped
 	// secrets it requires and may receive. Empty: config.RoleAllInOne.
 	Role config.Role
+	// JobMemoryLimit is set by the workers that stream archives (backup,
+	// restore): Main sets the process's soft memory limit from the jobs
+	// it runs at once (memlimit.Apply), unless GOMEMLIMIT is set. Run
+	// alone (tests, the all-in-one) leaves the limit as it is.
+	JobMemoryLimit bool
 	// MetricsOnOwnPort is set by the processes that serve /metrics on
 	// their own HTTP port (the API on API_ADDR, the all-in-one): Run then
 	// does not start the METRICS_ADDR server the worker binaries use.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/insightops/insightops/shared/memlimit"
 	"github.com/insightops/insightops/shared/metrics"
 )
 
@@ -16,9 +17,13 @@ type RunFunc func(ctx context.Context, deps Deps) error
 // Main is the whole main of a service binary: a context cancelled on
 // SIGINT or SIGTERM, then Run on the process environment logging to
 // stderr, then Exit with its error (1) or without (0).
+//
+// With opts.JobMemoryLimit it sets the soft memory limit first
+// (memlimit.Apply): Main is the whole process, so the limit is the
+// service's alone.
 func Main(opts Options, run RunFunc) {
 	ctx, stop := SignalContext()
-	err := Run(ctx, os.Getenv, os.Stderr, opts, run)
+	err := runProcess(ctx, os.Getenv, os.Stderr, opts, run, opts.JobMemoryLimit)
 	stop()
 	Exit(err)
 }
@@ -29,11 +34,20 @@ func Main(opts Options, run RunFunc) {
 // metrics server cannot listen on is an error before run is called, not a
 // log line: a worker whose probe port is taken must not look healthy.
 func Run(ctx context.Context, getenv func(string) string, logTo io.Writer, opts Options, run RunFunc) error {
+	return runProcess(ctx, getenv, logTo, opts, run, false)
+}
+
+// runProcess is Run; setLimit also applies the soft memory limit.
+func runProcess(ctx context.Context, getenv func(string) string, logTo io.Writer, opts Options, run RunFunc, setLimit bool) error {
 	deps, closeAll, err := OpenEnv(ctx, getenv, logTo, opts)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	if setLimit {
+		limit, src := memlimit.Apply(deps.Config, getenv)
+		deps.Log.Info("soft memory limit", "mib", limit>>20, "source", string(src))
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if addr := deps.Config.MetricsAddr; addr != "" && !opts.MetricsOnOwnPort {

@@ -152,4 +152,4 @@ func (w *Worker) Store(ctx context.Context) (backupstore.Store, error) {
 // AppOptions are what the backup binary's main opens (app.Main): the System
 // DB, as the backup role, which requires and receives none of the API's or
 // init's secrets.
-var AppOptions = app.Options{Name: "insightops-backup", Role: config.RoleBackup, SystemDB: true}
+var AppOptions = app.Options{Name: "insightops-backup", Role: config.RoleBackup, SystemDB: true, JobMemoryLimit: true}

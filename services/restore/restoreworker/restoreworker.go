@@ -547,4 +547,4 @@ func describeSkipped(m map[string]string) string {
 // AppOptions are what the restore binary's main opens (app.Main): the System
 // DB, as the restore role, which requires and receives none of the API's or
 // init's secrets.
-var AppOptions = app.Options{Name: "insightops-restore", Role: config.RoleRestore, SystemDB: true}
+var AppOptions = app.Options{Name: "insightops-restore", Role: config.RoleRestore, SystemDB: true, JobMemoryLimit: true}

@@ -183,7 +183,7 @@ type measured struct {
 // store and with the keys the environment names (passed).
 func runChild(component, dir, target, dbURL, comp string) error {
 	ctx := context.Background()
-	cfg, err := loadConfig(childEnv(dir, map[string]string{"BACKUP_COMPRESSION": comp, "TARGET_DB_PATH": target, "DATABASE_URL": dbURL}))
+	cfg, err := loadChildConfig(dir, map[string]string{"BACKUP_COMPRESSION": comp, "TARGET_DB_PATH": target, "DATABASE_URL": dbURL})
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func (b *bench) restore(component string, arc archived, runtimePath, dbURL strin
 // not here). It prints the apply step's time and the opening's.
 func runRestoreChild(component, dir, name, manifestPath, runtimePath, dbURL string) error {
 	ctx := context.Background()
-	cfg, err := loadConfig(childEnv(dir, nil))
+	cfg, err := loadChildConfig(dir, nil)
 	if err != nil {
 		return err
 	}

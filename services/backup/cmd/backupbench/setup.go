@@ -18,6 +18,7 @@ import (
 	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/backupstore"
 	"github.com/insightops/insightops/shared/config"
+	"github.com/insightops/insightops/shared/memlimit"
 	"github.com/insightops/insightops/shared/testkit"
 )
 
@@ -173,9 +174,11 @@ func (b *bench) env(writes bool) map[string]string {
 }
 
 // childEnv returns the passed settings of this child's environment with
-// DATA_DIR dir and extra.
+// DATA_DIR dir and extra. A child runs one job, as a worker with
+// WORKER_CONCURRENCY=1 does: it sets that worker's soft memory limit
+// (memlimit.Apply, as app.Main does for the backup and restore workers).
 func childEnv(dir string, extra map[string]string) map[string]string {
-	vars := map[string]string{"DATA_DIR": dir}
+	vars := map[string]string{"DATA_DIR": dir, "WORKER_CONCURRENCY": "1"}
 	for _, k := range passed {
 		vars[k] = os.Getenv(k)
 	}
@@ -186,6 +189,18 @@ func childEnv(dir string, extra map[string]string) map[string]string {
 // loadConfig loads the configuration of vars alone.
 func loadConfig(vars map[string]string) (config.Config, error) {
 	return config.Load(func(k string) string { return vars[k] })
+}
+
+// loadChildConfig loads a child's configuration (childEnv) and sets the
+// soft memory limit the backup and restore workers set for it, unless
+// GOMEMLIMIT is set in the environment.
+func loadChildConfig(dir string, extra map[string]string) (config.Config, error) {
+	cfg, err := loadConfig(childEnv(dir, extra))
+	if err != nil {
+		return config.Config{}, err
+	}
+	memlimit.Apply(cfg, os.Getenv)
+	return cfg, nil
 }
 
 // verify reads the archive name back from the store and checks it as
