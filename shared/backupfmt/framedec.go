@@ -62,7 +62,7 @@ func newZstdReader(br *bufio.Reader, workers int) (io.Reader, func(), error) {
 		quit:  make(chan struct{}),
 		bufs:  make(chan []byte, (framesAhead+1)*workers+1),
 	}
-	fr.wg.Add(workers + 1)
+	fr.wg.Add(workers)
 	for range workers {
 		go fr.work()
 	}
@@ -78,7 +78,7 @@ type frameReader struct {
 	order chan chan frameOut // one channel per frame, in stream order
 	quit  chan struct{}      // closed by close: every goroutine returns
 	bufs  chan []byte        // recycled buffers (compressed and decompressed)
-	wg    sync.WaitGroup
+	wg    sync.WaitGroup     // the workers (close waits for them, not for split)
 
 	// The reader's own state.
 	cur    frameOut
@@ -156,8 +156,11 @@ func (f *frameReader) work() {
 // split reads the stream frame by frame and hands each one to the workers,
 // in order, until the end of the stream, an error, or a frame too large
 // for a worker.
+//
+// close does not wait for it: it may be blocked reading a stalled source,
+// and returns once that read does (the caller closes its source), touching
+// nothing but its channels and the source after close.
 func (f *frameReader) split() {
-	defer f.wg.Done()
 	defer close(f.jobs)
 	for {
 		frame, bound, err := f.readFrame()
@@ -349,7 +352,8 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	}
 }
 
-// close stops the goroutines and releases the decoders.
+// close stops the workers, tells the splitter to stop, and releases the
+// decoders.
 func (f *frameReader) close() {
 	f.once.Do(func() {
 		close(f.quit)
