@@ -24,10 +24,12 @@ import (
 var ErrNotSignedBytes = errors.New("the archive's bytes changed since it was signed")
 
 // Authentic is an archive whose signature was checked and whose bytes
-// were copied into a private file (mode 0600 under the scratch directory)
-// and found to be exactly the bytes signed. Everything a verify or a
-// restore reads comes from that copy, so whoever can write into the
-// backup store cannot swap bytes between the check and their use.
+// were copied into a private file (mode 0600 under the scratch directory,
+// and removed from it at once where the system allows: only this
+// descriptor reaches it) and found to be exactly the bytes signed.
+// Everything a verify or a restore reads comes from that copy, so whoever
+// can write into the backup store, or into the scratch directory, cannot
+// swap bytes between the check and their use.
 type Authentic struct {
 	// Info is the store's description of the archive.
 	Info backupstore.Info
@@ -35,6 +37,8 @@ type Authentic struct {
 	// digest the archive's manifest entry must have (CheckManifest).
 	Signature archivesig.Signature
 	f         *os.File
+	// unnamed: the copy's name was removed once it was created.
+	unnamed bool
 	// size and sha256 describe what Reader returns: the stored bytes, or
 	// their plaintext when the archive is encrypted.
 	size   int64
@@ -81,11 +85,11 @@ func OpenAuthentic(ctx context.Context, st backupstore.Store, keys *archivesig.K
 	if err != nil {
 		return nil, signatureError(name, err)
 	}
-	f, err := os.CreateTemp(dir, ".archive-*")
+	f, unnamed, err := privateFile(dir)
 	if err != nil {
 		return nil, fmt.Errorf("private copy of %s: %w", name, err)
 	}
-	a := &Authentic{Info: info, Signature: sig, f: f, size: info.Size, sha256: info.SHA256}
+	a := &Authentic{Info: info, Signature: sig, f: f, unnamed: unnamed, size: info.Size, sha256: info.SHA256}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(ctxio.Reader(ctx, rc), info.Size+1), make([]byte, 1<<20))
 	if err != nil {
@@ -119,7 +123,7 @@ func (a *Authentic) decrypt(ctx context.Context, ids *backupcrypt.Identities, di
 		return jobs.Permanent(jobs.CodeArchiveDecryptFailed, fmt.Errorf("%s (encrypted to %s): %w; was its key dropped from the identity file? nothing was read from it",
 			name, recipientsOf(a.Info), err))
 	}
-	f, err := os.CreateTemp(dir, ".archive-*")
+	f, unnamed, err := privateFile(dir)
 	if err != nil {
 		return fmt.Errorf("private plaintext copy of %s: %w", name, err)
 	}
@@ -128,15 +132,16 @@ func (a *Authentic) decrypt(ctx context.Context, ids *backupcrypt.Identities, di
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, make([]byte, 1<<20))
 	if err != nil {
 		_ = f.Close()
-		_ = os.Remove(f.Name())
+		if !unnamed {
+			_ = os.Remove(f.Name())
+		}
 		if src.err != nil && ctx.Err() == nil {
 			return jobs.Permanent(jobs.CodeArchiveDecryptFailed, fmt.Errorf("%s: its ciphertext is damaged (it was damaged before it was signed): %w; nothing was changed", name, src.err))
 		}
 		return fmt.Errorf("decrypt %s: %w", name, err)
 	}
-	_ = a.f.Close()
-	_ = os.Remove(a.f.Name())
-	a.f, a.size, a.sha256 = f, n, hex.EncodeToString(h.Sum(nil))
+	a.Close()
+	a.f, a.unnamed, a.size, a.sha256 = f, unnamed, n, hex.EncodeToString(h.Sum(nil))
 	if e := a.Info.Meta.Encryption; e != nil && e.PlaintextSHA256 != "" && e.PlaintextSHA256 != a.sha256 {
 		// The Meta is not signed (the ciphertext is, and age authenticates
 		// the plaintext): a mismatch says the record is not this archive's.
@@ -202,8 +207,27 @@ func (a *Authentic) CheckManifest(manifestSHA256 string) error {
 	return nil
 }
 
+// Unshared reports whether the private copy has no name: no other
+// process can open it, so a second read (a restore's apply step, with
+// backupfmt.ReadOptions.SameCopy) finds the bytes the first (its Verify)
+// hashed. False where an open file cannot be removed (Windows).
+func (a *Authentic) Unshared() bool { return a.unnamed }
+
 // Close removes the private copy.
 func (a *Authentic) Close() {
 	_ = a.f.Close()
-	_ = os.Remove(a.f.Name())
+	if !a.unnamed {
+		_ = os.Remove(a.f.Name())
+	}
+}
+
+// privateFile creates a file only this process can write (mode 0600) in
+// dir and removes its name, keeping the descriptor, where the system
+// allows; unnamed says whether it did.
+func privateFile(dir string) (f *os.File, unnamed bool, err error) {
+	f, err = os.CreateTemp(dir, ".archive-*")
+	if err != nil {
+		return nil, false, err
+	}
+	return f, os.Remove(f.Name()) == nil, nil
 }

@@ -53,10 +53,21 @@ type ReadOptions struct {
 	// so a consumer (pg_restore, a restore into a scratch file) sees an
 	// error instead of the end of bad data. The archive's own manifest must
 	// then list exactly the same files. A file stored in parts is then
-	// checked part by part (each part's SHA-256 against Expect's) and not
-	// hashed whole a second time: its whole-file SHA-256 is the one the
+	// checked part by part (each part's SHA-256 against Expect's; nothing
+	// is hashed with SameCopy) and not hashed whole a second time: its
+	// whole-file SHA-256 is the one the
 	// Verify that produced Expect computed from the same parts.
 	Expect *Manifest
+	// SameCopy, with Expect, says the source is the very copy whose
+	// Verify produced Expect, and that nothing can have changed it since:
+	// a private file with no name, read again through the descriptor the
+	// Verify read (archiver.Authentic.Unshared). The content is then not
+	// hashed a second time; every entry's name, kind, size and place in
+	// the archive are still checked against Expect, the manifest compared,
+	// and the decompressor's own checksums (each zstd frame's, each gzip
+	// member's CRC-32) still fail an entry whose bytes changed on the way
+	// from the disk before its content reader returns EOF.
+	SameCopy bool
 	// MaxDecompressed caps the bytes the decompressed (tar) stream may
 	// hold, and the sum of the sizes its entry headers declare: 0 means
 	// DefaultMaxDecompressed. With Expect the cap is lowered to
@@ -469,10 +480,13 @@ func (w *walker) file(h *tar.Header, fn WalkFunc) error {
 	// checked against the expected part hashes as it ends, so the content
 	// is exactly what Verify hashed whole, and hashing it a second time
 	// would only double the CPU time of the restore.
-	if isPart {
+	//
+	// With SameCopy nothing is hashed: Verify hashed these very bytes.
+	rehash := exp == nil || !w.opts.SameCopy
+	if isPart && rehash {
 		fr.partHash = sha256.New()
 	}
-	if !isPart || exp == nil {
+	if (!isPart || exp == nil) && rehash {
 		fr.fileHash = sha256.New()
 	}
 	if exp != nil && h.Size > exp.Size {
@@ -654,8 +668,9 @@ func (r *fileReader) Read(p []byte) (int, error) {
 }
 
 // sum is the file's SHA-256: computed, or, for a file in parts read
-// against an expected manifest (no whole-file hash, see walker.file), the
-// expected one, which every part's checked hash stands for.
+// against an expected manifest (no whole-file hash, see walker.file) or
+// any file read with SameCopy, the expected one, which every part's
+// checked hash (or the Verify of the same copy) stands for.
 func (r *fileReader) sum() string {
 	if r.fileHash == nil {
 		return r.exp.SHA256
@@ -667,7 +682,10 @@ func (r *fileReader) sum() string {
 // ends the file.
 func (r *fileReader) endEntry() error {
 	if r.split {
-		sum := hex.EncodeToString(r.partHash.Sum(nil))
+		var sum string // "" when not hashed (SameCopy): the expected one below
+		if r.partHash != nil {
+			sum = hex.EncodeToString(r.partHash.Sum(nil))
+		}
 		part := Part{Path: r.entry, Size: r.partSize, SHA256: sum}
 		if r.partSize == 0 {
 			return r.fail(r.entry, "empty part")
@@ -680,7 +698,9 @@ func (r *fileReader) endEntry() error {
 			if part.Size != want.Size {
 				return r.fail(r.entry, fmt.Sprintf("size mismatch: manifest says %d bytes, archive has %d", want.Size, part.Size))
 			}
-			if part.SHA256 != want.SHA256 {
+			if sum == "" {
+				part.SHA256 = want.SHA256
+			} else if part.SHA256 != want.SHA256 {
 				return r.fail(r.entry, fmt.Sprintf("sha256 mismatch: manifest says %s, content is %s", want.SHA256, part.SHA256))
 			}
 		}
@@ -698,7 +718,9 @@ func (r *fileReader) endEntry() error {
 			}
 			r.partNo++
 			r.entry, r.partSize = h.Name, 0
-			r.partHash.Reset()
+			if r.partHash != nil {
+				r.partHash.Reset()
+			}
 			if r.exp != nil && r.size+h.Size > r.exp.Size {
 				return r.fail(h.Name, fmt.Sprintf("larger than the manifest says (%d bytes)", r.exp.Size))
 			}

@@ -69,7 +69,7 @@ func (w *Worker) apply(ctx context.Context, job *worker.Job, arc *archiver.Authe
 		}
 		return nil
 	}
-	if _, err := backupfmt.Walk(ctx, rc, backupfmt.ReadOptions{Name: name, Expect: &m, MaxDecompressed: w.Deps.Config.BackupMaxDecompressed}, fn); err != nil {
+	if _, err := backupfmt.Walk(ctx, rc, backupfmt.ReadOptions{Name: name, Expect: &m, SameCopy: arc.Unshared(), MaxDecompressed: w.Deps.Config.BackupMaxDecompressed}, fn); err != nil {
 		return applyError(err)
 	}
 	if pl.has(backupfmt.ComponentChroma) {

@@ -102,7 +102,7 @@ func runRestoreChild(component, dir, name, manifestPath, runtimePath, dbURL stri
 	opened := time.Since(start).Seconds()
 	start = time.Now()
 	restored := false
-	_, err = backupfmt.Walk(ctx, arc.Reader(), backupfmt.ReadOptions{Name: name, Expect: &m}, func(ctx context.Context, file backupfmt.File, content io.Reader) error {
+	_, err = backupfmt.Walk(ctx, arc.Reader(), backupfmt.ReadOptions{Name: name, Expect: &m, SameCopy: arc.Unshared()}, func(ctx context.Context, file backupfmt.File, content io.Reader) error {
 		if file.Component() != component {
 			return nil
 		}
