@@ -171,10 +171,10 @@ func (f *frameReader) split() {
 			return
 		}
 		switch {
-		case err == io.EOF && frame == nil:
+		case errors.Is(err, io.EOF) && frame == nil:
 			out <- frameOut{err: io.EOF}
 			return
-		case err == errFrameTooLarge:
+		case errors.Is(err, errFrameTooLarge):
 			// What was read of the frame, then the rest of the source.
 			out <- frameOut{rest: io.MultiReader(bytes.NewReader(frame), f.src)}
 			return
@@ -213,7 +213,7 @@ func (f *frameReader) readFrame() (frame []byte, bound int, err error) {
 	var hdr [4]byte
 	n, err := io.ReadFull(f.src, hdr[:])
 	switch {
-	case n == 0 && err == io.EOF:
+	case n == 0 && errors.Is(err, io.EOF):
 		return nil, 0, io.EOF
 	case err != nil:
 		return nil, 0, truncated(err)
@@ -310,7 +310,7 @@ func (f *frameReader) appendN(b []byte, n int) ([]byte, error) {
 // truncated turns the end of the source within a frame into
 // io.ErrUnexpectedEOF; other errors (the source's) pass as they are.
 func truncated(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
 	}
 	return err

@@ -211,7 +211,7 @@ func (c *copier) write(blk block, flushed *int64) {
 // multiple of directAlign in memory, as direct I/O requires.
 func alignedBuffers(size, count int) [][]byte {
 	slab := make([]byte, size*count+directAlign)
-	off := int(directAlign - uintptr(unsafe.Pointer(&slab[0]))%directAlign)
+	off := int(directAlign - uintptr(unsafe.Pointer(&slab[0]))%directAlign) //nolint:gosec // the address is only read, to align the buffers as O_DIRECT requires
 	if off == directAlign {
 		off = 0
 	}
