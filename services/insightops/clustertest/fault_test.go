@@ -425,7 +425,7 @@ func TestFaultNATSUnreachable(t *testing.T) {
 // A restarted node's replica of JOBS, a work-queue stream, can keep
 // messages the leader has already removed. In nats-server 2.15 only the
 // stream leader removes acknowledged messages: stream.ackMsg
-// (server/stream.go:9437-9458 at v2.15.2) proposes a delete when it is
+// (server/stream.go:9434-9460 at v2.15.2) proposes a delete when it is
 // the leader and returns without removing anything on a follower, so a
 // follower's own interest checks never clean its replica, and a delete
 // entry applied before the replica holds the message is dropped
