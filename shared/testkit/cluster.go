@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -48,7 +49,9 @@ type clusterNode struct {
 
 // StartCluster starts three clustered JetStream nodes and waits until a
 // meta leader exists and every node's JetStream is current. The nodes are
-// shut down when the test ends.
+// shut down when the test ends. With TESTKIT_NATS_LOG_DIR set, each node
+// logs (notices and warnings: catch-ups, WAL resets, snapshots) to
+// <server name>.log in that directory, for diagnosing a failed run.
 func StartCluster(t testing.TB, options ...ClusterOption) *Cluster {
 	t.Helper()
 	suffix := RandomSuffix()
@@ -125,6 +128,10 @@ func (c *Cluster) start(i int) error {
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("node %d (%s): %w", i, n.opts.ServerName, err)
+	}
+	if dir := os.Getenv("TESTKIT_NATS_LOG_DIR"); dir != "" {
+		opts.NoLog, opts.LogFile, opts.Logtime = false, filepath.Join(dir, opts.ServerName+".log"), true
+		srv.ConfigureLogger()
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
