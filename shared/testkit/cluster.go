@@ -3,9 +3,12 @@ package testkit
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +49,9 @@ type clusterNode struct {
 
 // StartCluster starts three clustered JetStream nodes and waits until a
 // meta leader exists and every node's JetStream is current. The nodes are
-// shut down when the test ends.
+// shut down when the test ends. With TESTKIT_NATS_LOG_DIR set, each node
+// logs (notices and warnings: catch-ups, WAL resets, snapshots) to
+// <server name>.log in that directory, for diagnosing a failed run.
 func StartCluster(t testing.TB, options ...ClusterOption) *Cluster {
 	t.Helper()
 	suffix := RandomSuffix()
@@ -123,6 +128,10 @@ func (c *Cluster) start(i int) error {
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("node %d (%s): %w", i, n.opts.ServerName, err)
+	}
+	if dir := os.Getenv("TESTKIT_NATS_LOG_DIR"); dir != "" {
+		opts.NoLog, opts.LogFile, opts.Logtime = false, filepath.Join(dir, opts.ServerName+".log"), true
+		srv.ConfigureLogger()
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
@@ -366,4 +375,102 @@ func poll(timeout time.Duration, f func() error) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// ConsumerStates is node i's own view of every consumer of stream, by
+// name: its local replica's delivered and ack floor sequences and pending
+// counts.
+func (c *Cluster) ConsumerStates(i int, stream string) (map[string]*server.ConsumerInfo, error) {
+	srv := c.Server(i)
+	if srv == nil {
+		return nil, fmt.Errorf("node %d is down", i)
+	}
+	acc, err := srv.JszAccount(&server.JSzOptions{Account: ClusterAccount, Streams: true, Consumer: true})
+	if err != nil {
+		return nil, fmt.Errorf("node %d jsz: %w", i, err)
+	}
+	for _, s := range acc.Streams {
+		if s.Name != stream {
+			continue
+		}
+		out := make(map[string]*server.ConsumerInfo, len(s.Consumer))
+		for _, ci := range s.Consumer {
+			out[ci.Name] = ci
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("node %d has no replica of stream %s", i, stream)
+}
+
+// DescribeStream is one line per running node: its replica of stream
+// (messages, first and last sequence, deleted count) and of each of the
+// stream's consumers (delivered and ack floor stream sequences, pending),
+// for a failure message.
+func (c *Cluster) DescribeStream(stream string) string {
+	var b strings.Builder
+	leader := c.StreamLeader(stream)
+	for i := range c.nodes {
+		st, err := c.StreamState(i, stream)
+		if err != nil {
+			fmt.Fprintf(&b, "\n  node %d: %v", i, err)
+			continue
+		}
+		mark := ""
+		if i == leader {
+			mark = " (leader)"
+		}
+		fmt.Fprintf(&b, "\n  node %d%s %s: msgs %d seq %d..%d deleted %d", i, mark, stream, st.Msgs, st.FirstSeq, st.LastSeq, st.NumDeleted)
+		cs, _ := c.ConsumerStates(i, stream)
+		names := make([]string, 0, len(cs))
+		for n := range cs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			ci := cs[n]
+			fmt.Fprintf(&b, "; %s delivered %d/%d ackfloor %d pending %d ackpending %d redelivered %d",
+				n, ci.Delivered.Stream, ci.Delivered.Consumer, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
+		}
+	}
+	return b.String()
+}
+
+// StepDownStream asks the current leader of stream to step down in
+// favour of node to (the JetStream API's leader step-down with a
+// preferred placement) and waits until node to leads it.
+func (c *Cluster) StepDownStream(stream string, to int, timeout time.Duration) error {
+	var url string
+	for i := range c.nodes {
+		if c.Running(i) {
+			url = fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].opts.Port)
+			break
+		}
+	}
+	nc, err := nats.Connect(url, nats.Name("testkit-stepdown"))
+	if err != nil {
+		return fmt.Errorf("step down %s: connect: %w", stream, err)
+	}
+	defer nc.Close()
+	req, _ := json.Marshal(server.JSApiLeaderStepdownRequest{Placement: &server.Placement{Preferred: c.ServerName(to)}})
+	return poll(timeout, func() error {
+		if c.StreamLeader(stream) == to {
+			return nil
+		}
+		msg, err := nc.Request(fmt.Sprintf(server.JSApiStreamLeaderStepDownT, stream), req, 5*time.Second)
+		if err != nil {
+			return fmt.Errorf("step down %s: %w", stream, err)
+		}
+		var resp server.JSApiStreamLeaderStepDownResponse
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return fmt.Errorf("step down %s: %w", stream, err)
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("step down %s to node %d: %v", stream, to, resp.Error)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if l := c.StreamLeader(stream); l != to {
+			return fmt.Errorf("stream %s leader is node %d, want node %d", stream, l, to)
+		}
+		return nil
+	})
 }

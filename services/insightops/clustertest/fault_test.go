@@ -169,15 +169,25 @@ func first(s []string, n int) []string {
 }
 
 // caughtUp waits until every replica of the checked streams equals its
-// leader's and describes node i's state.
+// leader's and describes node i's state. For JOBS it first moves the
+// stream's leadership to node i (see moveJobsLeader).
 func (e *env) caughtUp(t *testing.T, i int) []string {
 	t.Helper()
 	var notes []string
 	for _, name := range streamsToCheck {
 		start := time.Now()
+		var moved *jobsMove
+		if name == bus.StreamJobs {
+			if moved = e.moveJobsLeader(t, i); moved == nil {
+				continue
+			}
+		}
 		if err := e.cluster.WaitStreamCurrent(name, 3*testkit.ClusterReadyTimeout); err != nil {
-			t.Errorf("node %d did not catch up: %v", i, err)
+			t.Errorf("node %d did not catch up: %v%s", i, err, e.cluster.DescribeStream(name))
 			continue
+		}
+		if moved != nil {
+			notes = append(notes, e.checkJobsMove(t, i, moved))
 		}
 		leader := e.cluster.StreamLeader(name)
 		have, err := e.cluster.StreamState(i, name)
@@ -410,4 +420,135 @@ func TestFaultNATSUnreachable(t *testing.T) {
 	e.result(t, reliability.FaultNATSUnreachable,
 		fmt.Sprintf("all three nodes shut down for %s with jobs queued, then started again (same names, ports, stores)", upAt.Sub(downAt).Round(time.Second)),
 		subs, o, took, notes)
+}
+
+// A restarted node's replica of JOBS, a work-queue stream, can keep
+// messages the leader has already removed. In nats-server 2.15 only the
+// stream leader removes acknowledged messages: stream.ackMsg
+// (server/stream.go:9434-9460 at v2.15.2) proposes a delete when it is
+// the leader and returns without removing anything on a follower, so a
+// follower's own interest checks never clean its replica, and a delete
+// entry applied before the replica holds the message is dropped
+// (server/jetstream_cluster.go:5773-5779). What repairs it is the node
+// becoming leader: stream.setLeader runs checkInterestState
+// (server/stream.go:1500-1502), whose consumer walk
+// (consumer.checkStateForInterestStream, server/consumer.go:7236-7271)
+// starts at the replica's first sequence and proposes a delete for every
+// message at or below each consumer's ack floor; on a follower ackMsg
+// reports those as removed-to-retry, so the walk's floor stays at them
+// (consumer.go:7255-7260). Consumers deliver from their own delivered
+// sequence, not from what a replica holds, so such messages are never
+// handed to a worker again.
+//
+// What matters is therefore not that the replica equals the leader's by
+// itself, but that the restarted node can lead JOBS without any job being
+// redelivered and that every replica then converges. moveJobsLeader and
+// checkJobsMove check exactly that, on every run.
+
+// jobsMove is the state moveJobsLeader saw before moving JOBS leadership.
+type jobsMove struct {
+	deliveries map[string]uint64 // per consumer, the highest consumer sequence delivered
+	differed   string            // how node i's replica differed from the leader's, or ""
+}
+
+// consumerSettled is nil once every consumer of stream, on its own
+// leader, has nothing pending and nothing awaiting an ack.
+func (e *env) consumerSettled(stream string) error {
+	leader := e.cluster.StreamLeader(stream)
+	if leader < 0 {
+		return fmt.Errorf("stream %s has no leader", stream)
+	}
+	for i := 0; i < e.cluster.Size(); i++ {
+		cs, err := e.cluster.ConsumerStates(i, stream)
+		if err != nil {
+			if !e.cluster.Running(i) {
+				continue
+			}
+			return err
+		}
+		for n, ci := range cs {
+			if ci.Cluster == nil || ci.Cluster.Leader != e.cluster.ServerName(i) {
+				continue
+			}
+			if ci.NumPending > 0 || ci.NumAckPending > 0 {
+				return fmt.Errorf("consumer %s on its leader node %d: %d pending, %d awaiting ack", n, i, ci.NumPending, ci.NumAckPending)
+			}
+		}
+	}
+	return nil
+}
+
+// consumerDeliveries is, per consumer of stream, the highest consumer
+// sequence any replica has recorded: it grows with every delivery,
+// redeliveries included.
+func (e *env) consumerDeliveries(t *testing.T, stream string) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	for i := 0; i < e.cluster.Size(); i++ {
+		cs, err := e.cluster.ConsumerStates(i, stream)
+		if err != nil {
+			if e.cluster.Running(i) {
+				t.Errorf("consumers of %s on node %d: %v", stream, i, err)
+			}
+			continue
+		}
+		for n, ci := range cs {
+			out[n] = max(out[n], ci.Delivered.Consumer)
+		}
+	}
+	return out
+}
+
+// moveJobsLeader waits until every job delivery is settled (all jobs are
+// final by now; an ack lost in the fault is redelivered after AckWait and
+// acknowledged by a worker that finds the job final), records each
+// consumer's deliveries and whether node i's JOBS replica differs from
+// the leader's, and moves JOBS leadership to node i. It returns nil after
+// reporting an error.
+func (e *env) moveJobsLeader(t *testing.T, i int) *jobsMove {
+	t.Helper()
+	var settled error
+	for deadline := time.Now().Add(testkit.ClusterReadyTimeout); ; time.Sleep(250 * time.Millisecond) {
+		if settled = e.consumerSettled(bus.StreamJobs); settled == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if settled != nil {
+		t.Errorf("JOBS deliveries not settled: %v%s", settled, e.cluster.DescribeStream(bus.StreamJobs))
+		return nil
+	}
+	m := &jobsMove{deliveries: e.consumerDeliveries(t, bus.StreamJobs)}
+	if err := e.cluster.WaitStreamCurrent(bus.StreamJobs, 5*time.Second); err != nil {
+		m.differed = err.Error()
+		t.Logf("before moving JOBS leadership to node %d: %v%s", i, err, e.cluster.DescribeStream(bus.StreamJobs))
+	}
+	if err := e.cluster.StepDownStream(bus.StreamJobs, i, testkit.ClusterReadyTimeout); err != nil {
+		t.Errorf("move JOBS leadership to node %d: %v", i, err)
+		return nil
+	}
+	return m
+}
+
+// checkJobsMove, once the replicas agree again, checks that leading JOBS
+// from node i delivered nothing more and left nothing pending, and
+// describes what happened.
+func (e *env) checkJobsMove(t *testing.T, i int, m *jobsMove) string {
+	t.Helper()
+	// A redelivery would show up as a pending or unacknowledged message
+	// first, or as a higher consumer sequence.
+	time.Sleep(time.Second)
+	if err := e.consumerSettled(bus.StreamJobs); err != nil {
+		t.Errorf("after moving JOBS leadership to node %d: %v", i, err)
+	}
+	after := e.consumerDeliveries(t, bus.StreamJobs)
+	for n, d := range after {
+		if d != m.deliveries[n] {
+			t.Errorf("after moving JOBS leadership to node %d, consumer %s delivered %d more messages (sequence %d, was %d)", i, n, d-m.deliveries[n], d, m.deliveries[n])
+		}
+	}
+	if m.differed != "" {
+		return fmt.Sprintf("node %s's JOBS replica differed from the leader's before it led JOBS (%s); equal after, nothing redelivered",
+			e.cluster.ServerName(i), m.differed)
+	}
+	return fmt.Sprintf("node %s led JOBS after the fault: nothing redelivered, replicas equal", e.cluster.ServerName(i))
 }
