@@ -43,7 +43,7 @@ const (
 // workers goroutines when workers > 1, else zstd's streaming decoder.
 func newZstdReader(br *bufio.Reader, workers int) (io.Reader, func(), error) {
 	if workers <= 1 {
-		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		zr, err := streamDecoder(br, 1)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -55,12 +55,13 @@ func newZstdReader(br *bufio.Reader, workers int) (io.Reader, func(), error) {
 		return nil, nil, err
 	}
 	fr := &frameReader{
-		src:   br,
-		dec:   dec,
-		jobs:  make(chan frameJobIn),
-		order: make(chan chan frameOut, framesAhead*workers),
-		quit:  make(chan struct{}),
-		bufs:  make(chan []byte, (framesAhead+1)*workers+1),
+		src:     br,
+		dec:     dec,
+		workers: workers,
+		jobs:    make(chan frameJobIn),
+		order:   make(chan chan frameOut, framesAhead*workers),
+		quit:    make(chan struct{}),
+		bufs:    make(chan []byte, (framesAhead+1)*workers+1),
 	}
 	fr.wg.Add(workers)
 	for range workers {
@@ -70,21 +71,28 @@ func newZstdReader(br *bufio.Reader, workers int) (io.Reader, func(), error) {
 	return fr, fr.close, nil
 }
 
+// streamDecoder is zstd's streaming decoder of r, decoding blocks on up to
+// concurrency goroutines: the whole stream on one core, and the rest of a
+// stream after a frame too large for frameReader's workers.
+func streamDecoder(r io.Reader, concurrency int) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderConcurrency(concurrency))
+}
+
 // frameReader is the frame-parallel reader (see newZstdReader).
 type frameReader struct {
-	src   *bufio.Reader
-	dec   *zstd.Decoder // DecodeAll, from several workers at once
-	jobs  chan frameJobIn
-	order chan chan frameOut // one channel per frame, in stream order
-	quit  chan struct{}      // closed by close: every goroutine returns
-	bufs  chan []byte        // recycled buffers (compressed and decompressed)
-	wg    sync.WaitGroup     // the workers (close waits for them, not for split)
+	src     *bufio.Reader
+	dec     *zstd.Decoder // DecodeAll, from several workers at once
+	workers int
+	jobs    chan frameJobIn
+	order   chan chan frameOut // one channel per frame, in stream order
+	quit    chan struct{}      // closed by close: every goroutine returns
+	bufs    chan []byte        // recycled buffers (compressed and decompressed)
+	wg      sync.WaitGroup     // the workers (close waits for them, not for split)
 
 	// The reader's own state.
 	cur    frameOut
 	off    int
-	stream io.Reader // set once the rest of the stream is read by one decoder
-	closeS func()
+	stream *zstd.Decoder // set once the rest of the stream is read by one decoder
 	err    error
 	once   sync.Once
 }
@@ -338,12 +346,12 @@ func (f *frameReader) Read(p []byte) (int, error) {
 		}
 		switch {
 		case out.rest != nil:
-			zr, err := zstd.NewReader(out.rest, zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderConcurrency(2))
+			zr, err := streamDecoder(out.rest, f.workers)
 			if err != nil {
 				f.err = fmt.Errorf("zstd: %w", err)
 				continue
 			}
-			f.stream, f.closeS = zr, zr.Close
+			f.stream = zr
 		case out.err != nil:
 			f.err = out.err
 		default:
@@ -359,8 +367,8 @@ func (f *frameReader) close() {
 		close(f.quit)
 		f.wg.Wait()
 		f.dec.Close()
-		if f.closeS != nil {
-			f.closeS()
+		if f.stream != nil {
+			f.stream.Close()
 		}
 	})
 }

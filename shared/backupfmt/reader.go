@@ -55,8 +55,8 @@ type ReadOptions struct {
 	// then list exactly the same files. A file stored in parts is then
 	// checked part by part (each part's SHA-256 against Expect's; nothing
 	// is hashed with SameCopy) and not hashed whole a second time: its
-	// whole-file SHA-256 is the one the
-	// Verify that produced Expect computed from the same parts.
+	// whole-file SHA-256 is the one the Verify that produced Expect
+	// computed from the same parts.
 	Expect *Manifest
 	// SameCopy, with Expect, says the source is the very copy whose
 	// Verify produced Expect, and that nothing can have changed it since:
