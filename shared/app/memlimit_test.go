@@ -1,4 +1,4 @@
-package app
+package app_test
 
 import (
 	"bytes"
@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/insightops/insightops/shared/app"
+	"github.com/insightops/insightops/shared/testkit"
 )
 
 // The process of a worker that streams archives (Main, JobMemoryLimit)
@@ -19,25 +20,15 @@ import (
 func TestMainSetsTheJobMemoryLimitAndRunDoesNot(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
-	// testkit imports this package: the server is started here.
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
+	_, ns := testkit.Bus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	vars := map[string]string{"NATS_URL": ns.ClientURL(), "DATA_DIR": t.TempDir(), "WORKER_CONCURRENCY": "3"}
-	getenv := func(k string) string { return vars[k] }
+	getenv := env(map[string]string{"NATS_URL": ns.ClientURL(), "DATA_DIR": t.TempDir(), "WORKER_CONCURRENCY": "3"})
 	done := errors.New("run done")
-	opts := Options{Name: "insightops-test", JobMemoryLimit: true}
-	run := func(context.Context, Deps) error { return done }
+	opts := app.Options{Name: "insightops-test", JobMemoryLimit: true}
+	run := func(context.Context, app.Deps) error { return done }
 
-	if err := Run(ctx, getenv, &bytes.Buffer{}, opts, run); !errors.Is(err, done) {
+	if err := app.Run(ctx, getenv, &bytes.Buffer{}, opts, run); !errors.Is(err, done) {
 		t.Fatalf("Run: %v", err)
 	}
 	if got := debug.SetMemoryLimit(-1); got != before {
@@ -45,7 +36,7 @@ func TestMainSetsTheJobMemoryLimitAndRunDoesNot(t *testing.T) {
 	}
 
 	var logs bytes.Buffer
-	if err := runProcess(ctx, getenv, &logs, opts, run, opts.JobMemoryLimit); !errors.Is(err, done) {
+	if err := app.RunProcess(ctx, getenv, &logs, opts, run, opts.JobMemoryLimit); !errors.Is(err, done) {
 		t.Fatalf("runProcess: %v", err)
 	}
 	want := int64(16+3*24) << 20 // memlimit.For: local store, 3 jobs
