@@ -211,7 +211,7 @@ func (c *Cluster) RestartNodes(nodes ...int) error {
 // WaitReady waits until a meta leader exists and every running node's
 // JetStream is current.
 func (c *Cluster) WaitReady(timeout time.Duration) error {
-	return poll(timeout, func() error {
+	return Poll(timeout, func() error {
 		leader := false
 		for i := range c.nodes {
 			srv := c.Server(i)
@@ -260,7 +260,7 @@ func (c *Cluster) Provision(t testing.TB, nc *nats.Conn, extra ...func(context.C
 	defer cancel()
 	var b *bus.Bus
 	// The meta leader may still be settling right after start: retry.
-	err := poll(ClusterReadyTimeout, func() error {
+	err := Poll(ClusterReadyTimeout, func() error {
 		var err error
 		b, err = bus.Attach(ctx, nc, bus.Settings{Replicas: ClusterSize}, true, Logger(t))
 		return err
@@ -269,7 +269,7 @@ func (c *Cluster) Provision(t testing.TB, nc *nats.Conn, extra ...func(context.C
 		t.Fatalf("provision cluster: %v", err)
 	}
 	for _, f := range extra {
-		if err := poll(ClusterReadyTimeout, func() error { return f(ctx, b.JS) }); err != nil {
+		if err := Poll(ClusterReadyTimeout, func() error { return f(ctx, b.JS) }); err != nil {
 			t.Fatalf("provision cluster: %v", err)
 		}
 	}
@@ -294,7 +294,7 @@ func (c *Cluster) StreamLeader(stream string) int {
 // WaitStreamLeader waits until some running node leads stream and returns it.
 func (c *Cluster) WaitStreamLeader(stream string, timeout time.Duration) (int, error) {
 	leader := -1
-	err := poll(timeout, func() error {
+	err := Poll(timeout, func() error {
 		if leader = c.StreamLeader(stream); leader < 0 {
 			return fmt.Errorf("stream %s has no leader", stream)
 		}
@@ -305,27 +305,34 @@ func (c *Cluster) WaitStreamLeader(stream string, timeout time.Duration) (int, e
 
 // StreamState is node i's own view of stream: its local store's state.
 func (c *Cluster) StreamState(i int, stream string) (server.StreamState, error) {
+	d, err := c.streamDetail(i, stream, false)
+	return d.State, err
+}
+
+// streamDetail is node i's own replica of stream, from its JetStream
+// monitoring (Jsz), with its consumers when asked.
+func (c *Cluster) streamDetail(i int, stream string, consumers bool) (server.StreamDetail, error) {
 	srv := c.Server(i)
 	if srv == nil {
-		return server.StreamState{}, fmt.Errorf("node %d is down", i)
+		return server.StreamDetail{}, fmt.Errorf("node %d is down", i)
 	}
-	acc, err := srv.JszAccount(&server.JSzOptions{Account: ClusterAccount, Streams: true})
+	acc, err := srv.JszAccount(&server.JSzOptions{Account: ClusterAccount, Streams: true, Consumer: consumers})
 	if err != nil {
-		return server.StreamState{}, fmt.Errorf("node %d jsz: %w", i, err)
+		return server.StreamDetail{}, fmt.Errorf("node %d jsz: %w", i, err)
 	}
 	for _, s := range acc.Streams {
 		if s.Name == stream {
-			return s.State, nil
+			return s, nil
 		}
 	}
-	return server.StreamState{}, fmt.Errorf("node %d has no replica of stream %s", i, stream)
+	return server.StreamDetail{}, fmt.Errorf("node %d has no replica of stream %s", i, stream)
 }
 
 // WaitStreamCurrent waits until stream has a leader and every running
 // node holds a current replica whose state (messages, bytes, first and
 // last sequence) equals the leader's.
 func (c *Cluster) WaitStreamCurrent(stream string, timeout time.Duration) error {
-	return poll(timeout, func() error {
+	return Poll(timeout, func() error {
 		leader := c.StreamLeader(stream)
 		if leader < 0 {
 			return fmt.Errorf("stream %s has no leader", stream)
@@ -361,9 +368,9 @@ func SameStreamState(a, b server.StreamState) bool {
 	return a.Msgs == b.Msgs && a.Bytes == b.Bytes && a.FirstSeq == b.FirstSeq && a.LastSeq == b.LastSeq
 }
 
-// poll calls f until it returns nil or timeout passes, returning f's last
-// error then.
-func poll(timeout time.Duration, f func() error) error {
+// Poll calls f every 100 ms until it returns nil or timeout passes,
+// returning f's last error then.
+func Poll(timeout time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
@@ -381,25 +388,15 @@ func poll(timeout time.Duration, f func() error) error {
 // name: its local replica's delivered and ack floor sequences and pending
 // counts.
 func (c *Cluster) ConsumerStates(i int, stream string) (map[string]*server.ConsumerInfo, error) {
-	srv := c.Server(i)
-	if srv == nil {
-		return nil, fmt.Errorf("node %d is down", i)
-	}
-	acc, err := srv.JszAccount(&server.JSzOptions{Account: ClusterAccount, Streams: true, Consumer: true})
+	d, err := c.streamDetail(i, stream, true)
 	if err != nil {
-		return nil, fmt.Errorf("node %d jsz: %w", i, err)
+		return nil, err
 	}
-	for _, s := range acc.Streams {
-		if s.Name != stream {
-			continue
-		}
-		out := make(map[string]*server.ConsumerInfo, len(s.Consumer))
-		for _, ci := range s.Consumer {
-			out[ci.Name] = ci
-		}
-		return out, nil
+	out := make(map[string]*server.ConsumerInfo, len(d.Consumer))
+	for _, ci := range d.Consumer {
+		out[ci.Name] = ci
 	}
-	return nil, fmt.Errorf("node %d has no replica of stream %s", i, stream)
+	return out, nil
 }
 
 // DescribeStream is one line per running node: its replica of stream
@@ -439,20 +436,13 @@ func (c *Cluster) DescribeStream(stream string) string {
 // favour of node to (the JetStream API's leader step-down with a
 // preferred placement) and waits until node to leads it.
 func (c *Cluster) StepDownStream(stream string, to int, timeout time.Duration) error {
-	var url string
-	for i := range c.nodes {
-		if c.Running(i) {
-			url = fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].opts.Port)
-			break
-		}
-	}
-	nc, err := nats.Connect(url, nats.Name("testkit-stepdown"))
+	nc, err := nats.Connect(c.URL(), nats.Name("testkit-stepdown")) // any running node
 	if err != nil {
 		return fmt.Errorf("step down %s: connect: %w", stream, err)
 	}
 	defer nc.Close()
 	req, _ := json.Marshal(server.JSApiLeaderStepdownRequest{Placement: &server.Placement{Preferred: c.ServerName(to)}})
-	return poll(timeout, func() error {
+	return Poll(timeout, func() error {
 		if c.StreamLeader(stream) == to {
 			return nil
 		}

@@ -507,12 +507,7 @@ func (e *env) consumerDeliveries(t *testing.T, stream string) map[string]uint64 
 // reporting an error.
 func (e *env) moveJobsLeader(t *testing.T, i int) *jobsMove {
 	t.Helper()
-	var settled error
-	for deadline := time.Now().Add(testkit.ClusterReadyTimeout); ; time.Sleep(250 * time.Millisecond) {
-		if settled = e.consumerSettled(bus.StreamJobs); settled == nil || time.Now().After(deadline) {
-			break
-		}
-	}
+	settled := testkit.Poll(testkit.ClusterReadyTimeout, func() error { return e.consumerSettled(bus.StreamJobs) })
 	if settled != nil {
 		t.Errorf("JOBS deliveries not settled: %v%s", settled, e.cluster.DescribeStream(bus.StreamJobs))
 		return nil
