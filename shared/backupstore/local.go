@@ -15,10 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/insightops/insightops/shared/backupfmt"
 	"github.com/insightops/insightops/shared/ctxio"
 	"github.com/insightops/insightops/shared/durable"
-
-	"github.com/insightops/insightops/shared/backupfmt"
 )
 
 const (

@@ -91,14 +91,15 @@ func WithScratchDir(dir string) Option { return func(o *options) { o.scratchDir 
 func WithProgress(fn func(bytes int64)) Option { return func(o *options) { o.progress = fn } }
 
 // WithCheckedInput tells [RestoreTarget] that its input is bytes that
-// already passed [CheckSQLite] (integrity_check) and whose reader checks
-// them against digest (a hex SHA-256) as it goes: the restore worker reads them
-// through backupfmt.Walk with the manifest of a verification that ran that
-// check as Expect, so any byte that differs fails the reader before the
-// copy is renamed into place. The restore then skips its own
-// integrity_check of the same bytes (most of a large restore's time) and
-// its own hash of them (the result's SHA256 is digest); it still checks
-// the header and counts the rows of the copy.
+// already passed [CheckSQLite] (integrity_check) and hashed to digest (a
+// hex SHA-256), and that its reader fails before EOF if they differ: the
+// restore worker reads them through backupfmt.Walk with the manifest of
+// the verification that ran that check as Expect, either hashing them
+// again or, with SameCopy, from the very unnamed copy that verification
+// hashed, so a differing byte never reaches the rename. The restore then
+// skips its own integrity_check of the same bytes (most of a large
+// restore's time) and its own hash of them (the result's SHA256 is
+// digest); it still checks the header and counts the rows of the copy.
 func WithCheckedInput(digest string) Option {
 	return func(o *options) { o.checked, o.checkedSHA256 = true, digest }
 }

@@ -154,10 +154,10 @@ func (w *Worker) restoreSystem(ctx context.Context, job *worker.Job, r io.Reader
 
 // restoreTarget replaces the Target DB's runtime copy with the copy read
 // from r; the golden source is never written. r is the Walk of the archive
-// with the verified manifest as Expect, and that verification ran
-// integrity_check on these very bytes (Checkers): RestoreTarget need not
-// run it again, nor hash the bytes the Walk checks against sha256
-// (snapshot.WithCheckedInput).
+// with the verified manifest as Expect (and SameCopy: the verification
+// hashed this very copy), and that verification ran integrity_check on
+// these very bytes (Checkers): RestoreTarget need not run it again, nor
+// hash them (snapshot.WithCheckedInput).
 func (w *Worker) restoreTarget(ctx context.Context, r io.Reader, sha256 string, res *jobspec.RestoreResult) error {
 	cfg := w.Deps.Config
 	tr, err := snapshot.RestoreTarget(ctx, r, cfg.TargetDBPath, cfg.TargetDBSource, snapshot.WithScratchDir(w.ScratchDir), snapshot.WithCheckedInput(sha256))
