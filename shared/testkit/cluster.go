@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -418,12 +419,7 @@ func (c *Cluster) DescribeStream(stream string) string {
 		}
 		fmt.Fprintf(&b, "\n  node %d%s %s: msgs %d seq %d..%d deleted %d", i, mark, stream, st.Msgs, st.FirstSeq, st.LastSeq, st.NumDeleted)
 		cs, _ := c.ConsumerStates(i, stream)
-		names := make([]string, 0, len(cs))
-		for n := range cs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
+		for _, n := range slices.Sorted(maps.Keys(cs)) {
 			ci := cs[n]
 			fmt.Fprintf(&b, "; %s delivered %d/%d ackfloor %d pending %d ackpending %d redelivered %d",
 				n, ci.Delivered.Stream, ci.Delivered.Consumer, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
