@@ -351,6 +351,9 @@ func (a *Archiver) write(ctx context.Context, st backupstore.Store, pl plan, p j
 		wopts = append(wopts, backupfmt.WithChunkSize(a.opts.ChunkSize))
 	}
 	wopts = append(wopts, backupfmt.WithModTime(created))
+	if lv := a.deps.Config.BackupCompressionLevel; lv > 0 {
+		wopts = append(wopts, backupfmt.WithLevel(lv))
+	}
 	// The NATS object store publishes one chunk per Read of its source,
 	// and a pipe Read returns at most one Write: batch the writer's many
 	// small writes (tar headers, compression members) into large ones.

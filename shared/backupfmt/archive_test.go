@@ -17,6 +17,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/insightops/insightops/shared/backupfmt/complevel"
 )
 
 const testChunk = 1000
@@ -609,6 +611,37 @@ func TestNoGoroutineLeak(t *testing.T) {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)
 			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+	}
+}
+
+// Without WithLevel a writer uses the compression's default level
+// (complevel.Of), on one goroutine and on several; another level changes
+// the archive, which still verifies.
+func TestDefaultLevelIsTheCompressionsDefault(t *testing.T) {
+	inputs := []input{{path: "target/vanna_db.db", data: compressible(3, 3*testChunk+11), stream: true, count: -1}}
+	for _, c := range []Compression{Gzip, Zstd} {
+		levels, err := complevel.Of(string(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, workers := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/%d workers", c, workers), func(t *testing.T) {
+				def, _ := build(t, c, testChunk, inputs, WithConcurrency(workers))
+				explicit, _ := build(t, c, testChunk, inputs, WithConcurrency(workers), WithLevel(levels.Default))
+				best, _ := build(t, c, testChunk, inputs, WithConcurrency(workers), WithLevel(levels.Max))
+				if !bytes.Equal(def, explicit) {
+					t.Errorf("the default archive differs from one written with WithLevel(%d)", levels.Default)
+				}
+				if bytes.Equal(def, best) {
+					t.Errorf("WithLevel(%d) wrote the same archive as the default", levels.Max)
+				}
+				for _, a := range [][]byte{def, best} {
+					if _, err := Verify(context.Background(), bytes.NewReader(a), VerifyOptions{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

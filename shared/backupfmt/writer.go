@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/insightops/insightops/shared/ctxio"
 	"hash"
 	"io"
 	"runtime"
@@ -16,6 +15,9 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/insightops/insightops/shared/backupfmt/complevel"
+	"github.com/insightops/insightops/shared/ctxio"
 )
 
 // DefaultChunkSize is the largest tar entry AddStream writes: a stream
@@ -44,9 +46,9 @@ func WithChunkSize(n int) Option {
 	}
 }
 
-// WithLevel sets the compression level: 1 (fastest) to 9 for gzip, 1 to 22
-// for zstd (mapped to the nearest klauspost/compress level). The default is
-// each library's default (gzip 5-6, zstd 3).
+// WithLevel sets the compression level, within the compression's
+// [complevel.Of] range (NewWriter refuses another). Without it a Writer
+// uses the compression's default level.
 func WithLevel(level int) Option {
 	return func(o *writerOptions) { o.level, o.levelSet = level, true }
 }
@@ -115,23 +117,31 @@ func NewWriter(w io.Writer, c Compression, opts ...Option) (*Writer, error) {
 		o.modTime = time.Unix(0, 0).UTC()
 	}
 	out := &hashCounter{w: w, h: sha256.New()}
+	levels, err := complevel.Of(string(c))
+	if err != nil {
+		return nil, fmt.Errorf("backup archive: %w", err)
+	}
+	lv := levels.Default
+	if o.levelSet {
+		if err := complevel.Check(string(c), o.level); err != nil {
+			return nil, fmt.Errorf("backup archive: %w", err)
+		}
+		lv = o.level
+	}
 	var (
 		comp  compressor
-		level = zstd.SpeedDefault
+		level zstd.EncoderLevel // of zstd
 	)
 	switch c {
 	case Gzip:
-		level := gzip.DefaultCompression
-		if o.levelSet {
-			level = o.level
-		}
-		gz, err := gzip.NewWriterLevel(out, level)
+		gz, err := gzip.NewWriterLevel(out, lv)
 		if err != nil {
-			return nil, fmt.Errorf("backup archive: gzip level %d: %w", level, err)
+			return nil, fmt.Errorf("backup archive: gzip level %d: %w", lv, err)
 		}
 		comp = gz
 	case Zstd:
-		zo := []zstd.EOption{zstd.WithEncoderCRC(true)}
+		level = zstd.EncoderLevelFromZstd(lv)
+		zo := []zstd.EOption{zstd.WithEncoderCRC(true), zstd.WithEncoderLevel(level)}
 		if o.workers > 1 {
 			// AddStream's data goes through a pool of its own (see
 			// addStreamParallel): this encoder only compresses tar
@@ -139,20 +149,11 @@ func NewWriter(w io.Writer, c Compression, opts ...Option) (*Writer, error) {
 			// goroutine.
 			zo = append(zo, zstd.WithEncoderConcurrency(1))
 		}
-		if o.levelSet {
-			if o.level < 1 || o.level > 22 {
-				return nil, fmt.Errorf("backup archive: zstd level %d: accepted values: 1 to 22", o.level)
-			}
-			level = zstd.EncoderLevelFromZstd(o.level)
-			zo = append(zo, zstd.WithEncoderLevel(level))
-		}
 		enc, err := zstd.NewWriter(out, zo...)
 		if err != nil {
 			return nil, fmt.Errorf("backup archive: zstd: %w", err)
 		}
 		comp = enc
-	default:
-		return nil, fmt.Errorf("backup archive: compression %q: accepted values: gzip, zstd", c)
 	}
 	return &Writer{c: c, opts: o, level: level, out: out, comp: comp, tw: tar.NewWriter(comp), index: map[string]int{}}, nil
 }

@@ -48,6 +48,33 @@ func TestDefaultsMatchTheContract(t *testing.T) {
 	}
 }
 
+func TestCompressionLevelDefaultsAndRangeFollowTheCompression(t *testing.T) {
+	for _, tc := range []struct {
+		vars    map[string]string
+		want    int
+		wantErr string
+	}{
+		{vars: nil, want: 5},
+		{vars: map[string]string{"BACKUP_COMPRESSION": "zstd"}, want: 1},
+		{vars: map[string]string{"BACKUP_COMPRESSION": "zstd", "BACKUP_COMPRESSION_LEVEL": "19"}, want: 19},
+		{vars: map[string]string{"BACKUP_COMPRESSION_LEVEL": "9"}, want: 9},
+		{vars: map[string]string{"BACKUP_COMPRESSION": "zstd", "BACKUP_COMPRESSION_LEVEL": "23"}, wantErr: `BACKUP_COMPRESSION_LEVEL="23": accepted values: an integer from 1 to 22`},
+		{vars: map[string]string{"BACKUP_COMPRESSION": "zstd", "BACKUP_COMPRESSION_LEVEL": "0"}, wantErr: `BACKUP_COMPRESSION_LEVEL="0": accepted values: an integer from 1 to 22`},
+	} {
+		c, err := Load(env(tc.vars))
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: error %v, want %q", tc.vars, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%v: %v", tc.vars, err)
+		case c.BackupCompressionLevel != tc.want:
+			t.Errorf("%v: level %d, want %d", tc.vars, c.BackupCompressionLevel, tc.want)
+		}
+	}
+}
+
 func TestBadValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 	for _, tc := range []struct {
 		name, val string
@@ -57,6 +84,8 @@ func TestBadValuesNameTheVariableAndAcceptedValues(t *testing.T) {
 		{"SEED_DEMO_DATA", "maybe", "SEED_DEMO_DATA=\"maybe\": accepted values: true, false"},
 		{"NATS_REPLICAS", "0", "NATS_REPLICAS=\"0\": accepted values: an integer from 1 to 5"},
 		{"BACKUP_COMPRESSION", "lz4", "BACKUP_COMPRESSION=\"lz4\": accepted values: gzip, zstd"},
+		{"BACKUP_COMPRESSION_LEVEL", "10", "BACKUP_COMPRESSION_LEVEL=\"10\": accepted values: an integer from 1 to 9"},
+		{"BACKUP_COMPRESSION_LEVEL", "fast", "BACKUP_COMPRESSION_LEVEL=\"fast\": accepted values: an integer from 1 to 9"},
 		{"BACKUP_STORE", "ftp", "BACKUP_STORE=\"ftp\": accepted values: local, nats, s3"},
 		{"BACKUP_RETENTION_COUNT", "-1", "BACKUP_RETENTION_COUNT=\"-1\""},
 		{"AUDIT_RETENTION", "forever", "AUDIT_RETENTION=\"forever\": accepted values: a positive duration"},

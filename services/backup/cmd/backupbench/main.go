@@ -5,7 +5,10 @@
 //     backup (the pages from sqlite_dbpage in one read transaction, tar,
 //     gzip/zstd, -age, -store) against
 //     `sqlite3 db ".backup copy"` then `gzip copy`, or `zstd -3 -T2 copy`
-//     with -compression zstd (target: ratio ≤ 1, -max-sqlite-ratio);
+//     with -compression zstd (target: ratio ≤ 1, -max-sqlite-ratio), at
+//     the workers' default compression level (BACKUP_COMPRESSION_LEVEL
+//     unset; the variable is passed to the children) and with an archive at most 2% larger than the baseline's
+//     compressed file (-max-sqlite-size-ratio);
 //   - restoring that archive's Target DB (the restore worker's apply step
 //     on the archive archiver.OpenAuthentic opened, as the worker does:
 //     read back from the store into a private copy, signature checked,
@@ -63,10 +66,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,15 +89,18 @@ import (
 )
 
 func main() {
-	size := flag.Int64("size", 1<<30, "size of each generated database, in bytes")
+	var o runOptions
+	flag.Int64Var(&o.size, "size", 1<<30, "size of each generated database, in bytes")
 	dir := flag.String("dir", "", "work directory (default: a new temp dir, removed at the end); needs about 4× -size free")
-	pgBase := flag.String("pg", testkit.PostgresBaseURL(), "PostgreSQL maintenance URL to create the scratch database in; empty skips PostgreSQL")
+	flag.StringVar(&o.pgBase, "pg", testkit.PostgresBaseURL(), "PostgreSQL maintenance URL to create the scratch database in; empty skips PostgreSQL")
 	comp := flag.String("compression", "gzip", "BACKUP_COMPRESSION of the backup: gzip|zstd")
-	rounds := flag.Int("rounds", 1, "rounds; the best time of each side is reported")
-	storeKind := flag.String("store", "local", "backup store the archives are written to and read back from: local (BACKUP_DIR in the work dir) | s3 (BACKUP_STORE=s3 on a versitygw S3 server started in the work dir; `make s3-tools` builds it)")
-	encrypt := flag.Bool("age", false, "encrypt every archive to a fresh age X25519 key (BACKUP_AGE_RECIPIENTS); the verification and the restores decrypt it with its identity file (BACKUP_AGE_IDENTITY_FILE)")
+	flag.IntVar(&o.rounds, "rounds", 1, "rounds; the best time of each side is reported")
+	flag.IntVar(&o.level, "level", 0, "BACKUP_COMPRESSION_LEVEL of the backups; 0 leaves it unset: the workers' default level")
+	flag.StringVar(&o.storeKind, "store", "local", "backup store the archives are written to and read back from: local (BACKUP_DIR in the work dir) | s3 (BACKUP_STORE=s3 on a versitygw S3 server started in the work dir; `make s3-tools` builds it)")
+	flag.BoolVar(&o.encrypt, "age", false, "encrypt every archive to a fresh age X25519 key (BACKUP_AGE_RECIPIENTS); the verification and the restores decrypt it with its identity file (BACKUP_AGE_IDENTITY_FILE)")
 	var tg targets
 	flag.Float64Var(&tg.sqliteRatio, "max-sqlite-ratio", 1.0, "exit 1 when backup time / (sqlite3 .backup + gzip) time is above this")
+	flag.Float64Var(&tg.sqliteSizeRatio, "max-sqlite-size-ratio", 1.02, "exit 1 when the SQLite archive's size / the baseline's compressed file's size is above this (the backup's speed is not bought with a larger archive)")
 	flag.Float64Var(&tg.pgOverhead, "max-pg-overhead", 0.15, "exit 1 when the backup takes this fraction longer than pg_dump -Fc or more")
 	flag.Float64Var(&tg.sqliteRestoreRatio, "max-sqlite-restore-ratio", 1.2, "exit 1 when Target DB restore time / (zstd -d or gzip -d + mv) time is above this")
 	flag.Float64Var(&tg.pgRestoreRatio, "max-pg-restore-ratio", 1.15, "exit 1 when System DB restore time / pg_restore time is above this")
@@ -118,7 +126,8 @@ func main() {
 		case *child != "":
 			return runChild(*child, *dir, *target, *dbURL, *comp)
 		default:
-			return run(*size, *dir, *pgBase, *comp, *storeKind, *encrypt, *rounds, tg)
+			o.dir, o.comp = *dir, *comp
+			return run(o, tg)
 		}
 	}()
 	if err != nil {
@@ -154,6 +163,7 @@ func startCPUProfile(dir, child string) (func(), error) {
 // targets are the limits a run must stay within.
 type targets struct {
 	sqliteRatio        float64 // backup / (sqlite3 .backup + gzip|zstd), at most
+	sqliteSizeRatio    float64 // archive bytes / the baseline's compressed file's, at most
 	pgOverhead         float64 // backup / pg_dump - 1, below
 	sqliteRestoreRatio float64 // restore / (gzip|zstd -d + mv), at most
 	pgRestoreRatio     float64 // restore / pg_restore, at most
@@ -314,14 +324,26 @@ func best(a, b measured) measured {
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
-func run(size int64, dir, pgBase, comp, storeKind string, encrypt bool, rounds int, tg targets) error {
+// runOptions are the flags of a measuring run.
+type runOptions struct {
+	size      int64  // of each generated database
+	dir       string // work directory; "" makes a temporary one
+	pgBase    string // PostgreSQL maintenance URL; "" skips PostgreSQL
+	comp      string // BACKUP_COMPRESSION
+	level     int    // BACKUP_COMPRESSION_LEVEL; 0: unset
+	storeKind string // local | s3
+	encrypt   bool   // age-encrypt every archive
+	rounds    int
+}
+
+func run(o runOptions, tg targets) error {
 	var missed []string
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
 			missed = append(missed, fmt.Sprintf(format, args...))
 		}
 	}
-	if err := measure(size, dir, pgBase, comp, storeKind, encrypt, rounds, tg, check); err != nil {
+	if err := measure(o, tg, check); err != nil {
 		return err
 	}
 	if len(missed) > 0 {
@@ -334,8 +356,9 @@ func run(size int64, dir, pgBase, comp, storeKind string, encrypt bool, rounds i
 // measure generates the databases, times both sides of each comparison,
 // verifies every archive, and reports each figure against its target to
 // check.
-func measure(size int64, dir, pgBase, comp, storeKind string, encrypt bool, rounds int, tg targets, check func(ok bool, format string, args ...any)) error {
+func measure(o runOptions, tg targets, check func(ok bool, format string, args ...any)) error {
 	ctx := context.Background()
+	size, dir, pgBase, comp, rounds := o.size, o.dir, o.pgBase, o.comp, max(o.rounds, 1)
 	if dir == "" {
 		d, err := os.MkdirTemp("", "backupbench-*")
 		if err != nil {
@@ -344,13 +367,25 @@ func measure(size int64, dir, pgBase, comp, storeKind string, encrypt bool, roun
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	rounds = max(rounds, 1)
-	b, stop, err := newBench(ctx, dir, comp, storeKind, encrypt)
+	b, stop, err := newBench(ctx, dir, comp, o.storeKind, o.encrypt)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	fmt.Printf("backupbench: %s databases, compression %s, %s, best of %d round(s), work dir %s\n", mb(size), comp, b.desc, rounds, dir)
+	if o.level != 0 {
+		b.vars["BACKUP_COMPRESSION_LEVEL"] = strconv.Itoa(o.level)
+	}
+	// The backup children's settings (childArgs gives them b.vars), to
+	// report the level they use and refuse a bad -level before anything
+	// is generated.
+	vars := maps.Clone(b.vars)
+	vars["BACKUP_COMPRESSION"], vars["DATA_DIR"] = comp, dir
+	cfg, err := loadConfig(vars)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("backupbench: %s databases, compression %s level %d, %s, best of %d round(s), work dir %s\n",
+		mb(size), comp, cfg.BackupCompressionLevel, b.desc, rounds, dir)
 
 	// SQLite target copy.
 	target := filepath.Join(dir, "target.db")
@@ -399,9 +434,11 @@ func measure(size int64, dir, pgBase, comp, storeKind string, encrypt bool, roun
 		oursRestore = best(oursRestore, r)
 	}
 	ratio := ours.seconds / base.seconds
-	fmt.Printf("sqlite target:  %s %6.2fs %s | backup %6.2fs %s | ratio %.2f (target ≤ %.2f) | backup peak RSS %s (target < %s)\n",
-		baseName, base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), ratio, tg.sqliteRatio, mb(ours.maxRSS), mb(tg.rss))
+	sizeRatio := float64(ours.bytes) / float64(base.bytes)
+	fmt.Printf("sqlite target:  %s %6.2fs %s | backup %6.2fs %s | ratio %.2f (target ≤ %.2f) | size ratio %.3f (target ≤ %.2f) | backup peak RSS %s (target < %s)\n",
+		baseName, base.seconds, mb(base.bytes), ours.seconds, mb(ours.bytes), ratio, tg.sqliteRatio, sizeRatio, tg.sqliteSizeRatio, mb(ours.maxRSS), mb(tg.rss))
 	check(ratio <= tg.sqliteRatio, "sqlite backup ratio %.2f above %.2f", ratio, tg.sqliteRatio)
+	check(sizeRatio <= tg.sqliteSizeRatio, "sqlite archive size ratio %.3f above %.2f", sizeRatio, tg.sqliteSizeRatio)
 	check(ours.maxRSS < tg.rss, "sqlite backup peak RSS %s, limit %s", mb(ours.maxRSS), mb(tg.rss))
 	ratio = oursRestore.seconds / baseRestore.seconds
 	fmt.Printf("sqlite restore: %s -d + mv %6.2fs | restore %6.2fs | ratio %.2f (target ≤ %.2f) | restore peak RSS %s (target < %s) | open before it %.2fs\n",

@@ -26,7 +26,7 @@ import (
 // environment: all of them, empty when unused, so that none is inherited
 // from the shell that runs the bench.
 var passed = []string{
-	"BACKUP_STORE", "BACKUP_DIR", "BACKUP_S3_ENDPOINT", "BACKUP_S3_BUCKET", "BACKUP_S3_REGION", "BACKUP_S3_PATH_STYLE",
+	"BACKUP_COMPRESSION_LEVEL", "BACKUP_STORE", "BACKUP_DIR", "BACKUP_S3_ENDPOINT", "BACKUP_S3_BUCKET", "BACKUP_S3_REGION", "BACKUP_S3_PATH_STYLE",
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "BACKUP_SIGNING_KEY", "BACKUP_AGE_RECIPIENTS", "BACKUP_AGE_IDENTITY_FILE",
 }
 
