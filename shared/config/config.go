@@ -411,7 +411,7 @@ func LoadRole(getenv func(string) string, role Role) (Config, error) {
 	if levels, err := complevel.Of(c.BackupCompression); err == nil {
 		c.BackupCompressionLevel = p.intRange("BACKUP_COMPRESSION_LEVEL", levels.Default, levels.Min, levels.Max)
 	}
-	c.BackupS3 = p.s3(c.BackupStore)
+	c.BackupS3 = p.s3(c.BackupStore, c.Role)
 	c.BackupRetention = p.retention(c.BackupRetentionCount)
 	c.BackupSchedule = p.schedule("BACKUP_SCHEDULE")
 	c.BackupVerifyAfter = p.boolean("BACKUP_VERIFY_AFTER", false)

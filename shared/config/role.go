@@ -28,14 +28,32 @@ var Roles = []Role{RoleAllInOne, RoleAPI, RoleInit, RoleBackup, RoleRestore, Rol
 // roles. The secrets every process needs to reach its stores (NATS_URL's
 // password, DATABASE_URL) are not listed: they are per-deployment, and the
 // NATS user in NATS_URL is per role already (deploy/nats). The archive
-// keys are held by the processes that sign or verify archives: the backup
-// and restore workers, and the API (imports, signature status);
-// archivesig.Load requires BACKUP_SIGNING_KEY in production where it is used.
+// keys and the S3 credentials are held by the processes that open the
+// backup store: the backup and restore workers, and the API (imports,
+// signature status, downloads); archivesig.Load requires
+// BACKUP_SIGNING_KEY in production where it is used.
 var roleSecrets = map[string][]Role{
 	"JWT_SECRET":              {RoleAllInOne, RoleAPI},
 	"INIT_ADMIN_PASSWORD":     {RoleAllInOne, RoleInit},
-	"BACKUP_SIGNING_KEY":      {RoleAllInOne, RoleAPI, RoleBackup, RoleRestore},
-	"BACKUP_SIGNING_KEYS_OLD": {RoleAllInOne, RoleAPI, RoleBackup, RoleRestore},
+	"BACKUP_SIGNING_KEY":      storeRoles,
+	"BACKUP_SIGNING_KEYS_OLD": storeRoles,
+	"AWS_SECRET_ACCESS_KEY":   storeRoles,
+	"AWS_SESSION_TOKEN":       storeRoles,
+}
+
+// storeRoles are the roles whose processes open the backup store (the
+// API lists, downloads and imports archives; the workers write, verify and
+// restore them): they hold the archive keys and the S3 credentials.
+var storeRoles = []Role{RoleAllInOne, RoleAPI, RoleBackup, RoleRestore}
+
+// UsesBackupStore reports whether processes of role r open the backup
+// store (BACKUP_STORE and its settings); init and the chroma workers do
+// not, so they neither need nor validate the store's settings.
+func (r Role) UsesBackupStore() bool {
+	if r == "" {
+		r = RoleAllInOne
+	}
+	return slices.Contains(storeRoles, r)
 }
 
 // requiredSecrets are the role-scoped secrets LoadRole requires, in
@@ -50,8 +68,8 @@ func (r Role) RequiredInProduction(name string) bool {
 }
 
 // RoleScopedSecrets returns the names of the secrets that only some roles
-// hold (JWT_SECRET: the API; INIT_ADMIN_PASSWORD: init; the archive keys:
-// API, backup, restore), sorted.
+// hold (JWT_SECRET: the API; INIT_ADMIN_PASSWORD: init; the archive keys
+// and S3 credentials: API, backup, restore), sorted.
 func RoleScopedSecrets() []string {
 	out := make([]string, 0, len(roleSecrets))
 	for k := range roleSecrets {

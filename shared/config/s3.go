@@ -59,9 +59,11 @@ type Retention struct {
 	Within  time.Duration
 }
 
-// s3 reads the BACKUP_S3_* and AWS_* variables; when the store is s3 the
-// endpoint, the bucket and the credentials are required.
-func (p *parser) s3(store string) S3 {
+// s3 reads the BACKUP_S3_* and AWS_* variables; when the store is s3 and
+// role opens it, the endpoint, the bucket and the credentials are
+// required. A role that does not open the store (init, chroma) gets no
+// credentials, and production refuses them there (roleSecrets).
+func (p *parser) s3(store string, role Role) S3 {
 	s := S3{
 		Endpoint:        p.str("BACKUP_S3_ENDPOINT", ""),
 		Bucket:          p.str("BACKUP_S3_BUCKET", ""),
@@ -69,12 +71,14 @@ func (p *parser) s3(store string) S3 {
 		Region:          p.str("BACKUP_S3_REGION", "us-east-1"),
 		PathStyle:       p.boolean("BACKUP_S3_PATH_STYLE", false),
 		AccessKeyID:     p.str("AWS_ACCESS_KEY_ID", ""),
-		SecretAccessKey: p.str("AWS_SECRET_ACCESS_KEY", ""),
-		SessionToken:    p.str("AWS_SESSION_TOKEN", ""),
 		CredentialsFile: p.str("BACKUP_S3_CREDENTIALS_FILE", ""),
 		Profile:         p.str("AWS_PROFILE", "default"),
 		PartSize:        int64(p.intRange("BACKUP_S3_PART_SIZE_MB", DefaultS3PartSizeMiB, minS3PartSizeMiB, maxS3PartSizeMiB)) << 20,
 		LockDays:        p.intRange("BACKUP_S3_LOCK_DAYS", 0, 0, 36500),
+	}
+	if role.Holds("AWS_SECRET_ACCESS_KEY") {
+		s.SecretAccessKey = p.str("AWS_SECRET_ACCESS_KEY", "")
+		s.SessionToken = p.str("AWS_SESSION_TOKEN", "")
 	}
 	switch p.oneOf("BACKUP_S3_LOCK_MODE", "governance", "governance", "compliance") {
 	case "compliance":
@@ -85,7 +89,7 @@ func (p *parser) s3(store string) S3 {
 	if s.Prefix != "" && s.Prefix[len(s.Prefix)-1] != '/' {
 		s.Prefix += "/"
 	}
-	if store != "s3" {
+	if store != "s3" || !role.UsesBackupStore() {
 		return s
 	}
 	if s.Endpoint == "" {

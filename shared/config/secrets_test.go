@@ -149,14 +149,42 @@ func TestEachRoleRequiresOnlyItsOwnSecrets(t *testing.T) {
 					t.Errorf("given %s, which it does not use: refused %v (%v)", name, got, err)
 				}
 				// Development ignores it.
-				if c, err := LoadRole(env(map[string]string{name: m[name]}), role); err != nil || c.JWTSecret == m[name] || c.InitAdminPassword == m[name] || c.BackupSigningKey == m[name] || c.BackupSigningKeysOld == m[name] {
+				if c, err := LoadRole(env(map[string]string{name: m[name]}), role); err != nil || c.JWTSecret == m[name] || c.InitAdminPassword == m[name] ||
+					c.BackupSigningKey == m[name] || c.BackupSigningKeysOld == m[name] || c.BackupS3.SecretAccessKey == m[name] || c.BackupS3.SessionToken == m[name] {
 					t.Errorf("development, %s given: %v", name, err)
 				}
 			}
 		})
 	}
-	if got := RoleScopedSecrets(); strings.Join(got, ",") != "BACKUP_SIGNING_KEY,BACKUP_SIGNING_KEYS_OLD,INIT_ADMIN_PASSWORD,JWT_SECRET" {
+	if got := RoleScopedSecrets(); strings.Join(got, ",") != "AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN,BACKUP_SIGNING_KEY,BACKUP_SIGNING_KEYS_OLD,INIT_ADMIN_PASSWORD,JWT_SECRET" {
 		t.Fatalf("RoleScopedSecrets %v", got)
+	}
+}
+
+// TestS3SettingsBindOnlyTheRolesThatOpenTheStore: with BACKUP_STORE=s3
+// and none of its settings, the roles that open the store (API, backup,
+// restore, all-in-one) refuse to start naming what is missing, while init
+// and the chroma workers, which never open it, start and hold no S3
+// credential.
+func TestS3SettingsBindOnlyTheRolesThatOpenTheStore(t *testing.T) {
+	for _, role := range Roles {
+		t.Run(string(role), func(t *testing.T) {
+			_, err := LoadRole(env(prodEnv(role, map[string]string{"BACKUP_STORE": "s3"})), role)
+			if !role.UsesBackupStore() {
+				if err != nil {
+					t.Fatalf("refused an s3 store it never opens: %v", err)
+				}
+				return
+			}
+			if got := refusedVars(err); strings.Join(got, ",") != "BACKUP_S3_ENDPOINT,BACKUP_S3_BUCKET,AWS_SECRET_ACCESS_KEY" {
+				t.Fatalf("refused %v (%v), want the endpoint, the bucket and the credentials", got, err)
+			}
+			c, err := LoadRole(env(prodEnv(role, map[string]string{"BACKUP_STORE": "s3", "BACKUP_S3_ENDPOINT": "https://s3.example.net",
+				"BACKUP_S3_BUCKET": "b", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI0K7MDENGbPxRfiCYzq"})), role)
+			if err != nil || c.BackupS3.SecretAccessKey != "wJalrXUtnFEMI0K7MDENGbPxRfiCYzq" {
+				t.Fatalf("complete settings: %v, secret %q", err, c.BackupS3.SecretAccessKey)
+			}
+		})
 	}
 }
 
@@ -200,7 +228,7 @@ func TestTrustedProxies(t *testing.T) {
 
 // shippedSecret finds an assignment of a secret in a shipped file:
 // NAME=value, NAME: value or --from-literal=NAME=value.
-var shippedSecret = regexp.MustCompile(`\b((?:JWT_SECRET|INIT_ADMIN_PASSWORD|BACKUP_SIGNING_KEY|POSTGRES_PASSWORD|NATS_[A-Z]+_PASSWORD))["']?\s*[=:]\s*["']?([^\s"'` + "`" + `,)}]+)`)
+var shippedSecret = regexp.MustCompile(`\b((?:JWT_SECRET|INIT_ADMIN_PASSWORD|BACKUP_SIGNING_KEY|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|POSTGRES_PASSWORD|NATS_[A-Z]+_PASSWORD))["']?\s*[=:]\s*["']?([^\s"'` + "`" + `,)}]+)`)
 
 // TestEveryShippedSecretIsAPlaceholder reads every file the repository
 // ships to operators (README, docs, deploy, compose, Makefile) and checks

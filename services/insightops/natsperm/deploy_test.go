@@ -100,6 +100,7 @@ func composeContainers(t *testing.T) []container {
 			Build           any               `yaml:"build"`
 			Command         any               `yaml:"command"`
 			Environment     map[string]string `yaml:"environment"`
+			Volumes         []string          `yaml:"volumes"`
 			StopGracePeriod string            `yaml:"stop_grace_period"`
 		} `yaml:"services"`
 	}
@@ -125,6 +126,15 @@ func composeContainers(t *testing.T) []container {
 		env := map[string]string{}
 		for k, v := range s.Environment {
 			env[k] = composeEnv(v, secrets)
+		}
+		// The NATS CA the service verifies the nodes with is mounted
+		// where NATS_CA_FILE says (a service's own volumes replace the
+		// shared ones).
+		if ca := env["NATS_CA_FILE"]; ca != "" && !slices.ContainsFunc(s.Volumes, func(v string) bool {
+			parts := strings.Split(v, ":")
+			return len(parts) >= 2 && parts[1] == ca
+		}) {
+			t.Errorf("compose %s: NATS_CA_FILE=%s, which none of its volumes %v mounts", name, ca, s.Volumes)
 		}
 		cmd, _ := s.Command.([]any)
 		c := container{where: "docker-compose.yml " + name, role: roleOf(svc, slices.Contains(cmd, any("--once"))), env: env}
@@ -384,7 +394,7 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 				switch {
 				case has && !holds:
 					t.Errorf("receives %s, which its role (%s) does not use", name, configRole(c.role))
-				case !has && holds && !rotationOnly[name]:
+				case !has && holds && !optionalSecrets[name]:
 					t.Errorf("lacks %s, which its role (%s) uses", name, configRole(c.role))
 				}
 			}
@@ -468,9 +478,11 @@ func TestDeployManifestsMatchTheCode(t *testing.T) {
 	t.Logf("checked %d containers (%v)", len(all), fmt.Sprint(roles))
 }
 
-// rotationOnly are the role-scoped secrets a deployment sets only while it
-// rotates a key (the verify-only old archive keys).
-var rotationOnly = map[string]bool{"BACKUP_SIGNING_KEYS_OLD": true}
+// optionalSecrets are the role-scoped secrets a deployment sets only in
+// some configurations: the verify-only old archive keys while it rotates a
+// key, and the S3 credentials of BACKUP_STORE=s3 (which the manifests give
+// as a mounted BACKUP_S3_CREDENTIALS_FILE instead).
+var optionalSecrets = map[string]bool{"BACKUP_SIGNING_KEYS_OLD": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true}
 
 // configRole is the configuration role (config.LoadRole) of a NATS user's
 // process: the provisioner is init --once.
