@@ -89,14 +89,18 @@ type AuditEntry struct {
 
 // AuditFilter selects audit rows: exact actor, action, outcome, resource,
 // job id; at in [Since, Until); Limit (1–1000, default 100) from Offset.
-// Rows come newest first.
+// Rows come newest first; with Follow, the rows stored after the row
+// AfterID, oldest first (after_id).
 type AuditFilter struct {
 	Actor, Action, Outcome, Resource, JobID string
 	Since, Until                            time.Time
 	Limit, Offset                           int
+	Follow                                  bool
+	AfterID                                 int64
 }
 
-// Audit reads a page of the audit trail, newest first (GET /admin/db/audit; admin).
+// Audit reads a page of the audit trail, newest first, or oldest first
+// after f.AfterID with f.Follow (GET /admin/db/audit; admin).
 func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
 	q := url.Values{}
 	setIf(q, "actor", f.Actor)
@@ -111,6 +115,9 @@ func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 	}
 	if f.Offset > 0 {
 		q.Set("offset", strconv.Itoa(f.Offset))
+	}
+	if f.Follow {
+		q.Set("after_id", strconv.FormatInt(f.AfterID, 10))
 	}
 	var out struct {
 		Entries []AuditEntry `json:"entries"`

@@ -80,9 +80,16 @@ type AuditFilter struct {
 	Until    time.Time // At < Until
 	Limit    int       // at most this many rows; 0 means 100, capped at 10000
 	Offset   int       // rows to skip, for paging
+	// Follow returns the rows with an id above AfterID, oldest first: ids
+	// grow in the order rows were stored (the audit sink stores one event
+	// at a time), so a reader follows the trail by asking again after the
+	// last id it has, missing none and seeing none twice.
+	Follow  bool
+	AfterID int64
 }
 
-// AuditLogs returns the audit rows matching f, newest first.
+// AuditLogs returns the audit rows matching f, newest first (oldest first
+// with Follow).
 func (db *DB) AuditLogs(ctx context.Context, f AuditFilter) ([]AuditLog, error) {
 	var q strings.Builder
 	q.WriteString(`SELECT id, event_id, stream_seq, at, actor, role, action, resource, job_id, outcome,
@@ -116,7 +123,13 @@ func (db *DB) AuditLogs(ctx context.Context, f AuditFilter) ([]AuditLog, error) 
 		limit = 100
 	}
 	limit = min(limit, 10000)
-	q.WriteString(` ORDER BY at DESC, id DESC LIMIT ? OFFSET ?`)
+	order := ` ORDER BY at DESC, id DESC`
+	if f.Follow {
+		q.WriteString(` AND id > ?`)
+		args = append(args, f.AfterID)
+		order = ` ORDER BY id ASC`
+	}
+	q.WriteString(order + ` LIMIT ? OFFSET ?`)
 	args = append(args, limit, max(f.Offset, 0))
 
 	rows, err := db.SQL.QueryContext(ctx, db.Rebind(q.String()), args...)

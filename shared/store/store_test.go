@@ -393,6 +393,24 @@ func testAuditDedupe(t *testing.T, b backend) {
 	if err != nil || len(since) != 1 || since[0].Action != "auth.denied" {
 		t.Fatalf("AuditLogs(since) = %+v, %v; want the later event only", since, err)
 	}
+	// Following: the rows after an id, oldest first, whatever their times.
+	for _, tc := range []struct {
+		after int64
+		want  []string
+	}{
+		{0, []string{all[1].EventID, all[0].EventID}},
+		{all[1].ID, []string{all[0].EventID}},
+		{all[0].ID, nil},
+	} {
+		rows, err := db.AuditLogs(ctx, store.AuditFilter{Follow: true, AfterID: tc.after})
+		var got []string
+		for _, r := range rows {
+			got = append(got, r.EventID)
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Fatalf("AuditLogs(after id %d) = %v, %v; want %v", tc.after, got, err, tc.want)
+		}
+	}
 	if _, err := db.InsertAuditLog(ctx, store.AuditLog{EventID: "x", Action: "a", Detail: json.RawMessage(`{bad`)}); err == nil || !strings.Contains(err.Error(), "detail is not valid JSON") {
 		t.Fatalf("insert with invalid JSON detail = %v; want the invalid-JSON refusal", err)
 	}

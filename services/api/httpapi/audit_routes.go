@@ -18,7 +18,7 @@ import (
 
 // auditRoutes read the audit trail the audit sink keeps in the System DB.
 var auditRoutes = []routeDef{
-	{Route{http.MethodGet, "/admin/db/audit", auth.Admin, false, "audit log: ?actor=&action=&outcome=&resource=&job_id=&since=&until=&limit=&offset="}, (*Server).auditLog},
+	{Route{http.MethodGet, "/admin/db/audit", auth.Admin, false, "audit log, newest first: ?actor=&action=&outcome=&resource=&job_id=&since=&until=&limit=&offset=; with ?after_id=N the rows stored after row N, oldest first (follow the trail by asking again after the last id)"}, (*Server).auditLog},
 	{Route{http.MethodGet, "/admin/db/audit/verify", auth.Admin, false, "recompute the audit hash chain; names the first broken row (one at a time, within AUDIT_VERIFY_TIMEOUT)"}, (*Server).auditVerify},
 }
 
@@ -78,6 +78,13 @@ func (s *Server) auditLog(c echo.Context) error {
 			}
 			*n.dst = i
 		}
+	}
+	if v := c.QueryParam("after_id"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id < 0 {
+			return badRequest("after_id must be a row id: an integer of 0 or more")
+		}
+		f.Follow, f.AfterID = true, id
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.readTimeout)
 	defer cancel()

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,30 @@ func TestAuditRoutesShowTheSinkRowsAndTheChain(t *testing.T) {
 		r := e.do(req{method: "GET", path: "/admin/db/audit?outcome=denied&since=" + since, token: admin})
 		return r.status == http.StatusOK && decode[AuditPage](t, r).Count > 0
 	})
-	for _, bad := range []string{"?since=yesterday", "?limit=0", "?limit=x", "?offset=-1"} {
+	// Following: after_id gives the rows stored after that one, oldest
+	// first (rows stored meanwhile may come too, never an older one).
+	newestFirst := decode[AuditPage](t, e.do(req{method: "GET", path: "/admin/db/audit?limit=1000", token: admin})).Entries
+	if len(newestFirst) < 2 {
+		t.Fatalf("%d audit rows, want at least 2", len(newestFirst))
+	}
+	oldest := newestFirst[len(newestFirst)-1].ID
+	for _, from := range []int64{oldest, newestFirst[0].ID} {
+		r := e.do(req{method: "GET", path: fmt.Sprintf("/admin/db/audit?after_id=%d&limit=1000", from), token: admin})
+		var ids []int64
+		for _, en := range decode[AuditPage](t, r).Entries {
+			ids = append(ids, en.ID)
+		}
+		want := 0
+		for _, en := range newestFirst {
+			if en.ID > from {
+				want++
+			}
+		}
+		if r.status != http.StatusOK || len(ids) < want || !slices.IsSorted(ids) || len(ids) > 0 && ids[0] <= from {
+			t.Fatalf("after_id=%d: %d, ids %v; want the %d rows above it first, ascending", from, r.status, ids, want)
+		}
+	}
+	for _, bad := range []string{"?since=yesterday", "?limit=0", "?limit=x", "?offset=-1", "?after_id=-1", "?after_id=last"} {
 		if r := e.do(req{method: "GET", path: "/admin/db/audit" + bad, token: admin}); r.status != http.StatusBadRequest || codeOf(t, r) != CodeBadRequest {
 			t.Errorf("GET /admin/db/audit%s = %d %s, want 400 bad_request", bad, r.status, r.body)
 		}

@@ -99,6 +99,7 @@ var routeDocs = map[string]opDoc{
 		q("resource", "exact resource"), q("job_id", "exact job id"),
 		q("since", "RFC 3339 time"), q("until", "RFC 3339 time"),
 		q("limit", "1–1000, default 100"), q("offset", "0 or more"),
+		q("after_id", "only rows stored after the row of this id (0 or more), oldest first instead of newest first: to follow the trail, ask again after the last id"),
 	}, Responses: map[int]string{200: "AuditPage", 400: "Error"}},
 	"GET /admin/db/audit/verify": {Responses: map[int]string{200: "AuditVerifyReport", 429: "Error", 503: "Error"}},
 

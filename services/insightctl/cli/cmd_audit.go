@@ -131,13 +131,8 @@ func (e *env) auditVerify() *cobra.Command {
 	}
 }
 
-// Bounds of audit tail's polling.
-const (
-	// tailWindow is how far before the newest event seen each poll looks
-	// again: an event stored late with an earlier time is still shown.
-	tailWindow = 2 * time.Minute
-	tailPage   = 1000
-)
+// tailPage is how many rows audit tail asks for at once.
+const tailPage = 1000
 
 func (e *env) auditTail() *cobra.Command {
 	var f client.AuditFilter
@@ -148,9 +143,8 @@ func (e *env) auditTail() *cobra.Command {
 		Short: "Follow new audit events live (until interrupted)",
 		Long: `Print the newest audit events, then every new one as it is stored, until
 interrupted (Ctrl-C). The API has no audit stream route, so tail polls the
-audit list every --interval for events at or after the newest it has seen
-(less a window for events stored late) and prints each row once, in the
-order they were stored.`,
+audit list every --interval for the rows stored after the last one it
+printed (after_id) and prints each row once, in the order they were stored.`,
 		Example: `  insightctl audit tail
   insightctl audit tail --outcome denied --output json`,
 		Args: cobra.NoArgs,
@@ -174,17 +168,9 @@ order they were stored.`,
 // tail prints the last n events matching f, then new ones until ctx ends.
 func (e *env) tail(ctx context.Context, c *client.Client, f client.AuditFilter, n int, interval time.Duration) error {
 	var seen int64 // the highest row id printed (ids grow in storage order)
-	var newest time.Time
 	show := func(rows []client.AuditEntry) error {
-		slices.SortFunc(rows, func(a, b client.AuditEntry) int { return int(a.ID - b.ID) })
 		for _, r := range rows {
-			if r.ID <= seen {
-				continue
-			}
-			seen = r.ID
-			if r.At.After(newest) {
-				newest = r.At
-			}
+			seen = max(seen, r.ID)
 			if e.output == OutputJSON {
 				if err := writeJSONLine(e.io.Out, r); err != nil {
 					return err
@@ -195,23 +181,23 @@ func (e *env) tail(ctx context.Context, c *client.Client, f client.AuditFilter, 
 		}
 		return nil
 	}
+	// The newest n matches, printed oldest first; with n = 0 only the
+	// newest one's id, to follow from.
 	first := f
 	first.Limit = max(n, 1)
 	rows, err := c.Audit(ctx, first)
 	if err != nil {
 		return err
 	}
+	slices.Reverse(rows)
 	if n == 0 {
 		for _, r := range rows {
-			seen, newest = max(seen, r.ID), r.At
+			seen = max(seen, r.ID)
 		}
 		rows = nil
 	}
 	if err := show(rows); err != nil {
 		return err
-	}
-	if newest.IsZero() {
-		newest = time.Now().Add(-tailWindow)
 	}
 	for {
 		select {
@@ -219,10 +205,10 @@ func (e *env) tail(ctx context.Context, c *client.Client, f client.AuditFilter, 
 			return nil
 		case <-time.After(interval):
 		}
-		q := f
-		q.Since, q.Limit = newest.Add(-tailWindow), tailPage
-		var fresh []client.AuditEntry
-		for q.Offset = 0; ; q.Offset += tailPage {
+		// Every row stored since, a page at a time.
+		for {
+			q := f
+			q.Follow, q.AfterID, q.Limit = true, seen, tailPage
 			page, err := c.Audit(ctx, q)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -230,13 +216,12 @@ func (e *env) tail(ctx context.Context, c *client.Client, f client.AuditFilter, 
 				}
 				return err
 			}
-			fresh = append(fresh, page...)
+			if err := show(page); err != nil {
+				return err
+			}
 			if len(page) < tailPage {
 				break
 			}
-		}
-		if err := show(fresh); err != nil {
-			return err
 		}
 	}
 }
