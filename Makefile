@@ -127,13 +127,16 @@ reliability: chroma-install
 		-step "go test -run '$(RELIABILITY_TESTS)' (RELIABILITY_FULL=1)=$$tests" -step "fuzzing ($$fuzztime per target)=$$fuzz"
 
 ## bench: job round trip (submit → worker → succeeded) against a raw JetStream baseline, same run;
-## backups of ~1 GB SQLite and PostgreSQL databases against sqlite3 .backup+gzip and pg_dump -Fc
-## (each archive verified); then Chroma training throughput on a generated 2,000-table schema
+## backups and restores of ~1 GB SQLite and PostgreSQL databases against sqlite3 .backup + zstd -3 -T2,
+## zstd -d + mv, pg_dump -Fc and pg_restore (each archive verified, the SQLite one no more than 2%
+## larger than zstd -3's); then Chroma training throughput on a generated 2,000-table schema
 ## against one-record-per-request upserts with the same requests in flight, and against raw
 ## batched upserts of the same records (the ceiling), same run, and for each embedding provider that can run here (local; default
 ## when its model is provisioned) the retrieval hit rate of the business-term questions beside its
 ## training throughput on the demo database (chromabench starts its own Chroma from deploy/chroma). Every command enforces its documented targets (jobbench
-## -min-ratio, backupbench -max-*, chromabench -min-ratio/-min-ceiling); all three run, and
+## -min-ratio, backupbench -max-*, chromabench -min-ratio/-min-ceiling, chromaxferbench
+## -min-export-ratio/-min-import-ratio: Chroma export and import against chroma-go's batched Get
+## and Add); all of them run, and
 ## make bench exits non-zero if any missed a target or failed.
 bench:
 	@rc=0; \
