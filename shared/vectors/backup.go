@@ -9,6 +9,7 @@ import (
 	"iter"
 	"math"
 	"slices"
+	"sync"
 
 	chroma "github.com/amikos-tech/chroma-go/pkg/api/v2"
 )
@@ -37,18 +38,40 @@ func (c *Client) Export(ctx context.Context, collection string, pageSize int, fn
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	for start := 0; start < len(ids); start += pageSize {
-		chunk := ids[start:min(start+pageSize, len(ids))]
-		docIDs := make([]chroma.DocumentID, len(chunk))
-		for i, id := range chunk {
-			docIDs[i] = chroma.DocumentID(id)
+	// The next page is read while fn takes this one's records: Chroma
+	// works while this process encodes. At most two pages are held.
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	pages := make(chan exportPage)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(pages)
+		for start := 0; start < len(ids); start += pageSize {
+			chunk := ids[start:min(start+pageSize, len(ids))]
+			docIDs := make([]chroma.DocumentID, len(chunk))
+			for i, id := range chunk {
+				docIDs[i] = chroma.DocumentID(id)
+			}
+			res, err := col.Get(fctx, chroma.WithIDs(docIDs...),
+				chroma.WithInclude(chroma.IncludeDocuments, chroma.IncludeMetadatas, chroma.IncludeEmbeddings))
+			select {
+			case pages <- exportPage{chunk: chunk, res: res, err: err}:
+			case <-fctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		res, err := col.Get(ctx, chroma.WithIDs(docIDs...),
-			chroma.WithInclude(chroma.IncludeDocuments, chroma.IncludeMetadatas, chroma.IncludeEmbeddings))
-		if err != nil {
-			return c.classify(ctx, err, "export", collection)
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return c.classify(ctx, p.err, "export", collection)
 		}
-		gotIDs, docs, mds, embs := res.GetIDs(), res.GetDocuments(), res.GetMetadatas(), res.GetEmbeddings()
+		gotIDs, docs, mds, embs := p.res.GetIDs(), p.res.GetDocuments(), p.res.GetMetadatas(), p.res.GetEmbeddings()
 		byID := make(map[string]Record, len(gotIDs))
 		for i, id := range gotIDs {
 			r := Record{ID: string(id)}
@@ -63,7 +86,7 @@ func (c *Client) Export(ctx context.Context, collection string, pageSize int, fn
 			}
 			byID[r.ID] = r
 		}
-		for _, id := range chunk {
+		for _, id := range p.chunk {
 			r, ok := byID[id]
 			if !ok {
 				continue // deleted since the ids were listed
@@ -73,7 +96,14 @@ func (c *Client) Export(ctx context.Context, collection string, pageSize int, fn
 			}
 		}
 	}
-	return nil
+	return ctx.Err()
+}
+
+// exportPage is one page of Export: the ids asked for and Chroma's answer.
+type exportPage struct {
+	chunk []string
+	res   chroma.GetResult
+	err   error
 }
 
 // Import replaces a collection with the given records: the collection is
@@ -82,8 +112,9 @@ func (c *Client) Export(ctx context.Context, collection string, pageSize int, fn
 // (DefaultBatchSize when < 1) with their saved embeddings — nothing is
 // re-embedded. Every record needs an id and an embedding; embeddings must
 // all have one dimension, equal to the metadata's MetaDimension when it
-// has one; an id may appear once. It returns the number of records
-// written; on error the collection holds the batches written so far.
+// has one; an id may appear once. The next batch is read while one is
+// written. It returns the number of records written; on error the
+// collection holds the batches written so far.
 func (c *Client) Import(ctx context.Context, collection string, metadata map[string]any, records iter.Seq2[Record, error], batch int) (int, error) {
 	if !ValidCollection(collection) {
 		return 0, fmt.Errorf("vectors: import: %w: unknown collection %q (want one of %v)", ErrInvalid, collection, Collections)
@@ -116,57 +147,118 @@ func (c *Client) Import(ctx context.Context, collection string, metadata map[str
 	if err != nil {
 		return 0, err
 	}
-	var (
-		n     int
-		seen  = map[string]bool{}
-		ids   []string
-		texts []string
-		metas []map[string]any
-		vecs  [][]float32
-	)
-	flush := func() error {
-		if len(ids) == 0 {
-			return nil
-		}
-		if err := c.write(ctx, col, ids, texts, metas, vecs); err != nil {
+	w := startBatchWriter(ctx, func(ctx context.Context, b importBatch) error {
+		if err := c.write(ctx, col, b.ids, b.texts, b.metas, b.vecs); err != nil {
 			return fmt.Errorf("vectors: import %s: %w", collection, err)
 		}
-		n += len(ids)
-		ids, texts, metas, vecs = ids[:0], texts[:0], metas[:0], vecs[:0]
 		return nil
-	}
-	line := 0
-	for r, err := range records {
-		line++
-		if err != nil {
-			return n, fmt.Errorf("vectors: import %s: record %d: %w", collection, line, err)
-		}
-		switch {
-		case r.ID == "":
-			return n, fmt.Errorf("vectors: import %s: record %d: %w: empty id", collection, line, ErrInvalid)
-		case seen[r.ID]:
-			return n, fmt.Errorf("vectors: import %s: record %d: %w: id %s appears twice", collection, line, ErrInvalid, r.ID)
-		case len(r.Embedding) == 0:
-			return n, fmt.Errorf("vectors: import %s: record %d (%s): %w: no embedding", collection, line, r.ID, ErrInvalid)
-		case wantDim >= 0 && len(r.Embedding) != wantDim:
-			return n, fmt.Errorf("vectors: import %s: record %d (%s): %w: embedding of %d dimensions, collection metadata says %d",
-				collection, line, r.ID, ErrInvalid, len(r.Embedding), wantDim)
-		}
-		if wantDim < 0 {
-			wantDim = len(r.Embedding)
-		}
-		seen[r.ID] = true
-		ids, texts, metas, vecs = append(ids, r.ID), append(texts, r.Document), append(metas, r.Metadata), append(vecs, r.Embedding)
-		if len(ids) >= batch {
-			if err := flush(); err != nil {
-				return n, err
+	})
+	var (
+		seen = map[string]bool{}
+		cur  importBatch
+		line int
+	)
+	readErr := func() error {
+		for r, err := range records {
+			line++
+			if err != nil {
+				return fmt.Errorf("vectors: import %s: record %d: %w", collection, line, err)
+			}
+			switch {
+			case r.ID == "":
+				return fmt.Errorf("vectors: import %s: record %d: %w: empty id", collection, line, ErrInvalid)
+			case seen[r.ID]:
+				return fmt.Errorf("vectors: import %s: record %d: %w: id %s appears twice", collection, line, ErrInvalid, r.ID)
+			case len(r.Embedding) == 0:
+				return fmt.Errorf("vectors: import %s: record %d (%s): %w: no embedding", collection, line, r.ID, ErrInvalid)
+			case wantDim >= 0 && len(r.Embedding) != wantDim:
+				return fmt.Errorf("vectors: import %s: record %d (%s): %w: embedding of %d dimensions, collection metadata says %d",
+					collection, line, r.ID, ErrInvalid, len(r.Embedding), wantDim)
+			}
+			if wantDim < 0 {
+				wantDim = len(r.Embedding)
+			}
+			seen[r.ID] = true
+			cur.add(r)
+			if len(cur.ids) >= batch {
+				if !w.put(cur) {
+					return nil // the writer failed: its error is returned
+				}
+				cur = importBatch{}
 			}
 		}
+		if len(cur.ids) > 0 {
+			w.put(cur)
+		}
+		return nil
+	}()
+	n, err := w.finish()
+	if readErr != nil {
+		return n, readErr
 	}
-	if err := flush(); err != nil {
-		return n, err
+	return n, err
+}
+
+// importBatch is one upsert of Import.
+type importBatch struct {
+	ids, texts []string
+	metas      []map[string]any
+	vecs       [][]float32
+}
+
+func (b *importBatch) add(r Record) {
+	b.ids, b.texts, b.metas, b.vecs = append(b.ids, r.ID), append(b.texts, r.Document), append(b.metas, r.Metadata), append(b.vecs, r.Embedding)
+}
+
+// batchWriter writes Import's batches in order on a goroutine of its own,
+// one at a time, while the caller reads the next: reading (JSON numbers
+// parsed into embeddings) overlaps Chroma's work on the batch before. At
+// most two batches are in memory.
+type batchWriter struct {
+	batches chan importBatch
+	failed  chan struct{} // closed when a write fails
+	done    chan struct{} // closed when the goroutine has returned
+	written int
+	err     error
+}
+
+func startBatchWriter(ctx context.Context, write func(context.Context, importBatch) error) *batchWriter {
+	w := &batchWriter{batches: make(chan importBatch), failed: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for b := range w.batches {
+			if err := write(ctx, b); err != nil {
+				w.err = err
+				close(w.failed) // put sends nothing more
+				return
+			}
+			w.written += len(b.ids)
+		}
+	}()
+	return w
+}
+
+// put hands b to the writer; false when a write has failed (b is dropped).
+func (w *batchWriter) put(b importBatch) bool {
+	select {
+	case <-w.failed:
+		return false
+	default:
 	}
-	return n, nil
+	select {
+	case w.batches <- b:
+		return true
+	case <-w.failed:
+		return false
+	}
+}
+
+// finish waits for the batches handed over and returns how many records
+// were written and the first write error.
+func (w *batchWriter) finish() (int, error) {
+	close(w.batches)
+	<-w.done
+	return w.written, w.err
 }
 
 func toInt(v any) (int, bool) {

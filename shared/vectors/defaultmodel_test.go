@@ -162,7 +162,7 @@ func readEFWithJS(t *testing.T, url, collection string) efConfig {
 // readEFWithChromaGo reads it through chroma-go, as a Go app would.
 func readEFWithChromaGo(t *testing.T, url, collection string) efConfig {
 	t.Helper()
-	api, err := chroma.NewHTTPClient(chroma.WithBaseURL(url))
+	api, err := vectors.NewChromaHTTPClient(chroma.WithBaseURL(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestOlderCollectionGetsItsEmbeddingFunctionRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := chroma.NewHTTPClient(chroma.WithBaseURL(srv.URL))
+	api, err := vectors.NewChromaHTTPClient(chroma.WithBaseURL(srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
