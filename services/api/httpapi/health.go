@@ -96,7 +96,10 @@ func (s *Server) checkReady(ctx context.Context) (bool, map[string]string) {
 		checks["nats"] = StatusOK
 		for _, name := range []string{bus.StreamJobs, bus.StreamDLQ, bus.StreamAudit} {
 			if _, err := s.bus.JS.Stream(ctx, name); err != nil {
-				checks["stream "+name] = "missing or unreachable: " + err.Error()
+				// The answer is public: the error's text (server names,
+				// permissions) goes to the log only.
+				checks["stream "+name] = "missing or unreachable"
+				s.log.Warn("ready: stream check failed", "stream", name, "err", err)
 				ok = false
 			} else {
 				checks["stream "+name] = StatusOK
@@ -104,7 +107,10 @@ func (s *Server) checkReady(ctx context.Context) (bool, map[string]string) {
 		}
 		for _, name := range []string{bus.BucketJobs, bus.BucketLocks, bus.BucketWorkers} {
 			if _, err := s.bus.JS.KeyValue(ctx, name); err != nil {
-				checks["bucket "+name] = "missing or unreachable: " + err.Error()
+				// The answer is public: the error's text (server names,
+				// permissions) goes to the log only.
+				checks["bucket "+name] = "missing or unreachable"
+				s.log.Warn("ready: bucket check failed", "bucket", name, "err", err)
 				ok = false
 			} else {
 				checks["bucket "+name] = StatusOK

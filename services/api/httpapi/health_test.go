@@ -38,6 +38,19 @@ func TestHealthAndReady(t *testing.T) {
 			t.Errorf("check %s = %s", k, v)
 		}
 	}
+
+	// A stream gone: 503 naming it in fixed words; the answer is public,
+	// so the error's own text (server names, permissions) is not in it.
+	if err := e.bus.JS.DeleteStream(context.Background(), bus.StreamDLQ); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "/ready 503 after the stream is gone", func() bool {
+		res = e.do(req{method: http.MethodGet, path: "/ready"})
+		return res.status == http.StatusServiceUnavailable
+	})
+	if got := decode[readyBody](t, res).Checks["stream "+bus.StreamDLQ]; got != "missing or unreachable" {
+		t.Errorf("/ready says %q of the deleted stream, want the fixed words only: %s", got, res.body)
+	}
 }
 
 func TestDBHealthListsLiveWorkers(t *testing.T) {
