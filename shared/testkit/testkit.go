@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -92,6 +94,32 @@ func PostgresBaseURL() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
+// connectPostgres connects to the maintenance database base. A server that
+// cannot be reached makes the test Unavailable (nil is returned); one that
+// answers and refuses (a wrong password, a missing role or database) fails
+// it: that is a setup to fix, not a service to skip.
+func connectPostgres(ctx context.Context, t testing.TB, base string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, base)
+	switch {
+	case err == nil:
+		return conn
+	case serverRefused(err):
+		t.Fatalf("PostgreSQL at %s answered and refused the connection (check TEST_DATABASE_URL's user, password and database): %v", redact(base), err)
+	default:
+		Unavailable(t, "PostgreSQL at "+redact(base), err)
+	}
+	return nil
+}
+
+// serverRefused reports whether a connection error is the server's own
+// answer (a PostgreSQL error: authentication, a missing role or database)
+// rather than the server not being reachable.
+func serverRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}
+
 // Postgres creates a fresh database for this test and returns its URL; the
 // database is dropped when the test ends.
 func Postgres(t testing.TB) string {
@@ -99,9 +127,8 @@ func Postgres(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	base := PostgresBaseURL()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		Unavailable(t, "PostgreSQL at "+redact(base), err)
+	conn := connectPostgres(ctx, t, base)
+	if conn == nil {
 		return ""
 	}
 	name := "insightops_test_" + RandomSuffix()
@@ -141,9 +168,8 @@ func PostgresCreateDBRole(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	base := PostgresBaseURL()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		Unavailable(t, "PostgreSQL at "+redact(base), err)
+	conn := connectPostgres(ctx, t, base)
+	if conn == nil {
 		return ""
 	}
 	defer conn.Close(ctx)
