@@ -65,6 +65,10 @@ type Lease struct {
 	once    sync.Once
 }
 
+// acquireTries bounds Acquire's retries when the lease it found held is
+// released before its holder could be read.
+const acquireTries = 3
+
 // Acquire takes the lease name for owner, refreshing it every `every`
 // (keep it well under the bucket TTL). It fails at once with a *HeldError
 // when someone else holds it.
@@ -76,10 +80,20 @@ func Acquire(ctx context.Context, kv jetstream.KeyValue, name string, h Holder, 
 	if err != nil {
 		return nil, fmt.Errorf("encode lock holder: %w", err)
 	}
-	rev, err := kv.Create(ctx, name, data)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	var rev uint64
+	for try := 1; ; try++ {
+		rev, err = kv.Create(ctx, name, data)
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			break
+		}
 		he := &HeldError{Name: name}
-		if e, gerr := kv.Get(ctx, name); gerr == nil {
+		e, gerr := kv.Get(ctx, name)
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) && try < acquireTries {
+			// Released between the two calls: the holder is gone, so
+			// try to take it again rather than report a wait on nobody.
+			continue
+		}
+		if gerr == nil {
 			_ = json.Unmarshal(e.Value(), &he.Holder)
 		}
 		return nil, he

@@ -3,6 +3,8 @@ package locks_test
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +35,47 @@ func TestSecondHolderIsRefusedWithTheHolderNamed(t *testing.T) {
 		t.Fatalf("acquire after release: %v", err)
 	}
 	_ = l2.Release(ctx)
+}
+
+// releasedBeforeGet is the real LOCKS bucket where the holder releases its
+// lease just after Acquire's Create found it held and before Acquire reads
+// who holds it: the interleaving that once audited a wait on nobody.
+type releasedBeforeGet struct {
+	jetstream.KeyValue
+	release func()
+	once    sync.Once
+}
+
+func (r *releasedBeforeGet) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	r.once.Do(r.release)
+	return r.KeyValue.Get(ctx, key)
+}
+
+// TestLeaseReleasedWhileRefusedIsTakenNotReportedHeld: when the holder
+// releases between Acquire's Create and its read of the holder, Acquire
+// takes the lease instead of returning a HeldError that names nobody.
+func TestLeaseReleasedWhileRefusedIsTakenNotReportedHeld(t *testing.T) {
+	t.Parallel()
+	b, _ := testkit.Bus(t)
+	ctx := context.Background()
+	first, err := locks.Acquire(ctx, b.Locks, locks.Target, locks.Holder{Owner: "job-1", Operation: "restore.run"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := &releasedBeforeGet{KeyValue: b.Locks, release: func() {
+		if err := first.Release(ctx); err != nil {
+			t.Error(err)
+		}
+	}}
+	l, err := locks.Acquire(ctx, kv, locks.Target, locks.Holder{Owner: "job-2", Operation: "backup.create"}, time.Second)
+	if err != nil {
+		t.Fatalf("acquire while the holder released: %v, want the lease", err)
+	}
+	defer func() { _ = l.Release(ctx) }()
+	e, err := b.Locks.Get(ctx, locks.Target)
+	if err != nil || !strings.Contains(string(e.Value()), `"job-2"`) {
+		t.Fatalf("lease %s: %v, want job-2's", e.Value(), err)
+	}
 }
 
 func TestAcquireAllIsAllOrNothing(t *testing.T) {
