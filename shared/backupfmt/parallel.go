@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/insightops/insightops/shared/ctxio"
+	"github.com/insightops/insightops/shared/handoff"
 )
 
 // frameUnit is the length of the data compressed as one zstd frame by the
@@ -123,9 +124,12 @@ func (w *Writer) addStreamParallel(ctx context.Context, p, kind string, r io.Rea
 		return File{}, w.fail(err)
 	}
 	defer pool.close()
-	pw := w.startPartWriter(pool)
+	// Each part is written on a goroutine of its own, in order, while the
+	// next is read; the frames' channels are buffered, so a part dropped
+	// after a failed write blocks no compressor.
+	pw := handoff.Start(partsQueued, func(part framedPart) error { return w.writeFrames(pool, part) })
 	f, err := w.readParts(ctx, pool, pw, p, kind, r)
-	if werr := pw.finish(); err == nil {
+	if werr := pw.Finish(); err == nil {
 		err = werr
 	}
 	if err != nil {
@@ -139,7 +143,7 @@ const partsQueued = 1
 
 // readParts reads the stream into parts, hashing and counting it, and
 // hands each part's frames to pw in order.
-func (w *Writer) readParts(ctx context.Context, pool *framePool, pw *partWriter, p, kind string, r io.Reader) (streamedFile, error) {
+func (w *Writer) readParts(ctx context.Context, pool *framePool, pw *handoff.Writer[framedPart], p, kind string, r io.Reader) (streamedFile, error) {
 	chunk := int64(w.opts.chunk)
 	rf := streamedFile{file: File{Path: p, Kind: kind, Count: CountUnknown}, hash: sha256.New(), lines: newLineCounter(kind)}
 	src := ctxio.Reader(ctx, r)
@@ -206,7 +210,7 @@ func (w *Writer) readParts(ctx context.Context, pool *framePool, pw *partWriter,
 		if partNo > 1 || !eof {
 			name = PartPath(p, partNo)
 		}
-		if err := pw.put(ctx, framedPart{name: name, size: size, frames: frames}); err != nil {
+		if err := pw.Put(ctx, framedPart{name: name, size: size, frames: frames}); err != nil {
 			return rf, err
 		}
 		rf.file.Size += size
@@ -232,52 +236,6 @@ type framedPart struct {
 	name   string
 	size   int64
 	frames []chan []byte
-}
-
-// partWriter writes framed parts to the archive's output, in order, on a
-// goroutine of its own.
-type partWriter struct {
-	parts  chan framedPart
-	failed chan struct{} // closed when err is set
-	done   chan struct{} // closed when the goroutine has returned
-	err    error
-}
-
-func (w *Writer) startPartWriter(pool *framePool) *partWriter {
-	pw := &partWriter{parts: make(chan framedPart, partsQueued), failed: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(pw.done)
-		for part := range pw.parts {
-			if pw.err != nil {
-				continue // drain: the frames' channels are buffered
-			}
-			if err := w.writeFrames(pool, part); err != nil {
-				pw.err = err
-				close(pw.failed)
-			}
-		}
-	}()
-	return pw
-}
-
-// put queues a part; it fails once the writer has failed or ctx is done.
-func (pw *partWriter) put(ctx context.Context, part framedPart) error {
-	select {
-	case pw.parts <- part:
-		return nil
-	case <-pw.failed:
-		return pw.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// finish waits for every queued part to be written and returns the first
-// write error.
-func (pw *partWriter) finish() error {
-	close(pw.parts)
-	<-pw.done
-	return pw.err
 }
 
 // writeFrames writes one tar entry: its header as a frame of its own, then

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	chroma "github.com/amikos-tech/chroma-go/pkg/api/v2"
+
+	"github.com/insightops/insightops/shared/handoff"
 )
 
 // Export calls fn with every record of a collection — id, document,
@@ -147,10 +149,14 @@ func (c *Client) Import(ctx context.Context, collection string, metadata map[str
 	if err != nil {
 		return 0, err
 	}
-	w := startBatchWriter(ctx, func(ctx context.Context, b importBatch) error {
+	// The next batch is read (JSON numbers parsed into embeddings) while
+	// one is upserted: at most two batches are in memory.
+	written := 0
+	w := handoff.Start(0, func(b importBatch) error {
 		if err := c.write(ctx, col, b.ids, b.texts, b.metas, b.vecs); err != nil {
 			return fmt.Errorf("vectors: import %s: %w", collection, err)
 		}
+		written += len(b.ids)
 		return nil
 	})
 	var (
@@ -181,22 +187,22 @@ func (c *Client) Import(ctx context.Context, collection string, metadata map[str
 			seen[r.ID] = true
 			cur.add(r)
 			if len(cur.ids) >= batch {
-				if !w.put(cur) {
-					return nil // the writer failed: its error is returned
+				if err := w.Put(ctx, cur); err != nil {
+					return err
 				}
 				cur = importBatch{}
 			}
 		}
 		if len(cur.ids) > 0 {
-			w.put(cur)
+			return w.Put(ctx, cur)
 		}
 		return nil
 	}()
-	n, err := w.finish()
+	err = w.Finish()
 	if readErr != nil {
-		return n, readErr
+		return written, readErr
 	}
-	return n, err
+	return written, err
 }
 
 // importBatch is one upsert of Import.
@@ -208,57 +214,6 @@ type importBatch struct {
 
 func (b *importBatch) add(r Record) {
 	b.ids, b.texts, b.metas, b.vecs = append(b.ids, r.ID), append(b.texts, r.Document), append(b.metas, r.Metadata), append(b.vecs, r.Embedding)
-}
-
-// batchWriter writes Import's batches in order on a goroutine of its own,
-// one at a time, while the caller reads the next: reading (JSON numbers
-// parsed into embeddings) overlaps Chroma's work on the batch before. At
-// most two batches are in memory.
-type batchWriter struct {
-	batches chan importBatch
-	failed  chan struct{} // closed when a write fails
-	done    chan struct{} // closed when the goroutine has returned
-	written int
-	err     error
-}
-
-func startBatchWriter(ctx context.Context, write func(context.Context, importBatch) error) *batchWriter {
-	w := &batchWriter{batches: make(chan importBatch), failed: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		for b := range w.batches {
-			if err := write(ctx, b); err != nil {
-				w.err = err
-				close(w.failed) // put sends nothing more
-				return
-			}
-			w.written += len(b.ids)
-		}
-	}()
-	return w
-}
-
-// put hands b to the writer; false when a write has failed (b is dropped).
-func (w *batchWriter) put(b importBatch) bool {
-	select {
-	case <-w.failed:
-		return false
-	default:
-	}
-	select {
-	case w.batches <- b:
-		return true
-	case <-w.failed:
-		return false
-	}
-}
-
-// finish waits for the batches handed over and returns how many records
-// were written and the first write error.
-func (w *batchWriter) finish() (int, error) {
-	close(w.batches)
-	<-w.done
-	return w.written, w.err
 }
 
 func toInt(v any) (int, bool) {
