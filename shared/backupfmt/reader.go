@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -301,8 +302,8 @@ func (w *walker) readErr(entry string, err error) error {
 	if ctxErr := w.ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
-	if w.src.err != nil {
-		return fmt.Errorf("read backup archive: %w", w.src.err)
+	if srcErr := w.src.readError(); srcErr != nil {
+		return fmt.Errorf("read backup archive: %w", srcErr)
 	}
 	if errors.Is(err, ErrDecompressionLimit) {
 		return w.limitProblem(entry)
@@ -358,10 +359,7 @@ func (w *walker) run(r io.Reader, fn WalkFunc) (rep Report, err error) {
 		w.src.h = sha256.New()
 	}
 	defer func() {
-		rep.ArchiveSize = w.src.n
-		if w.src.h != nil {
-			rep.ArchiveSHA256 = hex.EncodeToString(w.src.h.Sum(nil))
-		}
+		rep.ArchiveSize, rep.ArchiveSHA256 = w.src.read()
 		rep.Files = w.found
 		if w.manifest != nil {
 			rep.Manifest = *w.manifest
@@ -373,7 +371,7 @@ func (w *walker) run(r io.Reader, fn WalkFunc) (rep Report, err error) {
 	br := bufio.NewReaderSize(w.src, 256<<10)
 	dec, c, closeDec, err := decompressor(br)
 	if err != nil {
-		if w.src.err != nil || w.ctx.Err() != nil {
+		if w.src.readError() != nil || w.ctx.Err() != nil {
 			return rep, w.readErr("(archive start)", err)
 		}
 		return rep, w.problem("(archive start)", err.Error(), err)
@@ -749,6 +747,10 @@ func (r *fileReader) endEntry() error {
 type sourceReader struct {
 	ctx context.Context
 	r   io.Reader
+	// mu guards what Read records: Read may run on frameReader's splitter
+	// (reading ahead, and after a failed walk until it stops) while the
+	// walk reads the error and, at its end, the count and hash.
+	mu  sync.Mutex
 	h   hash.Hash
 	n   int64
 	err error
@@ -759,6 +761,8 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := s.r.Read(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.h != nil {
 		s.h.Write(p[:n])
 	}
@@ -767,6 +771,24 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// readError is the source's own read error, if any.
+func (s *sourceReader) readError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// read returns how many bytes were read and their SHA-256 (hex; "" when
+// not hashed).
+func (s *sourceReader) read() (int64, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return s.n, ""
+	}
+	return s.n, hex.EncodeToString(s.h.Sum(nil))
 }
 
 var (
