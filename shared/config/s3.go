@@ -76,7 +76,8 @@ func (p *parser) s3(store string, role Role) S3 {
 		PartSize:        int64(p.intRange("BACKUP_S3_PART_SIZE_MB", DefaultS3PartSizeMiB, minS3PartSizeMiB, maxS3PartSizeMiB)) << 20,
 		LockDays:        p.intRange("BACKUP_S3_LOCK_DAYS", 0, 0, 36500),
 	}
-	if role.Holds("AWS_SECRET_ACCESS_KEY") {
+	opens := role.UsesBackupStore()
+	if opens { // the roles that hold AWS_SECRET_ACCESS_KEY (roleSecrets)
 		s.SecretAccessKey = p.str("AWS_SECRET_ACCESS_KEY", "")
 		s.SessionToken = p.str("AWS_SESSION_TOKEN", "")
 	}
@@ -89,7 +90,7 @@ func (p *parser) s3(store string, role Role) S3 {
 	if s.Prefix != "" && s.Prefix[len(s.Prefix)-1] != '/' {
 		s.Prefix += "/"
 	}
-	if store != "s3" || !role.UsesBackupStore() {
+	if store != "s3" || !opens {
 		return s
 	}
 	if s.Endpoint == "" {
